@@ -1,0 +1,18 @@
+//! The ZooKeeper client wire protocol (3.5–3.9) as pure data: jute primitives, records,
+//! requests, replies and framing. No I/O; the server and tools wire it to sockets.
+
+pub mod codes;
+pub mod frame;
+pub mod jute;
+pub mod records;
+pub mod request;
+pub mod response;
+
+pub use codes::*;
+pub use frame::{frame_bounds, FrameError, DEFAULT_MAX_FRAME};
+pub use jute::{DecodeError, Reader, Writer};
+pub use records::*;
+pub use request::{CreateRequest, Request, RequestError, SetWatches};
+pub use response::{
+    encode_frame, encode_notification, encode_reply, ClientInfo, OpResult, Response,
+};

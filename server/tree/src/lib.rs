@@ -1,0 +1,12 @@
+//! The znode tree. Changes arrive as ordered [`Txn`]s and are applied by [`DataTree::apply`],
+//! which is deterministic: the same txns in the same order give the same tree, results and
+//! change events on every replica. No I/O and no clock: time comes inside each txn.
+
+pub mod node;
+pub mod path;
+pub mod tree;
+pub mod txn;
+
+pub use node::{Node, NodeKind};
+pub use tree::{DataTree, SessionMeta, MAX_TTL_MS};
+pub use txn::*;

@@ -1,0 +1,564 @@
+//! The data tree and its apply function.
+
+use crate::node::{Node, NodeKind};
+use crate::path;
+use crate::txn::*;
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use zooid_proto::{Acl, ErrorCode, EventType, Stat};
+
+/// Largest TTL ZooKeeper accepts (2^40 − 1 ms).
+pub const MAX_TTL_MS: i64 = (1 << 40) - 1;
+
+/// Paths that always exist and cannot be deleted.
+const SPECIAL: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+
+/// A live session as recorded in the replicated state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionMeta {
+    pub timeout_ms: i32,
+    pub passwd: [u8; 16],
+}
+
+/// The whole replicated state: nodes, sessions and the ephemerals each session owns.
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    nodes: HashMap<String, Node>,
+    sessions: BTreeMap<i64, SessionMeta>,
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    last_zxid: i64,
+    /// ACL lists are interned: nodes share one allocation per distinct list.
+    acl_cache: HashMap<Vec<Acl>, Arc<[Acl]>>,
+}
+
+/// How to undo one change of a multi that later fails.
+enum Undo {
+    Created {
+        path: String,
+        parent_cversion: i32,
+        parent_pzxid: i64,
+    },
+    Deleted {
+        path: String,
+        node: Node,
+        parent_pzxid: i64,
+    },
+    Modified {
+        path: String,
+        data: Option<Bytes>,
+        acl: Arc<[Acl]>,
+        mzxid: i64,
+        mtime: i64,
+        version: i32,
+        aversion: i32,
+    },
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// A fresh tree with `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`, all with
+    /// zeroed stats as in ZooKeeper.
+    pub fn new() -> Self {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            sessions: BTreeMap::new(),
+            ephemerals: HashMap::new(),
+            last_zxid: 0,
+            acl_cache: HashMap::new(),
+        };
+        let open = t.intern(Acl::open());
+        let read = t.intern(Acl::read_only());
+        let empty = || Some(Bytes::new());
+        let mut root = Node::new(empty(), open.clone(), NodeKind::Persistent, 0, 0);
+        root.children.insert("zookeeper".into());
+        let mut zk = Node::new(empty(), open.clone(), NodeKind::Persistent, 0, 0);
+        zk.children.insert("quota".into());
+        zk.children.insert("config".into());
+        t.nodes.insert("/".into(), root);
+        t.nodes.insert("/zookeeper".into(), zk);
+        t.nodes.insert(
+            "/zookeeper/quota".into(),
+            Node::new(empty(), open, NodeKind::Persistent, 0, 0),
+        );
+        t.nodes.insert(
+            "/zookeeper/config".into(),
+            Node::new(empty(), read, NodeKind::Persistent, 0, 0),
+        );
+        t
+    }
+
+    fn intern(&mut self, acl: Vec<Acl>) -> Arc<[Acl]> {
+        if let Some(a) = self.acl_cache.get(&acl) {
+            return a.clone();
+        }
+        let a: Arc<[Acl]> = acl.clone().into();
+        self.acl_cache.insert(acl, a.clone());
+        a
+    }
+
+    /// The zxid of the last applied txn.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn session(&self, id: i64) -> Option<&SessionMeta> {
+        self.sessions.get(&id)
+    }
+
+    pub fn sessions(&self) -> impl Iterator<Item = (i64, &SessionMeta)> {
+        self.sessions.iter().map(|(id, m)| (*id, m))
+    }
+
+    /// Ephemerals owned by `session` whose path starts with `prefix` (a string prefix, as in
+    /// ZooKeeper's getEphemerals; "" and "/" mean all).
+    pub fn ephemerals(&self, session: i64, prefix: &str) -> Vec<String> {
+        self.ephemerals
+            .get(&session)
+            .map(|s| {
+                s.iter()
+                    .filter(|p| prefix == "/" || p.starts_with(prefix))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    /// Bytes of data and path names held, like ZooKeeper's `approximate_data_size`.
+    pub fn approximate_data_size(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|(p, n)| (p.len() + n.data.as_ref().map_or(0, Bytes::len)) as u64)
+            .sum()
+    }
+
+    /// Number of descendants of `path` (not counting itself), or `None` if it does not exist.
+    pub fn descendant_count(&self, path: &str) -> Option<usize> {
+        let node = self.nodes.get(path)?;
+        let mut count = 0;
+        let mut stack: Vec<String> = node.children.iter().map(|c| path::join(path, c)).collect();
+        while let Some(p) = stack.pop() {
+            count += 1;
+            if let Some(n) = self.nodes.get(&p) {
+                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            }
+        }
+        Some(count)
+    }
+
+    /// Containers that are empty after having had children, and TTL nodes that are empty and
+    /// unmodified for longer than their TTL at `now`: what the server should propose to delete.
+    pub fn expired_containers(&self, now: i64) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| Self::collectable(n, now))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    fn collectable(n: &Node, now: i64) -> bool {
+        n.children.is_empty()
+            && match n.kind {
+                NodeKind::Container => n.stored_cversion > 0,
+                NodeKind::Ttl(ttl) => now.saturating_sub(n.mtime) > ttl,
+                _ => false,
+            }
+    }
+
+    /// Applies one txn. Failed txns still advance `last_zxid`: they hold a place in the order.
+    pub fn apply(&mut self, txn: Txn) -> Applied {
+        let mut events = Vec::new();
+        let result = match txn.op {
+            TxnOp::Multi(ops) => {
+                let mut undo = Vec::new();
+                let mut outputs = Vec::with_capacity(ops.len());
+                let mut failed = None;
+                for (i, op) in ops.into_iter().enumerate() {
+                    match self.apply_op(op, txn.zxid, txn.time, txn.session, &mut undo, &mut events)
+                    {
+                        Ok(out) => outputs.push(out),
+                        Err(code) => {
+                            failed = Some((i, code));
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    None => Ok(OpOutput::Multi(MultiOutput::Committed(outputs))),
+                    Some((index, code)) => {
+                        self.rollback(undo);
+                        events.clear();
+                        Ok(OpOutput::Multi(MultiOutput::Aborted { index, code }))
+                    }
+                }
+            }
+            op => self.apply_op(
+                op,
+                txn.zxid,
+                txn.time,
+                txn.session,
+                &mut Vec::new(),
+                &mut events,
+            ),
+        };
+        self.last_zxid = self.last_zxid.max(txn.zxid);
+        Applied { result, events }
+    }
+
+    fn apply_op(
+        &mut self,
+        op: TxnOp,
+        zxid: i64,
+        time: i64,
+        session: i64,
+        undo: &mut Vec<Undo>,
+        events: &mut Vec<ChangeEvent>,
+    ) -> Result<OpOutput, ErrorCode> {
+        match op {
+            TxnOp::CreateSession { timeout_ms, passwd } => {
+                self.sessions
+                    .insert(session, SessionMeta { timeout_ms, passwd });
+                Ok(OpOutput::SessionCreated)
+            }
+            TxnOp::CloseSession => {
+                self.sessions.remove(&session);
+                let paths = self.ephemerals.remove(&session).unwrap_or_default();
+                let mut deleted = Vec::with_capacity(paths.len());
+                // Deepest first is not needed (ephemerals have no children), but order by path
+                // keeps the event order deterministic.
+                for p in paths {
+                    if self.remove_node(&p, zxid, undo, events).is_ok() {
+                        deleted.push(p);
+                    }
+                }
+                Ok(OpOutput::SessionClosed { deleted })
+            }
+            TxnOp::Create(c) => self.create(c, zxid, time, session, undo, events),
+            TxnOp::Delete { path, version } => {
+                if SPECIAL.contains(&path.as_str()) {
+                    return Err(ErrorCode::BadArguments);
+                }
+                if !path.starts_with('/') || path.contains('\0') {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let parent = path::parent(&path);
+                if !self.nodes.contains_key(parent) {
+                    return Err(ErrorCode::NoNode);
+                }
+                let node = self.nodes.get(&path).ok_or(ErrorCode::NoNode)?;
+                if version != -1 && version != node.version {
+                    return Err(ErrorCode::BadVersion);
+                }
+                if !node.children.is_empty() {
+                    return Err(ErrorCode::NotEmpty);
+                }
+                self.remove_node(&path, zxid, undo, events)?;
+                Ok(OpOutput::Deleted)
+            }
+            TxnOp::DeleteContainer { path } => {
+                let node = self.nodes.get(&path).ok_or(ErrorCode::NoNode)?;
+                if !matches!(node.kind, NodeKind::Container | NodeKind::Ttl(_)) {
+                    return Err(ErrorCode::BadVersion);
+                }
+                if !Self::collectable(node, time) {
+                    return Err(ErrorCode::NotEmpty);
+                }
+                self.remove_node(&path, zxid, undo, events)?;
+                Ok(OpOutput::Deleted)
+            }
+            TxnOp::SetData {
+                path,
+                data,
+                version,
+            } => {
+                if !path::is_valid(&path) {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let node = self.nodes.get_mut(&path).ok_or(ErrorCode::NoNode)?;
+                if version != -1 && version != node.version {
+                    return Err(ErrorCode::BadVersion);
+                }
+                undo.push(Undo::Modified {
+                    path: path.clone(),
+                    data: node.data.clone(),
+                    acl: node.acl.clone(),
+                    mzxid: node.mzxid,
+                    mtime: node.mtime,
+                    version: node.version,
+                    aversion: node.aversion,
+                });
+                node.data = data;
+                node.mzxid = zxid;
+                node.mtime = time;
+                node.version = node.version.wrapping_add(1);
+                let stat = node.stat();
+                events.push(ChangeEvent {
+                    kind: EventType::NodeDataChanged,
+                    path,
+                });
+                Ok(OpOutput::Stat(stat))
+            }
+            TxnOp::SetAcl { path, acl, version } => {
+                if !path::is_valid(&path) {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let acl = validate_acl(acl)?;
+                let acl = self.intern(acl);
+                let node = self.nodes.get_mut(&path).ok_or(ErrorCode::NoNode)?;
+                if version != -1 && version != node.aversion {
+                    return Err(ErrorCode::BadVersion);
+                }
+                undo.push(Undo::Modified {
+                    path: path.clone(),
+                    data: node.data.clone(),
+                    acl: node.acl.clone(),
+                    mzxid: node.mzxid,
+                    mtime: node.mtime,
+                    version: node.version,
+                    aversion: node.aversion,
+                });
+                node.acl = acl;
+                node.aversion = node.aversion.wrapping_add(1);
+                Ok(OpOutput::Stat(node.stat()))
+            }
+            TxnOp::Check { path, version } => {
+                if !path::is_valid(&path) {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let node = self.nodes.get(&path).ok_or(ErrorCode::NoNode)?;
+                if version != -1 && version != node.version {
+                    return Err(ErrorCode::BadVersion);
+                }
+                Ok(OpOutput::Checked)
+            }
+            TxnOp::Multi(_) => Err(ErrorCode::MarshallingError),
+        }
+    }
+
+    fn create(
+        &mut self,
+        c: Create,
+        zxid: i64,
+        time: i64,
+        session: i64,
+        undo: &mut Vec<Undo>,
+        events: &mut Vec<ChangeEvent>,
+    ) -> Result<OpOutput, ErrorCode> {
+        if let CreateKind::Ttl(ttl) = c.kind {
+            if !(1..=MAX_TTL_MS).contains(&ttl) {
+                return Err(ErrorCode::BadArguments);
+            }
+        }
+        // ZooKeeper's order of checks: shape of the path, ACL, parent, then the full path (after
+        // any sequential suffix; "/q/" is a valid sequential prefix), existence, ephemeral parent.
+        if !c.path.starts_with('/') || c.path.contains('\0') {
+            return Err(ErrorCode::BadArguments);
+        }
+        let acl = validate_acl(c.acl)?;
+        let parent_path = match c.path.rfind('/') {
+            Some(0) | None => "/",
+            Some(i) => &c.path[..i],
+        };
+        let parent = self.nodes.get(parent_path).ok_or(ErrorCode::NoNode)?;
+        let path = if c.sequential {
+            format!("{}{:010}", c.path, parent.stored_cversion)
+        } else {
+            c.path.clone()
+        };
+        if !path::is_valid(&path) {
+            return Err(ErrorCode::BadArguments);
+        }
+        if self.nodes.contains_key(&path) {
+            return Err(ErrorCode::NodeExists);
+        }
+        if matches!(parent.kind, NodeKind::Ephemeral(_)) {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        let kind = match c.kind {
+            CreateKind::Persistent => NodeKind::Persistent,
+            CreateKind::Ephemeral => {
+                if !self.sessions.contains_key(&session) {
+                    return Err(ErrorCode::SessionExpired);
+                }
+                NodeKind::Ephemeral(session)
+            }
+            CreateKind::Container => NodeKind::Container,
+            CreateKind::Ttl(ttl) => NodeKind::Ttl(ttl),
+        };
+        let acl = self.intern(acl);
+        let parent_path = parent_path.to_string();
+        let parent = self.nodes.get_mut(&parent_path).ok_or(ErrorCode::NoNode)?;
+        undo.push(Undo::Created {
+            path: path.clone(),
+            parent_cversion: parent.stored_cversion,
+            parent_pzxid: parent.pzxid,
+        });
+        parent.stored_cversion = parent.stored_cversion.wrapping_add(1);
+        parent.pzxid = zxid;
+        parent.children.insert(path::name(&path).to_string());
+        let node = Node::new(c.data, acl, kind, zxid, time);
+        let stat = node.stat();
+        self.nodes.insert(path.clone(), node);
+        if let NodeKind::Ephemeral(s) = kind {
+            self.ephemerals.entry(s).or_default().insert(path.clone());
+        }
+        events.push(ChangeEvent {
+            kind: EventType::NodeCreated,
+            path: path.clone(),
+        });
+        events.push(ChangeEvent {
+            kind: EventType::NodeChildrenChanged,
+            path: parent_path,
+        });
+        Ok(OpOutput::Created { path, stat })
+    }
+
+    /// Removes a childless node, updating its parent and the ephemeral index.
+    fn remove_node(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        undo: &mut Vec<Undo>,
+        events: &mut Vec<ChangeEvent>,
+    ) -> Result<(), ErrorCode> {
+        let parent_path = path::parent(path).to_string();
+        let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
+        if let NodeKind::Ephemeral(s) = node.kind {
+            if let Some(set) = self.ephemerals.get_mut(&s) {
+                set.remove(path);
+                if set.is_empty() {
+                    self.ephemerals.remove(&s);
+                }
+            }
+        }
+        let parent_pzxid = match self.nodes.get_mut(&parent_path) {
+            Some(parent) => {
+                parent.children.remove(path::name(path));
+                let before = parent.pzxid;
+                parent.pzxid = parent.pzxid.max(zxid);
+                before
+            }
+            None => 0,
+        };
+        undo.push(Undo::Deleted {
+            path: path.to_string(),
+            node,
+            parent_pzxid,
+        });
+        events.push(ChangeEvent {
+            kind: EventType::NodeDeleted,
+            path: path.to_string(),
+        });
+        events.push(ChangeEvent {
+            kind: EventType::NodeChildrenChanged,
+            path: parent_path,
+        });
+        Ok(())
+    }
+
+    fn rollback(&mut self, undo: Vec<Undo>) {
+        for u in undo.into_iter().rev() {
+            match u {
+                Undo::Created {
+                    path,
+                    parent_cversion,
+                    parent_pzxid,
+                } => {
+                    if let Some(node) = self.nodes.remove(&path) {
+                        if let NodeKind::Ephemeral(s) = node.kind {
+                            if let Some(set) = self.ephemerals.get_mut(&s) {
+                                set.remove(&path);
+                                if set.is_empty() {
+                                    self.ephemerals.remove(&s);
+                                }
+                            }
+                        }
+                    }
+                    if let Some(p) = self.nodes.get_mut(path::parent(&path)) {
+                        p.children.remove(path::name(&path));
+                        p.stored_cversion = parent_cversion;
+                        p.pzxid = parent_pzxid;
+                    }
+                }
+                Undo::Deleted {
+                    path,
+                    node,
+                    parent_pzxid,
+                } => {
+                    if let Some(p) = self.nodes.get_mut(path::parent(&path)) {
+                        p.children.insert(path::name(&path).to_string());
+                        p.pzxid = parent_pzxid;
+                    }
+                    if let NodeKind::Ephemeral(s) = node.kind {
+                        self.ephemerals.entry(s).or_default().insert(path.clone());
+                    }
+                    self.nodes.insert(path, node);
+                }
+                Undo::Modified {
+                    path,
+                    data,
+                    acl,
+                    mzxid,
+                    mtime,
+                    version,
+                    aversion,
+                } => {
+                    if let Some(n) = self.nodes.get_mut(&path) {
+                        n.data = data;
+                        n.acl = acl;
+                        n.mzxid = mzxid;
+                        n.mtime = mtime;
+                        n.version = version;
+                        n.aversion = aversion;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The client-visible Stat of a node.
+    pub fn stat(&self, path: &str) -> Option<Stat> {
+        self.nodes.get(path).map(Node::stat)
+    }
+}
+
+/// ACL rules applied on create and setACL: not empty, `world` only with `anyone`, duplicates
+/// removed. `auth` must have been expanded by the server into the session's ids.
+fn validate_acl(acl: Vec<Acl>) -> Result<Vec<Acl>, ErrorCode> {
+    if acl.is_empty() {
+        return Err(ErrorCode::InvalidAcl);
+    }
+    let mut out: Vec<Acl> = Vec::with_capacity(acl.len());
+    for a in acl {
+        let ok = match a.id.scheme.as_str() {
+            "world" => a.id.id == "anyone",
+            "digest" => a.id.id.contains(':'),
+            "ip" | "x509" | "sasl" | "super" => true,
+            _ => false,
+        };
+        if !ok {
+            return Err(ErrorCode::InvalidAcl);
+        }
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}

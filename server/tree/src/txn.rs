@@ -1,0 +1,115 @@
+//! Transactions: the only way the tree changes. The server decides their order (standalone, or
+//! through the Raft log); applying one is deterministic, so every replica computes the same tree.
+
+use bytes::Bytes;
+use zooid_proto::{Acl, ErrorCode, EventType, Stat};
+
+/// One ordered change, stamped by whoever ordered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    /// Position in the total order; becomes czxid / mzxid / pzxid.
+    pub zxid: i64,
+    /// Wall-clock milliseconds stamped when the txn was ordered; becomes ctime / mtime.
+    pub time: i64,
+    /// The session that asked for the change (owner of new ephemerals).
+    pub session: i64,
+    pub op: TxnOp,
+}
+
+/// What kind of node a create makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateKind {
+    Persistent,
+    Ephemeral,
+    Container,
+    /// Time to live in milliseconds.
+    Ttl(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Create {
+    pub path: String,
+    pub data: Option<Bytes>,
+    pub acl: Vec<Acl>,
+    pub kind: CreateKind,
+    pub sequential: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnOp {
+    CreateSession {
+        timeout_ms: i32,
+        passwd: [u8; 16],
+    },
+    /// Closes (or expires) `Txn::session`, deleting its ephemerals.
+    CloseSession,
+    Create(Create),
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Option<Bytes>,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    /// Version check; only meaningful inside a multi.
+    Check {
+        path: String,
+        version: i32,
+    },
+    /// All or nothing; sub-ops see the effects of earlier ones.
+    Multi(Vec<TxnOp>),
+    /// Garbage collection of an empty container or an expired TTL node, proposed by the server.
+    /// Re-checked at apply time: it deletes nothing if the node gained children or was touched.
+    DeleteContainer {
+        path: String,
+    },
+}
+
+/// The successful result of one (sub-)operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpOutput {
+    SessionCreated,
+    /// The ephemerals deleted by closing the session.
+    SessionClosed {
+        deleted: Vec<String>,
+    },
+    /// `path` includes any sequential suffix.
+    Created {
+        path: String,
+        stat: Stat,
+    },
+    Deleted,
+    /// setData / setACL: the node's new Stat.
+    Stat(Stat),
+    Checked,
+    Multi(MultiOutput),
+}
+
+/// The outcome of a multi: every result, or which op failed and why (nothing was applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MultiOutput {
+    Committed(Vec<OpOutput>),
+    Aborted { index: usize, code: ErrorCode },
+}
+
+/// A change that watches may be interested in. Who receives it is the server's business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEvent {
+    pub kind: EventType,
+    pub path: String,
+}
+
+/// What applying a txn produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub result: Result<OpOutput, ErrorCode>,
+    /// In the order ZooKeeper triggers them.
+    pub events: Vec<ChangeEvent>,
+}

@@ -1,0 +1,485 @@
+#![allow(clippy::unwrap_used)]
+//! Stat rules and apply semantics, checked against what ZooKeeper computes.
+
+use bytes::Bytes;
+use zooid_proto::{Acl, ErrorCode, EventType};
+use zooid_tree::*;
+
+struct T {
+    tree: DataTree,
+    zxid: i64,
+}
+
+const S1: i64 = 0x100;
+
+impl T {
+    fn new() -> Self {
+        let mut t = T {
+            tree: DataTree::new(),
+            zxid: 0,
+        };
+        t.run(
+            S1,
+            TxnOp::CreateSession {
+                timeout_ms: 4000,
+                passwd: [1; 16],
+            },
+        )
+        .unwrap();
+        t
+    }
+
+    fn run(&mut self, session: i64, op: TxnOp) -> Result<OpOutput, ErrorCode> {
+        self.apply(session, op).result
+    }
+
+    fn apply(&mut self, session: i64, op: TxnOp) -> Applied {
+        self.zxid += 1;
+        self.tree.apply(Txn {
+            zxid: self.zxid,
+            time: 1000 * self.zxid,
+            session,
+            op,
+        })
+    }
+
+    fn create(&mut self, path: &str, kind: CreateKind, seq: bool) -> Result<String, ErrorCode> {
+        match self.run(S1, create_op(path, kind, seq))? {
+            OpOutput::Created { path, .. } => Ok(path),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn create_op(path: &str, kind: CreateKind, seq: bool) -> TxnOp {
+    TxnOp::Create(Create {
+        path: path.into(),
+        data: Some(Bytes::from_static(b"v")),
+        acl: Acl::open(),
+        kind,
+        sequential: seq,
+    })
+}
+
+use CreateKind::*;
+
+#[test]
+fn fresh_tree_shows_zookeepers_special_nodes() {
+    let t = DataTree::new();
+    let root = t.stat("/").unwrap();
+    assert_eq!(root.cversion, -1, "stored 0, one child");
+    assert_eq!(root.num_children, 1);
+    assert_eq!(t.stat("/zookeeper").unwrap().cversion, -2);
+    assert_eq!(
+        t.get("/zookeeper/config").unwrap().acl[..],
+        Acl::read_only()[..]
+    );
+    assert!(t.get("/zookeeper/quota").is_some());
+    assert_eq!(t.descendant_count("/"), Some(3));
+}
+
+#[test]
+fn create_sets_stat_and_parent_fields() {
+    let mut t = T::new();
+    t.create("/a", Persistent, false).unwrap();
+    let s = t.tree.stat("/a").unwrap();
+    assert_eq!((s.czxid, s.mzxid, s.pzxid), (2, 2, 2));
+    assert_eq!((s.ctime, s.mtime), (2000, 2000));
+    assert_eq!((s.version, s.cversion, s.aversion), (0, 0, 0));
+    assert_eq!(
+        (s.data_length, s.num_children, s.ephemeral_owner),
+        (1, 0, 0)
+    );
+    t.create("/a/b", Persistent, false).unwrap();
+    let p = t.tree.stat("/a").unwrap();
+    assert_eq!((p.cversion, p.num_children, p.pzxid, p.mzxid), (1, 1, 3, 2));
+    t.run(
+        S1,
+        TxnOp::Delete {
+            path: "/a/b".into(),
+            version: -1,
+        },
+    )
+    .unwrap();
+    let p = t.tree.stat("/a").unwrap();
+    assert_eq!((p.cversion, p.num_children, p.pzxid), (2, 0, 4));
+}
+
+#[test]
+fn set_data_bumps_version_even_for_identical_bytes() {
+    let mut t = T::new();
+    t.create("/a", Persistent, false).unwrap();
+    for expect in 1..=2 {
+        let out = t
+            .run(
+                S1,
+                TxnOp::SetData {
+                    path: "/a".into(),
+                    data: Some(Bytes::from_static(b"v")),
+                    version: -1,
+                },
+            )
+            .unwrap();
+        let OpOutput::Stat(s) = out else { panic!() };
+        assert_eq!(s.version, expect);
+        assert_eq!(s.mzxid, t.zxid);
+        assert_eq!(s.czxid, 2);
+    }
+    assert_eq!(
+        t.run(
+            S1,
+            TxnOp::SetData {
+                path: "/a".into(),
+                data: None,
+                version: 0
+            }
+        ),
+        Err(ErrorCode::BadVersion)
+    );
+    t.run(
+        S1,
+        TxnOp::SetData {
+            path: "/a".into(),
+            data: None,
+            version: 2,
+        },
+    )
+    .unwrap();
+    let n = t.tree.get("/a").unwrap();
+    assert_eq!(n.data, None, "null data stays null");
+    assert_eq!(n.stat().data_length, 0);
+}
+
+#[test]
+fn sequential_names_count_creates_not_deletes() {
+    let mut t = T::new();
+    t.create("/q", Persistent, false).unwrap();
+    assert_eq!(
+        t.create("/q/n-", Persistent, true).unwrap(),
+        "/q/n-0000000000"
+    );
+    assert_eq!(t.create("/q/x", Persistent, false).unwrap(), "/q/x");
+    t.run(
+        S1,
+        TxnOp::Delete {
+            path: "/q/x".into(),
+            version: -1,
+        },
+    )
+    .unwrap();
+    assert_eq!(t.create("/q/", Persistent, true).unwrap(), "/q/0000000002");
+    // Failed creates do not count either.
+    assert_eq!(
+        t.create("/q/n-0000000000", Persistent, false),
+        Err(ErrorCode::NodeExists)
+    );
+    assert_eq!(
+        t.create("/q/n-", Ephemeral, true).unwrap(),
+        "/q/n-0000000003"
+    );
+}
+
+#[test]
+fn create_errors_in_zookeeper_order() {
+    let mut t = T::new();
+    assert_eq!(
+        t.create("a", Persistent, false),
+        Err(ErrorCode::BadArguments)
+    );
+    assert_eq!(t.create("/a/b", Persistent, false), Err(ErrorCode::NoNode));
+    assert_eq!(t.create("/a/", Persistent, false), Err(ErrorCode::NoNode));
+    assert_eq!(t.create("/a/.", Persistent, false), Err(ErrorCode::NoNode));
+    assert_eq!(
+        t.create("/.", Persistent, false),
+        Err(ErrorCode::BadArguments)
+    );
+    assert_eq!(t.create("/", Persistent, false), Err(ErrorCode::NodeExists));
+    assert_eq!(
+        t.create("/zookeeper", Persistent, false),
+        Err(ErrorCode::NodeExists)
+    );
+    t.create("/e", Ephemeral, false).unwrap();
+    assert_eq!(
+        t.create("/e/c", Persistent, false),
+        Err(ErrorCode::NoChildrenForEphemerals)
+    );
+    let bad_acl = TxnOp::Create(Create {
+        path: "/x".into(),
+        data: None,
+        acl: vec![],
+        kind: Persistent,
+        sequential: false,
+    });
+    assert_eq!(t.run(S1, bad_acl), Err(ErrorCode::InvalidAcl));
+    assert_eq!(t.create("/t", Ttl(0), false), Err(ErrorCode::BadArguments));
+    assert_eq!(
+        t.create("/t", Ttl(MAX_TTL_MS + 1), false),
+        Err(ErrorCode::BadArguments)
+    );
+}
+
+#[test]
+fn delete_rules() {
+    let mut t = T::new();
+    for special in ["/", "/zookeeper", "/zookeeper/config", "/zookeeper/quota"] {
+        assert_eq!(
+            t.run(
+                S1,
+                TxnOp::Delete {
+                    path: special.into(),
+                    version: -1
+                }
+            ),
+            Err(ErrorCode::BadArguments)
+        );
+    }
+    t.create("/a", Persistent, false).unwrap();
+    t.create("/a/b", Persistent, false).unwrap();
+    assert_eq!(
+        t.run(
+            S1,
+            TxnOp::Delete {
+                path: "/a".into(),
+                version: -1
+            }
+        ),
+        Err(ErrorCode::NotEmpty)
+    );
+    assert_eq!(
+        t.run(
+            S1,
+            TxnOp::Delete {
+                path: "/a/b".into(),
+                version: 3
+            }
+        ),
+        Err(ErrorCode::BadVersion)
+    );
+    assert_eq!(
+        t.run(
+            S1,
+            TxnOp::Delete {
+                path: "/nope/x".into(),
+                version: -1
+            }
+        ),
+        Err(ErrorCode::NoNode)
+    );
+    assert_eq!(
+        t.run(
+            S1,
+            TxnOp::Delete {
+                path: "/a/b".into(),
+                version: 0
+            }
+        ),
+        Ok(OpOutput::Deleted)
+    );
+}
+
+#[test]
+fn closing_a_session_deletes_its_ephemerals_with_events() {
+    let mut t = T::new();
+    t.create("/p", Persistent, false).unwrap();
+    t.create("/p/e1", Ephemeral, false).unwrap();
+    t.create("/p/e2", Ephemeral, false).unwrap();
+    assert_eq!(t.tree.stat("/p/e1").unwrap().ephemeral_owner, S1);
+    assert_eq!(t.tree.ephemerals(S1, "/p/e"), vec!["/p/e1", "/p/e2"]);
+    assert_eq!(t.tree.ephemerals(S1, "/"), vec!["/p/e1", "/p/e2"]);
+    let applied = t.apply(S1, TxnOp::CloseSession);
+    assert_eq!(
+        applied.result,
+        Ok(OpOutput::SessionClosed {
+            deleted: vec!["/p/e1".into(), "/p/e2".into()]
+        })
+    );
+    let kinds: Vec<_> = applied
+        .events
+        .iter()
+        .map(|e| (e.kind, e.path.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (EventType::NodeDeleted, "/p/e1"),
+            (EventType::NodeChildrenChanged, "/p"),
+            (EventType::NodeDeleted, "/p/e2"),
+            (EventType::NodeChildrenChanged, "/p"),
+        ]
+    );
+    assert_eq!(t.tree.stat("/p").unwrap().pzxid, t.zxid);
+    assert!(t.tree.session(S1).is_none());
+    assert_eq!(
+        t.create("/p/e3", Ephemeral, false),
+        Err(ErrorCode::SessionExpired)
+    );
+}
+
+#[test]
+fn failed_multi_changes_nothing_and_reports_the_failing_op() {
+    let mut t = T::new();
+    t.create("/a", Persistent, false).unwrap();
+    let before = t.tree.stat("/a").unwrap();
+    let applied = t.apply(
+        S1,
+        TxnOp::Multi(vec![
+            create_op("/a/x", Persistent, false),
+            TxnOp::SetData {
+                path: "/a".into(),
+                data: None,
+                version: -1,
+            },
+            create_op("/a/s-", Ephemeral, true),
+            TxnOp::Delete {
+                path: "/a/x".into(),
+                version: -1,
+            },
+            TxnOp::Check {
+                path: "/a".into(),
+                version: 0,
+            },
+            TxnOp::Create(Create {
+                path: "/b".into(),
+                data: None,
+                acl: Acl::open(),
+                kind: Persistent,
+                sequential: false,
+            }),
+        ]),
+    );
+    assert_eq!(
+        applied.result,
+        Ok(OpOutput::Multi(MultiOutput::Aborted {
+            index: 4,
+            code: ErrorCode::BadVersion
+        }))
+    );
+    assert!(applied.events.is_empty());
+    assert_eq!(t.tree.stat("/a").unwrap(), before);
+    assert_eq!(t.tree.get("/a").unwrap().stored_cversion, 0);
+    assert!(t.tree.get("/a/x").is_none());
+    assert!(t.tree.ephemerals(S1, "/").is_empty());
+    assert_eq!(
+        t.tree.last_zxid(),
+        t.zxid,
+        "a failed multi still takes its zxid"
+    );
+}
+
+#[test]
+fn committed_multi_shares_one_zxid_and_sees_earlier_ops() {
+    let mut t = T::new();
+    let applied = t.apply(
+        S1,
+        TxnOp::Multi(vec![
+            create_op("/m", Persistent, false),
+            create_op("/m/c", Persistent, false),
+            TxnOp::SetData {
+                path: "/m".into(),
+                data: None,
+                version: 0,
+            },
+            TxnOp::Check {
+                path: "/m".into(),
+                version: 1,
+            },
+        ]),
+    );
+    let Ok(OpOutput::Multi(MultiOutput::Committed(outs))) = applied.result else {
+        panic!()
+    };
+    assert_eq!(outs.len(), 4);
+    let s = t.tree.stat("/m").unwrap();
+    assert_eq!((s.czxid, s.mzxid, s.pzxid, s.version), (2, 2, 2, 1));
+    assert_eq!(applied.events.len(), 5);
+}
+
+#[test]
+fn set_acl_uses_aversion_and_leaves_data_alone() {
+    let mut t = T::new();
+    t.create("/a", Persistent, false).unwrap();
+    let op = |v| TxnOp::SetAcl {
+        path: "/a".into(),
+        acl: Acl::read_only(),
+        version: v,
+    };
+    assert_eq!(t.run(S1, op(1)), Err(ErrorCode::BadVersion));
+    let Ok(OpOutput::Stat(s)) = t.run(S1, op(0)) else {
+        panic!()
+    };
+    assert_eq!((s.aversion, s.version, s.mzxid), (1, 0, 2));
+    let world_bad = TxnOp::SetAcl {
+        path: "/a".into(),
+        acl: vec![Acl {
+            perms: 31,
+            id: zooid_proto::Id {
+                scheme: "world".into(),
+                id: "x".into(),
+            },
+        }],
+        version: -1,
+    };
+    assert_eq!(t.run(S1, world_bad), Err(ErrorCode::InvalidAcl));
+}
+
+#[test]
+fn containers_and_ttl_nodes_are_collected_only_when_due() {
+    let mut t = T::new();
+    t.create("/c", Container, false).unwrap();
+    t.create("/t", Ttl(500), false).unwrap();
+    assert_eq!(t.tree.stat("/c").unwrap().ephemeral_owner, 0);
+    assert_eq!(t.tree.stat("/t").unwrap().ephemeral_owner, 0);
+    let now = 1000 * t.zxid;
+    assert!(
+        t.tree.expired_containers(now).is_empty(),
+        "never-used container is kept"
+    );
+    t.create("/c/x", Persistent, false).unwrap();
+    t.run(
+        S1,
+        TxnOp::Delete {
+            path: "/c/x".into(),
+            version: -1,
+        },
+    )
+    .unwrap();
+    let mut due = t.tree.expired_containers(1000 * (t.zxid + 1));
+    due.sort();
+    assert_eq!(due, vec!["/c", "/t"]);
+    assert_eq!(
+        t.run(S1, TxnOp::DeleteContainer { path: "/c".into() }),
+        Ok(OpOutput::Deleted)
+    );
+    assert_eq!(
+        t.run(S1, TxnOp::DeleteContainer { path: "/t".into() }),
+        Ok(OpOutput::Deleted)
+    );
+    t.create("/p", Persistent, false).unwrap();
+    assert_eq!(
+        t.run(S1, TxnOp::DeleteContainer { path: "/p".into() }),
+        Err(ErrorCode::BadVersion)
+    );
+}
+
+#[test]
+fn applying_the_same_txns_gives_the_same_tree() {
+    let run = || {
+        let mut t = T::new();
+        t.create("/a", Persistent, false).unwrap();
+        t.create("/a/s", Ephemeral, true).unwrap();
+        t.run(
+            S1,
+            TxnOp::SetData {
+                path: "/a".into(),
+                data: None,
+                version: -1,
+            },
+        )
+        .unwrap();
+        t.tree
+    };
+    let (a, b) = (run(), run());
+    for p in ["/", "/a", "/a/s0000000000"] {
+        assert_eq!(a.get(p), b.get(p));
+    }
+}
