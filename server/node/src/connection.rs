@@ -1,0 +1,357 @@
+//! One client connection: four-letter word or handshake, then a loop of request frames.
+//!
+//! Replies and notifications share one ordered outbound queue, drained by a writer task that
+//! batches whatever is queued into one socket write.
+
+use crate::fourlw;
+use crate::ops::{is_write, Rejected, WriteContext};
+use crate::reads;
+use crate::server::Shared;
+use crate::state::{ConnHandle, Origin, Outbound};
+use crate::watches::ConnId;
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use sha1::{Digest, Sha1};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use tracing::debug;
+use zooid_proto::*;
+
+/// Why a connection ends early; logged at debug level only, as clients come and go.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("peer closed")]
+    Eof,
+    #[error("bad handshake: {0}")]
+    Handshake(String),
+    #[error("closed by server")]
+    Closed,
+}
+
+/// Serves one accepted socket until it closes.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, conn: ConnId) {
+    let remote = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    if let Err(e) = run(&shared, rd, wr, conn, remote).await {
+        debug!(conn, %remote, "connection ended: {e}");
+    }
+    shared.state().detach(conn);
+}
+
+async fn run<R, W>(
+    shared: &Arc<Shared>,
+    mut rd: R,
+    mut wr: W,
+    conn: ConnId,
+    remote: SocketAddr,
+) -> Result<(), ConnError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let max = shared.config.max_frame_bytes;
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    while buf.len() < 4 {
+        if rd.read_buf(&mut buf).await? == 0 {
+            return Err(ConnError::Eof);
+        }
+    }
+    if let Some(word) = fourlw::recognize(&buf[..4]) {
+        let text = {
+            let state = shared.state();
+            fourlw::answer(word, &shared.config, &state)
+        };
+        wr.write_all(text.as_bytes()).await?;
+        wr.shutdown().await?;
+        return Ok(());
+    }
+
+    let body = read_frame(&mut rd, &mut buf, max).await?;
+    let creq = ConnectRequest::decode(&body).map_err(|e| ConnError::Handshake(e.to_string()))?;
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let closed = Arc::new(Notify::new());
+    let writer = tokio::spawn(write_loop(wr, rx, closed.clone()));
+    let session = match handshake(shared, conn, remote, &creq, tx.clone()) {
+        Some(s) => s,
+        None => {
+            // Expired / refused: the writer flushes the answer (if any) and closes.
+            let _ = tx.send(Outbound::Close);
+            drop(tx);
+            let _ = writer.await;
+            return Ok(());
+        }
+    };
+    drop(tx);
+
+    let result = loop {
+        let body = tokio::select! {
+            r = read_frame(&mut rd, &mut buf, max) => r,
+            _ = closed.notified() => Err(ConnError::Closed),
+        };
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => break Err(e),
+        };
+        if !handle_request(shared, conn, session, &body) {
+            break Ok(());
+        }
+    };
+    shared.state().detach(conn);
+    let _ = writer.await;
+    result
+}
+
+/// Reads one whole frame body, refusing lengths above `max` before buffering them.
+async fn read_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Bytes, ConnError> {
+    loop {
+        if let Some(range) = frame_bounds(buf, max)? {
+            let frame = buf.split_to(range.end);
+            return Ok(frame.freeze().slice(4..));
+        }
+        if rd.read_buf(buf).await? == 0 {
+            return Err(ConnError::Eof);
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    closed: Arc<Notify>,
+) {
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    'outer: while let Some(first) = rx.recv().await {
+        let mut close = false;
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                Outbound::Frame(f) => out.extend_from_slice(&f),
+                Outbound::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            next = if out.len() < 256 * 1024 {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !out.is_empty() {
+            if wr.write_all(&out).await.is_err() {
+                break 'outer;
+            }
+            out.clear();
+        }
+        if close {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+    closed.notify_one();
+}
+
+/// Answers the ConnectRequest. Returns the session to serve, or `None` if the connection must
+/// close (after whatever answer was queued).
+fn handshake(
+    shared: &Shared,
+    conn: ConnId,
+    remote: SocketAddr,
+    creq: &ConnectRequest,
+    tx: mpsc::UnboundedSender<Outbound>,
+) -> Option<i64> {
+    let config = &shared.config;
+    let mut state = shared.state();
+    if creq.last_zxid_seen > state.last_zxid() {
+        // The client has seen newer state than this server holds: it must try another.
+        debug!(
+            conn,
+            "refusing client with lastZxidSeen 0x{:x}", creq.last_zxid_seen
+        );
+        return None;
+    }
+    let timeout = (creq.timeout_ms.max(0) as u32)
+        .clamp(config.min_session_timeout(), config.max_session_timeout());
+    let handle = |session| ConnHandle {
+        tx: tx.clone(),
+        session,
+        remote,
+        auth_ids: vec![Id {
+            scheme: "ip".into(),
+            id: remote.ip().to_string(),
+        }],
+        connected_at: Instant::now(),
+        received: 0,
+        sent: 0,
+    };
+    let send = |resp: ConnectResponse| {
+        let mut b = BytesMut::new();
+        encode_frame(&mut b, |b| resp.encode(b));
+        let _ = tx.send(Outbound::Frame(b.freeze()));
+    };
+    let (session, passwd) = if creq.session_id == 0 {
+        let id = state.new_session_id();
+        let passwd: [u8; 16] = rand::random();
+        state.attach(conn, handle(id), Duration::from_millis(timeout as u64));
+        state.propose(
+            id,
+            zooid_tree::TxnOp::CreateSession {
+                timeout_ms: timeout as i32,
+                passwd,
+            },
+            None,
+        );
+        (id, passwd)
+    } else {
+        match state.tree.session(creq.session_id) {
+            Some(m) if m.passwd[..] == creq.passwd[..] => {
+                let passwd = m.passwd;
+                state.attach(
+                    conn,
+                    handle(creq.session_id),
+                    Duration::from_millis(timeout as u64),
+                );
+                (creq.session_id, passwd)
+            }
+            _ => {
+                send(ConnectResponse::expired(creq.read_only));
+                return None;
+            }
+        }
+    };
+    send(ConnectResponse {
+        protocol_version: 0,
+        timeout_ms: timeout as i32,
+        session_id: session,
+        passwd,
+        read_only: creq.read_only.map(|_| false),
+    });
+    Some(session)
+}
+
+/// Handles one request frame. Returns false when the connection must close.
+fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> bool {
+    let start = Instant::now();
+    let mut r = Reader::new(body);
+    let Ok(hdr) = RequestHeader::decode(&mut r) else {
+        // Without a header there is no xid to answer.
+        return false;
+    };
+    let req = Request::decode(hdr.op, &body[8..]);
+    let mut state = shared.state();
+    state.touch(session);
+    state.counters.packets_received += 1;
+    if let Some(h) = state.conns.get_mut(&conn) {
+        h.received += 1;
+    }
+    let mut keep_open = true;
+    let result: Result<Response, ErrorCode> = match req {
+        Err(RequestError::Unimplemented(_)) => {
+            keep_open = false;
+            Err(ErrorCode::Unimplemented)
+        }
+        Err(RequestError::Malformed(_)) => Err(ErrorCode::MarshallingError),
+        Ok(Request::Ping) => Ok(Response::Empty),
+        Ok(Request::Auth { scheme, auth, .. }) => {
+            match authenticate(&scheme, &auth, &state, conn) {
+                Some(id) => {
+                    if let Some(h) = state.conns.get_mut(&conn) {
+                        if !h.auth_ids.contains(&id) {
+                            h.auth_ids.push(id);
+                        }
+                    }
+                    Ok(Response::Empty)
+                }
+                None => {
+                    keep_open = false;
+                    Err(ErrorCode::AuthFailed)
+                }
+            }
+        }
+        Ok(Request::Sasl { .. }) => {
+            keep_open = false;
+            Err(ErrorCode::AuthFailed)
+        }
+        Ok(req) if is_write(&req) => {
+            let auth_ids = state
+                .conns
+                .get(&conn)
+                .map(|h| h.auth_ids.clone())
+                .unwrap_or_default();
+            let ctx = WriteContext {
+                auth_ids: &auth_ids,
+                extended_types: shared.config.extended_types,
+            };
+            match ctx.to_txn(req) {
+                Ok((op, shape)) => {
+                    state.propose(
+                        session,
+                        op,
+                        Some(Origin {
+                            conn,
+                            xid: hdr.xid,
+                            shape,
+                        }),
+                    );
+                    state.record_latency(start.elapsed().as_millis() as u64);
+                    return true;
+                }
+                Err(Rejected::Error(e)) => Err(e),
+                Err(Rejected::Multi(resp)) => Ok(resp),
+            }
+        }
+        Ok(req) => reads::execute(&mut state, conn, session, req),
+    };
+    let mut b = BytesMut::new();
+    let zxid = state.last_zxid();
+    encode_reply(&mut b, hdr.xid, zxid, result.as_ref().map_err(|e| *e));
+    state.send_to(conn, b.freeze());
+    if hdr.xid != XID_PING {
+        state.record_latency(start.elapsed().as_millis() as u64);
+    }
+    if !keep_open {
+        state.close_conn(conn);
+    }
+    keep_open
+}
+
+/// The identity an AuthPacket yields, or `None` for an unknown scheme (AUTHFAILED + close).
+fn authenticate(
+    scheme: &str,
+    auth: &[u8],
+    state: &crate::state::State,
+    conn: ConnId,
+) -> Option<Id> {
+    match scheme {
+        "digest" => {
+            let text = String::from_utf8_lossy(auth);
+            let user = text.split(':').next().unwrap_or("");
+            let hash = base64::engine::general_purpose::STANDARD.encode(Sha1::digest(auth));
+            Some(Id {
+                scheme: "digest".into(),
+                id: format!("{user}:{hash}"),
+            })
+        }
+        "ip" => state.conns.get(&conn).map(|h| Id {
+            scheme: "ip".into(),
+            id: h.remote.ip().to_string(),
+        }),
+        _ => None,
+    }
+}

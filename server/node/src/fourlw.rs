@@ -1,0 +1,141 @@
+//! Four-letter words: plain-text admin commands sent as the first four bytes of a connection.
+
+use crate::config::Config;
+use crate::state::State;
+use std::fmt::Write;
+
+/// The words this server answers (when allowed by the configuration).
+pub const WORDS: [&str; 9] = [
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "isro",
+];
+
+/// The version clients see; kazoo and monitoring tools parse the leading `x.y.z`.
+pub const VERSION: &str = concat!("3.9.0-zooid-", env!("CARGO_PKG_VERSION"));
+
+/// Recognizes a four-letter word in the first four bytes of a connection.
+pub fn recognize(first: &[u8]) -> Option<&'static str> {
+    WORDS.iter().copied().find(|w| w.as_bytes() == first)
+}
+
+/// The text answer to `word`.
+pub fn answer(word: &str, config: &Config, state: &State) -> String {
+    if !config.allows_word(word) {
+        return format!("{word} is not executed because it is not in the whitelist.\n");
+    }
+    let mut out = String::new();
+    match word {
+        "ruok" => out.push_str("imok"),
+        "isro" => out.push_str("rw"),
+        "srvr" => server_stats(&mut out, state),
+        "stat" => {
+            let _ = writeln!(out, "Zookeeper version: {VERSION}, built on unknown");
+            out.push_str("Clients:\n");
+            connections(&mut out, state);
+            out.push('\n');
+            let mut rest = String::new();
+            server_stats(&mut rest, state);
+            // srvr's first line is the version, already written.
+            out.push_str(rest.split_once('\n').map_or("", |(_, r)| r));
+        }
+        "cons" => {
+            connections(&mut out, state);
+            out.push('\n');
+        }
+        "mntr" => monitor(&mut out, state),
+        "conf" => {
+            let _ = writeln!(out, "clientPort={}", config.client_addr.port());
+            let _ = writeln!(out, "clientPortAddress={}", config.client_addr.ip());
+            let _ = writeln!(out, "dataDir={}", config.data_dir.display());
+            let _ = writeln!(out, "tickTime={}", config.tick_time_ms);
+            let _ = writeln!(out, "minSessionTimeout={}", config.min_session_timeout());
+            let _ = writeln!(out, "maxSessionTimeout={}", config.max_session_timeout());
+            let _ = writeln!(out, "serverId=0");
+        }
+        "envi" => {
+            out.push_str("Environment:\n");
+            let _ = writeln!(out, "zookeeper.version={VERSION}, built on unknown");
+            let _ = writeln!(out, "os.name={}", std::env::consts::OS);
+            let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
+            let _ = writeln!(out, "zooid.version={}", env!("CARGO_PKG_VERSION"));
+        }
+        "wchs" => {
+            let w = &state.watches;
+            let _ = writeln!(
+                out,
+                "{} connections watching {} paths\nTotal watches:{}",
+                w.conn_count(),
+                w.path_count(),
+                w.count()
+            );
+        }
+        _ => {}
+    }
+    out
+}
+
+fn latency(state: &State) -> (u64, f64, u64) {
+    let c = &state.counters;
+    let avg = if c.latency_count == 0 {
+        0.0
+    } else {
+        c.latency_total_ms as f64 / c.latency_count as f64
+    };
+    (c.latency_min_ms, avg, c.latency_max_ms)
+}
+
+fn server_stats(out: &mut String, state: &State) {
+    let (min, avg, max) = latency(state);
+    let _ = writeln!(out, "Zookeeper version: {VERSION}, built on unknown");
+    let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:.4}/{max}");
+    let _ = writeln!(out, "Received: {}", state.counters.packets_received);
+    let _ = writeln!(out, "Sent: {}", state.counters.packets_sent);
+    let _ = writeln!(out, "Connections: {}", state.conns.len());
+    let _ = writeln!(out, "Outstanding: 0");
+    let _ = writeln!(out, "Zxid: 0x{:x}", state.last_zxid());
+    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Node count: {}", state.tree.node_count());
+}
+
+fn connections(out: &mut String, state: &State) {
+    let mut conns: Vec<_> = state.conns.values().collect();
+    conns.sort_by_key(|h| h.connected_at);
+    for h in conns {
+        let _ = writeln!(
+            out,
+            " /{}[1](queued=0,recved={},sent={},sid=0x{:x})",
+            h.remote, h.received, h.sent, h.session
+        );
+    }
+}
+
+fn monitor(out: &mut String, state: &State) {
+    let (min, avg, max) = latency(state);
+    let lines: [(&str, String); 14] = [
+        ("zk_version", format!("{VERSION}, built on unknown")),
+        ("zk_server_state", "standalone".into()),
+        ("zk_avg_latency", format!("{avg:.4}")),
+        ("zk_max_latency", max.to_string()),
+        ("zk_min_latency", min.to_string()),
+        (
+            "zk_packets_received",
+            state.counters.packets_received.to_string(),
+        ),
+        ("zk_packets_sent", state.counters.packets_sent.to_string()),
+        ("zk_num_alive_connections", state.conns.len().to_string()),
+        ("zk_outstanding_requests", "0".into()),
+        ("zk_znode_count", state.tree.node_count().to_string()),
+        ("zk_watch_count", state.watches.count().to_string()),
+        (
+            "zk_ephemerals_count",
+            state.tree.ephemeral_count().to_string(),
+        ),
+        (
+            "zk_approximate_data_size",
+            state.tree.approximate_data_size().to_string(),
+        ),
+        ("zk_global_sessions", state.session_count().to_string()),
+    ];
+    for (k, v) in lines {
+        let _ = writeln!(out, "{k}\t{v}");
+    }
+}

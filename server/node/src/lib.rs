@@ -1,0 +1,14 @@
+//! The Zooid server: connections, sessions, watches and four-letter words around the
+//! `zooid-tree` state, speaking the ZooKeeper wire protocol from `zooid-proto`.
+
+pub mod config;
+pub mod connection;
+pub mod fourlw;
+pub mod ops;
+pub mod reads;
+pub mod server;
+pub mod state;
+pub mod watches;
+
+pub use config::Config;
+pub use server::Server;

@@ -1,0 +1,24 @@
+use anyhow::Context;
+use clap::Parser;
+use zooid_server::{Config, Server};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = Config::parse();
+    if let Err(e) = config.validate() {
+        anyhow::bail!("invalid configuration: {e}");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let server = Server::start(config.clone())
+        .await
+        .with_context(|| format!("binding client port {}", config.client_addr))?;
+    tokio::signal::ctrl_c().await?;
+    server.stop();
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! The server's in-memory state behind one lock: the tree, watches, live connections and session
+//! deadlines. Writes are ordered by [`State::propose`] and applied by [`State::apply_committed`],
+//! which queues watch notifications before the reply of the write that caused them.
+
+use crate::ops::{reply_for, ReplyShape};
+use crate::watches::{ConnId, WatchKind, WatchManager};
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::UnboundedSender;
+use zooid_proto::*;
+use zooid_tree::{DataTree, OpOutput, Txn, TxnOp};
+
+/// What a connection's writer task receives.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(Bytes),
+    /// Flush what was queued, then close the socket.
+    Close,
+}
+
+/// A live client connection as the state sees it.
+#[derive(Debug)]
+pub struct ConnHandle {
+    pub tx: UnboundedSender<Outbound>,
+    pub session: i64,
+    pub remote: SocketAddr,
+    pub auth_ids: Vec<Id>,
+    pub connected_at: Instant,
+    pub received: u64,
+    pub sent: u64,
+}
+
+impl ConnHandle {
+    pub fn send(&self, frame: Bytes) {
+        // A closed receiver means the connection is going away; nothing to deliver to.
+        let _ = self.tx.send(Outbound::Frame(frame));
+    }
+}
+
+/// Where the reply to an ordered write goes once it is applied.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub conn: ConnId,
+    pub xid: i32,
+    pub shape: ReplyShape,
+}
+
+/// Counters reported by `srvr`, `mntr` and `stat`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub latency_total_ms: u64,
+    pub latency_count: u64,
+    pub latency_min_ms: u64,
+    pub latency_max_ms: u64,
+}
+
+pub struct State {
+    pub tree: DataTree,
+    pub watches: WatchManager,
+    pub conns: HashMap<ConnId, ConnHandle>,
+    /// Which connection currently holds each session.
+    session_conn: HashMap<i64, ConnId>,
+    /// When each live session expires unless touched.
+    deadlines: HashMap<i64, (Instant, Duration)>,
+    next_session: i64,
+    pub counters: Counters,
+}
+
+/// Wall-clock milliseconds since the epoch: the time stamped into txns (ctime / mtime).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl State {
+    pub fn new(tree: DataTree) -> Self {
+        // Session ids as ZooKeeper makes them: a time-derived base (top byte = server id 0),
+        // counting up; never 0 and never with the top bit set.
+        let base = ((now_ms() << 24) as u64 >> 8) as i64;
+        let highest = tree.sessions().map(|(id, _)| id).max().unwrap_or(0);
+        let mut s = State {
+            tree,
+            watches: WatchManager::default(),
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            deadlines: HashMap::new(),
+            next_session: base.max(highest + 1).max(1),
+            counters: Counters::default(),
+        };
+        // Restored sessions get a fresh deadline: clients may reconnect before it passes.
+        let restored: Vec<(i64, i32)> = s
+            .tree
+            .sessions()
+            .map(|(id, m)| (id, m.timeout_ms))
+            .collect();
+        for (id, t) in restored {
+            s.touch_with(id, Duration::from_millis(t.max(0) as u64));
+        }
+        s
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.tree.last_zxid()
+    }
+
+    pub fn new_session_id(&mut self) -> i64 {
+        let id = self.next_session;
+        self.next_session += 1;
+        id
+    }
+
+    /// Orders a write and applies it. Standalone: the order is the arrival order under this lock.
+    pub fn propose(&mut self, session: i64, op: TxnOp, origin: Option<Origin>) -> Option<OpOutput> {
+        let txn = Txn {
+            zxid: self.tree.last_zxid() + 1,
+            time: now_ms(),
+            session,
+            op,
+        };
+        self.apply_committed(txn, origin)
+    }
+
+    /// Applies an ordered txn: notifications first, then the reply to its origin.
+    pub fn apply_committed(&mut self, txn: Txn, origin: Option<Origin>) -> Option<OpOutput> {
+        let zxid = txn.zxid;
+        let session = txn.session;
+        let is_close = matches!(txn.op, TxnOp::CloseSession);
+        let applied = self.tree.apply(txn);
+        for ev in &applied.events {
+            let targets = self.watches.trigger(ev);
+            if targets.is_empty() {
+                continue;
+            }
+            let mut b = BytesMut::new();
+            encode_notification(
+                &mut b,
+                zxid,
+                &WatcherEvent {
+                    event_type: ev.kind as i32,
+                    state: STATE_SYNC_CONNECTED,
+                    path: ev.path.clone(),
+                },
+            );
+            let frame = b.freeze();
+            for c in targets {
+                if let Some(h) = self.conns.get_mut(&c) {
+                    h.sent += 1;
+                    h.send(frame.clone());
+                }
+            }
+        }
+        if is_close {
+            self.deadlines.remove(&session);
+        }
+        let last = self.tree.last_zxid();
+        match origin {
+            Some(o) => {
+                let mut b = BytesMut::new();
+                match &applied.result {
+                    Ok(out) => {
+                        let resp = reply_for(&o.shape, out.clone());
+                        encode_reply(&mut b, o.xid, last, Ok(&resp));
+                    }
+                    Err(e) => encode_reply(&mut b, o.xid, last, Err(*e)),
+                }
+                self.send_to(o.conn, b.freeze());
+                if o.shape == ReplyShape::CloseSession {
+                    self.close_conn(o.conn);
+                }
+                applied.result.ok()
+            }
+            None => applied.result.ok(),
+        }
+    }
+
+    /// Queues a frame on a connection (counted as sent).
+    pub fn send_to(&mut self, conn: ConnId, frame: Bytes) {
+        if let Some(h) = self.conns.get_mut(&conn) {
+            h.sent += 1;
+            h.send(frame);
+        }
+        self.counters.packets_sent += 1;
+    }
+
+    /// Asks a connection's writer to flush and close.
+    pub fn close_conn(&mut self, conn: ConnId) {
+        if let Some(h) = self.conns.get(&conn) {
+            let _ = h.tx.send(Outbound::Close);
+        }
+    }
+
+    /// Binds a session to a connection, closing any other connection that held it.
+    pub fn attach(&mut self, conn: ConnId, handle: ConnHandle, timeout: Duration) {
+        let session = handle.session;
+        if let Some(old) = self.session_conn.insert(session, conn) {
+            if old != conn {
+                self.close_conn(old);
+            }
+        }
+        self.conns.insert(conn, handle);
+        self.touch_with(session, timeout);
+    }
+
+    /// Forgets a connection: its watches go, its session lives on until its deadline.
+    pub fn detach(&mut self, conn: ConnId) {
+        if let Some(h) = self.conns.remove(&conn) {
+            if self.session_conn.get(&h.session) == Some(&conn) {
+                self.session_conn.remove(&h.session);
+            }
+        }
+        self.watches.remove_conn(conn);
+    }
+
+    fn touch_with(&mut self, session: i64, timeout: Duration) {
+        self.deadlines
+            .insert(session, (Instant::now() + timeout, timeout));
+    }
+
+    /// Pushes a session's deadline out by its timeout (any traffic from its client).
+    pub fn touch(&mut self, session: i64) {
+        if let Some((deadline, timeout)) = self.deadlines.get_mut(&session) {
+            *deadline = Instant::now() + *timeout;
+        }
+    }
+
+    /// Sessions whose deadline passed: the caller closes them through the log.
+    pub fn expired_sessions(&self, now: Instant) -> Vec<i64> {
+        self.deadlines
+            .iter()
+            .filter(|(_, (d, _))| *d <= now)
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// Expires a session: closes it through the log (deleting its ephemerals) and drops its
+    /// connection, if any.
+    pub fn expire(&mut self, session: i64) {
+        if let Some(conn) = self.session_conn.remove(&session) {
+            self.close_conn(conn);
+        }
+        self.deadlines.remove(&session);
+        if self.tree.session(session).is_some() {
+            self.propose(session, TxnOp::CloseSession, None);
+        }
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Registers a one-shot or persistent watch for a connection.
+    pub fn watch(&mut self, conn: ConnId, kind: WatchKind, path: &str) {
+        self.watches.add(conn, kind, path);
+    }
+
+    pub fn record_latency(&mut self, ms: u64) {
+        let c = &mut self.counters;
+        if c.latency_count == 0 || ms < c.latency_min_ms {
+            c.latency_min_ms = ms;
+        }
+        c.latency_max_ms = c.latency_max_ms.max(ms);
+        c.latency_total_ms += ms;
+        c.latency_count += 1;
+    }
+}
