@@ -4,7 +4,7 @@
 //! batches whatever is queued into one socket write.
 
 use crate::fourlw;
-use crate::ops::{is_write, Rejected, WriteContext};
+use crate::ops::{is_write, WriteContext};
 use crate::reads;
 use crate::server::Shared;
 use crate::state::{ConnHandle, Origin, Outbound};
@@ -254,6 +254,7 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
         return false;
     };
     let req = Request::decode(hdr.op, &body[8..]);
+    let is_auth = matches!(req, Ok(Request::Auth { .. }));
     let mut state = shared.state();
     state.touch(session);
     state.counters.packets_received += 1;
@@ -298,28 +299,28 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
                 auth_ids: &auth_ids,
                 extended_types: shared.config.extended_types,
             };
-            match ctx.to_txn(req) {
-                Ok((op, shape)) => {
-                    state.propose(
-                        session,
-                        op,
-                        Some(Origin {
-                            conn,
-                            xid: hdr.xid,
-                            shape,
-                        }),
-                    );
-                    state.record_latency(start.elapsed().as_millis() as u64);
-                    return true;
-                }
-                Err(Rejected::Error(e)) => Err(e),
-                Err(Rejected::Multi(resp)) => Ok(resp),
-            }
+            let (op, shape) = ctx.to_txn(req);
+            state.propose(
+                session,
+                op,
+                Some(Origin {
+                    conn,
+                    xid: hdr.xid,
+                    shape,
+                }),
+            );
+            state.record_latency(start.elapsed().as_millis() as u64);
+            return true;
         }
         Ok(req) => reads::execute(&mut state, conn, session, req),
     };
     let mut b = BytesMut::new();
-    let zxid = state.last_zxid();
+    // ZooKeeper stamps auth replies with zxid 0 and UNIMPLEMENTED ones with -1.
+    let zxid = match &result {
+        _ if is_auth => 0,
+        Err(ErrorCode::Unimplemented) => -1,
+        _ => state.last_zxid(),
+    };
     encode_reply(&mut b, hdr.xid, zxid, result.as_ref().map_err(|e| *e));
     state.send_to(conn, b.freeze());
     if hdr.xid != XID_PING {

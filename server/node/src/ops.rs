@@ -36,52 +36,38 @@ pub struct WriteContext<'a> {
     pub extended_types: bool,
 }
 
-/// Why a write is answered without being ordered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejected {
-    /// A plain error reply.
-    Error(ErrorCode),
-    /// A multi whose op failed the checks: answered as a failed multi (header err 0).
-    Multi(Response),
-}
-
 impl WriteContext<'_> {
-    /// Turns a write request into a txn op and the reply shape, or says how to answer at once.
-    pub fn to_txn(&self, req: Request) -> Result<(TxnOp, ReplyShape), Rejected> {
+    /// Turns a write request into a txn op and the reply shape. A request refused by the
+    /// checks becomes [`TxnOp::Error`]: as in ZooKeeper it is still ordered (and takes a zxid),
+    /// and inside a multi it fails that op, so the multi reports it at the right index.
+    pub fn to_txn(&self, req: Request) -> (TxnOp, ReplyShape) {
         let Request::Multi(ops) = req else {
-            return self.single(req).map_err(Rejected::Error);
+            let shape = match &req {
+                Request::Create(c) => ReplyShape::Create(c.op),
+                Request::SetData { .. } | Request::SetAcl { .. } => ReplyShape::Stat,
+                Request::CloseSession => ReplyShape::CloseSession,
+                _ => ReplyShape::Delete,
+            };
+            return (self.single(req).unwrap_or_else(TxnOp::Error), shape);
         };
         let shapes: Vec<OpCode> = ops.iter().map(Request::opcode).collect();
-        let mut txn_ops = Vec::with_capacity(ops.len());
-        for (index, op) in ops.into_iter().enumerate() {
-            let converted = match op {
-                Request::Check { path, version } => Ok(TxnOp::Check { path, version }),
-                other => self.single(other).map(|(t, _)| t),
-            };
-            match converted {
-                Ok(t) => txn_ops.push(t),
-                Err(code) => {
-                    return Err(Rejected::Multi(multi_response(
-                        &shapes,
-                        MultiOutput::Aborted { index, code },
-                    )))
-                }
-            }
-        }
-        Ok((TxnOp::Multi(txn_ops), ReplyShape::Multi(shapes)))
+        let txn_ops = ops
+            .into_iter()
+            .map(|op| match op {
+                Request::Check { path, version } => TxnOp::Check { path, version },
+                other => self.single(other).unwrap_or_else(TxnOp::Error),
+            })
+            .collect();
+        (TxnOp::Multi(txn_ops), ReplyShape::Multi(shapes))
     }
 
-    fn single(&self, req: Request) -> Result<(TxnOp, ReplyShape), ErrorCode> {
+    fn single(&self, req: Request) -> Result<TxnOp, ErrorCode> {
         Ok(match req {
             Request::Create(c) => {
                 let mode = CreateMode::from_flags(c.flags).ok_or(ErrorCode::BadArguments)?;
                 let kind = match c.op {
-                    OpCode::CreateContainer => {
-                        if mode != CreateMode::Container {
-                            return Err(ErrorCode::BadArguments);
-                        }
-                        CreateKind::Container
-                    }
+                    // The opcode, not the flags, makes a container (as in ZooKeeper).
+                    OpCode::CreateContainer => CreateKind::Container,
                     OpCode::CreateTtl => {
                         if !self.extended_types {
                             return Err(ErrorCode::Unimplemented);
@@ -109,44 +95,32 @@ impl WriteContext<'_> {
                     }
                 };
                 let acl = self.expand_acl(c.acl)?;
-                (
-                    TxnOp::Create(Create {
-                        path: c.path,
-                        data: c.data.map(Into::into),
-                        acl,
-                        kind,
-                        sequential: mode.is_sequential(),
-                    }),
-                    ReplyShape::Create(c.op),
-                )
+                TxnOp::Create(Create {
+                    path: c.path,
+                    data: c.data.map(Into::into),
+                    acl,
+                    kind,
+                    sequential: mode.is_sequential(),
+                })
             }
-            Request::Delete { path, version } => {
-                (TxnOp::Delete { path, version }, ReplyShape::Delete)
-            }
-            Request::DeleteContainer { path } => {
-                (TxnOp::DeleteContainer { path }, ReplyShape::Delete)
-            }
+            Request::Delete { path, version } => TxnOp::Delete { path, version },
+            // Only the server collects containers; ZooKeeper 3.8 answers clients BADARGUMENTS.
+            Request::DeleteContainer { .. } => return Err(ErrorCode::BadArguments),
             Request::SetData {
                 path,
                 data,
                 version,
-            } => (
-                TxnOp::SetData {
-                    path,
-                    data: data.map(Into::into),
-                    version,
-                },
-                ReplyShape::Stat,
-            ),
-            Request::SetAcl { path, acl, version } => (
-                TxnOp::SetAcl {
-                    path,
-                    acl: self.expand_acl(acl)?,
-                    version,
-                },
-                ReplyShape::Stat,
-            ),
-            Request::CloseSession => (TxnOp::CloseSession, ReplyShape::CloseSession),
+            } => TxnOp::SetData {
+                path,
+                data: data.map(Into::into),
+                version,
+            },
+            Request::SetAcl { path, acl, version } => TxnOp::SetAcl {
+                path,
+                acl: self.expand_acl(acl)?,
+                version,
+            },
+            Request::CloseSession => TxnOp::CloseSession,
             _ => return Err(ErrorCode::MarshallingError),
         })
     }
@@ -199,8 +173,10 @@ pub fn multi_response(ops: &[OpCode], out: MultiOutput) -> Response {
             ops.iter()
                 .zip(outs)
                 .map(|(op, o)| match o {
+                    // ZooKeeper 3.8 answers create2 inside a multi with a plain create result;
+                    // only containers and TTL nodes carry a Stat there.
                     OpOutput::Created { path, stat } => match op {
-                        OpCode::Create => OpResult::Create { path },
+                        OpCode::Create | OpCode::Create2 => OpResult::Create { path },
                         _ => OpResult::Create2 { path, stat },
                     },
                     OpOutput::Stat(s) => OpResult::SetData(s),

@@ -111,8 +111,12 @@ pub fn execute(
                 .conns
                 .get(&conn)
                 .map(|h| {
-                    h.auth_ids
-                        .iter()
+                    // ZooKeeper lists the address identity last.
+                    let (ip, other): (Vec<&Id>, Vec<&Id>) =
+                        h.auth_ids.iter().partition(|id| id.scheme == "ip");
+                    other
+                        .into_iter()
+                        .chain(ip)
                         .map(|id| ClientInfo {
                             scheme: id.scheme.clone(),
                             user: match id.scheme.as_str() {

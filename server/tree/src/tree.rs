@@ -86,10 +86,10 @@ impl DataTree {
             "/zookeeper/quota".into(),
             Node::new(empty(), open, NodeKind::Persistent, 0, 0),
         );
-        t.nodes.insert(
-            "/zookeeper/config".into(),
-            Node::new(empty(), read, NodeKind::Persistent, 0, 0),
-        );
+        // ZooKeeper creates the config node with aversion -1.
+        let mut config = Node::new(empty(), read, NodeKind::Persistent, 0, 0);
+        config.aversion = -1;
+        t.nodes.insert("/zookeeper/config".into(), config);
         t
     }
 
@@ -348,6 +348,7 @@ impl DataTree {
                 }
                 Ok(OpOutput::Checked)
             }
+            TxnOp::Error(code) => Err(code),
             TxnOp::Multi(_) => Err(ErrorCode::MarshallingError),
         }
     }

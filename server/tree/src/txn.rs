@@ -70,6 +70,9 @@ pub enum TxnOp {
     DeleteContainer {
         path: String,
     },
+    /// A request the server refused before ordering (bad flags, unsupported type...). Like
+    /// ZooKeeper's error txn it still takes a zxid, and inside a multi it fails that op.
+    Error(ErrorCode),
 }
 
 /// The successful result of one (sub-)operation.

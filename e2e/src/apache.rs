@@ -1,0 +1,86 @@
+//! Starts Apache ZooKeeper 3.8 (Debian's `zookeeper` package) as a standalone server on a free
+//! loopback port in a temporary directory, for differential tests. Stopped on drop.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where Debian installs the server jar and its configuration directory.
+const CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
+
+#[derive(Debug)]
+pub struct ApacheZk {
+    pub addr: SocketAddr,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl ApacheZk {
+    /// Starts ZooKeeper with TTL nodes enabled and every four-letter word allowed, and waits
+    /// until it serves (`ruok` answers before that, `srvr` does not).
+    pub fn start(tick_time_ms: u32) -> std::io::Result<ApacheZk> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "tickTime={tick_time_ms}\ndataDir={}\nclientPort={port}\n\
+                 clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+                 4lw.commands.whitelist=*\n",
+                dir.path().join("data").display()
+            ),
+        )?;
+        let child = Command::new("java")
+            .args([
+                "-Dzookeeper.extendedTypesEnabled=true",
+                "-Dzookeeper.root.logger=ERROR,CONSOLE",
+                "-Xms64m",
+                "-cp",
+                CLASSPATH,
+                "org.apache.zookeeper.server.ZooKeeperServerMain",
+            ])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let zk = ApacheZk {
+            addr,
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if serving(addr) {
+                return Ok(zk);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(std::io::Error::other(
+            "Apache ZooKeeper did not start within 60 s (is Debian's zookeeper installed?)",
+        ))
+    }
+}
+
+impl Drop for ApacheZk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serving(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut out = String::new();
+    s.write_all(b"srvr").is_ok() && s.read_to_string(&mut out).is_ok() && out.contains("Mode:")
+}
+
+/// A loopback port free right now (the OS picks it; released before the server binds it).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

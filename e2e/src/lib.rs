@@ -1,0 +1,7 @@
+//! End-to-end harness for Zooid: a raw protocol client, an Apache ZooKeeper launcher, and the
+//! compatibility scenarios that run unchanged against both.
+
+pub mod apache;
+pub mod raw;
+pub mod scenarios;
+pub mod transcript;

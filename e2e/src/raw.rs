@@ -1,0 +1,207 @@
+//! A raw protocol client for tests: blocking, one request at a time (or pipelined by hand), so a
+//! test sees exactly what goes over the wire. Panics on transport failures: it is a test tool.
+#![allow(clippy::unwrap_used)]
+
+use bytes::BytesMut;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+use zooid_proto::*;
+
+/// A reply or a notification as read off the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub xid: i32,
+    pub zxid: i64,
+    pub err: i32,
+    pub body: Vec<u8>,
+}
+
+pub struct RawClient {
+    pub stream: TcpStream,
+    pub session_id: i64,
+    pub passwd: [u8; 16],
+    pub timeout_ms: i32,
+    xid: i32,
+}
+
+impl RawClient {
+    pub fn tcp(addr: SocketAddr) -> TcpStream {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+
+    /// Connects and opens a new session.
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        Self::connect_with(addr, 0, [0; 16], 30000, 0).unwrap()
+    }
+
+    /// Sends a ConnectRequest; `None` if the server closed instead of accepting.
+    pub fn connect_with(
+        addr: SocketAddr,
+        session_id: i64,
+        passwd: [u8; 16],
+        timeout_ms: i32,
+        last_zxid: i64,
+    ) -> Option<RawClient> {
+        let mut stream = Self::tcp(addr);
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: last_zxid,
+            timeout_ms,
+            session_id,
+            passwd: passwd.to_vec(),
+            read_only: Some(false),
+        };
+        let mut b = BytesMut::new();
+        encode_frame(&mut b, |b| req.encode(b));
+        stream.write_all(&b).unwrap();
+        let body = read_frame(&mut stream)?;
+        let resp = ConnectResponse::decode(&body).unwrap();
+        if resp.timeout_ms == 0 {
+            return None;
+        }
+        Some(RawClient {
+            stream,
+            session_id: resp.session_id,
+            passwd: resp.passwd,
+            timeout_ms: resp.timeout_ms,
+            xid: 0,
+        })
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends a request without waiting; returns its xid.
+    pub fn send(&mut self, req: &Request) -> i32 {
+        self.xid += 1;
+        let xid = self.xid;
+        self.send_with_xid(xid, req.opcode() as i32, req);
+        xid
+    }
+
+    /// Like [`Self::send`] but ignores a connection the server already closed.
+    pub fn try_send(&mut self, req: &Request) {
+        self.xid += 1;
+        let mut b = BytesMut::new();
+        encode_frame(&mut b, |b| {
+            RequestHeader {
+                xid: self.xid,
+                op: req.opcode() as i32,
+            }
+            .encode(b);
+            req.encode(b);
+        });
+        let _ = self.stream.write_all(&b);
+    }
+
+    pub fn send_with_xid(&mut self, xid: i32, op: i32, req: &Request) {
+        let mut b = BytesMut::new();
+        encode_frame(&mut b, |b| {
+            RequestHeader { xid, op }.encode(b);
+            req.encode(b);
+        });
+        self.stream.write_all(&b).unwrap();
+    }
+
+    /// Next frame from the server, `None` if it closed the connection.
+    pub fn recv(&mut self) -> Option<Frame> {
+        let body = read_frame(&mut self.stream)?;
+        let mut r = Reader::new(&body);
+        let h = ReplyHeader::decode(&mut r).unwrap();
+        Some(Frame {
+            xid: h.xid,
+            zxid: h.zxid,
+            err: h.err,
+            body: body[16..].to_vec(),
+        })
+    }
+
+    /// Sends a request and returns its reply, collecting notifications that came first.
+    pub fn call(&mut self, req: &Request) -> (Frame, Vec<WatcherEvent>) {
+        let xid = self.send(req);
+        let mut events = Vec::new();
+        loop {
+            let f = self.recv().expect("connection closed");
+            if f.xid == XID_NOTIFICATION {
+                events.push(WatcherEvent::decode(&mut Reader::new(&f.body)).unwrap());
+                continue;
+            }
+            assert_eq!(f.xid, xid, "reply out of order");
+            return (f, events);
+        }
+    }
+
+    pub fn create(&mut self, path: &str, data: &[u8], flags: i32) -> Result<String, i32> {
+        let (f, _) = self.call(&Request::Create(CreateRequest {
+            op: OpCode::Create,
+            path: path.into(),
+            data: Some(data.to_vec()),
+            acl: Acl::open(),
+            flags,
+            ttl: -1,
+        }));
+        if f.err != 0 {
+            return Err(f.err);
+        }
+        Ok(Reader::new(&f.body).string().unwrap())
+    }
+
+    pub fn get(&mut self, path: &str, watch: bool) -> Result<(Option<Vec<u8>>, Stat), i32> {
+        let (f, _) = self.call(&Request::GetData {
+            path: path.into(),
+            watch,
+        });
+        if f.err != 0 {
+            return Err(f.err);
+        }
+        let mut r = Reader::new(&f.body);
+        let data = r.buffer().unwrap();
+        Ok((data, Stat::decode(&mut r).unwrap()))
+    }
+
+    /// Waits for the next notification (skipping nothing else: fails on any other frame).
+    pub fn next_event(&mut self) -> WatcherEvent {
+        let f = self.recv().expect("connection closed");
+        assert_eq!(
+            f.xid, XID_NOTIFICATION,
+            "expected a notification, got {f:?}"
+        );
+        WatcherEvent::decode(&mut Reader::new(&f.body)).unwrap()
+    }
+
+    /// True if the server closed the connection (EOF or reset) within the read timeout.
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        match self.stream.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+}
+
+fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let n = i32::from_be_bytes(len) as usize;
+    let mut body = vec![0u8; n];
+    s.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+/// Sends a four-letter word and returns the whole answer.
+pub fn four_letter(addr: SocketAddr, word: &str) -> String {
+    let mut s = RawClient::tcp(addr);
+    s.write_all(word.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}

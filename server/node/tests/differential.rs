@@ -1,0 +1,51 @@
+//! The differential suite: every scenario of `zooid_e2e::scenarios` runs against Apache
+//! ZooKeeper 3.8 (Debian's package, started here on a loopback port) and against Zooid, and the
+//! normalized transcripts (error codes, data, every Stat field, children, watch events and their
+//! order; zxids by rank, times by relation) must be identical.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use zooid_e2e::apache::ApacheZk;
+use zooid_e2e::scenarios;
+use zooid_e2e::transcript::{clean, Ctx};
+
+#[test]
+fn zooid_answers_like_apache_zookeeper() {
+    let zk = ApacheZk::start(2000).expect("Apache ZooKeeper must be installed (.ci/install)");
+    let zooid = common::start(|_| {});
+    let all = scenarios::all();
+    assert!(all.len() >= 80, "only {} scenarios", all.len());
+    let mut failures = Vec::new();
+    for s in &all {
+        let mut a = Ctx::new(zk.addr);
+        (s.run)(&mut a);
+        let expected = a.finish_transcript();
+        clean(zk.addr);
+        let mut b = Ctx::new(zooid.addr);
+        (s.run)(&mut b);
+        let got = b.finish_transcript();
+        clean(zooid.addr);
+        if expected != got {
+            let mut report = format!("--- scenario {} ---\n", s.name);
+            let n = expected.len().max(got.len());
+            for i in 0..n {
+                let e = expected.get(i).map_or("<none>", String::as_str);
+                let g = got.get(i).map_or("<none>", String::as_str);
+                if e == g {
+                    report.push_str(&format!("   {e}\n"));
+                } else {
+                    report.push_str(&format!(" zk  {e}\n zd  {g}\n"));
+                }
+            }
+            failures.push(report);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios differ:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
+}
