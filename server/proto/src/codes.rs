@@ -123,6 +123,45 @@ impl ErrorCode {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    pub fn from_i32(v: i32) -> Option<Self> {
+        use ErrorCode::*;
+        const ALL: [ErrorCode; 32] = [
+            Ok,
+            SystemError,
+            RuntimeInconsistency,
+            DataInconsistency,
+            ConnectionLoss,
+            MarshallingError,
+            Unimplemented,
+            OperationTimeout,
+            BadArguments,
+            UnknownSession,
+            NewConfigNoQuorum,
+            ReconfigInProgress,
+            ApiError,
+            NoNode,
+            NoAuth,
+            BadVersion,
+            NoChildrenForEphemerals,
+            NodeExists,
+            NotEmpty,
+            SessionExpired,
+            InvalidCallback,
+            InvalidAcl,
+            AuthFailed,
+            SessionMoved,
+            NotReadOnly,
+            EphemeralOnLocalSession,
+            NoWatcher,
+            RequestTimeout,
+            ReconfigDisabled,
+            SessionClosedRequireSaslAuth,
+            QuotaExceeded,
+            ThrottledOp,
+        ];
+        ALL.into_iter().find(|c| c.code() == v)
+    }
 }
 
 /// Watch event types carried in notifications (`Watcher.Event.EventType`).

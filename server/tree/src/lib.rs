@@ -2,11 +2,13 @@
 //! which is deterministic: the same txns in the same order give the same tree, results and
 //! change events on every replica. No I/O and no clock: time comes inside each txn.
 
+pub mod codec;
 pub mod node;
 pub mod path;
 pub mod tree;
 pub mod txn;
 
+pub use codec::{decode_op, encode_op, SnapshotError};
 pub use node::{Node, NodeKind};
 pub use tree::{DataTree, SessionMeta, MAX_TTL_MS};
 pub use txn::*;

@@ -102,6 +102,50 @@ impl DataTree {
         a
     }
 
+    /// Every node path, in no particular order.
+    pub fn paths(&self) -> impl Iterator<Item = &String> {
+        self.nodes.keys()
+    }
+
+    /// Rebuilds a tree from stored parts; children lists, the ephemeral index and the ACL
+    /// cache are derived. Fails with the path of a node whose parent is missing.
+    pub(crate) fn from_parts(
+        last_zxid: i64,
+        sessions: Vec<(i64, SessionMeta)>,
+        nodes: Vec<(String, Node)>,
+    ) -> Result<DataTree, String> {
+        let mut t = DataTree {
+            nodes: HashMap::with_capacity(nodes.len()),
+            sessions: sessions.into_iter().collect(),
+            ephemerals: HashMap::new(),
+            last_zxid,
+            acl_cache: HashMap::new(),
+        };
+        for (path, mut node) in nodes {
+            node.acl = t.intern(node.acl.to_vec());
+            node.children.clear();
+            if let NodeKind::Ephemeral(s) = node.kind {
+                t.ephemerals.entry(s).or_default().insert(path.clone());
+            }
+            t.nodes.insert(path, node);
+        }
+        let paths: Vec<String> = t.nodes.keys().cloned().collect();
+        for p in paths {
+            if let Some(parent) = crate::codec::parent_of(&p) {
+                match t.nodes.get_mut(parent) {
+                    Some(n) => {
+                        n.children.insert(path::name(&p).to_string());
+                    }
+                    None => return Err(p),
+                }
+            }
+        }
+        if !t.nodes.contains_key("/") {
+            return Err("/".into());
+        }
+        Ok(t)
+    }
+
     /// The zxid of the last applied txn.
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid

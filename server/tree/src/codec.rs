@@ -1,0 +1,256 @@
+//! Binary encodings of what must survive a restart: transaction ops (the Raft log payload) and
+//! the whole tree (snapshots). Big-endian jute primitives from `zooid-proto`; every decoder
+//! checks what it reads, so a corrupt record is an error, never a panic.
+
+use crate::node::{Node, NodeKind};
+use crate::path;
+use crate::tree::{DataTree, SessionMeta};
+use crate::txn::{Create, CreateKind, TxnOp};
+use bytes::{Bytes, BytesMut};
+use zooid_proto::{Acl, DecodeError, ErrorCode, Reader, Writer};
+
+/// Encoding version written at the start of every snapshot body.
+const SNAPSHOT_VERSION: i32 = 1;
+
+fn bad(field: &'static str, value: i64) -> DecodeError {
+    DecodeError::BadValue { field, value }
+}
+
+/// Appends the encoding of `op`.
+pub fn encode_op(op: &TxnOp, b: &mut BytesMut) {
+    match op {
+        TxnOp::CreateSession { timeout_ms, passwd } => {
+            b.put_jint(1);
+            b.put_jint(*timeout_ms);
+            b.put_jbuffer(Some(passwd));
+        }
+        TxnOp::CloseSession => b.put_jint(2),
+        TxnOp::Create(c) => {
+            b.put_jint(3);
+            b.put_jstring(&c.path);
+            b.put_jbuffer(c.data.as_deref());
+            Acl::encode_list(&c.acl, b);
+            let (kind, ttl) = match c.kind {
+                CreateKind::Persistent => (0, 0),
+                CreateKind::Ephemeral => (1, 0),
+                CreateKind::Container => (2, 0),
+                CreateKind::Ttl(t) => (3, t),
+            };
+            b.put_jint(kind);
+            b.put_jlong(ttl);
+            b.put_jbool(c.sequential);
+        }
+        TxnOp::Delete { path, version } => {
+            b.put_jint(4);
+            b.put_jstring(path);
+            b.put_jint(*version);
+        }
+        TxnOp::SetData {
+            path,
+            data,
+            version,
+        } => {
+            b.put_jint(5);
+            b.put_jstring(path);
+            b.put_jbuffer(data.as_deref());
+            b.put_jint(*version);
+        }
+        TxnOp::SetAcl { path, acl, version } => {
+            b.put_jint(6);
+            b.put_jstring(path);
+            Acl::encode_list(acl, b);
+            b.put_jint(*version);
+        }
+        TxnOp::Check { path, version } => {
+            b.put_jint(7);
+            b.put_jstring(path);
+            b.put_jint(*version);
+        }
+        TxnOp::Multi(ops) => {
+            b.put_jint(8);
+            b.put_jint(ops.len() as i32);
+            for op in ops {
+                encode_op(op, b);
+            }
+        }
+        TxnOp::DeleteContainer { path } => {
+            b.put_jint(9);
+            b.put_jstring(path);
+        }
+        TxnOp::Error(code) => {
+            b.put_jint(10);
+            b.put_jint(code.code());
+        }
+    }
+}
+
+/// Decodes one op written by [`encode_op`].
+pub fn decode_op(r: &mut Reader) -> Result<TxnOp, DecodeError> {
+    Ok(match r.i32()? {
+        1 => {
+            let timeout_ms = r.i32()?;
+            let p = r.buffer()?.unwrap_or_default();
+            let passwd: [u8; 16] = p
+                .try_into()
+                .map_err(|p: Vec<u8>| bad("password length", p.len() as i64))?;
+            TxnOp::CreateSession { timeout_ms, passwd }
+        }
+        2 => TxnOp::CloseSession,
+        3 => {
+            let path = r.string()?;
+            let data = r.buffer()?.map(Bytes::from);
+            let acl = Acl::decode_list(r)?;
+            let kind = match (r.i32()?, r.i64()?) {
+                (0, _) => CreateKind::Persistent,
+                (1, _) => CreateKind::Ephemeral,
+                (2, _) => CreateKind::Container,
+                (3, t) => CreateKind::Ttl(t),
+                (k, _) => return Err(bad("create kind", k as i64)),
+            };
+            TxnOp::Create(Create {
+                path,
+                data,
+                acl,
+                kind,
+                sequential: r.bool()?,
+            })
+        }
+        4 => TxnOp::Delete {
+            path: r.string()?,
+            version: r.i32()?,
+        },
+        5 => TxnOp::SetData {
+            path: r.string()?,
+            data: r.buffer()?.map(Bytes::from),
+            version: r.i32()?,
+        },
+        6 => TxnOp::SetAcl {
+            path: r.string()?,
+            acl: Acl::decode_list(r)?,
+            version: r.i32()?,
+        },
+        7 => TxnOp::Check {
+            path: r.string()?,
+            version: r.i32()?,
+        },
+        8 => {
+            let n = r.i32()?;
+            if n < 0 || n as usize > r.remaining() {
+                return Err(bad("multi length", n as i64));
+            }
+            let mut ops = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                ops.push(decode_op(r)?);
+            }
+            TxnOp::Multi(ops)
+        }
+        9 => TxnOp::DeleteContainer { path: r.string()? },
+        10 => {
+            let c = r.i32()?;
+            TxnOp::Error(ErrorCode::from_i32(c).ok_or(bad("error code", c as i64))?)
+        }
+        t => return Err(bad("op tag", t as i64)),
+    })
+}
+
+/// Why a snapshot could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot record: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("snapshot format version {0} is not supported")]
+    Version(i32),
+    #[error("snapshot node {0} has no parent in the snapshot")]
+    Orphan(String),
+}
+
+impl DataTree {
+    /// The whole state, deterministically encoded (nodes sorted by path): equal trees give equal
+    /// bytes. Children lists and the ephemeral index are derived, so not stored.
+    pub fn encode_snapshot(&self, b: &mut BytesMut) {
+        b.put_jint(SNAPSHOT_VERSION);
+        b.put_jlong(self.last_zxid());
+        let sessions: Vec<(i64, &SessionMeta)> = self.sessions().collect();
+        b.put_jint(sessions.len() as i32);
+        for (id, m) in sessions {
+            b.put_jlong(id);
+            b.put_jint(m.timeout_ms);
+            b.put_jbuffer(Some(&m.passwd));
+        }
+        let mut paths: Vec<&String> = self.paths().collect();
+        paths.sort();
+        b.put_jint(paths.len() as i32);
+        for p in paths {
+            let Some(n) = self.get(p) else { continue };
+            b.put_jstring(p);
+            b.put_jbuffer(n.data.as_deref());
+            Acl::encode_list(&n.acl, b);
+            let (kind, arg) = match n.kind {
+                NodeKind::Persistent => (0, 0),
+                NodeKind::Ephemeral(s) => (1, s),
+                NodeKind::Container => (2, 0),
+                NodeKind::Ttl(t) => (3, t),
+            };
+            b.put_jint(kind);
+            b.put_jlong(arg);
+            b.put_jlong(n.czxid);
+            b.put_jlong(n.mzxid);
+            b.put_jlong(n.ctime);
+            b.put_jlong(n.mtime);
+            b.put_jint(n.version);
+            b.put_jint(n.stored_cversion);
+            b.put_jint(n.aversion);
+            b.put_jlong(n.pzxid);
+        }
+    }
+
+    /// Rebuilds a tree from [`Self::encode_snapshot`]'s bytes.
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<DataTree, SnapshotError> {
+        let mut r = Reader::new(bytes);
+        let version = r.i32()?;
+        if version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version(version));
+        }
+        let last_zxid = r.i64()?;
+        let n_sessions = r.i32()?;
+        let mut sessions = Vec::new();
+        for _ in 0..n_sessions.max(0) {
+            let id = r.i64()?;
+            let timeout_ms = r.i32()?;
+            let p = r.buffer()?.unwrap_or_default();
+            let passwd: [u8; 16] = p
+                .try_into()
+                .map_err(|p: Vec<u8>| bad("password length", p.len() as i64))?;
+            sessions.push((id, SessionMeta { timeout_ms, passwd }));
+        }
+        let n_nodes = r.i32()?;
+        let mut nodes = Vec::new();
+        for _ in 0..n_nodes.max(0) {
+            let path = r.string()?;
+            let data = r.buffer()?.map(Bytes::from);
+            let acl = Acl::decode_list(&mut r)?;
+            let kind = match (r.i32()?, r.i64()?) {
+                (0, _) => NodeKind::Persistent,
+                (1, s) => NodeKind::Ephemeral(s),
+                (2, _) => NodeKind::Container,
+                (3, t) => NodeKind::Ttl(t),
+                (k, _) => return Err(bad("node kind", k as i64).into()),
+            };
+            let mut node = Node::new(data, acl.into(), kind, r.i64()?, 0);
+            node.mzxid = r.i64()?;
+            node.ctime = r.i64()?;
+            node.mtime = r.i64()?;
+            node.version = r.i32()?;
+            node.stored_cversion = r.i32()?;
+            node.aversion = r.i32()?;
+            node.pzxid = r.i64()?;
+            nodes.push((path, node));
+        }
+        DataTree::from_parts(last_zxid, sessions, nodes).map_err(SnapshotError::Orphan)
+    }
+}
+
+/// Checks that every node's parent is present (used when restoring).
+pub(crate) fn parent_of(p: &str) -> Option<&str> {
+    (p != "/").then(|| path::parent(p))
+}
