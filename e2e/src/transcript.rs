@@ -192,7 +192,15 @@ fn normalize(lines: Vec<String>, sessions: &[(usize, i64)]) -> Vec<String> {
 }
 
 fn describe_request(req: &Request) -> String {
-    let s = format!("{req:?}");
+    // A zxid inside a request is compared by rank like the zxids of replies.
+    let s = match req {
+        Request::SetWatches(w) => {
+            let mut w = w.clone();
+            let rel = std::mem::take(&mut w.relative_zxid);
+            format!("{:?} relative={}", Request::SetWatches(w), z(rel))
+        }
+        _ => format!("{req:?}"),
+    };
     if s.len() > 200 {
         format!("{}…", &s[..200])
     } else {

@@ -43,6 +43,14 @@ pub struct Config {
     #[arg(long, env = "ZOOID_EXTENDED_TYPES", default_value_t = true, action = clap::ArgAction::Set)]
     pub extended_types: bool,
 
+    /// How long the log waits to gather concurrent writes into one fsync, in microseconds.
+    #[arg(long, env = "ZOOID_GROUP_COMMIT_WAIT_US", default_value_t = 200)]
+    pub group_commit_wait_us: u64,
+
+    /// Take a snapshot after this many log entries.
+    #[arg(long, env = "ZOOID_SNAPSHOT_EVERY", default_value_t = 20_000)]
+    pub snapshot_every: u64,
+
     /// How often empty containers and expired TTL nodes are looked for, in milliseconds.
     #[arg(long, env = "ZOOID_CONTAINER_CHECK_MS", default_value_t = 60_000)]
     pub container_check_ms: u64,
@@ -74,6 +82,9 @@ impl Config {
                 self.min_session_timeout(),
                 self.max_session_timeout()
             ));
+        }
+        if self.snapshot_every == 0 {
+            return Err("snapshot-every must be positive".into());
         }
         if self.max_frame_bytes < 1024 {
             return Err("max-frame-bytes must be at least 1024".into());

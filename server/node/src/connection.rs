@@ -4,7 +4,7 @@
 //! batches whatever is queued into one socket write.
 
 use crate::fourlw;
-use crate::ops::{is_write, WriteContext};
+use crate::ops::{is_write, ReplyShape, WriteContext};
 use crate::reads;
 use crate::server::Shared;
 use crate::state::{ConnHandle, Origin, Outbound};
@@ -95,6 +95,12 @@ where
     };
     drop(tx);
 
+    let drained = shared
+        .state()
+        .conns
+        .get(&conn)
+        .map(|h| h.drained.clone())
+        .unwrap_or_default();
     let result = loop {
         let body = tokio::select! {
             r = read_frame(&mut rd, &mut buf, max) => r,
@@ -104,6 +110,11 @@ where
             Ok(b) => b,
             Err(e) => break Err(e),
         };
+        // Anything but a write waits until this client's earlier writes are applied, so it
+        // sees them and its reply cannot overtake theirs. Writes are ordered by the log.
+        if !is_write_frame(&body) {
+            wait_drained(shared, conn, &drained).await;
+        }
         if !handle_request(shared, conn, session, &body) {
             break Ok(());
         }
@@ -111,6 +122,27 @@ where
     shared.state().detach(conn);
     let _ = writer.await;
     result
+}
+
+/// Whether a request frame carries a write (by its opcode; the body is not decoded here).
+fn is_write_frame(body: &[u8]) -> bool {
+    body.get(4..8).is_some_and(|op| {
+        let op = i32::from_be_bytes([op[0], op[1], op[2], op[3]]);
+        matches!(op, 1 | 2 | 5 | 7 | 14 | 15 | 19 | 20 | 21 | -11)
+    })
+}
+
+/// Waits until the connection has no write in flight.
+async fn wait_drained(shared: &Shared, conn: ConnId, drained: &Notify) {
+    loop {
+        let notified = drained.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if shared.state().pending_writes(conn) == 0 {
+            return;
+        }
+        notified.await;
+    }
 }
 
 /// Reads one whole frame body, refusing lengths above `max` before buffering them.
@@ -199,6 +231,8 @@ fn handshake(
         connected_at: Instant::now(),
         received: 0,
         sent: 0,
+        pending_writes: 0,
+        drained: Arc::new(Notify::new()),
     };
     let send = |resp: ConnectResponse| {
         let mut b = BytesMut::new();
@@ -206,6 +240,8 @@ fn handshake(
         let _ = tx.send(Outbound::Frame(b.freeze()));
     };
     let (session, passwd) = if creq.session_id == 0 {
+        // The answer goes out when the createSession entry is applied; requests pipelined
+        // behind the handshake wait for it like reads wait for earlier writes.
         let id = state.new_session_id();
         let passwd: [u8; 16] = rand::random();
         state.attach(conn, handle(id), Duration::from_millis(timeout as u64));
@@ -215,9 +251,16 @@ fn handshake(
                 timeout_ms: timeout as i32,
                 passwd,
             },
-            None,
+            Some(Origin {
+                conn,
+                xid: 0,
+                shape: ReplyShape::Connect {
+                    timeout_ms: timeout as i32,
+                    read_only: creq.read_only.map(|_| false),
+                },
+            }),
         );
-        (id, passwd)
+        return Some(id);
     } else {
         match state.tree.session(creq.session_id) {
             Some(m) if m.passwd[..] == creq.passwd[..] => {

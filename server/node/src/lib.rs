@@ -1,6 +1,7 @@
 //! The Zooid server: connections, sessions, watches and four-letter words around the
 //! `zooid-tree` state, speaking the ZooKeeper wire protocol from `zooid-proto`.
 
+pub mod command;
 pub mod config;
 pub mod connection;
 pub mod fourlw;

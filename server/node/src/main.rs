@@ -17,8 +17,8 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let server = Server::start(config.clone())
         .await
-        .with_context(|| format!("binding client port {}", config.client_addr))?;
+        .with_context(|| format!("starting zooid (data in {})", config.data_dir.display()))?;
     tokio::signal::ctrl_c().await?;
-    server.stop();
+    server.stop().await;
     Ok(())
 }

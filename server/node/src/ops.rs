@@ -13,6 +13,11 @@ pub enum ReplyShape {
     Stat,
     Multi(Vec<OpCode>),
     CloseSession,
+    /// A new session: the handshake is answered once its createSession entry is applied.
+    Connect {
+        timeout_ms: i32,
+        read_only: Option<bool>,
+    },
 }
 
 /// True for requests that change replicated state and so go through ordering.

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
+use zooid_replication::{Applier, Consensus, ConsensusConfig};
 use zooid_tree::{DataTree, TxnOp};
+
+/// This server's id in its ensemble (a standalone server is member 1).
+const NODE_ID: u64 = 1;
 
 /// What every connection task shares.
 pub struct Shared {
@@ -33,18 +37,74 @@ pub struct Server {
     pub client_addr: SocketAddr,
     pub shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
+    consensus: Consensus,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] zooid_replication::ConsensusError),
+    #[error("client port: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// The replicated state as the consensus layer sees it.
+struct StateApplier(Arc<Shared>);
+
+impl Applier for StateApplier {
+    fn apply(&self, index: u64, command: &[u8]) {
+        self.0.state().apply_command(index as i64, command);
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut b = bytes::BytesMut::new();
+        self.0.state().tree.encode_snapshot(&mut b);
+        b.to_vec()
+    }
+
+    fn restore(&self, state: &[u8]) -> Result<(), String> {
+        let tree = DataTree::decode_snapshot(state).map_err(|e| e.to_string())?;
+        let mut st = self.0.state();
+        st.tree = tree;
+        st.sessions_restored();
+        Ok(())
+    }
 }
 
 impl Server {
-    /// Binds the client port and starts serving. Port 0 picks a free port (see `client_addr`).
-    pub async fn start(config: Config) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(config.client_addr).await?;
-        let client_addr = listener.local_addr()?;
+    /// Restores the state from the data directory, then binds the client port and starts
+    /// serving. Port 0 picks a free port (see `client_addr`).
+    pub async fn start(config: Config) -> Result<Server, StartError> {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(DataTree::new())),
-            config,
+            state: Mutex::new(State::new(NODE_ID, DataTree::new())),
             next_conn: AtomicU64::new(1),
+            config,
         });
+        let consensus = Consensus::start(
+            ConsensusConfig {
+                node_id: NODE_ID,
+                dir: shared.config.data_dir.clone(),
+                group_commit_wait: Duration::from_micros(shared.config.group_commit_wait_us),
+                snapshot_every: shared.config.snapshot_every,
+            },
+            Arc::new(StateApplier(shared.clone())),
+        )
+        .await?;
+        {
+            let mut st = shared.state();
+            st.set_consensus(consensus.clone());
+            st.sessions_restored();
+            info!(
+                zxid = st.last_zxid(),
+                nodes = st.tree.node_count(),
+                sessions = st.session_count(),
+                "state restored from {}",
+                shared.config.data_dir.display()
+            );
+        }
+        let listener = TcpListener::bind(shared.config.client_addr).await?;
+        let client_addr = listener.local_addr()?;
         info!(%client_addr, "zooid serving clients");
         let mut tasks = Vec::new();
         let s = shared.clone();
@@ -92,13 +152,20 @@ impl Server {
             client_addr,
             shared,
             tasks,
+            consensus,
         })
     }
 
+    /// Takes a snapshot now (tests and operators; normally every `snapshot_every` entries).
+    pub async fn snapshot_now(&self) -> Result<(), zooid_replication::ConsensusError> {
+        self.consensus.snapshot_now().await
+    }
+
     /// Stops accepting and stops background duties (open connections end with the runtime).
-    pub fn stop(self) {
+    pub async fn stop(self) {
         for t in self.tasks {
             t.abort();
         }
+        self.consensus.shutdown().await;
     }
 }

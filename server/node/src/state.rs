@@ -2,14 +2,18 @@
 //! deadlines. Writes are ordered by [`State::propose`] and applied by [`State::apply_committed`],
 //! which queues watch notifications before the reply of the write that caused them.
 
+use crate::command::Command;
 use crate::ops::{reply_for, ReplyShape};
 use crate::watches::{ConnId, WatchKind, WatchManager};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Notify;
 use zooid_proto::*;
+use zooid_replication::Consensus;
 use zooid_tree::{DataTree, OpOutput, Txn, TxnOp};
 
 /// What a connection's writer task receives.
@@ -30,6 +34,11 @@ pub struct ConnHandle {
     pub connected_at: Instant,
     pub received: u64,
     pub sent: u64,
+    /// Writes of this connection proposed but not yet applied here. Its reads wait for them
+    /// (FIFO order per client: a read sees the client's own earlier writes).
+    pub pending_writes: usize,
+    /// Signalled when `pending_writes` drops to zero.
+    pub drained: Arc<Notify>,
 }
 
 impl ConnHandle {
@@ -59,6 +68,13 @@ pub struct Counters {
 }
 
 pub struct State {
+    /// This server's id, stamped into the commands it proposes.
+    node_id: u64,
+    /// Orders commands; `None` only until the server has started.
+    consensus: Option<Consensus>,
+    /// Writes proposed here, waiting for their entry to be applied, by proposal number.
+    parked: HashMap<u64, Origin>,
+    next_proposal: u64,
     pub tree: DataTree,
     pub watches: WatchManager,
     pub conns: HashMap<ConnId, ConnHandle>,
@@ -78,30 +94,47 @@ pub fn now_ms() -> i64 {
 }
 
 impl State {
-    pub fn new(tree: DataTree) -> Self {
-        // Session ids as ZooKeeper makes them: a time-derived base (top byte = server id 0),
-        // counting up; never 0 and never with the top bit set.
-        let base = ((now_ms() << 24) as u64 >> 8) as i64;
-        let highest = tree.sessions().map(|(id, _)| id).max().unwrap_or(0);
+    pub fn new(node_id: u64, tree: DataTree) -> Self {
         let mut s = State {
+            node_id,
+            consensus: None,
+            parked: HashMap::new(),
+            next_proposal: 1,
             tree,
             watches: WatchManager::default(),
             conns: HashMap::new(),
             session_conn: HashMap::new(),
             deadlines: HashMap::new(),
-            next_session: base.max(highest + 1).max(1),
+            next_session: 1,
             counters: Counters::default(),
         };
-        // Restored sessions get a fresh deadline: clients may reconnect before it passes.
-        let restored: Vec<(i64, i32)> = s
+        s.sessions_restored();
+        s
+    }
+
+    /// After the state was restored (start, snapshot install): every session gets a fresh
+    /// deadline, since its clients may reconnect before it passes, and new session ids start
+    /// above every known one.
+    pub fn sessions_restored(&mut self) {
+        // Session ids as ZooKeeper makes them: a time-derived base (top byte = server id),
+        // counting up; never 0 and never with the top bit set.
+        let base = ((now_ms() << 24) as u64 >> 8) as i64 | ((self.node_id as i64 & 0x7f) << 56);
+        let highest = self.tree.sessions().map(|(id, _)| id).max().unwrap_or(0);
+        self.next_session = base.max(highest + 1).max(1);
+        let restored: Vec<(i64, i32)> = self
             .tree
             .sessions()
             .map(|(id, m)| (id, m.timeout_ms))
             .collect();
+        self.deadlines.clear();
         for (id, t) in restored {
-            s.touch_with(id, Duration::from_millis(t.max(0) as u64));
+            self.touch_with(id, Duration::from_millis(t.max(0) as u64));
         }
-        s
+    }
+
+    /// Connects the state to the consensus layer that orders its writes.
+    pub fn set_consensus(&mut self, consensus: Consensus) {
+        self.consensus = Some(consensus);
     }
 
     pub fn last_zxid(&self) -> i64 {
@@ -114,19 +147,59 @@ impl State {
         id
     }
 
-    /// Orders a write and applies it. Standalone: the order is the arrival order under this lock.
-    pub fn propose(&mut self, session: i64, op: TxnOp, origin: Option<Origin>) -> Option<OpOutput> {
-        let txn = Txn {
-            zxid: self.tree.last_zxid() + 1,
+    /// Proposes a write for ordering. Its effects, and the reply to `origin`, come when the
+    /// entry is applied ([`State::apply_command`]).
+    pub fn propose(&mut self, session: i64, op: TxnOp, origin: Option<Origin>) {
+        let proposal = match origin {
+            Some(o) => {
+                if let Some(h) = self.conns.get_mut(&o.conn) {
+                    h.pending_writes += 1;
+                }
+                let n = self.next_proposal;
+                self.next_proposal += 1;
+                self.parked.insert(n, o);
+                n
+            }
+            None => 0,
+        };
+        let cmd = Command {
             time: now_ms(),
             session,
+            origin_node: self.node_id,
+            proposal,
             op,
         };
-        self.apply_committed(txn, origin)
+        match &self.consensus {
+            Some(c) => c.propose(cmd.encode()),
+            None => tracing::error!("write proposed before the server started; dropped"),
+        }
+    }
+
+    /// Applies a committed command at log index `zxid`.
+    pub fn apply_command(&mut self, zxid: i64, bytes: &[u8]) {
+        let cmd = match Command::decode(bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                // Every replica decodes the same bytes the same way, so skipping keeps them
+                // identical; it can only mean a bug, so say so loudly.
+                tracing::error!("undecodable command at zxid {zxid}: {e}");
+                return;
+            }
+        };
+        let origin = (cmd.origin_node == self.node_id && cmd.proposal != 0)
+            .then(|| self.parked.remove(&cmd.proposal))
+            .flatten();
+        let txn = Txn {
+            zxid,
+            time: cmd.time,
+            session: cmd.session,
+            op: cmd.op,
+        };
+        self.apply_committed(txn, origin);
     }
 
     /// Applies an ordered txn: notifications first, then the reply to its origin.
-    pub fn apply_committed(&mut self, txn: Txn, origin: Option<Origin>) -> Option<OpOutput> {
+    fn apply_committed(&mut self, txn: Txn, origin: Option<Origin>) -> Option<OpOutput> {
         let zxid = txn.zxid;
         let session = txn.session;
         let is_close = matches!(txn.op, TxnOp::CloseSession);
@@ -158,24 +231,48 @@ impl State {
             self.deadlines.remove(&session);
         }
         let last = self.tree.last_zxid();
-        match origin {
-            Some(o) => {
-                let mut b = BytesMut::new();
-                match &applied.result {
-                    Ok(out) => {
-                        let resp = reply_for(&o.shape, out.clone());
-                        encode_reply(&mut b, o.xid, last, Ok(&resp));
-                    }
-                    Err(e) => encode_reply(&mut b, o.xid, last, Err(*e)),
-                }
-                self.send_to(o.conn, b.freeze());
-                if o.shape == ReplyShape::CloseSession {
-                    self.close_conn(o.conn);
-                }
-                applied.result.ok()
+        let o = origin?;
+        let mut b = BytesMut::new();
+        match (&o.shape, &applied.result) {
+            (
+                ReplyShape::Connect {
+                    timeout_ms,
+                    read_only,
+                },
+                _,
+            ) => {
+                let passwd = self.tree.session(session).map_or([0; 16], |m| m.passwd);
+                let resp = ConnectResponse {
+                    protocol_version: 0,
+                    timeout_ms: *timeout_ms,
+                    session_id: session,
+                    passwd,
+                    read_only: *read_only,
+                };
+                encode_frame(&mut b, |b| resp.encode(b));
             }
-            None => applied.result.ok(),
+            (shape, Ok(out)) => {
+                let resp = reply_for(shape, out.clone());
+                encode_reply(&mut b, o.xid, last, Ok(&resp));
+            }
+            (_, Err(e)) => encode_reply(&mut b, o.xid, last, Err(*e)),
         }
+        self.send_to(o.conn, b.freeze());
+        if let Some(h) = self.conns.get_mut(&o.conn) {
+            h.pending_writes = h.pending_writes.saturating_sub(1);
+            if h.pending_writes == 0 {
+                h.drained.notify_one();
+            }
+        }
+        if o.shape == ReplyShape::CloseSession {
+            self.close_conn(o.conn);
+        }
+        applied.result.ok()
+    }
+
+    /// Writes of `conn` not yet applied.
+    pub fn pending_writes(&self, conn: ConnId) -> usize {
+        self.conns.get(&conn).map_or(0, |h| h.pending_writes)
     }
 
     /// Queues a frame on a connection (counted as sent).

@@ -9,9 +9,11 @@ pub use zooid_e2e::raw::*;
 
 /// Starts a server with test-friendly settings on its own runtime.
 pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
     let mut config = Config::defaults();
     config.client_addr = "127.0.0.1:0".parse().unwrap();
     config.four_letter_words = "*".into();
+    config.data_dir = dir.path().to_path_buf();
     tweak(&mut config);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -23,6 +25,7 @@ pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
         addr: server.client_addr,
         _server: server,
         _rt: rt,
+        _dir: dir,
     }
 }
 
@@ -30,4 +33,5 @@ pub struct TestServer {
     pub addr: SocketAddr,
     _server: Server,
     _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
 }

@@ -1,0 +1,82 @@
+//! A replicated command: the txn op plus what the proposer stamps on it (time, session, and
+//! which server's parked request it answers). The log index it lands at becomes its zxid.
+
+use bytes::BytesMut;
+use zooid_proto::{DecodeError, Reader, Writer};
+use zooid_tree::{decode_op, encode_op, TxnOp};
+
+/// Version of this encoding, first in every command.
+const VERSION: i32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// Proposer's wall clock, ms since the epoch: ctime / mtime of what it creates.
+    pub time: i64,
+    pub session: i64,
+    /// The server that proposed it; only that server has a client waiting for the reply.
+    pub origin_node: u64,
+    /// Which parked request on `origin_node` it answers; 0 for none.
+    pub proposal: u64,
+    pub op: TxnOp,
+}
+
+impl Command {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = BytesMut::with_capacity(64);
+        b.put_jint(VERSION);
+        b.put_jlong(self.time);
+        b.put_jlong(self.session);
+        b.put_jlong(self.origin_node as i64);
+        b.put_jlong(self.proposal as i64);
+        encode_op(&self.op, &mut b);
+        b.to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let version = r.i32()?;
+        if version != VERSION {
+            return Err(DecodeError::BadValue {
+                field: "command version",
+                value: version as i64,
+            });
+        }
+        let cmd = Command {
+            time: r.i64()?,
+            session: r.i64()?,
+            origin_node: r.i64()? as u64,
+            proposal: r.i64()? as u64,
+            op: decode_op(&mut r)?,
+        };
+        if r.remaining() != 0 {
+            return Err(DecodeError::BadValue {
+                field: "trailing command bytes",
+                value: r.remaining() as i64,
+            });
+        }
+        Ok(cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let c = Command {
+            time: 1_700_000_000_000,
+            session: 0x0100_0000_0000_0001,
+            origin_node: 1,
+            proposal: 42,
+            op: TxnOp::Delete {
+                path: "/a".into(),
+                version: 3,
+            },
+        };
+        assert_eq!(Command::decode(&c.encode()).unwrap(), c);
+        let mut bytes = c.encode();
+        bytes.push(0);
+        assert!(Command::decode(&bytes).is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! Durability: acknowledged writes survive restarts, kill -9 and torn log tails.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::RawClient;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use zooid_e2e::apache::free_port;
+use zooid_proto::*;
+
+/// The `zooid` binary running as its own process on a data directory.
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Proc {
+    fn start(dir: &Path) -> Proc {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+        let child = Command::new(env!("CARGO_BIN_EXE_zooid"))
+            .arg("--client-addr")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--snapshot-every")
+            .arg("500")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut p = Proc { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(addr) {
+                let mut out = String::new();
+                if s.write_all(b"ruok").is_ok()
+                    && s.read_to_string(&mut out).is_ok()
+                    && out == "imok"
+                {
+                    return p;
+                }
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("zooid exited during start: {status}");
+            }
+            assert!(Instant::now() < deadline, "zooid did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn create(path: &str, data: &[u8]) -> Request {
+    Request::Create(CreateRequest {
+        op: OpCode::Create,
+        path: path.into(),
+        data: Some(data.to_vec()),
+        acl: Acl::open(),
+        flags: 0,
+        ttl: -1,
+    })
+}
+
+/// Writes /k-0, /k-1, ... pipelined `depth` deep until killed or `limit` is reached; returns
+/// the acknowledged indexes.
+fn write_stream(c: &mut RawClient, limit: usize, depth: usize) -> Vec<usize> {
+    let mut acked = Vec::new();
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut next = 0;
+    loop {
+        while in_flight.len() < depth && next < limit {
+            let xid = c.send(&create(
+                &format!("/k-{next}"),
+                format!("v{next}").as_bytes(),
+            ));
+            in_flight.push_back((xid, next));
+            next += 1;
+        }
+        let Some((xid, i)) = in_flight.pop_front() else {
+            return acked;
+        };
+        match c.recv() {
+            Some(f) => {
+                assert_eq!(f.xid, xid);
+                assert_eq!(f.err, 0, "create /k-{i} failed");
+                acked.push(i);
+            }
+            None => return acked,
+        }
+    }
+}
+
+fn present(addr: SocketAddr, n: usize) -> Vec<usize> {
+    let mut c = RawClient::connect(addr);
+    (0..n)
+        .filter(|i| {
+            let (f, _) = c.call(&Request::GetData {
+                path: format!("/k-{i}"),
+                watch: false,
+            });
+            if f.err == 0 {
+                let mut r = Reader::new(&f.body);
+                assert_eq!(r.buffer().unwrap().unwrap(), format!("v{i}").into_bytes());
+            }
+            f.err == 0
+        })
+        .collect()
+}
+
+#[test]
+fn restart_keeps_data_sessions_and_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proc::start(dir.path());
+    let mut c = RawClient::connect(p.addr);
+    // Enough writes to cross a snapshot (every 500 entries), then some after it.
+    assert_eq!(write_stream(&mut c, 1200, 8).len(), 1200);
+    c.create("/eph", b"", CreateMode::Ephemeral.flags())
+        .unwrap();
+    let (session, passwd) = (c.session_id, c.passwd);
+    let before = c.get("/k-7", false).unwrap().1;
+    p.kill9();
+    let snaps: Vec<PathBuf> = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!snaps.is_empty(), "no snapshot was written");
+
+    let p = Proc::start(dir.path());
+    assert_eq!(present(p.addr, 1200).len(), 1200);
+    let mut resumed = RawClient::connect_with(p.addr, session, passwd, 30000, 0)
+        .expect("the session survives a restart within its timeout");
+    assert_eq!(
+        resumed.get("/k-7", false).unwrap().1,
+        before,
+        "Stat is restored exactly"
+    );
+    assert!(resumed.get("/eph", false).is_ok());
+    assert!(resumed.create("/k-after", b"", 0).is_ok());
+}
+
+#[test]
+fn kill_9_during_writes_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let p = Proc::start(dir.path());
+        let addr = p.addr;
+        let writer = std::thread::spawn(move || {
+            let mut c = RawClient::connect(addr);
+            write_stream(&mut c, 100_000, 16)
+        });
+        std::thread::sleep(Duration::from_millis(300 + 200 * round));
+        p.kill9();
+        let acked = writer.join().unwrap();
+        assert!(
+            !acked.is_empty(),
+            "no write was acknowledged before the kill"
+        );
+        let p = Proc::start(dir.path());
+        let found = present(p.addr, acked.len() + 64);
+        for i in &acked {
+            assert!(found.contains(i), "acknowledged /k-{i} lost after kill -9");
+        }
+        // Clean up for the next round through the server itself.
+        let mut c = RawClient::connect(p.addr);
+        for i in found {
+            let (f, _) = c.call(&Request::Delete {
+                path: format!("/k-{i}"),
+                version: -1,
+            });
+            assert_eq!(f.err, 0);
+        }
+    }
+}
+
+#[test]
+fn torn_log_tail_restarts_cleanly_with_a_prefix_of_the_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proc::start(dir.path());
+    let mut c = RawClient::connect(p.addr);
+    assert_eq!(write_stream(&mut c, 300, 4).len(), 300);
+    p.kill9();
+    let log_dir = dir.path().join("log");
+    let mut chunks: Vec<PathBuf> = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    chunks.sort();
+    let last = chunks.pop().expect("a log chunk");
+    let full = std::fs::read(&last).unwrap();
+    let pristine = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), pristine.path());
+    // Cut the newest chunk at several offsets, each time from the pristine copy.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..4 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let cut = (seed % full.len() as u64) as usize;
+        let work = tempfile::tempdir().unwrap();
+        copy_dir(pristine.path(), work.path());
+        let chunk = work.path().join("log").join(last.file_name().unwrap());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&chunk)
+            .unwrap()
+            .set_len(cut as u64)
+            .unwrap();
+        let p = Proc::start(work.path());
+        let found = present(p.addr, 300);
+        eprintln!("cut {cut} of {}: {} writes kept", full.len(), found.len());
+        let prefix: Vec<usize> = (0..found.len()).collect();
+        assert_eq!(
+            found, prefix,
+            "after a cut at {cut}, the writes kept are not a prefix"
+        );
+        // And the server keeps working on the cut log.
+        let mut c = RawClient::connect(p.addr);
+        assert!(c.create("/after-cut", b"", 0).is_ok());
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The face of this crate: start a node over a data directory, propose commands, learn when it
+//! is ready. Everything openraft-specific stays behind it.
+
+use crate::log_store::LogStore;
+use crate::network::NoPeers;
+use crate::snapshot_file::SnapshotDir;
+use crate::state_machine::{Applier, StateMachine};
+use crate::types::*;
+use openraft::{BasicNode, Raft, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Settings of the consensus layer.
+#[derive(Debug, Clone)]
+pub struct ConsensusConfig {
+    pub node_id: NodeId,
+    /// Holds `log/` (the WAL) and `snapshots/`.
+    pub dir: PathBuf,
+    /// How long the WAL waits to gather concurrent appends into one fsync.
+    pub group_commit_wait: Duration,
+    /// A snapshot is taken after this many entries since the previous one.
+    pub snapshot_every: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    #[error("opening the log in {dir}: {source}")]
+    Log {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("opening snapshots: {0}")]
+    Snapshots(String),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("not ready after {0:?}: {1}")]
+    NotReady(Duration, String),
+}
+
+/// A running consensus node.
+#[derive(Clone)]
+pub struct Consensus {
+    raft: Raft<TypeConfig>,
+    proposals: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl Consensus {
+    /// Opens the log and snapshots in `config.dir`, restores the state into `applier` (newest
+    /// snapshot, then committed log entries), and makes this node the single voter of a new
+    /// ensemble if it was never initialized. Returns once it leads and has applied its log.
+    pub async fn start(
+        config: ConsensusConfig,
+        applier: Arc<dyn Applier>,
+    ) -> Result<Consensus, ConsensusError> {
+        let log_dir = config.dir.join("log");
+        let log = LogStore::open(&log_dir, config.group_commit_wait).map_err(|source| {
+            ConsensusError::Log {
+                dir: log_dir.clone(),
+                source,
+            }
+        })?;
+        let snaps = SnapshotDir::open(&config.dir.join("snapshots"))
+            .map_err(|e| ConsensusError::Snapshots(e.to_string()))?;
+        let sm = StateMachine::open(snaps, applier)
+            .map_err(|e| ConsensusError::Snapshots(e.to_string()))?;
+        let raft_config = openraft::Config {
+            cluster_name: "zooid".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 300,
+            election_timeout_max: 600,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: 1000,
+            max_payload_entries: 1024,
+            install_snapshot_timeout: 10_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let raft = Raft::new(config.node_id, Arc::new(raft_config), NoPeers, log, sm)
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        if !initialized {
+            let mut members = BTreeMap::new();
+            members.insert(config.node_id, BasicNode::default());
+            raft.initialize(members)
+                .await
+                .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        }
+        let wait = Duration::from_secs(30);
+        let me = config.node_id;
+        raft.wait(Some(wait))
+            .metrics(
+                |m| {
+                    m.current_leader == Some(me)
+                        && m.last_applied.map(|l| l.index) >= m.last_log_index
+                },
+                "leader with its log applied",
+            )
+            .await
+            .map_err(|e| ConsensusError::NotReady(wait, e.to_string()))?;
+
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let r = raft.clone();
+        tokio::spawn(async move {
+            while let Some(cmd) = rx.recv().await {
+                // The reply is produced when the entry is applied; only a fatal error (the
+                // node is shutting down) can come back here.
+                if let Err(e) = r.client_write_ff(Command(cmd)).await {
+                    tracing::error!("raft refused a proposal: {e}");
+                    break;
+                }
+            }
+        });
+        Ok(Consensus {
+            raft,
+            proposals: tx,
+        })
+    }
+
+    /// Queues a command for ordering. Never blocks; the applier sees it once committed.
+    pub fn propose(&self, command: Vec<u8>) {
+        if self.proposals.send(command).is_err() {
+            tracing::error!("proposal dropped: consensus has stopped");
+        }
+    }
+
+    /// The index of the last entry applied to the state (the server's last zxid or later).
+    pub fn last_applied(&self) -> u64 {
+        self.raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index)
+    }
+
+    /// Takes a snapshot now (also purging the log before it) and waits for it.
+    pub async fn snapshot_now(&self) -> Result<(), ConsensusError> {
+        let target = self.last_applied();
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        self.raft
+            .wait(Some(Duration::from_secs(30)))
+            .metrics(
+                |m| m.snapshot.map(|s| s.index) >= Some(target),
+                "snapshot taken",
+            )
+            .await
+            .map_err(|e| ConsensusError::NotReady(Duration::from_secs(30), e.to_string()))?;
+        Ok(())
+    }
+
+    /// Stops the node (flushing nothing more: what was acknowledged is already durable).
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}

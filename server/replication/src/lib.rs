@@ -1,0 +1,17 @@
+//! Ordering and durability for Zooid. Commands are ordered by openraft (0.9, storage v2), kept
+//! in a `raft-log` write-ahead log with group commit, and applied in order to the server's
+//! state through the [`Applier`] trait; snapshots are our own checksummed, compressed files.
+//! This is the only crate that names openraft.
+
+// openraft's traits fix the (large) storage error type; boxing it is not ours to choose.
+#![allow(clippy::result_large_err)]
+
+pub mod consensus;
+pub mod log_store;
+pub mod network;
+pub mod snapshot_file;
+pub mod state_machine;
+pub mod types;
+
+pub use consensus::{Consensus, ConsensusConfig, ConsensusError};
+pub use state_machine::Applier;

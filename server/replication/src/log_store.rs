@@ -1,0 +1,301 @@
+//! The Raft log in `raft-log`'s chunked, CRC-checked WAL, adapted to openraft's
+//! `RaftLogStorage`. Appends return at once; raft-log's flush worker batches the fsyncs of
+//! concurrent appends (group commit) and then reports durability through openraft's callback.
+
+use crate::types::*;
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, LogState, RaftLogReader};
+use raft_log::api::raft_log_writer::RaftLogWriter;
+use std::fmt::Debug;
+use std::io::{self, Read, Write};
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// raft-log's view of our types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalTypes;
+
+/// openraft's log id in the WAL: term, leader node, index.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WalLogId(pub LogId);
+
+/// openraft's vote in the WAL.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd)]
+pub struct WalVote(pub Vote);
+
+/// An entry payload in the WAL: a tag byte, then the command or the membership (JSON).
+#[derive(Debug, Clone)]
+pub struct WalPayload(pub EntryPayload<TypeConfig>);
+
+/// Who is told when a flush reaches the disk.
+pub enum FlushCallback {
+    /// openraft's append callback.
+    Log(LogFlushed<TypeConfig>),
+    /// A caller that awaits durability (vote, truncate).
+    Wait(oneshot::Sender<io::Result<()>>),
+}
+
+impl raft_log::Types for WalTypes {
+    type LogId = WalLogId;
+    type LogPayload = WalPayload;
+    type Vote = WalVote;
+    type UserData = ();
+    type Callback = FlushCallback;
+
+    fn log_index(log_id: &WalLogId) -> u64 {
+        log_id.0.index
+    }
+
+    fn payload_size(payload: &WalPayload) -> u64 {
+        match &payload.0 {
+            EntryPayload::Normal(c) => c.0.len() as u64,
+            _ => 64,
+        }
+    }
+}
+
+impl raft_log::Callback for FlushCallback {
+    fn send(self, res: io::Result<()>) {
+        match self {
+            FlushCallback::Log(cb) => cb.log_io_completed(res),
+            FlushCallback::Wait(tx) => {
+                let _ = tx.send(res);
+            }
+        }
+    }
+}
+
+fn read_u64<R: Read>(mut r: R) -> io::Result<u64> {
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b)?;
+    Ok(u64::from_be_bytes(b))
+}
+
+impl raft_log::codeq::Encode for WalLogId {
+    fn encode<W: Write>(&self, mut w: W) -> io::Result<usize> {
+        w.write_all(&self.0.leader_id.term.to_be_bytes())?;
+        w.write_all(&self.0.leader_id.node_id.to_be_bytes())?;
+        w.write_all(&self.0.index.to_be_bytes())?;
+        Ok(24)
+    }
+}
+
+impl raft_log::codeq::Decode for WalLogId {
+    fn decode<R: Read>(mut r: R) -> io::Result<Self> {
+        let term = read_u64(&mut r)?;
+        let node = read_u64(&mut r)?;
+        let index = read_u64(&mut r)?;
+        Ok(WalLogId(LogId::new(
+            openraft::CommittedLeaderId::new(term, node),
+            index,
+        )))
+    }
+}
+
+impl raft_log::codeq::Encode for WalVote {
+    fn encode<W: Write>(&self, mut w: W) -> io::Result<usize> {
+        w.write_all(&self.0.leader_id.term.to_be_bytes())?;
+        w.write_all(&self.0.leader_id.node_id.to_be_bytes())?;
+        w.write_all(&[self.0.committed as u8])?;
+        Ok(17)
+    }
+}
+
+impl raft_log::codeq::Decode for WalVote {
+    fn decode<R: Read>(mut r: R) -> io::Result<Self> {
+        let term = read_u64(&mut r)?;
+        let node = read_u64(&mut r)?;
+        let mut c = [0u8; 1];
+        r.read_exact(&mut c)?;
+        Ok(WalVote(if c[0] != 0 {
+            Vote::new_committed(term, node)
+        } else {
+            Vote::new(term, node)
+        }))
+    }
+}
+
+impl raft_log::codeq::Encode for WalPayload {
+    fn encode<W: Write>(&self, mut w: W) -> io::Result<usize> {
+        let (tag, body) = match &self.0 {
+            EntryPayload::Blank => (0u8, Vec::new()),
+            EntryPayload::Normal(c) => (1, c.0.clone()),
+            EntryPayload::Membership(m) => (2, serde_json::to_vec(m).map_err(io::Error::other)?),
+        };
+        w.write_all(&[tag])?;
+        w.write_all(&(body.len() as u32).to_be_bytes())?;
+        w.write_all(&body)?;
+        Ok(5 + body.len())
+    }
+}
+
+impl raft_log::codeq::Decode for WalPayload {
+    fn decode<R: Read>(mut r: R) -> io::Result<Self> {
+        let mut head = [0u8; 5];
+        r.read_exact(&mut head)?;
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as u64;
+        let mut body = Vec::new();
+        r.take(len).read_to_end(&mut body)?;
+        if body.len() as u64 != len {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(WalPayload(match head[0] {
+            0 => EntryPayload::Blank,
+            1 => EntryPayload::Normal(Command(body)),
+            2 => EntryPayload::Membership(
+                serde_json::from_slice(&body)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            ),
+            t => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unknown payload tag {t}"),
+                ))
+            }
+        }))
+    }
+}
+
+/// The log store; cheap to clone (openraft asks for a separate reader).
+#[derive(Clone)]
+pub struct LogStore {
+    wal: Arc<Mutex<raft_log::RaftLog<WalTypes>>>,
+}
+
+impl LogStore {
+    /// Opens (or creates) the WAL in `dir`. A torn last record from a crash is cut off.
+    /// `group_wait` is how long the flush worker waits to gather more appends into one fsync.
+    pub fn open(dir: &Path, group_wait: Duration) -> io::Result<LogStore> {
+        std::fs::create_dir_all(dir)?;
+        let mut config = raft_log::Config::new(dir.display().to_string());
+        config.wal.truncate_incomplete_record = Some(true);
+        config.wal.flush_batch_wait = Some(group_wait);
+        let wal = raft_log::RaftLog::<WalTypes>::open(Arc::new(config))?;
+        Ok(LogStore {
+            wal: Arc::new(Mutex::new(wal)),
+        })
+    }
+
+    fn wal(&self) -> MutexGuard<'_, raft_log::RaftLog<WalTypes>> {
+        // A panic while holding the lock leaves raft-log's in-memory state as consistent as
+        // its last completed call; continuing is what every other caller would do anyway.
+        self.wal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a flush and waits until it is on disk.
+    async fn flush_and_wait(&self) -> io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.wal().flush(true, Some(FlushCallback::Wait(tx)))?;
+        rx.await
+            .map_err(|_| io::Error::other("raft-log flush worker went away"))?
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<openraft::Entry<TypeConfig>>, StorageError> {
+        let from = match range.start_bound() {
+            Bound::Included(x) => *x,
+            Bound::Excluded(x) => x + 1,
+            Bound::Unbounded => 0,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(x) => x + 1,
+            Bound::Excluded(x) => *x,
+            Bound::Unbounded => u64::MAX,
+        };
+        let wal = self.wal();
+        wal.read(from, to)
+            .map(|r| {
+                r.map(|(id, payload)| openraft::Entry {
+                    log_id: id.0,
+                    payload: payload.0,
+                })
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))
+            })
+            .collect()
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let wal = self.wal();
+        let st = wal.log_state();
+        let last_purged_log_id = st.purged().map(|l| l.0);
+        let last_log_id = st.last().map(|l| l.0).or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let io = |e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e);
+        self.wal().save_vote(WalVote(*vote)).map_err(io)?;
+        self.flush_and_wait().await.map_err(io)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        Ok(self.wal().log_state().vote().map(|v| v.0))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        if let Some(c) = committed {
+            // Made durable by the next flush; losing it only means replaying a little less
+            // locally after a crash, never applying something uncommitted.
+            self.wal()
+                .commit(WalLogId(c))
+                .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
+        }
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.wal().log_state().committed().map(|l| l.0))
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let io = |e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e);
+        let mut wal = self.wal();
+        wal.append(
+            entries
+                .into_iter()
+                .map(|e| (WalLogId(e.log_id), WalPayload(e.payload))),
+        )
+        .map_err(io)?;
+        wal.flush(true, Some(FlushCallback::Log(callback)))
+            .map_err(io)
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let io = |e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e);
+        self.wal().truncate(log_id.index).map_err(io)?;
+        self.flush_and_wait().await.map_err(io)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let io = |e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e);
+        let mut wal = self.wal();
+        wal.purge(WalLogId(log_id)).map_err(io)?;
+        wal.flush(false, None).map_err(io)
+    }
+}

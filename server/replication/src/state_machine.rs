@@ -1,0 +1,167 @@
+//! openraft's state machine: hands committed commands to the server's [`Applier`] in log
+//! order, and turns the applier's state into snapshot files and back.
+
+use crate::snapshot_file::{self, SnapshotDir};
+use crate::types::*;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+/// What the server provides: the replicated state, changed only through `apply`.
+pub trait Applier: Send + Sync + 'static {
+    /// Applies the command committed at log `index` (the zxid).
+    fn apply(&self, index: u64, command: &[u8]);
+    /// Encodes the whole state as it is now (between two applies).
+    fn snapshot(&self) -> Vec<u8>;
+    /// Replaces the whole state by a snapshot's.
+    fn restore(&self, state: &[u8]) -> Result<(), String>;
+}
+
+/// The newest snapshot: its meta and the whole file.
+type Current = Arc<Mutex<Option<(SnapshotMeta, Vec<u8>)>>>;
+
+pub struct StateMachine {
+    applier: Arc<dyn Applier>,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    dir: SnapshotDir,
+    current: Current,
+    built: u64,
+}
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError {
+    io_err(
+        ErrorSubject::StateMachine,
+        ErrorVerb::Read,
+        std::io::Error::other(e.to_string()),
+    )
+}
+
+impl StateMachine {
+    /// Opens the snapshot directory and restores the newest valid snapshot into the applier.
+    pub fn open(dir: SnapshotDir, applier: Arc<dyn Applier>) -> Result<StateMachine, StorageError> {
+        let mut sm = StateMachine {
+            applier,
+            last_applied: None,
+            membership: StoredMembership::default(),
+            dir,
+            current: Arc::new(Mutex::new(None)),
+            built: 0,
+        };
+        if let Some(s) = sm.dir.latest().map_err(sm_err)? {
+            sm.applier.restore(&s.state).map_err(sm_err)?;
+            sm.last_applied = s.meta.last_log_id;
+            sm.membership = s.meta.last_membership.clone();
+            *sm.lock_current() = Some((s.meta, s.file));
+        }
+        Ok(sm)
+    }
+
+    fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<(SnapshotMeta, Vec<u8>)>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Builds one snapshot from state captured when the builder was made.
+pub struct Builder {
+    meta: SnapshotMeta,
+    state: Vec<u8>,
+    dir: SnapshotDir,
+    current: Current,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for Builder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let werr = |e: std::io::Error| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e);
+        let file = snapshot_file::encode(&self.meta, &self.state)
+            .map_err(|e| werr(std::io::Error::other(e.to_string())))?;
+        let (dir, meta, bytes) = (self.dir.clone(), self.meta.clone(), file.clone());
+        tokio::task::spawn_blocking(move || dir.save(&meta, &bytes))
+            .await
+            .map_err(|e| werr(std::io::Error::other(e.to_string())))?
+            .map_err(werr)?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((self.meta.clone(), file.clone()));
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(file)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Builder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<()>, StorageError>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut out = Vec::new();
+        for e in entries {
+            self.last_applied = Some(e.log_id);
+            match e.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(cmd) => self.applier.apply(e.log_id.index, &cmd.0),
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(e.log_id), m);
+                }
+            }
+            out.push(());
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.built += 1;
+        let last = self.last_applied;
+        let snapshot_id = match last {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, self.built),
+            None => format!("0-0-{}", self.built),
+        };
+        Builder {
+            meta: SnapshotMeta {
+                last_log_id: last,
+                last_membership: self.membership.clone(),
+                snapshot_id,
+            },
+            state: self.applier.snapshot(),
+            dir: self.dir.clone(),
+            current: self.current.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let file = snapshot.into_inner();
+        let (file_meta, state) = snapshot_file::decode(&file).map_err(sm_err)?;
+        if file_meta.last_log_id != meta.last_log_id {
+            return Err(sm_err("snapshot file does not match its meta"));
+        }
+        self.applier.restore(&state).map_err(sm_err)?;
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.dir.save(meta, &file).map_err(sm_err)?;
+        *self.lock_current() = Some((meta.clone(), file));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(self.lock_current().clone().map(|(meta, file)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(file)),
+        }))
+    }
+}

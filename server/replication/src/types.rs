@@ -1,0 +1,36 @@
+//! The openraft type configuration and the Raft log's record types.
+
+use openraft::{BasicNode, Entry};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+
+/// One replicated command: an encoded transaction, opaque to this crate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command(pub Vec<u8>);
+
+openraft::declare_raft_types!(
+    /// Zooid's Raft types: node ids are `u64`, snapshots travel as whole files in memory.
+    pub TypeConfig:
+        D = Command,
+        R = (),
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+pub type NodeId = u64;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type StorageError = openraft::StorageError<NodeId>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, BasicNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
+
+/// Wraps an I/O error as openraft's storage error.
+pub fn io_err(
+    subject: openraft::ErrorSubject<NodeId>,
+    verb: openraft::ErrorVerb,
+    e: std::io::Error,
+) -> StorageError {
+    StorageError::from_io_error(subject, verb, e)
+}
