@@ -53,8 +53,8 @@ pub enum StartError {
 struct StateApplier(Arc<Shared>);
 
 impl Applier for StateApplier {
-    fn apply(&self, index: u64, command: &[u8]) {
-        self.0.state().apply_command(index as i64, command);
+    fn apply(&self, zxid: u64, command: &[u8]) {
+        self.0.state().apply_command(zxid as i64, command);
     }
 
     fn snapshot(&self) -> Vec<u8> {

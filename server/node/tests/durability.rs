@@ -127,8 +127,9 @@ fn restart_keeps_data_sessions_and_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let p = Proc::start(dir.path());
     let mut c = RawClient::connect(p.addr);
-    // Enough writes to cross a snapshot (every 500 entries), then some after it.
-    assert_eq!(write_stream(&mut c, 1200, 8).len(), 1200);
+    // Enough writes to cross a snapshot (every 500 log entries), then some after it. One at a
+    // time, so that each write is its own entry.
+    assert_eq!(write_stream(&mut c, 1200, 1).len(), 1200);
     c.create("/eph", b"", CreateMode::Ephemeral.flags())
         .unwrap();
     let (session, passwd) = (c.session_id, c.passwd);

@@ -40,6 +40,55 @@ pub enum ConsensusError {
     NotReady(Duration, String),
 }
 
+/// Entries in flight between us and openraft. openraft 0.9 waits for each entry's fsync inside
+/// its core loop, so one entry per command would cost one fsync per command. Instead commands
+/// queue here while entries are in flight, and each entry carries every command queued since
+/// the previous one: that is the group commit.
+const ENTRIES_IN_FLIGHT: usize = 2;
+/// Upper bounds of one entry.
+const MAX_BATCH_COMMANDS: usize = crate::batch::MAX_COMMANDS;
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// Packs queued commands into entries, keeping at most [`ENTRIES_IN_FLIGHT`] unapplied.
+async fn forward_batches(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut bytes = first.len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(c) => {
+                    bytes += c.len();
+                    batch.push(c);
+                }
+                Err(_) => break,
+            }
+        }
+        match raft
+            .client_write_ff(Command(crate::batch::encode(&batch)))
+            .await
+        {
+            Ok(applied) => {
+                // The slot frees once the entry is applied (or the node gave up on it).
+                tokio::spawn(async move {
+                    let _ = applied.await;
+                    drop(slot);
+                });
+            }
+            Err(e) => {
+                tracing::error!("raft refused a proposal: {e}");
+                return;
+            }
+        }
+    }
+}
+
 /// A running consensus node.
 #[derive(Clone)]
 pub struct Consensus {
@@ -106,18 +155,8 @@ impl Consensus {
             .await
             .map_err(|e| ConsensusError::NotReady(wait, e.to_string()))?;
 
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let r = raft.clone();
-        tokio::spawn(async move {
-            while let Some(cmd) = rx.recv().await {
-                // The reply is produced when the entry is applied; only a fatal error (the
-                // node is shutting down) can come back here.
-                if let Err(e) = r.client_write_ff(Command(cmd)).await {
-                    tracing::error!("raft refused a proposal: {e}");
-                    break;
-                }
-            }
-        });
+        let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(forward_batches(raft.clone(), rx));
         Ok(Consensus {
             raft,
             proposals: tx,

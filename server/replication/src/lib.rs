@@ -6,6 +6,7 @@
 // openraft's traits fix the (large) storage error type; boxing it is not ours to choose.
 #![allow(clippy::result_large_err)]
 
+pub mod batch;
 pub mod consensus;
 pub mod log_store;
 pub mod network;

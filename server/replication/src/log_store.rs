@@ -1,6 +1,8 @@
 //! The Raft log in `raft-log`'s chunked, CRC-checked WAL, adapted to openraft's
-//! `RaftLogStorage`. Appends return at once; raft-log's flush worker batches the fsyncs of
-//! concurrent appends (group commit) and then reports durability through openraft's callback.
+//! `RaftLogStorage`. An append hands its entries to raft-log's flush worker and asks for one
+//! fsync, reported through openraft's callback. openraft 0.9 waits for that callback before it
+//! appends again, so group commit happens a level up: each entry carries every command queued
+//! meanwhile (see `consensus`).
 
 use crate::types::*;
 use openraft::storage::{LogFlushed, RaftLogStorage};

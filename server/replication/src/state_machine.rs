@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex};
 
 /// What the server provides: the replicated state, changed only through `apply`.
 pub trait Applier: Send + Sync + 'static {
-    /// Applies the command committed at log `index` (the zxid).
-    fn apply(&self, index: u64, command: &[u8]);
+    /// Applies a committed command. `zxid` is its position in the total order:
+    /// `log index << 16 | position in the entry` (see [`crate::batch`]), so it increases with
+    /// every command and is the same on every replica.
+    fn apply(&self, zxid: u64, command: &[u8]);
     /// Encodes the whole state as it is now (between two applies).
     fn snapshot(&self) -> Vec<u8>;
     /// Replaces the whole state by a snapshot's.
@@ -107,7 +109,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.last_applied = Some(e.log_id);
             match e.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(cmd) => self.applier.apply(e.log_id.index, &cmd.0),
+                EntryPayload::Normal(cmd) => match crate::batch::decode(&cmd.0) {
+                    Ok(commands) => {
+                        for (i, c) in commands.into_iter().enumerate() {
+                            self.applier.apply(crate::batch::zxid(e.log_id.index, i), c);
+                        }
+                    }
+                    // Every replica reads the same bytes: skipping keeps them identical.
+                    Err(err) => tracing::error!("undecodable entry {}: {err}", e.log_id),
+                },
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(e.log_id), m);
                 }
