@@ -52,6 +52,10 @@ pub struct Config {
     #[arg(long, env = "ZOOID_SNAPSHOT_EVERY", default_value_t = 20_000)]
     pub snapshot_every: u64,
 
+    /// Take a snapshot after this many bytes of writes, if `snapshot-every` entries come later.
+    #[arg(long, env = "ZOOID_SNAPSHOT_EVERY_BYTES", default_value_t = 64 << 20)]
+    pub snapshot_every_bytes: u64,
+
     /// How often empty containers and expired TTL nodes are looked for, in milliseconds.
     #[arg(long, env = "ZOOID_CONTAINER_CHECK_MS", default_value_t = 60_000)]
     pub container_check_ms: u64,

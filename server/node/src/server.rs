@@ -87,6 +87,7 @@ impl Server {
                 dir: shared.config.data_dir.clone(),
                 group_commit_wait: Duration::from_micros(shared.config.group_commit_wait_us),
                 snapshot_every: shared.config.snapshot_every,
+                snapshot_every_bytes: shared.config.snapshot_every_bytes,
             },
             Arc::new(StateApplier(shared.clone())),
         )

@@ -21,8 +21,11 @@ pub struct ConsensusConfig {
     pub dir: PathBuf,
     /// How long the WAL waits to gather concurrent appends into one fsync.
     pub group_commit_wait: Duration,
-    /// A snapshot is taken after this many entries since the previous one.
+    /// A snapshot is taken after this many entries since the previous one...
     pub snapshot_every: u64,
+    /// ...or after this many bytes of commands, whichever comes first (entries carry batches,
+    /// so a count alone could let the log grow without bound between snapshots).
+    pub snapshot_every_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +53,14 @@ const MAX_BATCH_COMMANDS: usize = crate::batch::MAX_COMMANDS;
 const MAX_BATCH_BYTES: usize = 4 << 20;
 
 /// Packs queued commands into entries, keeping at most [`ENTRIES_IN_FLIGHT`] unapplied.
-async fn forward_batches(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+/// Also asks for a snapshot every `snapshot_bytes` of commands.
+async fn forward_batches(
+    raft: Raft<TypeConfig>,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    snapshot_bytes: u64,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT));
+    let mut since_snapshot = 0u64;
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -68,6 +77,13 @@ async fn forward_batches(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver
                     batch.push(c);
                 }
                 Err(_) => break,
+            }
+        }
+        since_snapshot += bytes as u64;
+        if since_snapshot >= snapshot_bytes {
+            since_snapshot = 0;
+            if let Err(e) = raft.trigger().snapshot().await {
+                tracing::warn!("could not trigger a snapshot: {e}");
             }
         }
         match raft
@@ -121,7 +137,7 @@ impl Consensus {
             election_timeout_min: 300,
             election_timeout_max: 600,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: 100,
             max_payload_entries: 1024,
             install_snapshot_timeout: 10_000,
             ..Default::default()
@@ -156,7 +172,11 @@ impl Consensus {
             .map_err(|e| ConsensusError::NotReady(wait, e.to_string()))?;
 
         let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        tokio::spawn(forward_batches(raft.clone(), rx));
+        tokio::spawn(forward_batches(
+            raft.clone(),
+            rx,
+            config.snapshot_every_bytes,
+        ));
         Ok(Consensus {
             raft,
             proposals: tx,

@@ -122,14 +122,18 @@ impl raft_log::codeq::Decode for WalVote {
 
 impl raft_log::codeq::Encode for WalPayload {
     fn encode<W: Write>(&self, mut w: W) -> io::Result<usize> {
-        let (tag, body) = match &self.0 {
-            EntryPayload::Blank => (0u8, Vec::new()),
-            EntryPayload::Normal(c) => (1, c.0.clone()),
-            EntryPayload::Membership(m) => (2, serde_json::to_vec(m).map_err(io::Error::other)?),
+        let json;
+        let (tag, body): (u8, &[u8]) = match &self.0 {
+            EntryPayload::Blank => (0, &[]),
+            EntryPayload::Normal(c) => (1, &c.0),
+            EntryPayload::Membership(m) => {
+                json = serde_json::to_vec(m).map_err(io::Error::other)?;
+                (2, &json)
+            }
         };
         w.write_all(&[tag])?;
         w.write_all(&(body.len() as u32).to_be_bytes())?;
-        w.write_all(&body)?;
+        w.write_all(body)?;
         Ok(5 + body.len())
     }
 }
@@ -175,6 +179,13 @@ impl LogStore {
         let mut config = raft_log::Config::new(dir.display().to_string());
         config.wal.truncate_incomplete_record = Some(true);
         config.wal.flush_batch_wait = Some(group_wait);
+        // raft-log caches payloads it has written (1 GiB by default). Entries are read back
+        // once, right after they are written, to be applied: a small cache does.
+        config.log_cache_capacity = Some(64 << 20);
+        config.log_cache_max_items = Some(10_000);
+        // Only entries of closed chunks leave the cache, and only whole chunks are removed
+        // after a snapshot: keep chunks small (the default is 1 GiB).
+        config.wal.chunk_max_size = Some(32 << 20);
         let wal = raft_log::RaftLog::<WalTypes>::open(Arc::new(config))?;
         Ok(LogStore {
             wal: Arc::new(Mutex::new(wal)),

@@ -31,6 +31,7 @@ async fn burst_is_ordered_and_batched() {
             dir: dir.path().into(),
             group_commit_wait: Duration::ZERO,
             snapshot_every: 100_000,
+            snapshot_every_bytes: 1 << 30,
         },
         rec.clone(),
     )
