@@ -426,3 +426,77 @@ fn sequential_ephemeral_and_get_ephemerals() {
         Err(ErrorCode::NoChildrenForEphemerals.code())
     );
 }
+
+#[test]
+fn empty_containers_and_expired_ttl_nodes_are_collected() {
+    let srv = start(|cfg| cfg.container_check_ms = 50);
+    let mut c = RawClient::connect(srv.addr);
+    let mk = |op: OpCode, path: &str, flags: i32, ttl: i64| {
+        Request::Create(CreateRequest {
+            op,
+            path: path.into(),
+            data: None,
+            acl: Acl::open(),
+            flags,
+            ttl,
+        })
+    };
+    let (f, _) = c.call(&mk(OpCode::CreateContainer, "/ct", 4, -1));
+    assert_eq!(f.err, 0);
+    let (f, _) = c.call(&mk(OpCode::CreateTtl, "/ttl", 5, 200));
+    assert_eq!(f.err, 0);
+    c.create("/ct/child", b"", 0).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        c.get("/ct", false).is_ok(),
+        "a container with a child stays"
+    );
+    assert_eq!(
+        c.get("/ttl", false),
+        Err(ErrorCode::NoNode.code()),
+        "TTL expired"
+    );
+    c.get("/ct", true).unwrap();
+    let (f, _) = c.call(&Request::Delete {
+        path: "/ct/child".into(),
+        version: -1,
+    });
+    assert_eq!(f.err, 0);
+    let e = c.next_event();
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (EventType::NodeDeleted as i32, "/ct")
+    );
+}
+
+#[test]
+fn garbage_after_the_handshake_never_hurts_other_sessions() {
+    let srv = start(|_| {});
+    let mut healthy = RawClient::connect(srv.addr);
+    healthy.create("/keep", b"safe", 0).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..200 {
+        let mut c = RawClient::connect(srv.addr);
+        let len = (next() % 64) as usize;
+        let mut body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Half the rounds keep a plausible header so the opcode decoders see the garbage.
+        if round % 2 == 0 && body.len() >= 8 {
+            let op = [1i32, 2, 4, 5, 7, 8, 12, 14, 22, 101, 105, 106][round % 12];
+            body[4..8].copy_from_slice(&op.to_be_bytes());
+        }
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        c.send_raw(&frame);
+        // Whatever the answer (error reply or closed connection), the server stays up.
+        let _ = c.recv();
+    }
+    let (data, _) = healthy.get("/keep", false).unwrap();
+    assert_eq!(data.as_deref(), Some(&b"safe"[..]));
+    assert!(RawClient::connect(srv.addr).get("/keep", false).is_ok());
+}
