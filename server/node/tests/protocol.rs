@@ -500,3 +500,45 @@ fn garbage_after_the_handshake_never_hurts_other_sessions() {
     assert_eq!(data.as_deref(), Some(&b"safe"[..]));
     assert!(RawClient::connect(srv.addr).get("/keep", false).is_ok());
 }
+
+#[test]
+fn pipelined_reads_see_the_same_clients_earlier_writes() {
+    let srv = start(|_| {});
+    let mut c = RawClient::connect(srv.addr);
+    for round in 0..50 {
+        let path = format!("/fifo-{round}");
+        // Write, read, write, read, all sent before any reply arrives.
+        let x1 = c.send(&Request::Create(CreateRequest {
+            op: OpCode::Create,
+            path: path.clone(),
+            data: Some(b"1".to_vec()),
+            acl: Acl::open(),
+            flags: 0,
+            ttl: -1,
+        }));
+        let x2 = c.send(&Request::GetData {
+            path: path.clone(),
+            watch: false,
+        });
+        let x3 = c.send(&Request::SetData {
+            path: path.clone(),
+            data: Some(b"2".to_vec()),
+            version: 0,
+        });
+        let x4 = c.send(&Request::GetData {
+            path: path.clone(),
+            watch: false,
+        });
+        let replies: Vec<Frame> = (0..4).map(|_| c.recv().unwrap()).collect();
+        assert_eq!(
+            replies.iter().map(|f| f.xid).collect::<Vec<_>>(),
+            vec![x1, x2, x3, x4],
+            "replies in request order"
+        );
+        assert!(replies.iter().all(|f| f.err == 0), "{replies:?}");
+        let data = |f: &Frame| Reader::new(&f.body).buffer().unwrap().unwrap();
+        assert_eq!(data(&replies[1]), b"1");
+        assert_eq!(data(&replies[3]), b"2");
+        assert!(replies[3].zxid >= replies[2].zxid, "reply zxids never go back");
+    }
+}
