@@ -539,6 +539,9 @@ fn pipelined_reads_see_the_same_clients_earlier_writes() {
         let data = |f: &Frame| Reader::new(&f.body).buffer().unwrap().unwrap();
         assert_eq!(data(&replies[1]), b"1");
         assert_eq!(data(&replies[3]), b"2");
-        assert!(replies[3].zxid >= replies[2].zxid, "reply zxids never go back");
+        assert!(
+            replies[3].zxid >= replies[2].zxid,
+            "reply zxids never go back"
+        );
     }
 }
