@@ -262,8 +262,10 @@ fn handshake(
         );
         return Some(id);
     } else {
+        // A session whose expiry is already on its way through the log is as good as gone.
+        let live = state.is_live(creq.session_id);
         match state.tree.session(creq.session_id) {
-            Some(m) if m.passwd[..] == creq.passwd[..] => {
+            Some(m) if live && m.passwd[..] == creq.passwd[..] => {
                 let passwd = m.passwd;
                 state.attach(
                     conn,

@@ -346,6 +346,11 @@ impl State {
         }
     }
 
+    /// Whether the session has a deadline here (not expired, not closing).
+    pub fn is_live(&self, session: i64) -> bool {
+        self.deadlines.contains_key(&session)
+    }
+
     pub fn session_count(&self) -> usize {
         self.deadlines.len()
     }

@@ -247,3 +247,35 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn bad_configuration_is_refused_with_a_clear_message() {
+    for (args, message) in [
+        (vec!["--tick-time-ms", "0"], "tick-time-ms must be positive"),
+        (
+            vec![
+                "--min-session-timeout-ms",
+                "9000",
+                "--max-session-timeout-ms",
+                "100",
+            ],
+            "min-session-timeout-ms (9000) is above max-session-timeout-ms (100)",
+        ),
+        (
+            vec!["--four-letter-words", "ruok,nope"],
+            "unknown four-letter word \"nope\"",
+        ),
+        (
+            vec!["--client-addr", "not-an-address"],
+            "invalid value 'not-an-address'",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_zooid"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}

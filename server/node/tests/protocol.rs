@@ -545,3 +545,27 @@ fn pipelined_reads_see_the_same_clients_earlier_writes() {
         );
     }
 }
+
+#[test]
+fn every_four_letter_word_answers() {
+    let srv = start(|_| {});
+    let mut c = RawClient::connect(srv.addr);
+    c.get("/", true).unwrap();
+    let expect = [
+        ("ruok", "imok"),
+        ("isro", "rw"),
+        ("srvr", "Node count: 4"),
+        ("stat", "Clients:"),
+        ("cons", &format!("sid=0x{:x}", c.session_id)),
+        ("mntr", "zk_watch_count\t1"),
+        ("conf", "tickTime=2000"),
+        ("envi", "zookeeper.version=3.9.0-zooid"),
+        ("wchs", "1 connections watching 1 paths\nTotal watches:1"),
+    ];
+    for (word, part) in expect {
+        let out = four_letter(srv.addr, word);
+        assert!(out.contains(part), "{word}: {out:?} lacks {part:?}");
+    }
+    // Not a word we know: read as a frame length far above the limit, so the connection closes.
+    assert_eq!(four_letter(srv.addr, "dump"), "");
+}
