@@ -43,28 +43,26 @@ pub enum ConsensusError {
     NotReady(Duration, String),
 }
 
-/// Entries in flight between us and openraft. openraft 0.9 waits for each entry's fsync inside
-/// its core loop, so one entry per command would cost one fsync per command. Instead commands
-/// queue here while entries are in flight, and each entry carries every command queued since
-/// the previous one: that is the group commit.
-const ENTRIES_IN_FLIGHT: usize = 2;
 /// Upper bounds of one entry.
 const MAX_BATCH_COMMANDS: usize = crate::batch::MAX_COMMANDS;
 const MAX_BATCH_BYTES: usize = 4 << 20;
 
-/// Packs queued commands into entries, keeping at most [`ENTRIES_IN_FLIGHT`] unapplied.
-/// Also asks for a snapshot every `snapshot_bytes` of commands.
+/// Packs queued commands into entries: group commit.
+///
+/// openraft 0.9 waits for each entry's fsync inside its core loop, so one entry per command
+/// would cost one fsync per command. Instead exactly one entry is between "proposed" and "on
+/// disk" at a time; every command queued meanwhile joins the next entry, whose fsync overlaps
+/// the apply of the previous one. Also asks for a snapshot every `snapshot_bytes` of commands.
 async fn forward_batches(
     raft: Raft<TypeConfig>,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    flushed: Arc<crate::log_store::FlushProgress>,
     snapshot_bytes: u64,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT));
     let mut since_snapshot = 0u64;
+    let mut proposed = 0u64;
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
+        flushed.wait_for(proposed).await;
         let Some(first) = rx.recv().await else {
             return;
         };
@@ -91,11 +89,10 @@ async fn forward_batches(
             .await
         {
             Ok(applied) => {
-                // The slot frees once the entry is applied (or the node gave up on it).
-                tokio::spawn(async move {
-                    let _ = applied.await;
-                    drop(slot);
-                });
+                proposed += 1;
+                // The reply to each command comes from the applier; this only keeps openraft
+                // from warning that nobody listened.
+                tokio::spawn(applied);
             }
             Err(e) => {
                 tracing::error!("raft refused a proposal: {e}");
@@ -144,6 +141,7 @@ impl Consensus {
         }
         .validate()
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let flushed = log.progress();
         let raft = Raft::new(config.node_id, Arc::new(raft_config), NoPeers, log, sm)
             .await
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
@@ -175,6 +173,7 @@ impl Consensus {
         tokio::spawn(forward_batches(
             raft.clone(),
             rx,
+            flushed,
             config.snapshot_every_bytes,
         ));
         Ok(Consensus {

@@ -34,8 +34,8 @@ pub struct WalPayload(pub EntryPayload<TypeConfig>);
 
 /// Who is told when a flush reaches the disk.
 pub enum FlushCallback {
-    /// openraft's append callback.
-    Log(LogFlushed<TypeConfig>),
+    /// openraft's append callback, and how many command entries the append carried.
+    Log(LogFlushed<TypeConfig>, u64, Arc<FlushProgress>),
     /// A caller that awaits durability (vote, truncate).
     Wait(oneshot::Sender<io::Result<()>>),
 }
@@ -62,7 +62,12 @@ impl raft_log::Types for WalTypes {
 impl raft_log::Callback for FlushCallback {
     fn send(self, res: io::Result<()>) {
         match self {
-            FlushCallback::Log(cb) => cb.log_io_completed(res),
+            FlushCallback::Log(cb, commands, progress) => {
+                if res.is_ok() && commands > 0 {
+                    progress.add(commands);
+                }
+                cb.log_io_completed(res)
+            }
             FlushCallback::Wait(tx) => {
                 let _ = tx.send(res);
             }
@@ -165,10 +170,40 @@ impl raft_log::codeq::Decode for WalPayload {
     }
 }
 
+/// How many command entries have reached the disk since start. The proposer uses it to keep
+/// exactly one entry in the fsync stage: everything queued meanwhile joins the next entry.
+#[derive(Default)]
+pub struct FlushProgress {
+    flushed: std::sync::atomic::AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl FlushProgress {
+    fn add(&self, n: u64) {
+        self.flushed
+            .fetch_add(n, std::sync::atomic::Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until at least `n` command entries are flushed.
+    pub async fn wait_for(&self, n: u64) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.flushed.load(std::sync::atomic::Ordering::Acquire) >= n {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
 /// The log store; cheap to clone (openraft asks for a separate reader).
 #[derive(Clone)]
 pub struct LogStore {
     wal: Arc<Mutex<raft_log::RaftLog<WalTypes>>>,
+    progress: Arc<FlushProgress>,
 }
 
 impl LogStore {
@@ -189,7 +224,13 @@ impl LogStore {
         let wal = raft_log::RaftLog::<WalTypes>::open(Arc::new(config))?;
         Ok(LogStore {
             wal: Arc::new(Mutex::new(wal)),
+            progress: Arc::new(FlushProgress::default()),
         })
+    }
+
+    /// Progress of command entries to disk.
+    pub fn progress(&self) -> Arc<FlushProgress> {
+        self.progress.clone()
     }
 
     fn wal(&self) -> MutexGuard<'_, raft_log::RaftLog<WalTypes>> {
@@ -288,15 +329,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let io = |e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e);
+        let mut commands = 0;
         let mut wal = self.wal();
-        wal.append(
-            entries
-                .into_iter()
-                .map(|e| (WalLogId(e.log_id), WalPayload(e.payload))),
-        )
+        wal.append(entries.into_iter().map(|e| {
+            if matches!(e.payload, EntryPayload::Normal(_)) {
+                commands += 1;
+            }
+            (WalLogId(e.log_id), WalPayload(e.payload))
+        }))
         .map_err(io)?;
-        wal.flush(true, Some(FlushCallback::Log(callback)))
-            .map_err(io)
+        wal.flush(
+            true,
+            Some(FlushCallback::Log(
+                callback,
+                commands,
+                self.progress.clone(),
+            )),
+        )
+        .map_err(io)
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
