@@ -53,7 +53,7 @@ pub struct Config {
     pub snapshot_every: u64,
 
     /// Take a snapshot after this many bytes of writes, if `snapshot-every` entries come later.
-    #[arg(long, env = "ZOOID_SNAPSHOT_EVERY_BYTES", default_value_t = 64 << 20)]
+    #[arg(long, env = "ZOOID_SNAPSHOT_EVERY_BYTES", default_value_t = 256 << 20)]
     pub snapshot_every_bytes: u64,
 
     /// How often empty containers and expired TTL nodes are looked for, in milliseconds.

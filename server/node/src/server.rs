@@ -53,8 +53,11 @@ pub enum StartError {
 struct StateApplier(Arc<Shared>);
 
 impl Applier for StateApplier {
-    fn apply(&self, zxid: u64, command: &[u8]) {
-        self.0.state().apply_command(zxid as i64, command);
+    fn apply(&self, commands: &[(u64, &[u8])]) {
+        let mut state = self.0.state();
+        for (zxid, command) in commands {
+            state.apply_command(*zxid as i64, command);
+        }
     }
 
     fn snapshot(&self) -> Vec<u8> {

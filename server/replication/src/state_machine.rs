@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 
 /// What the server provides: the replicated state, changed only through `apply`.
 pub trait Applier: Send + Sync + 'static {
-    /// Applies a committed command. `zxid` is its position in the total order:
-    /// `log index << 16 | position in the entry` (see [`crate::batch`]), so it increases with
-    /// every command and is the same on every replica.
-    fn apply(&self, zxid: u64, command: &[u8]);
+    /// Applies committed commands in order, each with its zxid: its position in the total
+    /// order, `log index << 16 | position in the entry` (see [`crate::batch`]), increasing with
+    /// every command and the same on every replica. One call per entry, so the applier can
+    /// take its locks once for the whole batch.
+    fn apply(&self, commands: &[(u64, &[u8])]);
     /// Encodes the whole state as it is now (between two applies).
     fn snapshot(&self) -> Vec<u8>;
     /// Replaces the whole state by a snapshot's.
@@ -111,9 +112,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(cmd) => match crate::batch::decode(&cmd.0) {
                     Ok(commands) => {
-                        for (i, c) in commands.into_iter().enumerate() {
-                            self.applier.apply(crate::batch::zxid(e.log_id.index, i), c);
-                        }
+                        let numbered: Vec<(u64, &[u8])> = commands
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, c)| (crate::batch::zxid(e.log_id.index, i), c))
+                            .collect();
+                        self.applier.apply(&numbered);
                     }
                     // Every replica reads the same bytes: skipping keeps them identical.
                     Err(err) => tracing::error!("undecodable entry {}: {err}", e.log_id),

@@ -10,8 +10,11 @@ use zooid_replication::*;
 struct Record(Mutex<Vec<(u64, Vec<u8>)>>);
 
 impl Applier for Record {
-    fn apply(&self, zxid: u64, command: &[u8]) {
-        self.0.lock().unwrap().push((zxid, command.to_vec()));
+    fn apply(&self, commands: &[(u64, &[u8])]) {
+        let mut v = self.0.lock().unwrap();
+        for (zxid, command) in commands {
+            v.push((*zxid, command.to_vec()));
+        }
     }
     fn snapshot(&self) -> Vec<u8> {
         vec![]
