@@ -127,8 +127,8 @@ where
 /// Whether a request frame carries a write (by its opcode; the body is not decoded here).
 fn is_write_frame(body: &[u8]) -> bool {
     body.get(4..8).is_some_and(|op| {
-        let op = i32::from_be_bytes([op[0], op[1], op[2], op[3]]);
-        matches!(op, 1 | 2 | 5 | 7 | 14 | 15 | 19 | 20 | 21 | -11)
+        OpCode::from_i32(i32::from_be_bytes([op[0], op[1], op[2], op[3]]))
+            .is_some_and(crate::ops::is_write_op)
     })
 }
 

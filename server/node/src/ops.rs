@@ -22,15 +22,23 @@ pub enum ReplyShape {
 
 /// True for requests that change replicated state and so go through ordering.
 pub fn is_write(req: &Request) -> bool {
+    is_write_op(req.opcode())
+}
+
+/// The opcodes of [`is_write`] requests.
+pub fn is_write_op(op: OpCode) -> bool {
     matches!(
-        req,
-        Request::Create(_)
-            | Request::Delete { .. }
-            | Request::SetData { .. }
-            | Request::SetAcl { .. }
-            | Request::Multi(_)
-            | Request::DeleteContainer { .. }
-            | Request::CloseSession
+        op,
+        OpCode::Create
+            | OpCode::Create2
+            | OpCode::CreateContainer
+            | OpCode::CreateTtl
+            | OpCode::Delete
+            | OpCode::SetData
+            | OpCode::SetAcl
+            | OpCode::Multi
+            | OpCode::DeleteContainer
+            | OpCode::CloseSession
     )
 }
 
