@@ -35,6 +35,8 @@ impl ApacheZk {
         let child = Command::new("java")
             .args([
                 "-Dzookeeper.extendedTypesEnabled=true",
+                // Look for empty containers and expired TTL nodes often, so tests can wait.
+                "-Dznode.container.checkIntervalMs=100",
                 "-Dzookeeper.root.logger=ERROR,CONSOLE",
                 "-Xms64m",
                 "-cp",

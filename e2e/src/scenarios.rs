@@ -698,6 +698,33 @@ scenarios! {
         c.req(0, create("/big", &vec![b'x'; 500_000], 0));
         c.req(0, get("/big", false));
     };
+    container_collected_after_last_child => |c| {
+        c.req(0, mk(OpCode::CreateContainer, "/ct", Some(b""), 4, -1));
+        c.req(0, create("/ct/a", b"", 0));
+        c.req(1, exists("/ct", true));
+        c.req(0, del("/ct/a", -1));
+        c.pause(1000);
+        c.events(1);
+        c.req(0, exists("/ct", false));
+    };
+    unused_container_is_kept => |c| {
+        c.req(0, mk(OpCode::CreateContainer, "/ct", Some(b""), 4, -1));
+        c.pause(500);
+        c.req(0, exists("/ct", false));
+    };
+    ttl_node_expires => |c| {
+        c.req(0, mk(OpCode::CreateTtl, "/t", Some(b"x"), 5, 100));
+        c.req(1, get("/t", true));
+        c.pause(1000);
+        c.events(1);
+        c.req(0, exists("/t", false));
+    };
+    ttl_node_with_a_child_is_kept => |c| {
+        c.req(0, mk(OpCode::CreateTtl, "/t", Some(b"x"), 5, 100));
+        c.req(0, create("/t/c", b"", 0));
+        c.pause(700);
+        c.req(0, exists("/t", false));
+    };
     ephemeral_of_other_session_watch => |c| {
         c.req(1, exists("/e", true));
         c.req(0, create("/e", b"", EPH));

@@ -139,6 +139,11 @@ impl Ctx {
         }
     }
 
+    /// Lets background work (container and TTL collection) happen on the server.
+    pub fn pause(&mut self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+
     /// Session id of client `i` (connecting it if needed).
     pub fn session(&mut self, i: usize) -> i64 {
         self.client(i).session_id

@@ -13,7 +13,7 @@ use zooid_e2e::transcript::{clean, Ctx};
 #[test]
 fn zooid_answers_like_apache_zookeeper() {
     let zk = ApacheZk::start(2000).expect("Apache ZooKeeper must be installed (.ci/install)");
-    let zooid = common::start(|_| {});
+    let zooid = common::start(|cfg| cfg.container_check_ms = 100);
     let all = scenarios::all();
     assert!(all.len() >= 80, "only {} scenarios", all.len());
     let mut failures = Vec::new();
@@ -26,6 +26,11 @@ fn zooid_answers_like_apache_zookeeper() {
         (s.run)(&mut b);
         let got = b.finish_transcript();
         clean(zooid.addr);
+        // ZOOID_DIFF_SHOW=<scenario name> prints both transcripts, matching or not.
+        if std::env::var("ZOOID_DIFF_SHOW").is_ok_and(|n| n == s.name) {
+            eprintln!("--- {} (ZooKeeper)\n{}", s.name, expected.join("\n"));
+            eprintln!("--- {} (Zooid)\n{}", s.name, got.join("\n"));
+        }
         if expected != got {
             let mut report = format!("--- scenario {} ---\n", s.name);
             let n = expected.len().max(got.len());
