@@ -160,11 +160,6 @@ impl Server {
         })
     }
 
-    /// Takes a snapshot now (tests and operators; normally every `snapshot_every` entries).
-    pub async fn snapshot_now(&self) -> Result<(), zooid_replication::ConsensusError> {
-        self.consensus.snapshot_now().await
-    }
-
     /// Stops accepting and stops background duties (open connections end with the runtime).
     pub async fn stop(self) {
         for t in self.tasks {

@@ -189,34 +189,6 @@ impl Consensus {
         }
     }
 
-    /// The index of the last entry applied to the state (the server's last zxid or later).
-    pub fn last_applied(&self) -> u64 {
-        self.raft
-            .metrics()
-            .borrow()
-            .last_applied
-            .map_or(0, |l| l.index)
-    }
-
-    /// Takes a snapshot now (also purging the log before it) and waits for it.
-    pub async fn snapshot_now(&self) -> Result<(), ConsensusError> {
-        let target = self.last_applied();
-        self.raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-        self.raft
-            .wait(Some(Duration::from_secs(30)))
-            .metrics(
-                |m| m.snapshot.map(|s| s.index) >= Some(target),
-                "snapshot taken",
-            )
-            .await
-            .map_err(|e| ConsensusError::NotReady(Duration::from_secs(30), e.to_string()))?;
-        Ok(())
-    }
-
     /// Stops the node (flushing nothing more: what was acknowledged is already durable).
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
