@@ -22,14 +22,15 @@ pub struct Command {
 
 impl Command {
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = BytesMut::with_capacity(64);
+        // Header, path and data dominate; sized once so a 1 KiB setData is one allocation.
+        let mut b = BytesMut::with_capacity(64 + self.op.payload_len_hint());
         b.put_jint(VERSION);
         b.put_jlong(self.time);
         b.put_jlong(self.session);
         b.put_jlong(self.origin_node as i64);
         b.put_jlong(self.proposal as i64);
         encode_op(&self.op, &mut b);
-        b.to_vec()
+        Vec::from(b)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {

@@ -85,7 +85,7 @@ async fn forward_batches(
             }
         }
         match raft
-            .client_write_ff(Command(crate::batch::encode(&batch)))
+            .client_write_ff(Command(crate::batch::encode(&batch).into()))
             .await
         {
             Ok(applied) => {

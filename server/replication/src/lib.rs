@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod batch;
+pub mod chunk_reaper;
 pub mod consensus;
 pub mod log_store;
 pub mod network;

@@ -4,6 +4,7 @@
 //! appends again, so group commit happens a level up: each entry carries every command queued
 //! meanwhile (see `consensus`).
 
+use crate::chunk_reaper::ChunkReaper;
 use crate::types::*;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, LogState, RaftLogReader};
@@ -155,7 +156,7 @@ impl raft_log::codeq::Decode for WalPayload {
         }
         Ok(WalPayload(match head[0] {
             0 => EntryPayload::Blank,
-            1 => EntryPayload::Normal(Command(body)),
+            1 => EntryPayload::Normal(Command(body.into())),
             2 => EntryPayload::Membership(
                 serde_json::from_slice(&body)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
@@ -204,6 +205,7 @@ impl FlushProgress {
 pub struct LogStore {
     wal: Arc<Mutex<raft_log::RaftLog<WalTypes>>>,
     progress: Arc<FlushProgress>,
+    reaper: Arc<ChunkReaper>,
 }
 
 impl LogStore {
@@ -222,9 +224,11 @@ impl LogStore {
         // after a snapshot: keep chunks small (the default is 1 GiB).
         config.wal.chunk_max_size = Some(32 << 20);
         let wal = raft_log::RaftLog::<WalTypes>::open(Arc::new(config))?;
+        let reaper = ChunkReaper::start(dir, &dir.with_extension("trash"))?;
         Ok(LogStore {
             wal: Arc::new(Mutex::new(wal)),
             progress: Arc::new(FlushProgress::default()),
+            reaper: Arc::new(reaper),
         })
     }
 
@@ -357,6 +361,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let io = |e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e);
+        self.reaper.before_purge();
         let mut wal = self.wal();
         wal.purge(WalLogId(log_id)).map_err(io)?;
         wal.flush(false, None).map_err(io)

@@ -4,9 +4,10 @@ use openraft::{BasicNode, Entry};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
-/// One replicated command: an encoded transaction, opaque to this crate.
+/// One replicated entry's payload: a batch of encoded commands, opaque to this crate.
+/// `Bytes`, because openraft and the log's cache clone payloads: a clone is a reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Command(pub Vec<u8>);
+pub struct Command(pub bytes::Bytes);
 
 openraft::declare_raft_types!(
     /// Zooid's Raft types: node ids are `u64`, snapshots travel as whole files in memory.

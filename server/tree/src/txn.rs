@@ -75,6 +75,24 @@ pub enum TxnOp {
     Error(ErrorCode),
 }
 
+impl TxnOp {
+    /// Roughly how many bytes [`crate::encode_op`] writes: paths and data, not the fixed
+    /// fields. Lets encoders allocate once.
+    pub fn payload_len_hint(&self) -> usize {
+        let data = |d: &Option<Bytes>| d.as_ref().map_or(0, Bytes::len);
+        match self {
+            TxnOp::Create(c) => c.path.len() + data(&c.data) + 32 * c.acl.len(),
+            TxnOp::SetData { path, data: d, .. } => path.len() + data(d),
+            TxnOp::Delete { path, .. }
+            | TxnOp::Check { path, .. }
+            | TxnOp::DeleteContainer { path } => path.len(),
+            TxnOp::SetAcl { path, acl, .. } => path.len() + 32 * acl.len(),
+            TxnOp::Multi(ops) => ops.iter().map(|o| 16 + o.payload_len_hint()).sum(),
+            TxnOp::CreateSession { .. } | TxnOp::CloseSession | TxnOp::Error(_) => 32,
+        }
+    }
+}
+
 /// The successful result of one (sub-)operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpOutput {
