@@ -24,7 +24,10 @@ async fn main() -> anyhow::Result<()> {
     let server = Server::start(config.clone())
         .await
         .with_context(|| format!("starting zooid (data in {})", config.data_dir.display()))?;
-    tokio::signal::ctrl_c().await?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        reason = server.failed() => anyhow::bail!("zooid stopped serving: {reason}"),
+    }
     server.stop().await;
     Ok(())
 }

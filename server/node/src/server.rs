@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use zooid_replication::{Applier, Consensus, ConsensusConfig};
 use zooid_tree::{DataTree, TxnOp};
 
@@ -22,6 +23,8 @@ pub struct Shared {
     pub config: Config,
     state: Mutex<State>,
     next_conn: AtomicU64,
+    /// Why the server stopped serving, once it has (see [`Server::failed`]).
+    failure: watch::Sender<Option<String>>,
 }
 
 impl Shared {
@@ -82,6 +85,7 @@ impl Server {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(NODE_ID, DataTree::new())),
             next_conn: AtomicU64::new(1),
+            failure: watch::channel(None).0,
             config,
         });
         let consensus = Consensus::start(
@@ -111,10 +115,23 @@ impl Server {
         let client_addr = listener.local_addr()?;
         info!(%client_addr, "zooid serving clients");
         let mut tasks = Vec::new();
+        let (s, c) = (shared.clone(), consensus.clone());
+        tasks.push(tokio::spawn(async move {
+            let reason = c.failed().await;
+            error!("cannot order writes any more ({reason}); closing every connection");
+            s.state().fail();
+            s.failure.send_replace(Some(reason));
+        }));
         let s = shared.clone();
+        let mut failure = shared.failure.subscribe();
         tasks.push(tokio::spawn(async move {
             loop {
-                match listener.accept().await {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    // Dropping the listener makes new connections fail fast.
+                    _ = failure.wait_for(Option::is_some) => return,
+                };
+                match accepted {
                     Ok((stream, _)) => {
                         let conn = s.next_conn.fetch_add(1, Ordering::Relaxed);
                         tokio::spawn(connection::serve(s.clone(), stream, conn));
@@ -158,6 +175,23 @@ impl Server {
             tasks,
             consensus,
         })
+    }
+
+    /// Resolves, with the reason, if the server stops serving on its own: consensus failed
+    /// (say, the log's disk failed). `main` exits non-zero on it, as ZooKeeper does.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.shared.failure.subscribe();
+        let reason = match rx.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => "server dropped".into(),
+        };
+        reason
+    }
+
+    /// Fault injection for tests: stops the consensus layer underneath a running server, as
+    /// a fatal storage error would.
+    pub async fn halt_consensus(&self) {
+        self.consensus.shutdown().await;
     }
 
     /// Stops accepting and stops background duties (open connections end with the runtime).

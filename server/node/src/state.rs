@@ -84,6 +84,8 @@ pub struct State {
     deadlines: HashMap<i64, (Instant, Duration)>,
     next_session: i64,
     pub counters: Counters,
+    /// Set when consensus failed: writes can no longer be ordered, so none is accepted.
+    failed: bool,
 }
 
 /// Wall-clock milliseconds since the epoch: the time stamped into txns (ctime / mtime).
@@ -107,6 +109,7 @@ impl State {
             deadlines: HashMap::new(),
             next_session: 1,
             counters: Counters::default(),
+            failed: false,
         };
         s.sessions_restored();
         s
@@ -150,6 +153,13 @@ impl State {
     /// Proposes a write for ordering. Its effects, and the reply to `origin`, come when the
     /// entry is applied ([`State::apply_command`]).
     pub fn propose(&mut self, session: i64, op: TxnOp, origin: Option<Origin>) {
+        if self.failed {
+            // No reply could ever come: the client is better off reconnecting elsewhere.
+            if let Some(o) = origin {
+                self.close_conn(o.conn);
+            }
+            return;
+        }
         let proposal = match origin {
             Some(o) => {
                 if let Some(h) = self.conns.get_mut(&o.conn) {
@@ -285,6 +295,16 @@ impl State {
     }
 
     /// Asks a connection's writer to flush and close.
+    /// Consensus failed: closes every connection, so that clients move to another server
+    /// instead of waiting for replies that cannot come, and refuses writes from now on.
+    pub fn fail(&mut self) {
+        self.failed = true;
+        self.parked.clear();
+        for h in self.conns.values() {
+            let _ = h.tx.send(Outbound::Close);
+        }
+    }
+
     pub fn close_conn(&mut self, conn: ConnId) {
         if let Some(h) = self.conns.get(&conn) {
             let _ = h.tx.send(Outbound::Close);

@@ -279,3 +279,29 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         assert!(err.contains(message), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn when_consensus_fails_clients_are_disconnected_instead_of_left_waiting() {
+    let srv = common::start(|_| {});
+    let mut c = RawClient::connect(srv.addr);
+    assert_eq!(c.create("/before", b"x", 0), Ok("/before".into()));
+    let reason = srv.break_consensus();
+    assert!(
+        reason.is_some(),
+        "the server must notice that it cannot order writes"
+    );
+    // The open connection is closed rather than left without replies...
+    assert!(
+        c.is_closed(),
+        "connection stays open after consensus failed"
+    );
+    // ...and nobody can connect any more: clients go to another server.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(srv.addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting after consensus failed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Settings of the consensus layer.
 #[derive(Debug, Clone)]
@@ -58,6 +58,7 @@ async fn forward_batches(
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     flushed: Arc<crate::log_store::FlushProgress>,
     snapshot_bytes: u64,
+    failure: watch::Sender<Option<String>>,
 ) {
     let mut since_snapshot = 0u64;
     let mut proposed = 0u64;
@@ -96,6 +97,7 @@ async fn forward_batches(
             }
             Err(e) => {
                 tracing::error!("raft refused a proposal: {e}");
+                let _ = failure.send(Some(format!("raft refused a proposal: {e}")));
                 return;
             }
         }
@@ -107,6 +109,8 @@ async fn forward_batches(
 pub struct Consensus {
     raft: Raft<TypeConfig>,
     proposals: mpsc::UnboundedSender<Vec<u8>>,
+    /// Set once proposals can no longer be ordered (see [`Consensus::failed`]).
+    failure: watch::Receiver<Option<String>>,
 }
 
 impl Consensus {
@@ -170,15 +174,18 @@ impl Consensus {
             .map_err(|e| ConsensusError::NotReady(wait, e.to_string()))?;
 
         let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (failure_tx, failure) = watch::channel(None);
         tokio::spawn(forward_batches(
             raft.clone(),
             rx,
             flushed,
             config.snapshot_every_bytes,
+            failure_tx,
         ));
         Ok(Consensus {
             raft,
             proposals: tx,
+            failure,
         })
     }
 
@@ -186,6 +193,26 @@ impl Consensus {
     pub fn propose(&self, command: Vec<u8>) {
         if self.proposals.send(command).is_err() {
             tracing::error!("proposal dropped: consensus has stopped");
+        }
+    }
+
+    /// Resolves, with the reason, once this node can no longer order writes: openraft stopped
+    /// on a fatal error (a log or state machine I/O failure) or refused a proposal. Nothing
+    /// proposed afterwards will be applied, so the server must stop serving.
+    pub async fn failed(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        let mut failure = self.failure.clone();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return format!("raft stopped: {fatal}");
+            }
+            if let Some(reason) = failure.borrow_and_update().clone() {
+                return reason;
+            }
+            tokio::select! {
+                r = metrics.changed() => if r.is_err() { return "raft stopped".into() },
+                r = failure.changed() => if r.is_err() { return "proposal forwarding stopped".into() },
+            }
         }
     }
 

@@ -23,7 +23,7 @@ pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let server = rt.block_on(Server::start(config)).unwrap();
     TestServer {
         addr: server.client_addr,
-        _server: server,
+        server,
         _rt: rt,
         _dir: dir,
     }
@@ -31,7 +31,20 @@ pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
 
 pub struct TestServer {
     pub addr: SocketAddr,
-    _server: Server,
+    server: Server,
     _rt: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Stops the consensus layer underneath the server, as a fatal disk error would, and
+    /// returns the reason the server gives once it noticed (or `None` after 10 s).
+    pub fn break_consensus(&self) -> Option<String> {
+        self._rt.block_on(async {
+            self.server.halt_consensus().await;
+            tokio::time::timeout(std::time::Duration::from_secs(10), self.server.failed())
+                .await
+                .ok()
+        })
+    }
 }
