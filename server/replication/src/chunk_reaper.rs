@@ -80,11 +80,29 @@ fn wal_chunks(dir: &Path) -> Vec<String> {
 fn reap(log_dir: &Path, trash_dir: &Path) {
     for name in wal_chunks(trash_dir) {
         if !log_dir.join(&name).exists() {
-            if let Err(e) = std::fs::remove_file(trash_dir.join(&name)) {
+            if let Err(e) = free_gradually(&trash_dir.join(&name)) {
                 tracing::warn!("could not delete purged WAL chunk {name}: {e}");
             }
         }
     }
+}
+
+/// How much of a chunk one truncation frees, and the pause between two.
+const FREE_STEP: u64 = 2 << 20;
+const FREE_PAUSE: Duration = Duration::from_millis(2);
+
+/// Shrinks the file a few MiB at a time before unlinking it: freeing 32 MiB at once holds
+/// file-system locks long enough (~25 ms on ext4) to stall the WAL's own writes and fsyncs.
+fn free_gradually(path: &Path) -> io::Result<()> {
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let mut len = file.metadata()?.len();
+    while len > 0 {
+        len = len.saturating_sub(FREE_STEP);
+        file.set_len(len)?;
+        std::thread::sleep(FREE_PAUSE);
+    }
+    drop(file);
+    std::fs::remove_file(path)
 }
 
 #[cfg(test)]
