@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
-use zooid_replication::{Applier, Consensus, ConsensusConfig};
+use zooid_replication::{Applier, Consensus, ConsensusConfig, StateEncoder};
 use zooid_tree::{DataTree, TxnOp};
 
 /// This server's id in its ensemble (a standalone server is member 1).
@@ -63,10 +63,14 @@ impl Applier for StateApplier {
         }
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        let mut b = bytes::BytesMut::new();
-        self.0.state().tree.encode_snapshot(&mut b);
-        b.to_vec()
+    fn snapshot(&self) -> StateEncoder {
+        // O(1) under the lock; the encode runs on the snapshot thread.
+        let frozen = self.0.state().tree.freeze();
+        Box::new(move || {
+            let mut b = bytes::BytesMut::new();
+            frozen.encode(&mut b);
+            Vec::from(b)
+        })
     }
 
     fn restore(&self, state: &[u8]) -> Result<(), String> {

@@ -16,4 +16,4 @@ pub mod state_machine;
 pub mod types;
 
 pub use consensus::{Consensus, ConsensusConfig, ConsensusError};
-pub use state_machine::Applier;
+pub use state_machine::{Applier, StateEncoder};

@@ -6,7 +6,7 @@ use crate::types::*;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
 use std::io::Cursor;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// What the server provides: the replicated state, changed only through `apply`.
 pub trait Applier: Send + Sync + 'static {
@@ -15,21 +15,22 @@ pub trait Applier: Send + Sync + 'static {
     /// every command and the same on every replica. One call per entry, so the applier can
     /// take its locks once for the whole batch.
     fn apply(&self, commands: &[(u64, &[u8])]);
-    /// Encodes the whole state as it is now (between two applies).
-    fn snapshot(&self) -> Vec<u8>;
+    /// Freezes the whole state as it is now (between two applies) and returns how to encode
+    /// it. Freezing must be cheap: it runs on the apply path. The encoding runs later on a
+    /// blocking thread while applies go on.
+    fn snapshot(&self) -> StateEncoder;
     /// Replaces the whole state by a snapshot's.
     fn restore(&self, state: &[u8]) -> Result<(), String>;
 }
 
-/// The newest snapshot: its meta and the whole file.
-type Current = Arc<Mutex<Option<(SnapshotMeta, Vec<u8>)>>>;
+/// Encodes a state frozen by [`Applier::snapshot`].
+pub type StateEncoder = Box<dyn FnOnce() -> Vec<u8> + Send + Sync>;
 
 pub struct StateMachine {
     applier: Arc<dyn Applier>,
     last_applied: Option<LogId>,
     membership: StoredMembership,
     dir: SnapshotDir,
-    current: Current,
     built: u64,
 }
 
@@ -49,43 +50,44 @@ impl StateMachine {
             last_applied: None,
             membership: StoredMembership::default(),
             dir,
-            current: Arc::new(Mutex::new(None)),
             built: 0,
         };
         if let Some(s) = sm.dir.latest().map_err(sm_err)? {
             sm.applier.restore(&s.state).map_err(sm_err)?;
             sm.last_applied = s.meta.last_log_id;
             sm.membership = s.meta.last_membership.clone();
-            *sm.lock_current() = Some((s.meta, s.file));
         }
         Ok(sm)
     }
-
-    fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<(SnapshotMeta, Vec<u8>)>> {
-        self.current.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
-/// Builds one snapshot from state captured when the builder was made.
+/// Builds one snapshot from state frozen when the builder was made.
 pub struct Builder {
     meta: SnapshotMeta,
-    state: Vec<u8>,
+    state: Option<StateEncoder>,
     dir: SnapshotDir,
-    current: Current,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for Builder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let werr = |e: std::io::Error| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e);
-        let file = snapshot_file::encode(&self.meta, &self.state)
-            .map_err(|e| werr(std::io::Error::other(e.to_string())))?;
-        let (dir, meta, bytes) = (self.dir.clone(), self.meta.clone(), file.clone());
-        tokio::task::spawn_blocking(move || dir.save(&meta, &bytes))
-            .await
-            .map_err(|e| werr(std::io::Error::other(e.to_string())))?
-            .map_err(werr)?;
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((self.meta.clone(), file.clone()));
+        let encode_state = self
+            .state
+            .take()
+            .ok_or_else(|| werr(std::io::Error::other("snapshot already built")))?;
+        let (dir, meta) = (self.dir.clone(), self.meta.clone());
+        // Encoding, compressing and writing a large tree takes a while: a blocking thread
+        // does it, and applies continue meanwhile on the live tree.
+        let file = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            let state = encode_state();
+            let file = snapshot_file::encode(&meta, &state)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            dir.save(&meta, &file)?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| werr(std::io::Error::other(e.to_string())))?
+        .map_err(werr)?;
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: Box::new(Cursor::new(file)),
@@ -144,9 +146,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 last_membership: self.membership.clone(),
                 snapshot_id,
             },
-            state: self.applier.snapshot(),
+            state: Some(self.applier.snapshot()),
             dir: self.dir.clone(),
-            current: self.current.clone(),
         }
     }
 
@@ -168,14 +169,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.dir.save(meta, &file).map_err(sm_err)?;
-        *self.lock_current() = Some((meta.clone(), file));
         Ok(())
     }
 
+    /// Read back from disk: snapshots are only needed to catch up a follower, and keeping the
+    /// newest one in memory would double the memory a large tree needs.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.lock_current().clone().map(|(meta, file)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(file)),
+        Ok(self.dir.latest().map_err(sm_err)?.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.file)),
         }))
     }
 }

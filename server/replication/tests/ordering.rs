@@ -16,8 +16,8 @@ impl Applier for Record {
             v.push((*zxid, command.to_vec()));
         }
     }
-    fn snapshot(&self) -> Vec<u8> {
-        vec![]
+    fn snapshot(&self) -> StateEncoder {
+        Box::new(Vec::new)
     }
     fn restore(&self, _state: &[u8]) -> Result<(), String> {
         Ok(())

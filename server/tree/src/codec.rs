@@ -168,40 +168,7 @@ impl DataTree {
     /// The whole state, deterministically encoded (nodes sorted by path): equal trees give equal
     /// bytes. Children lists and the ephemeral index are derived, so not stored.
     pub fn encode_snapshot(&self, b: &mut BytesMut) {
-        b.put_jint(SNAPSHOT_VERSION);
-        b.put_jlong(self.last_zxid());
-        let sessions: Vec<(i64, &SessionMeta)> = self.sessions().collect();
-        b.put_jint(sessions.len() as i32);
-        for (id, m) in sessions {
-            b.put_jlong(id);
-            b.put_jint(m.timeout_ms);
-            b.put_jbuffer(Some(&m.passwd));
-        }
-        let mut paths: Vec<&String> = self.paths().collect();
-        paths.sort();
-        b.put_jint(paths.len() as i32);
-        for p in paths {
-            let Some(n) = self.get(p) else { continue };
-            b.put_jstring(p);
-            b.put_jbuffer(n.data.as_deref());
-            Acl::encode_list(&n.acl, b);
-            let (kind, arg) = match n.kind {
-                NodeKind::Persistent => (0, 0),
-                NodeKind::Ephemeral(s) => (1, s),
-                NodeKind::Container => (2, 0),
-                NodeKind::Ttl(t) => (3, t),
-            };
-            b.put_jint(kind);
-            b.put_jlong(arg);
-            b.put_jlong(n.czxid);
-            b.put_jlong(n.mzxid);
-            b.put_jlong(n.ctime);
-            b.put_jlong(n.mtime);
-            b.put_jint(n.version);
-            b.put_jint(n.stored_cversion);
-            b.put_jint(n.aversion);
-            b.put_jlong(n.pzxid);
-        }
+        self.freeze().encode(b)
     }
 
     /// Rebuilds a tree from [`Self::encode_snapshot`]'s bytes.
@@ -247,6 +214,57 @@ impl DataTree {
             nodes.push((path, node));
         }
         DataTree::from_parts(last_zxid, sessions, nodes).map_err(SnapshotError::Orphan)
+    }
+}
+
+/// A [`DataTree`] frozen at one zxid (see [`DataTree::freeze`]): what a snapshot holds.
+#[derive(Clone)]
+pub struct FrozenTree {
+    pub(crate) last_zxid: i64,
+    pub(crate) sessions: Vec<(i64, SessionMeta)>,
+    pub(crate) nodes: imbl::HashMap<String, Node>,
+}
+
+impl FrozenTree {
+    /// The zxid of the last txn this state includes.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// The snapshot encoding of [`DataTree::encode_snapshot`].
+    pub fn encode(&self, b: &mut BytesMut) {
+        b.put_jint(SNAPSHOT_VERSION);
+        b.put_jlong(self.last_zxid);
+        b.put_jint(self.sessions.len() as i32);
+        for (id, m) in &self.sessions {
+            b.put_jlong(*id);
+            b.put_jint(m.timeout_ms);
+            b.put_jbuffer(Some(&m.passwd));
+        }
+        let mut nodes: Vec<(&String, &Node)> = self.nodes.iter().collect();
+        nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        b.put_jint(nodes.len() as i32);
+        for (p, n) in nodes {
+            b.put_jstring(p);
+            b.put_jbuffer(n.data.as_deref());
+            Acl::encode_list(&n.acl, b);
+            let (kind, arg) = match n.kind {
+                NodeKind::Persistent => (0, 0),
+                NodeKind::Ephemeral(s) => (1, s),
+                NodeKind::Container => (2, 0),
+                NodeKind::Ttl(t) => (3, t),
+            };
+            b.put_jint(kind);
+            b.put_jlong(arg);
+            b.put_jlong(n.czxid);
+            b.put_jlong(n.mzxid);
+            b.put_jlong(n.ctime);
+            b.put_jlong(n.mtime);
+            b.put_jint(n.version);
+            b.put_jint(n.stored_cversion);
+            b.put_jint(n.aversion);
+            b.put_jlong(n.pzxid);
+        }
     }
 }
 

@@ -8,7 +8,7 @@ pub mod path;
 pub mod tree;
 pub mod txn;
 
-pub use codec::{decode_op, encode_op, SnapshotError};
+pub use codec::{decode_op, encode_op, FrozenTree, SnapshotError};
 pub use node::{Node, NodeKind};
 pub use tree::{DataTree, SessionMeta, MAX_TTL_MS};
 pub use txn::*;

@@ -1,7 +1,6 @@
 //! One znode: data, ACL, the stored stat fields and the names of its children.
 
 use bytes::Bytes;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use zooid_proto::{Acl, Stat};
 
@@ -34,7 +33,9 @@ pub struct Node {
     pub stored_cversion: i32,
     pub aversion: i32,
     pub pzxid: i64,
-    pub children: BTreeSet<String>,
+    /// A persistent set: cloning a node (as copy-on-write does while a snapshot holds the
+    /// old tree) costs O(1) however many children it has.
+    pub children: imbl::OrdSet<String>,
 }
 
 impl Node {
@@ -57,7 +58,7 @@ impl Node {
             stored_cversion: 0,
             aversion: 0,
             pzxid: zxid,
-            children: BTreeSet::new(),
+            children: imbl::OrdSet::new(),
         }
     }
 

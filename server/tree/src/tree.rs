@@ -24,7 +24,9 @@ pub struct SessionMeta {
 /// The whole replicated state: nodes, sessions and the ephemerals each session owns.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    /// A persistent (structurally shared) map, so that [`DataTree::freeze`] is O(1) and a
+    /// snapshot is encoded from a frozen copy off the apply path.
+    nodes: imbl::HashMap<String, Node>,
     sessions: BTreeMap<i64, SessionMeta>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     last_zxid: i64,
@@ -66,7 +68,7 @@ impl DataTree {
     /// zeroed stats as in ZooKeeper.
     pub fn new() -> Self {
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            nodes: imbl::HashMap::new(),
             sessions: BTreeMap::new(),
             ephemerals: HashMap::new(),
             last_zxid: 0,
@@ -102,6 +104,17 @@ impl DataTree {
         a
     }
 
+    /// The state as it is now, in O(1): the frozen copy shares every node with this tree and
+    /// stays unchanged while the tree moves on (copy-on-write). Snapshots encode it on
+    /// another thread, so the apply path never waits for a whole-tree encode.
+    pub fn freeze(&self) -> crate::codec::FrozenTree {
+        crate::codec::FrozenTree {
+            last_zxid: self.last_zxid,
+            sessions: self.sessions().map(|(id, m)| (id, m.clone())).collect(),
+            nodes: self.nodes.clone(),
+        }
+    }
+
     /// Every node path, in no particular order.
     pub fn paths(&self) -> impl Iterator<Item = &String> {
         self.nodes.keys()
@@ -115,7 +128,7 @@ impl DataTree {
         nodes: Vec<(String, Node)>,
     ) -> Result<DataTree, String> {
         let mut t = DataTree {
-            nodes: HashMap::with_capacity(nodes.len()),
+            nodes: imbl::HashMap::new(),
             sessions: sessions.into_iter().collect(),
             ephemerals: HashMap::new(),
             last_zxid,
@@ -123,7 +136,7 @@ impl DataTree {
         };
         for (path, mut node) in nodes {
             node.acl = t.intern(node.acl.to_vec());
-            node.children.clear();
+            node.children = imbl::OrdSet::new();
             if let NodeKind::Ephemeral(s) = node.kind {
                 t.ephemerals.entry(s).or_default().insert(path.clone());
             }

@@ -571,3 +571,40 @@ fn snapshot_round_trip_preserves_everything() {
         assert!(DataTree::decode_snapshot(&b[..cut]).is_err());
     }
 }
+
+#[test]
+fn a_frozen_tree_keeps_its_moment_while_the_tree_moves_on() {
+    let mut t = T::new();
+    t.create("/a", CreateKind::Persistent, false).unwrap();
+    t.create("/a/b", CreateKind::Persistent, false).unwrap();
+    let mut before = bytes::BytesMut::new();
+    t.tree.encode_snapshot(&mut before);
+    let frozen = t.tree.freeze();
+    // Change data, children and stats of nodes the frozen copy shares.
+    t.run(
+        S1,
+        TxnOp::SetData {
+            path: "/a".into(),
+            data: Some(Bytes::from_static(b"changed")),
+            version: -1,
+        },
+    )
+    .unwrap();
+    t.create("/a/c", CreateKind::Persistent, false).unwrap();
+    t.run(
+        S1,
+        TxnOp::Delete {
+            path: "/a/b".into(),
+            version: -1,
+        },
+    )
+    .unwrap();
+    let mut from_frozen = bytes::BytesMut::new();
+    frozen.encode(&mut from_frozen);
+    assert_eq!(from_frozen, before, "the frozen copy saw later changes");
+    let mut now = bytes::BytesMut::new();
+    t.tree.encode_snapshot(&mut now);
+    assert_ne!(now, before);
+    let restored = DataTree::decode_snapshot(&from_frozen).unwrap();
+    assert!(restored.get("/a/b").is_some() && restored.get("/a/c").is_none());
+}
