@@ -66,11 +66,7 @@ impl Applier for StateApplier {
     fn snapshot(&self) -> StateEncoder {
         // O(1) under the lock; the encode runs on the snapshot thread.
         let frozen = self.0.state().tree.freeze();
-        Box::new(move || {
-            let mut b = bytes::BytesMut::new();
-            frozen.encode(&mut b);
-            Vec::from(b)
-        })
+        Box::new(move |w| frozen.encode_to(w))
     }
 
     fn restore(&self, state: &[u8]) -> Result<(), String> {

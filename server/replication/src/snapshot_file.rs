@@ -1,15 +1,21 @@
 //! Snapshot files: our own format, checked end to end.
 //!
 //! Layout: magic `ZOOIDSNP`, format version (u32), meta length (u32) + meta (JSON: the last log
-//! id and membership), body length (u64) + body (the state, LZ4-compressed), CRC32 of all of
-//! the above (u32). Written to a temporary file, fsynced, renamed into place, directory fsynced.
+//! id and membership), body length (u64) + body (the state as an LZ4 frame; format 1 used an
+//! LZ4 block), CRC32 of all of the above (u32). Written to a temporary file, fsynced, renamed
+//! into place, directory fsynced.
+//!
+//! The state is streamed into the compressor as it is encoded, so a large tree never exists
+//! uncompressed in memory a second time.
 
 use crate::types::SnapshotMeta;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"ZOOIDSNP";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
+/// The first format: the body was one LZ4 block with its size prepended. Still read.
+const FORMAT_BLOCK: u32 = 1;
 /// How many snapshot files are kept (the newest first).
 const KEEP: usize = 2;
 
@@ -27,15 +33,27 @@ fn corrupt(msg: impl Into<String>) -> SnapshotFileError {
 
 /// Serializes a snapshot into the file format (also what travels to other nodes).
 pub fn encode(meta: &SnapshotMeta, state: &[u8]) -> Result<Vec<u8>, SnapshotFileError> {
+    encode_streaming(meta, |w| w.write_all(state))
+}
+
+/// Like [`encode`], with the state written by `write_state` straight into the compressor.
+pub fn encode_streaming(
+    meta: &SnapshotMeta,
+    write_state: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<Vec<u8>, SnapshotFileError> {
     let meta_json = serde_json::to_vec(meta).map_err(|e| corrupt(e.to_string()))?;
-    let body = lz4_flex::compress_prepend_size(state);
-    let mut out = Vec::with_capacity(8 + 4 + 4 + meta_json.len() + 8 + body.len() + 4);
+    let mut out = Vec::new();
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT.to_be_bytes());
     out.extend_from_slice(&(meta_json.len() as u32).to_be_bytes());
     out.extend_from_slice(&meta_json);
-    out.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    out.extend_from_slice(&body);
+    let len_at = out.len();
+    out.extend_from_slice(&0u64.to_be_bytes());
+    let mut lz4 = lz4_flex::frame::FrameEncoder::new(out);
+    write_state(&mut lz4)?;
+    let mut out = lz4.finish().map_err(|e| corrupt(e.to_string()))?;
+    let body_len = (out.len() - len_at - 8) as u64;
+    out[len_at..len_at + 8].copy_from_slice(&body_len.to_be_bytes());
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     Ok(out)
@@ -63,7 +81,7 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFileError
         Ok(s)
     };
     let format = u32::from_be_bytes(take(4)?.try_into().map_err(|_| corrupt("format"))?);
-    if format != FORMAT {
+    if format != FORMAT && format != FORMAT_BLOCK {
         return Err(corrupt(format!("unsupported format {format}")));
     }
     let meta_len = u32::from_be_bytes(take(4)?.try_into().map_err(|_| corrupt("meta"))?) as usize;
@@ -71,7 +89,17 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFileError
         serde_json::from_slice(take(meta_len)?).map_err(|e| corrupt(e.to_string()))?;
     let body_len = u64::from_be_bytes(take(8)?.try_into().map_err(|_| corrupt("body"))?) as usize;
     let body = take(body_len)?;
-    let state = lz4_flex::decompress_size_prepended(body).map_err(|e| corrupt(e.to_string()))?;
+    if pos != content.len() {
+        return Err(corrupt("trailing bytes after the body"));
+    }
+    let state = if format == FORMAT_BLOCK {
+        lz4_flex::decompress_size_prepended(body).map_err(|e| corrupt(e.to_string()))?
+    } else {
+        let mut state = Vec::new();
+        std::io::Read::read_to_end(&mut lz4_flex::frame::FrameDecoder::new(body), &mut state)
+            .map_err(|e| corrupt(e.to_string()))?;
+        state
+    };
     Ok((meta, state))
 }
 
@@ -180,6 +208,22 @@ mod tests {
             assert!(decode(&bad).is_err(), "flip at {i} not detected");
         }
         assert!(decode(&file[..file.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn reads_the_first_format_too() {
+        let state = b"older".repeat(50);
+        let meta_json = serde_json::to_vec(&meta(3)).unwrap();
+        let body = lz4_flex::compress_prepend_size(&state);
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(&FORMAT_BLOCK.to_be_bytes());
+        file.extend_from_slice(&(meta_json.len() as u32).to_be_bytes());
+        file.extend_from_slice(&meta_json);
+        file.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        file.extend_from_slice(&body);
+        let crc = crc32fast::hash(&file);
+        file.extend_from_slice(&crc.to_be_bytes());
+        assert_eq!(decode(&file).unwrap(), (meta(3), state));
     }
 
     #[test]

@@ -23,8 +23,9 @@ pub trait Applier: Send + Sync + 'static {
     fn restore(&self, state: &[u8]) -> Result<(), String>;
 }
 
-/// Encodes a state frozen by [`Applier::snapshot`].
-pub type StateEncoder = Box<dyn FnOnce() -> Vec<u8> + Send + Sync>;
+/// Writes a state frozen by [`Applier::snapshot`] (streamed into the compressor).
+pub type StateEncoder =
+    Box<dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send + Sync>;
 
 pub struct StateMachine {
     applier: Arc<dyn Applier>,
@@ -79,8 +80,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         // Encoding, compressing and writing a large tree takes a while: a blocking thread
         // does it, and applies continue meanwhile on the live tree.
         let file = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-            let state = encode_state();
-            let file = snapshot_file::encode(&meta, &state)
+            let file = snapshot_file::encode_streaming(&meta, encode_state)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             dir.save(&meta, &file)?;
             Ok(file)

@@ -6,7 +6,7 @@ use crate::node::{Node, NodeKind};
 use crate::path;
 use crate::tree::{DataTree, SessionMeta};
 use crate::txn::{Create, CreateKind, TxnOp};
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use zooid_proto::{Acl, DecodeError, ErrorCode, Reader, Writer};
 
 /// Encoding version written at the start of every snapshot body.
@@ -233,6 +233,14 @@ impl FrozenTree {
 
     /// The snapshot encoding of [`DataTree::encode_snapshot`].
     pub fn encode(&self, b: &mut BytesMut) {
+        // Writing into memory cannot fail.
+        let _ = self.encode_to(&mut b.writer());
+    }
+
+    /// The same encoding, streamed to `w` in pieces of about [`STREAM_PIECE`] bytes, so that
+    /// the caller (a compressor, a file) never needs the whole encoding in memory.
+    pub fn encode_to<W: std::io::Write + ?Sized>(&self, w: &mut W) -> std::io::Result<()> {
+        let mut b = BytesMut::with_capacity(STREAM_PIECE * 2);
         b.put_jint(SNAPSHOT_VERSION);
         b.put_jlong(self.last_zxid);
         b.put_jint(self.sessions.len() as i32);
@@ -247,7 +255,7 @@ impl FrozenTree {
         for (p, n) in nodes {
             b.put_jstring(p);
             b.put_jbuffer(n.data.as_deref());
-            Acl::encode_list(&n.acl, b);
+            Acl::encode_list(&n.acl, &mut b);
             let (kind, arg) = match n.kind {
                 NodeKind::Persistent => (0, 0),
                 NodeKind::Ephemeral(s) => (1, s),
@@ -264,9 +272,17 @@ impl FrozenTree {
             b.put_jint(n.stored_cversion);
             b.put_jint(n.aversion);
             b.put_jlong(n.pzxid);
+            if b.len() >= STREAM_PIECE {
+                w.write_all(&b)?;
+                b.clear();
+            }
         }
+        w.write_all(&b)
     }
 }
+
+/// How much encoded state [`FrozenTree::encode_to`] gathers before each write.
+pub const STREAM_PIECE: usize = 64 * 1024;
 
 /// Checks that every node's parent is present (used when restoring).
 pub(crate) fn parent_of(p: &str) -> Option<&str> {
