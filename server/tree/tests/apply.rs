@@ -43,6 +43,16 @@ impl T {
         })
     }
 
+    fn delete(&mut self, path: &str) -> Result<OpOutput, ErrorCode> {
+        self.run(
+            S1,
+            TxnOp::Delete {
+                path: path.into(),
+                version: -1,
+            },
+        )
+    }
+
     fn create(&mut self, path: &str, kind: CreateKind, seq: bool) -> Result<String, ErrorCode> {
         match self.run(S1, create_op(path, kind, seq))? {
             OpOutput::Created { path, .. } => Ok(path),
@@ -93,14 +103,7 @@ fn create_sets_stat_and_parent_fields() {
     t.create("/a/b", Persistent, false).unwrap();
     let p = t.tree.stat("/a").unwrap();
     assert_eq!((p.cversion, p.num_children, p.pzxid, p.mzxid), (1, 1, 3, 2));
-    t.run(
-        S1,
-        TxnOp::Delete {
-            path: "/a/b".into(),
-            version: -1,
-        },
-    )
-    .unwrap();
+    t.delete("/a/b").unwrap();
     let p = t.tree.stat("/a").unwrap();
     assert_eq!((p.cversion, p.num_children, p.pzxid), (2, 0, 4));
 }
@@ -591,14 +594,7 @@ fn a_frozen_tree_keeps_its_moment_while_the_tree_moves_on() {
     )
     .unwrap();
     t.create("/a/c", CreateKind::Persistent, false).unwrap();
-    t.run(
-        S1,
-        TxnOp::Delete {
-            path: "/a/b".into(),
-            version: -1,
-        },
-    )
-    .unwrap();
+    t.delete("/a/b").unwrap();
     let mut from_frozen = bytes::BytesMut::new();
     frozen.encode(&mut from_frozen);
     assert_eq!(from_frozen, before, "the frozen copy saw later changes");
