@@ -95,6 +95,7 @@ impl Server {
                 group_commit_wait: Duration::from_micros(shared.config.group_commit_wait_us),
                 snapshot_every: shared.config.snapshot_every,
                 snapshot_every_bytes: shared.config.snapshot_every_bytes,
+                wal_chunk_bytes: zooid_replication::DEFAULT_WAL_CHUNK_BYTES,
             },
             Arc::new(StateApplier(shared.clone())),
         )

@@ -26,7 +26,13 @@ pub struct ConsensusConfig {
     /// ...or after this many bytes of commands, whichever comes first (entries carry batches,
     /// so a count alone could let the log grow without bound between snapshots).
     pub snapshot_every_bytes: u64,
+    /// Size of one WAL chunk file ([`DEFAULT_WAL_CHUNK_BYTES`]); purges free whole chunks.
+    pub wal_chunk_bytes: usize,
 }
+
+/// Small enough that a purge frees space soon after each snapshot, large enough that chunk
+/// files stay few (raft-log's own default is 1 GiB).
+pub const DEFAULT_WAL_CHUNK_BYTES: usize = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsensusError {
@@ -122,12 +128,11 @@ impl Consensus {
         applier: Arc<dyn Applier>,
     ) -> Result<Consensus, ConsensusError> {
         let log_dir = config.dir.join("log");
-        let log = LogStore::open(&log_dir, config.group_commit_wait).map_err(|source| {
-            ConsensusError::Log {
+        let log = LogStore::open(&log_dir, config.group_commit_wait, config.wal_chunk_bytes)
+            .map_err(|source| ConsensusError::Log {
                 dir: log_dir.clone(),
                 source,
-            }
-        })?;
+            })?;
         let snaps = SnapshotDir::open(&config.dir.join("snapshots"))
             .map_err(|e| ConsensusError::Snapshots(e.to_string()))?;
         let sm = StateMachine::open(snaps, applier)

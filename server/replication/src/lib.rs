@@ -15,5 +15,5 @@ pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;
 
-pub use consensus::{Consensus, ConsensusConfig, ConsensusError};
+pub use consensus::{Consensus, ConsensusConfig, ConsensusError, DEFAULT_WAL_CHUNK_BYTES};
 pub use state_machine::{Applier, StateEncoder};

@@ -210,8 +210,9 @@ pub struct LogStore {
 
 impl LogStore {
     /// Opens (or creates) the WAL in `dir`. A torn last record from a crash is cut off.
-    /// `group_wait` is how long the flush worker waits to gather more appends into one fsync.
-    pub fn open(dir: &Path, group_wait: Duration) -> io::Result<LogStore> {
+    /// `group_wait` is how long the flush worker waits to gather more appends into one fsync;
+    /// `chunk_bytes` is the size at which a chunk file is closed and a new one begun.
+    pub fn open(dir: &Path, group_wait: Duration, chunk_bytes: usize) -> io::Result<LogStore> {
         std::fs::create_dir_all(dir)?;
         let mut config = raft_log::Config::new(dir.display().to_string());
         config.wal.truncate_incomplete_record = Some(true);
@@ -222,7 +223,7 @@ impl LogStore {
         config.log_cache_max_items = Some(10_000);
         // Only entries of closed chunks leave the cache, and only whole chunks are removed
         // after a snapshot: keep chunks small (the default is 1 GiB).
-        config.wal.chunk_max_size = Some(32 << 20);
+        config.wal.chunk_max_size = Some(chunk_bytes);
         let wal = raft_log::RaftLog::<WalTypes>::open(Arc::new(config))?;
         let reaper = ChunkReaper::start(dir, &dir.with_extension("trash"))?;
         Ok(LogStore {
