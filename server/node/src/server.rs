@@ -182,11 +182,11 @@ impl Server {
     /// (say, the log's disk failed). `main` exits non-zero on it, as ZooKeeper does.
     pub async fn failed(&self) -> String {
         let mut rx = self.shared.failure.subscribe();
-        let reason = match rx.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or_default(),
-            Err(_) => "server dropped".into(),
-        };
-        reason
+        let reason = rx
+            .wait_for(Option::is_some)
+            .await
+            .map(|r| r.clone().unwrap_or_default());
+        reason.unwrap_or_else(|_| "server dropped".into())
     }
 
     /// Fault injection for tests: stops the consensus layer underneath a running server, as

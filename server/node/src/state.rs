@@ -294,17 +294,18 @@ impl State {
         self.counters.packets_sent += 1;
     }
 
-    /// Asks a connection's writer to flush and close.
     /// Consensus failed: closes every connection, so that clients move to another server
     /// instead of waiting for replies that cannot come, and refuses writes from now on.
     pub fn fail(&mut self) {
         self.failed = true;
         self.parked.clear();
-        for h in self.conns.values() {
-            let _ = h.tx.send(Outbound::Close);
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.close_conn(conn);
         }
     }
 
+    /// Asks a connection's writer to flush and close.
     pub fn close_conn(&mut self, conn: ConnId) {
         if let Some(h) = self.conns.get(&conn) {
             let _ = h.tx.send(Outbound::Close);

@@ -3,7 +3,7 @@
 //! After a snapshot, raft-log unlinks every chunk the snapshot covers from its flush worker,
 //! the thread every fsync waits on. Unlinking a 32 MiB file frees its blocks and page cache
 //! there and then (about 25 ms each on ext4), so a purge of eight chunks stalled every write
-//! for 200 ms. Before each purge we hard-link the closed chunks into `log-trash/`: raft-log's
+//! for 200 ms. Before each purge we hard-link the closed chunks into `log.trash/`: raft-log's
 //! unlink then only drops a name, and this reaper's own thread frees the data later, when a
 //! chunk's name is gone from the log directory. A link costs no space while both names exist.
 

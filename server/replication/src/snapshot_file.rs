@@ -31,12 +31,14 @@ fn corrupt(msg: impl Into<String>) -> SnapshotFileError {
     SnapshotFileError::Corrupt(msg.into())
 }
 
-/// Serializes a snapshot into the file format (also what travels to other nodes).
+/// Serializes a snapshot of an already encoded state (tests build files with it).
+#[cfg(test)]
 pub fn encode(meta: &SnapshotMeta, state: &[u8]) -> Result<Vec<u8>, SnapshotFileError> {
     encode_streaming(meta, |w| w.write_all(state))
 }
 
-/// Like [`encode`], with the state written by `write_state` straight into the compressor.
+/// Serializes a snapshot into the file format (also what travels to other nodes), the state
+/// written by `write_state` straight into the compressor.
 pub fn encode_streaming(
     meta: &SnapshotMeta,
     write_state: impl FnOnce(&mut dyn Write) -> io::Result<()>,

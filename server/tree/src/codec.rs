@@ -221,16 +221,11 @@ impl DataTree {
 #[derive(Clone)]
 pub struct FrozenTree {
     pub(crate) last_zxid: i64,
-    pub(crate) sessions: Vec<(i64, SessionMeta)>,
+    pub(crate) sessions: imbl::OrdMap<i64, SessionMeta>,
     pub(crate) nodes: imbl::HashMap<String, Node>,
 }
 
 impl FrozenTree {
-    /// The zxid of the last txn this state includes.
-    pub fn last_zxid(&self) -> i64 {
-        self.last_zxid
-    }
-
     /// The snapshot encoding of [`DataTree::encode_snapshot`].
     pub fn encode(&self, b: &mut BytesMut) {
         // Writing into memory cannot fail.

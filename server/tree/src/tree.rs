@@ -4,7 +4,7 @@ use crate::node::{Node, NodeKind};
 use crate::path;
 use crate::txn::*;
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use zooid_proto::{Acl, ErrorCode, EventType, Stat};
 
@@ -27,7 +27,8 @@ pub struct DataTree {
     /// A persistent (structurally shared) map, so that [`DataTree::freeze`] is O(1) and a
     /// snapshot is encoded from a frozen copy off the apply path.
     nodes: imbl::HashMap<String, Node>,
-    sessions: BTreeMap<i64, SessionMeta>,
+    /// Persistent too, so that freezing the state does not copy the session table.
+    sessions: imbl::OrdMap<i64, SessionMeta>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     last_zxid: i64,
     /// ACL lists are interned: nodes share one allocation per distinct list.
@@ -69,7 +70,7 @@ impl DataTree {
     pub fn new() -> Self {
         let mut t = DataTree {
             nodes: imbl::HashMap::new(),
-            sessions: BTreeMap::new(),
+            sessions: imbl::OrdMap::new(),
             ephemerals: HashMap::new(),
             last_zxid: 0,
             acl_cache: HashMap::new(),
@@ -110,7 +111,7 @@ impl DataTree {
     pub fn freeze(&self) -> crate::codec::FrozenTree {
         crate::codec::FrozenTree {
             last_zxid: self.last_zxid,
-            sessions: self.sessions().map(|(id, m)| (id, m.clone())).collect(),
+            sessions: self.sessions.clone(),
             nodes: self.nodes.clone(),
         }
     }
