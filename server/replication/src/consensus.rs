@@ -3,6 +3,7 @@
 
 use crate::log_store::LogStore;
 use crate::network::NoPeers;
+use crate::proposer::Proposer;
 use crate::snapshot_file::SnapshotDir;
 use crate::state_machine::{Applier, StateMachine};
 use crate::types::*;
@@ -11,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// Settings of the consensus layer.
 #[derive(Debug, Clone)]
@@ -49,72 +50,11 @@ pub enum ConsensusError {
     NotReady(Duration, String),
 }
 
-/// Upper bounds of one entry.
-const MAX_BATCH_COMMANDS: usize = crate::batch::MAX_COMMANDS;
-const MAX_BATCH_BYTES: usize = 4 << 20;
-
-/// Packs queued commands into entries: group commit.
-///
-/// openraft 0.9 waits for each entry's fsync inside its core loop, so one entry per command
-/// would cost one fsync per command. Instead exactly one entry is between "proposed" and "on
-/// disk" at a time; every command queued meanwhile joins the next entry, whose fsync overlaps
-/// the apply of the previous one. Also asks for a snapshot every `snapshot_bytes` of commands.
-async fn forward_batches(
-    raft: Raft<TypeConfig>,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    flushed: Arc<crate::log_store::FlushProgress>,
-    snapshot_bytes: u64,
-    failure: watch::Sender<Option<String>>,
-) {
-    let mut since_snapshot = 0u64;
-    let mut proposed = 0u64;
-    loop {
-        flushed.wait_for(proposed).await;
-        let Some(first) = rx.recv().await else {
-            return;
-        };
-        let mut bytes = first.len();
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(c) => {
-                    bytes += c.len();
-                    batch.push(c);
-                }
-                Err(_) => break,
-            }
-        }
-        since_snapshot += bytes as u64;
-        if since_snapshot >= snapshot_bytes {
-            since_snapshot = 0;
-            if let Err(e) = raft.trigger().snapshot().await {
-                tracing::warn!("could not trigger a snapshot: {e}");
-            }
-        }
-        match raft
-            .client_write_ff(Command(crate::batch::encode(&batch).into()))
-            .await
-        {
-            Ok(applied) => {
-                proposed += 1;
-                // The reply to each command comes from the applier; this only keeps openraft
-                // from warning that nobody listened.
-                tokio::spawn(applied);
-            }
-            Err(e) => {
-                tracing::error!("raft refused a proposal: {e}");
-                let _ = failure.send(Some(format!("raft refused a proposal: {e}")));
-                return;
-            }
-        }
-    }
-}
-
 /// A running consensus node.
 #[derive(Clone)]
 pub struct Consensus {
     raft: Raft<TypeConfig>,
-    proposals: mpsc::UnboundedSender<Vec<u8>>,
+    proposer: Arc<Proposer>,
     /// Set once proposals can no longer be ordered (see [`Consensus::failed`]).
     failure: watch::Receiver<Option<String>>,
 }
@@ -127,12 +67,19 @@ impl Consensus {
         config: ConsensusConfig,
         applier: Arc<dyn Applier>,
     ) -> Result<Consensus, ConsensusError> {
+        let (failure_tx, failure) = watch::channel(None);
+        let proposer = Arc::new(Proposer::new(config.snapshot_every_bytes, failure_tx));
         let log_dir = config.dir.join("log");
-        let log = LogStore::open(&log_dir, config.group_commit_wait, config.wal_chunk_bytes)
-            .map_err(|source| ConsensusError::Log {
-                dir: log_dir.clone(),
-                source,
-            })?;
+        let log = LogStore::open(
+            &log_dir,
+            config.group_commit_wait,
+            config.wal_chunk_bytes,
+            proposer.clone(),
+        )
+        .map_err(|source| ConsensusError::Log {
+            dir: log_dir.clone(),
+            source,
+        })?;
         let snaps = SnapshotDir::open(&config.dir.join("snapshots"))
             .map_err(|e| ConsensusError::Snapshots(e.to_string()))?;
         let sm = StateMachine::open(snaps, applier)
@@ -150,7 +97,6 @@ impl Consensus {
         }
         .validate()
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-        let flushed = log.progress();
         let raft = Raft::new(config.node_id, Arc::new(raft_config), NoPeers, log, sm)
             .await
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
@@ -178,27 +124,17 @@ impl Consensus {
             .await
             .map_err(|e| ConsensusError::NotReady(wait, e.to_string()))?;
 
-        let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let (failure_tx, failure) = watch::channel(None);
-        tokio::spawn(forward_batches(
-            raft.clone(),
-            rx,
-            flushed,
-            config.snapshot_every_bytes,
-            failure_tx,
-        ));
+        proposer.start(raft.clone(), tokio::runtime::Handle::current());
         Ok(Consensus {
             raft,
-            proposals: tx,
+            proposer,
             failure,
         })
     }
 
     /// Queues a command for ordering. Never blocks; the applier sees it once committed.
     pub fn propose(&self, command: Vec<u8>) {
-        if self.proposals.send(command).is_err() {
-            tracing::error!("proposal dropped: consensus has stopped");
-        }
+        self.proposer.propose(command);
     }
 
     /// Resolves, with the reason, once this node can no longer order writes: openraft stopped

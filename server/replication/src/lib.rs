@@ -11,6 +11,7 @@ pub mod chunk_reaper;
 pub mod consensus;
 pub mod log_store;
 pub mod network;
+pub mod proposer;
 pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;

@@ -2,9 +2,10 @@
 //! `RaftLogStorage`. An append hands its entries to raft-log's flush worker and asks for one
 //! fsync, reported through openraft's callback. openraft 0.9 waits for that callback before it
 //! appends again, so group commit happens a level up: each entry carries every command queued
-//! meanwhile (see `consensus`).
+//! meanwhile (see `proposer`).
 
 use crate::chunk_reaper::ChunkReaper;
+use crate::proposer::Proposer;
 use crate::types::*;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, LogState, RaftLogReader};
@@ -35,8 +36,8 @@ pub struct WalPayload(pub EntryPayload<TypeConfig>);
 
 /// Who is told when a flush reaches the disk.
 pub enum FlushCallback {
-    /// openraft's append callback, and how many command entries the append carried.
-    Log(LogFlushed<TypeConfig>, u64, Arc<FlushProgress>),
+    /// openraft's append callback, and the proposer if the append carried commands.
+    Log(LogFlushed<TypeConfig>, Option<Arc<Proposer>>),
     /// A caller that awaits durability (vote, truncate).
     Wait(oneshot::Sender<io::Result<()>>),
 }
@@ -63,9 +64,11 @@ impl raft_log::Types for WalTypes {
 impl raft_log::Callback for FlushCallback {
     fn send(self, res: io::Result<()>) {
         match self {
-            FlushCallback::Log(cb, commands, progress) => {
-                if res.is_ok() && commands > 0 {
-                    progress.add(commands);
+            FlushCallback::Log(cb, proposer) => {
+                // The next entry goes into openraft's queue before openraft learns that this
+                // one is on disk, so its core finds it there as soon as it wakes.
+                if let (Ok(()), Some(p)) = (&res, proposer) {
+                    p.flushed();
                 }
                 cb.log_io_completed(res)
             }
@@ -171,48 +174,25 @@ impl raft_log::codeq::Decode for WalPayload {
     }
 }
 
-/// How many command entries have reached the disk since start. The proposer uses it to keep
-/// exactly one entry in the fsync stage: everything queued meanwhile joins the next entry.
-#[derive(Default)]
-pub struct FlushProgress {
-    flushed: std::sync::atomic::AtomicU64,
-    changed: tokio::sync::Notify,
-}
-
-impl FlushProgress {
-    fn add(&self, n: u64) {
-        self.flushed
-            .fetch_add(n, std::sync::atomic::Ordering::AcqRel);
-        self.changed.notify_waiters();
-    }
-
-    /// Waits until at least `n` command entries are flushed.
-    pub async fn wait_for(&self, n: u64) {
-        loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if self.flushed.load(std::sync::atomic::Ordering::Acquire) >= n {
-                return;
-            }
-            changed.await;
-        }
-    }
-}
-
 /// The log store; cheap to clone (openraft asks for a separate reader).
 #[derive(Clone)]
 pub struct LogStore {
     wal: Arc<Mutex<raft_log::RaftLog<WalTypes>>>,
-    progress: Arc<FlushProgress>,
+    proposer: Arc<Proposer>,
     reaper: Arc<ChunkReaper>,
 }
 
 impl LogStore {
     /// Opens (or creates) the WAL in `dir`. A torn last record from a crash is cut off.
     /// `group_wait` is how long the flush worker waits to gather more appends into one fsync;
-    /// `chunk_bytes` is the size at which a chunk file is closed and a new one begun.
-    pub fn open(dir: &Path, group_wait: Duration, chunk_bytes: usize) -> io::Result<LogStore> {
+    /// `chunk_bytes` is the size at which a chunk file is closed and a new one begun;
+    /// `proposer` hears when each entry carrying commands is on disk.
+    pub fn open(
+        dir: &Path,
+        group_wait: Duration,
+        chunk_bytes: usize,
+        proposer: Arc<Proposer>,
+    ) -> io::Result<LogStore> {
         std::fs::create_dir_all(dir)?;
         let mut config = raft_log::Config::new(dir.display().to_string());
         config.wal.truncate_incomplete_record = Some(true);
@@ -226,16 +206,12 @@ impl LogStore {
         config.wal.chunk_max_size = Some(chunk_bytes);
         let wal = raft_log::RaftLog::<WalTypes>::open(Arc::new(config))?;
         let reaper = ChunkReaper::start(dir, &dir.with_extension("trash"))?;
+        let wal = Arc::new(Mutex::new(wal));
         Ok(LogStore {
-            wal: Arc::new(Mutex::new(wal)),
-            progress: Arc::new(FlushProgress::default()),
+            wal,
+            proposer,
             reaper: Arc::new(reaper),
         })
-    }
-
-    /// Progress of command entries to disk.
-    pub fn progress(&self) -> Arc<FlushProgress> {
-        self.progress.clone()
     }
 
     fn wal(&self) -> MutexGuard<'_, raft_log::RaftLog<WalTypes>> {
@@ -334,12 +310,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let io = |e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e);
-        let mut commands = 0;
+        let mut commands = false;
         let mut wal = self.wal();
         wal.append(entries.into_iter().map(|e| {
-            if matches!(e.payload, EntryPayload::Normal(_)) {
-                commands += 1;
-            }
+            commands |= matches!(e.payload, EntryPayload::Normal(_));
             (WalLogId(e.log_id), WalPayload(e.payload))
         }))
         .map_err(io)?;
@@ -347,8 +321,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             true,
             Some(FlushCallback::Log(
                 callback,
-                commands,
-                self.progress.clone(),
+                commands.then(|| self.proposer.clone()),
             )),
         )
         .map_err(io)
