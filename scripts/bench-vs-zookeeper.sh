@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Runs `zooctl bench` against a standalone Apache ZooKeeper 3.8 (Debian's `zookeeper`) and a
-# standalone Zooid on this machine, one server at a time, both on loopback with their data on
-# the same disk. ZooKeeper gets a full warm-up run first (JIT). Prints both reports.
-# Usage: scripts/bench-vs-zookeeper.sh [extra zooctl bench flags...]
+# standalone Zooid on this machine, both on loopback with their data on the same disk.
+#
+# Both servers run for the whole script and the loads alternate between them, round after
+# round (ZooKeeper first in odd rounds, Zooid first in even ones), so that a slow minute of the
+# machine's disk or CPU falls on both sides instead of deciding the ratio. ZooKeeper gets a
+# 10 s warm-up run (JIT) first. Prints every run, then the median per server and load and the
+# ratio of the medians.
+#
+# Usage: scripts/bench-vs-zookeeper.sh [rounds (default 3)] [extra zooctl bench flags...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+shift || true
 cargo build --release -q -p zooid-server -p zooid-ctl
 ZOOCTL=target/release/zooctl
 WORK=$(mktemp -d)
@@ -14,14 +22,6 @@ ZD_PORT=22181
 
 wait_port() { for _ in $(seq 100); do "$ZOOCTL" -s "127.0.0.1:$1" word srvr 2>/dev/null | grep -q Mode && return 0; sleep 0.2; done; echo "server on $1 did not start" >&2; exit 1; }
 rss() { grep VmHWM "/proc/$1/status" | awk '{printf "%.0f MiB", $2/1024}'; }
-
-run_suite() { # port label pid
-  for reads in 100 0; do
-    echo "== $2, ${reads}% reads"
-    "$ZOOCTL" -s "127.0.0.1:$1" bench --sessions 32 --depth 4 --value-size 1024 --read-percent "$reads" --warmup 3 --duration 10 "${@:4}"
-  done
-  echo "== $2 peak RSS: $(rss "$3")"
-}
 
 mkdir -p "$WORK/zk/data"
 cat > "$WORK/zk/zoo.cfg" <<CFG
@@ -35,13 +35,43 @@ maxClientCnxns=0
 CFG
 java -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" >/dev/null 2>&1 &
 ZK_PID=$!
-wait_port $ZK_PORT
-echo "== ZooKeeper warm-up run (not recorded)"
-"$ZOOCTL" -s 127.0.0.1:$ZK_PORT bench --read-percent 50 --warmup 0 --duration 10 "$@" >/dev/null
-run_suite $ZK_PORT "Apache ZooKeeper $(dpkg-query -W -f '${Version}' zookeeper)" $ZK_PID "$@"
-kill $ZK_PID; wait $ZK_PID 2>/dev/null || true
-
 target/release/zooid --client-addr 127.0.0.1:$ZD_PORT --data-dir "$WORK/zooid" >/dev/null 2>&1 &
 ZD_PID=$!
+wait_port $ZK_PORT
 wait_port $ZD_PORT
-run_suite $ZD_PORT "Zooid $(git describe --always --dirty)" $ZD_PID "$@"
+ZK_NAME="ZooKeeper $(dpkg-query -W -f '${Version}' zookeeper)"
+ZD_NAME="Zooid $(git describe --always --dirty)"
+echo "== ZooKeeper warm-up run (not recorded)"
+"$ZOOCTL" -s 127.0.0.1:$ZK_PORT bench --read-percent 50 --warmup 0 --duration 10 "$@" >/dev/null
+
+RESULTS="$WORK/results"
+run() { # port label reads round
+  local out
+  out=$("$ZOOCTL" -s "127.0.0.1:$1" bench --sessions 32 --depth 4 --value-size 1024 \
+    --read-percent "$3" --warmup 3 --duration 10 "${@:5}")
+  echo "== round $4, $2, $3% reads"
+  echo "$out" | tail -n +2
+  echo "$2|$3|$(echo "$out" | awk '/^ops\/s/ {print $2}')" >> "$RESULTS"
+}
+
+for round in $(seq "$ROUNDS"); do
+  for reads in 100 0; do
+    if (( round % 2 )); then
+      run $ZK_PORT "$ZK_NAME" $reads "$round" "$@"
+      run $ZD_PORT "$ZD_NAME" $reads "$round" "$@"
+    else
+      run $ZD_PORT "$ZD_NAME" $reads "$round" "$@"
+      run $ZK_PORT "$ZK_NAME" $reads "$round" "$@"
+    fi
+  done
+done
+echo "== peak RSS: $ZK_NAME $(rss $ZK_PID), $ZD_NAME $(rss $ZD_PID)"
+
+median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+echo "== medians over $ROUNDS rounds (ops/s)"
+for reads in 100 0; do
+  zk=$(awk -F'|' -v n="$ZK_NAME" -v r=$reads '$1==n && $2==r {print $3}' "$RESULTS" | median)
+  zd=$(awk -F'|' -v n="$ZD_NAME" -v r=$reads '$1==n && $2==r {print $3}' "$RESULTS" | median)
+  awk -v r=$reads -v zk="$zk" -v zd="$zd" \
+    'BEGIN {printf "%3d%% reads: ZooKeeper %.0f, Zooid %.0f, ratio %.2fx\n", r, zk, zd, zd/zk}'
+done
