@@ -110,7 +110,7 @@ fn connections(out: &mut String, state: &State) {
 
 fn monitor(out: &mut String, state: &State) {
     let (min, avg, max) = latency(state);
-    let lines: [(&str, String); 14] = [
+    let mut lines: Vec<(&str, String)> = vec![
         ("zk_version", format!("{VERSION}, built on unknown")),
         ("zk_server_state", "standalone".into()),
         ("zk_avg_latency", format!("{avg:.4}")),
@@ -135,7 +135,36 @@ fn monitor(out: &mut String, state: &State) {
         ),
         ("zk_global_sessions", state.session_count().to_string()),
     ];
+    if let Some(log) = state.log_stats() {
+        lines.extend(log_lines(&log));
+    }
     for (k, v) in lines {
         let _ = writeln!(out, "{k}\t{v}");
     }
+}
+
+/// The log's fsyncs and group-commit batch sizes under ZooKeeper's names (milliseconds for
+/// times, as ZooKeeper reports them). raft-log keeps no minimum fsync time, so
+/// `zk_min_fsynctime` is left out rather than made up.
+fn log_lines(log: &zooid_replication::LogStats) -> Vec<(&'static str, String)> {
+    let f = &log.fsyncs;
+    let b = &log.batches;
+    let avg = |sum: f64, n: u64| if n == 0 { 0.0 } else { sum / n as f64 };
+    vec![
+        (
+            "zk_avg_fsynctime",
+            format!("{:.4}", avg(f.total_us as f64 / 1000.0, f.count)),
+        ),
+        ("zk_max_fsynctime", (f.max_us / 1000).to_string()),
+        ("zk_cnt_fsynctime", f.count.to_string()),
+        ("zk_sum_fsynctime", (f.total_us / 1000).to_string()),
+        (
+            "zk_avg_sync_processor_batch_size",
+            format!("{:.4}", avg(b.commands as f64, b.entries)),
+        ),
+        ("zk_min_sync_processor_batch_size", b.min.to_string()),
+        ("zk_max_sync_processor_batch_size", b.max.to_string()),
+        ("zk_cnt_sync_processor_batch_size", b.entries.to_string()),
+        ("zk_sum_sync_processor_batch_size", b.commands.to_string()),
+    ]
 }

@@ -140,6 +140,11 @@ impl State {
         self.consensus = Some(consensus);
     }
 
+    /// How the log has been written since start, once the server runs.
+    pub fn log_stats(&self) -> Option<zooid_replication::LogStats> {
+        self.consensus.as_ref().map(Consensus::log_stats)
+    }
+
     pub fn last_zxid(&self) -> i64 {
         self.tree.last_zxid()
     }

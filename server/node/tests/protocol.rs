@@ -402,6 +402,38 @@ fn four_letter_words_and_allow_list() {
 }
 
 #[test]
+fn mntr_reports_fsyncs_and_group_commit_batches_under_zookeepers_names() {
+    let srv = start(|_| {});
+    let mut c = RawClient::connect(srv.addr);
+    for i in 0..10 {
+        assert_eq!(c.create(&format!("/n{i}"), b"x", 0), Ok(format!("/n{i}")));
+    }
+    let mntr = four_letter(srv.addr, "mntr");
+    let value = |key: &str| -> f64 {
+        mntr.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
+            .unwrap_or_else(|| panic!("{key} missing from mntr:\n{mntr}"))
+            .parse()
+            .unwrap_or_else(|e| panic!("{key} is not a number ({e}):\n{mntr}"))
+    };
+    // One session and ten creates, each waiting for the previous reply: at least eleven
+    // commands, each entry on disk before its reply.
+    let entries = value("zk_cnt_sync_processor_batch_size");
+    let commands = value("zk_sum_sync_processor_batch_size");
+    assert!(commands >= 11.0, "{mntr}");
+    assert!(entries >= 1.0 && entries <= commands, "{mntr}");
+    assert!(value("zk_min_sync_processor_batch_size") >= 1.0, "{mntr}");
+    assert!(
+        value("zk_max_sync_processor_batch_size") >= value("zk_min_sync_processor_batch_size"),
+        "{mntr}"
+    );
+    let avg = value("zk_avg_sync_processor_batch_size");
+    assert!((avg - commands / entries).abs() < 0.001, "{mntr}");
+    assert!(value("zk_cnt_fsynctime") >= entries, "{mntr}");
+    assert!(value("zk_avg_fsynctime") > 0.0, "{mntr}");
+}
+
+#[test]
 fn sequential_ephemeral_and_get_ephemerals() {
     let srv = start(|_| {});
     let mut c = RawClient::connect(srv.addr);

@@ -1,9 +1,9 @@
 //! The face of this crate: start a node over a data directory, propose commands, learn when it
 //! is ready. Everything openraft-specific stays behind it.
 
-use crate::log_store::LogStore;
+use crate::log_store::{Fsyncs, LogStore};
 use crate::network::NoPeers;
-use crate::proposer::Proposer;
+use crate::proposer::{BatchSizes, Proposer};
 use crate::snapshot_file::SnapshotDir;
 use crate::state_machine::{Applier, StateMachine};
 use crate::types::*;
@@ -50,11 +50,20 @@ pub enum ConsensusError {
     NotReady(Duration, String),
 }
 
+/// How the log has been written since start (see [`Consensus::log_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    pub fsyncs: Fsyncs,
+    pub batches: BatchSizes,
+}
+
 /// A running consensus node.
 #[derive(Clone)]
 pub struct Consensus {
     raft: Raft<TypeConfig>,
     proposer: Arc<Proposer>,
+    /// A second handle on the log openraft owns, for its statistics.
+    log: LogStore,
     /// Set once proposals can no longer be ordered (see [`Consensus::failed`]).
     failure: watch::Receiver<Option<String>>,
 }
@@ -97,6 +106,7 @@ impl Consensus {
         }
         .validate()
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let log_handle = log.clone();
         let raft = Raft::new(config.node_id, Arc::new(raft_config), NoPeers, log, sm)
             .await
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
@@ -128,6 +138,7 @@ impl Consensus {
         Ok(Consensus {
             raft,
             proposer,
+            log: log_handle,
             failure,
         })
     }
@@ -135,6 +146,14 @@ impl Consensus {
     /// Queues a command for ordering. Never blocks; the applier sees it once committed.
     pub fn propose(&self, command: Vec<u8>) {
         self.proposer.propose(command);
+    }
+
+    /// How the log has been written since start: fsyncs, and commands per entry.
+    pub fn log_stats(&self) -> LogStats {
+        LogStats {
+            fsyncs: self.log.fsyncs(),
+            batches: self.proposer.batch_sizes(),
+        }
     }
 
     /// Resolves, with the reason, once this node can no longer order writes: openraft stopped

@@ -16,5 +16,9 @@ pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;
 
-pub use consensus::{Consensus, ConsensusConfig, ConsensusError, DEFAULT_WAL_CHUNK_BYTES};
+pub use consensus::{
+    Consensus, ConsensusConfig, ConsensusError, LogStats, DEFAULT_WAL_CHUNK_BYTES,
+};
+pub use log_store::Fsyncs;
+pub use proposer::BatchSizes;
 pub use state_machine::{Applier, StateEncoder};

@@ -174,6 +174,14 @@ impl raft_log::codeq::Decode for WalPayload {
     }
 }
 
+/// The WAL's fsyncs since start: what ZooKeeper reports as `fsynctime`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fsyncs {
+    pub count: u64,
+    pub total_us: u64,
+    pub max_us: u64,
+}
+
 /// The log store; cheap to clone (openraft asks for a separate reader).
 #[derive(Clone)]
 pub struct LogStore {
@@ -212,6 +220,16 @@ impl LogStore {
             proposer,
             reaper: Arc::new(reaper),
         })
+    }
+
+    /// The WAL's fsyncs since start.
+    pub fn fsyncs(&self) -> Fsyncs {
+        let m = self.wal().stat().flush_metrics;
+        Fsyncs {
+            count: m.sync_batch_count,
+            total_us: m.sync_us,
+            max_us: m.sync_max_us,
+        }
     }
 
     fn wal(&self) -> MutexGuard<'_, raft_log::RaftLog<WalTypes>> {

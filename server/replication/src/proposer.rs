@@ -41,6 +41,31 @@ struct Pending {
     since_snapshot: u64,
     /// openraft refused a proposal; nothing more is sent.
     stopped: bool,
+    /// Commands per entry since start.
+    batches: BatchSizes,
+}
+
+/// How many commands the entries proposed since start carried: what ZooKeeper reports as
+/// `sync_processor_batch_size`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchSizes {
+    pub entries: u64,
+    pub commands: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl BatchSizes {
+    fn record(&mut self, commands: u64) {
+        self.min = if self.entries == 0 {
+            commands
+        } else {
+            self.min.min(commands)
+        };
+        self.max = self.max.max(commands);
+        self.entries += 1;
+        self.commands += commands;
+    }
 }
 
 /// One entry's worth of commands, taken off the queue.
@@ -69,6 +94,7 @@ impl Pending {
             commands.extend(self.queue.pop_front());
         }
         self.in_flight = true;
+        self.batches.record(commands.len() as u64);
         self.since_snapshot += bytes as u64;
         let snapshot_first = self.since_snapshot >= snapshot_every_bytes;
         if snapshot_first {
@@ -110,6 +136,11 @@ impl Proposer {
             p.take(self.snapshot_every_bytes)
         };
         self.send(batch);
+    }
+
+    /// Commands per entry since start.
+    pub fn batch_sizes(&self) -> BatchSizes {
+        self.pending().batches
     }
 
     /// Queues a command. Sends it at once if no entry is in flight.
@@ -224,6 +255,24 @@ mod tests {
         p.queue.push_back(vec![0; 60]);
         assert!(p.take(100).expect("a batch").snapshot_first);
         assert_eq!(p.since_snapshot, 0);
+    }
+
+    #[test]
+    fn batch_sizes_are_counted_per_entry() {
+        let mut p = queued(&[1, 1, 1]);
+        p.take(u64::MAX);
+        p.queue.push_back(vec![1]);
+        p.take(u64::MAX);
+        assert!(p.take(u64::MAX).is_none(), "an empty queue makes no entry");
+        assert_eq!(
+            p.batches,
+            BatchSizes {
+                entries: 2,
+                commands: 4,
+                min: 1,
+                max: 3
+            }
+        );
     }
 
     #[test]
