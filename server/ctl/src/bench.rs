@@ -226,7 +226,7 @@ pub fn run(server: &str, args: BenchArgs) -> anyhow::Result<()> {
     let local = tokio::task::LocalSet::new();
     let start = Instant::now() + Duration::from_secs(args.warmup);
     let end = start + Duration::from_secs(args.duration);
-    let (results, cpu) = local.block_on(&rt, async {
+    let (results, cpu, log) = local.block_on(&rt, async {
         let mut handles = Vec::new();
         for s in 0..args.sessions {
             handles.push(tokio::task::spawn_local(run_session(
@@ -240,13 +240,15 @@ pub fn run(server: &str, args: BenchArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep_until(start.into()).await;
         let cpu0 = cpu_time();
+        let log0 = LogCounters::read(server).await;
         tokio::time::sleep_until(end.into()).await;
         let cpu = cpu_time().saturating_sub(cpu0);
+        let log = log0.zip(LogCounters::read(server).await);
         let mut results = Vec::new();
         for h in handles {
             results.push(h.await);
         }
-        (results, cpu)
+        (results, cpu, log)
     });
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut ops, mut errors) = (0u64, 0u64);
@@ -280,8 +282,86 @@ pub fn run(server: &str, args: BenchArgs) -> anyhow::Result<()> {
         },
         cpu.as_secs_f64()
     );
+    match log {
+        Some((before, after)) if after.fsyncs > before.fsyncs => {
+            let fsyncs = after.fsyncs - before.fsyncs;
+            let entries = after.batches - before.batches;
+            let writes = after.batched_writes - before.batched_writes;
+            println!(
+                "server log (mntr): {:.0} fsyncs/s, {:.3} ms each, {:.1} writes per fsync batch",
+                fsyncs / secs,
+                (after.fsync_ms - before.fsync_ms) / fsyncs,
+                if entries > 0.0 { writes / entries } else { 0.0 },
+            );
+        }
+        Some(_) => println!("server log (mntr): no fsync in the measured window"),
+        None => println!("server log: mntr not answered (is it on the server's allow-list?)"),
+    }
     if ops == 0 {
         bail!("no operation completed");
     }
     Ok(())
+}
+
+/// The server's log counters from `mntr`, under the names ZooKeeper and Zooid share, so that
+/// the report shows how many fsyncs the load cost and how many writes each one carried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LogCounters {
+    fsyncs: f64,
+    fsync_ms: f64,
+    batches: f64,
+    batched_writes: f64,
+}
+
+impl LogCounters {
+    /// `None` if the server does not answer `mntr` or lacks these counters.
+    async fn read(server: &str) -> Option<LogCounters> {
+        let text = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut s = tokio::net::TcpStream::connect(server).await.ok()?;
+            s.write_all(b"mntr").await.ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.ok()?;
+            Some(out)
+        })
+        .await
+        .ok()??;
+        Self::parse(&text)
+    }
+
+    fn parse(mntr: &str) -> Option<LogCounters> {
+        let value = |key: &str| -> Option<f64> {
+            mntr.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))?
+                .trim()
+                .parse()
+                .ok()
+        };
+        Some(LogCounters {
+            fsyncs: value("zk_cnt_fsynctime")?,
+            fsync_ms: value("zk_sum_fsynctime")?,
+            batches: value("zk_cnt_sync_processor_batch_size")?,
+            batched_writes: value("zk_sum_sync_processor_batch_size")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_counters_come_from_mntr_lines() {
+        let mntr = "zk_version\t3.9\nzk_cnt_fsynctime\t10\nzk_sum_fsynctime\t4\n\
+                    zk_cnt_sync_processor_batch_size\t10\nzk_sum_sync_processor_batch_size\t250\n";
+        assert_eq!(
+            LogCounters::parse(mntr),
+            Some(LogCounters {
+                fsyncs: 10.0,
+                fsync_ms: 4.0,
+                batches: 10.0,
+                batched_writes: 250.0
+            })
+        );
+        assert_eq!(LogCounters::parse("zk_cnt_fsynctime\t10\n"), None);
+    }
 }
