@@ -3,8 +3,9 @@
 //! request (frames are pre-encoded; replies are parsed only as far as their header).
 //!
 //! Not the `zookeeper-client` crate, which the tests use as a real client: it returns null data
-//! as an empty vector, where `zooctl get` prints `null` as zkCli does, and it encodes each
-//! request on its own task, which would add to the load generator's CPU per request.
+//! as an empty vector, where `zooctl get` prints `null` as zkCli does, and it hands every
+//! request through a channel to its session task, which would add to the load generator's CPU
+//! per request.
 
 use anyhow::{bail, Context};
 use bytes::{Buf, BytesMut};
