@@ -2,6 +2,8 @@
 //!
 //! Encoding: command count (u32), then each command as length (u32) + bytes, big-endian.
 
+use bytes::{BufMut, Bytes, BytesMut};
+
 /// Bits of the zxid that number commands inside one entry.
 pub const POSITION_BITS: u32 = 16;
 /// Most commands one entry may carry.
@@ -12,15 +14,49 @@ pub fn zxid(index: u64, position: usize) -> u64 {
     (index << POSITION_BITS) | position as u64
 }
 
-pub fn encode(commands: &[Vec<u8>]) -> Vec<u8> {
-    let len: usize = commands.iter().map(|c| 4 + c.len()).sum();
-    let mut out = Vec::with_capacity(4 + len);
-    out.extend_from_slice(&(commands.len() as u32).to_be_bytes());
-    for c in commands {
-        out.extend_from_slice(&(c.len() as u32).to_be_bytes());
-        out.extend_from_slice(c);
+/// Builds one entry's batch as commands arrive, so that closing it costs no copy.
+#[derive(Debug)]
+pub struct Builder {
+    buf: BytesMut,
+    commands: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        let mut buf = BytesMut::new();
+        buf.put_u32(0); // the count, written by `finish`
+        Builder { buf, commands: 0 }
     }
-    out
+}
+
+impl Builder {
+    pub fn push(&mut self, command: &[u8]) {
+        self.buf.put_u32(command.len() as u32);
+        self.buf.put_slice(command);
+        self.commands += 1;
+    }
+
+    pub fn commands(&self) -> usize {
+        self.commands
+    }
+
+    /// Bytes of commands pushed so far, framing included.
+    pub fn bytes(&self) -> usize {
+        self.buf.len() - 4
+    }
+
+    pub fn finish(mut self) -> Bytes {
+        self.buf[..4].copy_from_slice(&(self.commands as u32).to_be_bytes());
+        self.buf.freeze()
+    }
+}
+
+pub fn encode(commands: &[Vec<u8>]) -> Bytes {
+    let mut b = Builder::default();
+    for c in commands {
+        b.push(c);
+    }
+    b.finish()
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -134,7 +134,7 @@ impl Consensus {
             .await
             .map_err(|e| ConsensusError::NotReady(wait, e.to_string()))?;
 
-        proposer.start(raft.clone(), tokio::runtime::Handle::current());
+        proposer.start(raft.clone());
         Ok(Consensus {
             raft,
             proposer,
