@@ -51,14 +51,6 @@ impl Builder {
     }
 }
 
-pub fn encode(commands: &[Vec<u8>]) -> Bytes {
-    let mut b = Builder::default();
-    for c in commands {
-        b.push(c);
-    }
-    b.finish()
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("batch is malformed at byte {0}")]
 pub struct BatchError(usize);
@@ -91,6 +83,14 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode(commands: &[Vec<u8>]) -> Bytes {
+        let mut b = Builder::default();
+        for c in commands {
+            b.push(c);
+        }
+        b.finish()
+    }
 
     #[test]
     fn round_trip_and_truncation() {

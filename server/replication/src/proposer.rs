@@ -26,7 +26,7 @@ type Answer =
     <openraft::raft::responder::OneshotResponder<TypeConfig> as Responder<TypeConfig>>::Receiver;
 
 /// Upper bounds of one entry.
-const MAX_BATCH_COMMANDS: usize = crate::batch::MAX_COMMANDS;
+const MAX_BATCH_COMMANDS: usize = batch::MAX_COMMANDS;
 const MAX_BATCH_BYTES: usize = 4 << 20;
 
 /// Queues commands and proposes them in batches, one entry in flight at a time.
@@ -104,12 +104,13 @@ impl Pending {
     /// Takes the next entry's commands and marks it in flight, or returns `None` if there is
     /// nothing to send.
     fn take(&mut self, snapshot_every_bytes: u64) -> Option<Batch> {
-        if self.stopped || self.queue.is_empty() {
-            self.in_flight = false;
-            return None;
-        }
-        let next = self.queue.pop_front()?;
-        self.in_flight = true;
+        let next = if self.stopped {
+            None
+        } else {
+            self.queue.pop_front()
+        };
+        self.in_flight = next.is_some();
+        let next = next?;
         self.batches.record(next.commands() as u64);
         self.since_snapshot += next.bytes() as u64;
         let snapshot_first = self.since_snapshot >= snapshot_every_bytes;
@@ -135,7 +136,7 @@ impl Proposer {
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
-        // The guarded state is a queue and two flags, consistent after every statement.
+        // The guarded state is a queue, flags and counters, consistent after every statement.
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
