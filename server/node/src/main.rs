@@ -5,7 +5,32 @@ use anyhow::Context;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
+use std::time::Duration;
 use zooid_server::{Config, Server};
+
+/// How often freed memory is offered back to the kernel.
+const MEMORY_PURGE_EVERY: Duration = Duration::from_secs(1);
+
+/// mimalloc hands freed pages back to the kernel only once they have been free for its purge
+/// delay, and only when some later allocation takes its slow path and notices. A server that
+/// goes quiet after a restore or a large delete would otherwise keep that memory for good:
+/// 100,000 nodes of 1 KiB restored at start held 576 MiB where the live state needs 290.
+fn purge_freed_memory_periodically() -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("memory-purge".into())
+        .spawn(|| loop {
+            std::thread::sleep(MEMORY_PURGE_EVERY);
+            collect_freed_memory();
+        })
+        .map(drop)
+}
+
+#[allow(unsafe_code)]
+fn collect_freed_memory() {
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time;
+    // `false` asks only for the purges that are due, not for an eager sweep.
+    unsafe { libmimalloc_sys::mi_collect(false) }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = Config::parse();
+    purge_freed_memory_periodically().context("starting the memory purge thread")?;
     if let Err(e) = config.validate() {
         anyhow::bail!("invalid configuration: {e}");
     }
