@@ -222,7 +222,7 @@ impl DataTree {
 pub struct FrozenTree {
     pub(crate) last_zxid: i64,
     pub(crate) sessions: imbl::OrdMap<i64, SessionMeta>,
-    pub(crate) nodes: imbl::HashMap<String, Node>,
+    pub(crate) nodes: imbl::HashMap<String, std::sync::Arc<Node>>,
 }
 
 impl FrozenTree {
@@ -244,7 +244,7 @@ impl FrozenTree {
             b.put_jint(m.timeout_ms);
             b.put_jbuffer(Some(&m.passwd));
         }
-        let mut nodes: Vec<(&String, &Node)> = self.nodes.iter().collect();
+        let mut nodes: Vec<(&String, &Node)> = self.nodes.iter().map(|(p, n)| (p, &**n)).collect();
         nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
         b.put_jint(nodes.len() as i32);
         for (p, n) in nodes {

@@ -25,8 +25,11 @@ pub struct SessionMeta {
 #[derive(Debug, Clone)]
 pub struct DataTree {
     /// A persistent (structurally shared) map, so that [`DataTree::freeze`] is O(1) and a
-    /// snapshot is encoded from a frozen copy off the apply path.
-    nodes: imbl::HashMap<String, Node>,
+    /// snapshot is encoded from a frozen copy off the apply path. Its chunks hold up to 32
+    /// entries inline whatever their fill, so each node sits behind an `Arc`: an entry is a
+    /// path and a pointer instead of a whole node, and a write after a freeze copies small
+    /// chunks and one node.
+    nodes: imbl::HashMap<String, Arc<Node>>,
     /// Persistent too, so that freezing the state does not copy the session table.
     sessions: imbl::OrdMap<i64, SessionMeta>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
@@ -44,7 +47,7 @@ enum Undo {
     },
     Deleted {
         path: String,
-        node: Node,
+        node: Arc<Node>,
         parent_pzxid: i64,
     },
     Modified {
@@ -83,16 +86,16 @@ impl DataTree {
         let mut zk = Node::new(empty(), open.clone(), NodeKind::Persistent, 0, 0);
         zk.children.insert("quota".into());
         zk.children.insert("config".into());
-        t.nodes.insert("/".into(), root);
-        t.nodes.insert("/zookeeper".into(), zk);
+        t.nodes.insert("/".into(), Arc::new(root));
+        t.nodes.insert("/zookeeper".into(), Arc::new(zk));
         t.nodes.insert(
             "/zookeeper/quota".into(),
-            Node::new(empty(), open, NodeKind::Persistent, 0, 0),
+            Arc::new(Node::new(empty(), open, NodeKind::Persistent, 0, 0)),
         );
         // ZooKeeper creates the config node with aversion -1.
         let mut config = Node::new(empty(), read, NodeKind::Persistent, 0, 0);
         config.aversion = -1;
-        t.nodes.insert("/zookeeper/config".into(), config);
+        t.nodes.insert("/zookeeper/config".into(), Arc::new(config));
         t
     }
 
@@ -141,12 +144,12 @@ impl DataTree {
             if let NodeKind::Ephemeral(s) = node.kind {
                 t.ephemerals.entry(s).or_default().insert(path.clone());
             }
-            t.nodes.insert(path, node);
+            t.nodes.insert(path, Arc::new(node));
         }
         let paths: Vec<String> = t.nodes.keys().cloned().collect();
         for p in paths {
             if let Some(parent) = crate::codec::parent_of(&p) {
-                match t.nodes.get_mut(parent) {
+                match t.nodes.get_mut(parent).map(Arc::make_mut) {
                     Some(n) => {
                         n.children.insert(path::name(&p).to_string());
                     }
@@ -166,7 +169,7 @@ impl DataTree {
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| &**n)
     }
 
     pub fn node_count(&self) -> usize {
@@ -349,7 +352,11 @@ impl DataTree {
                 if !path::is_valid(&path) {
                     return Err(ErrorCode::BadArguments);
                 }
-                let node = self.nodes.get_mut(&path).ok_or(ErrorCode::NoNode)?;
+                let node = self
+                    .nodes
+                    .get_mut(&path)
+                    .map(Arc::make_mut)
+                    .ok_or(ErrorCode::NoNode)?;
                 if version != -1 && version != node.version {
                     return Err(ErrorCode::BadVersion);
                 }
@@ -379,7 +386,11 @@ impl DataTree {
                 }
                 let acl = validate_acl(acl)?;
                 let acl = self.intern(acl);
-                let node = self.nodes.get_mut(&path).ok_or(ErrorCode::NoNode)?;
+                let node = self
+                    .nodes
+                    .get_mut(&path)
+                    .map(Arc::make_mut)
+                    .ok_or(ErrorCode::NoNode)?;
                 if version != -1 && version != node.aversion {
                     return Err(ErrorCode::BadVersion);
                 }
@@ -463,7 +474,11 @@ impl DataTree {
         };
         let acl = self.intern(acl);
         let parent_path = parent_path.to_string();
-        let parent = self.nodes.get_mut(&parent_path).ok_or(ErrorCode::NoNode)?;
+        let parent = self
+            .nodes
+            .get_mut(&parent_path)
+            .map(Arc::make_mut)
+            .ok_or(ErrorCode::NoNode)?;
         undo.push(Undo::Created {
             path: path.clone(),
             parent_cversion: parent.stored_cversion,
@@ -474,7 +489,7 @@ impl DataTree {
         parent.children.insert(path::name(&path).to_string());
         let node = Node::new(c.data, acl, kind, zxid, time);
         let stat = node.stat();
-        self.nodes.insert(path.clone(), node);
+        self.nodes.insert(path.clone(), Arc::new(node));
         if let NodeKind::Ephemeral(s) = kind {
             self.ephemerals.entry(s).or_default().insert(path.clone());
         }
@@ -507,7 +522,7 @@ impl DataTree {
                 }
             }
         }
-        let parent_pzxid = match self.nodes.get_mut(&parent_path) {
+        let parent_pzxid = match self.nodes.get_mut(&parent_path).map(Arc::make_mut) {
             Some(parent) => {
                 parent.children.remove(path::name(path));
                 let before = parent.pzxid;
@@ -550,7 +565,7 @@ impl DataTree {
                             }
                         }
                     }
-                    if let Some(p) = self.nodes.get_mut(path::parent(&path)) {
+                    if let Some(p) = self.nodes.get_mut(path::parent(&path)).map(Arc::make_mut) {
                         p.children.remove(path::name(&path));
                         p.stored_cversion = parent_cversion;
                         p.pzxid = parent_pzxid;
@@ -561,7 +576,7 @@ impl DataTree {
                     node,
                     parent_pzxid,
                 } => {
-                    if let Some(p) = self.nodes.get_mut(path::parent(&path)) {
+                    if let Some(p) = self.nodes.get_mut(path::parent(&path)).map(Arc::make_mut) {
                         p.children.insert(path::name(&path).to_string());
                         p.pzxid = parent_pzxid;
                     }
@@ -579,7 +594,7 @@ impl DataTree {
                     version,
                     aversion,
                 } => {
-                    if let Some(n) = self.nodes.get_mut(&path) {
+                    if let Some(n) = self.nodes.get_mut(&path).map(Arc::make_mut) {
                         n.data = data;
                         n.acl = acl;
                         n.mzxid = mzxid;
@@ -594,7 +609,7 @@ impl DataTree {
 
     /// The client-visible Stat of a node.
     pub fn stat(&self, path: &str) -> Option<Stat> {
-        self.nodes.get(path).map(Node::stat)
+        self.nodes.get(path).map(|n| n.stat())
     }
 }
 
