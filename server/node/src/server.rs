@@ -69,8 +69,8 @@ impl Applier for StateApplier {
         Box::new(move |w| frozen.encode_to(w))
     }
 
-    fn restore(&self, state: &[u8]) -> Result<(), String> {
-        let tree = DataTree::decode_snapshot(state).map_err(|e| e.to_string())?;
+    fn restore(&self, state: &mut dyn std::io::Read) -> Result<(), String> {
+        let tree = DataTree::read_snapshot(state).map_err(|e| e.to_string())?;
         let mut st = self.0.state();
         st.tree = tree;
         st.sessions_restored();

@@ -9,7 +9,7 @@
 //! uncompressed in memory a second time.
 
 use crate::types::SnapshotMeta;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"ZOOIDSNP";
@@ -61,8 +61,28 @@ pub fn encode_streaming(
     Ok(out)
 }
 
-/// Checks and parses a snapshot; returns the meta and the decompressed state.
-pub fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFileError> {
+/// A snapshot file that passed its checks: its meta, and its state still compressed.
+pub struct Checked<'a> {
+    pub meta: SnapshotMeta,
+    format: u32,
+    body: &'a [u8],
+}
+
+impl<'a> Checked<'a> {
+    /// The state, decompressed as it is read: a restore never holds it whole.
+    pub fn state(&self) -> Result<Box<dyn Read + 'a>, SnapshotFileError> {
+        if self.format == FORMAT_BLOCK {
+            // The first format's single block can only be decompressed whole.
+            let state = lz4_flex::decompress_size_prepended(self.body)
+                .map_err(|e| corrupt(e.to_string()))?;
+            return Ok(Box::new(io::Cursor::new(state)));
+        }
+        Ok(Box::new(lz4_flex::frame::FrameDecoder::new(self.body)))
+    }
+}
+
+/// Checks a snapshot file (checksum, magic, format, lengths) and parses its meta.
+pub fn check(bytes: &[u8]) -> Result<Checked<'_>, SnapshotFileError> {
     if bytes.len() < 8 + 4 + 4 + 8 + 4 {
         return Err(corrupt("too short"));
     }
@@ -94,23 +114,13 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFileError
     if pos != content.len() {
         return Err(corrupt("trailing bytes after the body"));
     }
-    let state = if format == FORMAT_BLOCK {
-        lz4_flex::decompress_size_prepended(body).map_err(|e| corrupt(e.to_string()))?
-    } else {
-        let mut state = Vec::new();
-        std::io::Read::read_to_end(&mut lz4_flex::frame::FrameDecoder::new(body), &mut state)
-            .map_err(|e| corrupt(e.to_string()))?;
-        state
-    };
-    Ok((meta, state))
+    Ok(Checked { meta, format, body })
 }
 
 /// A snapshot read back from disk and checked.
 pub struct Loaded {
     pub meta: SnapshotMeta,
-    /// The decompressed state.
-    pub state: Vec<u8>,
-    /// The whole file, as sent to other nodes.
+    /// The whole file, as sent to other nodes; [`check`] it again to read the state.
     pub file: Vec<u8>,
 }
 
@@ -167,14 +177,8 @@ impl SnapshotDir {
     pub fn latest(&self) -> io::Result<Option<Loaded>> {
         for path in self.list()?.into_iter().rev() {
             let bytes = std::fs::read(&path)?;
-            match decode(&bytes) {
-                Ok((meta, state)) => {
-                    return Ok(Some(Loaded {
-                        meta,
-                        state,
-                        file: bytes,
-                    }))
-                }
+            match check(&bytes) {
+                Ok(Checked { meta, .. }) => return Ok(Some(Loaded { meta, file: bytes })),
                 Err(e) => tracing::warn!("skipping snapshot {}: {e}", path.display()),
             }
         }
@@ -185,6 +189,14 @@ impl SnapshotDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Checks a file and reads its whole state.
+    fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFileError> {
+        let checked = check(bytes)?;
+        let mut state = Vec::new();
+        checked.state()?.read_to_end(&mut state)?;
+        Ok((checked.meta, state))
+    }
 
     fn meta(index: u64) -> SnapshotMeta {
         SnapshotMeta {

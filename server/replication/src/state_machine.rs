@@ -19,8 +19,9 @@ pub trait Applier: Send + Sync + 'static {
     /// it. Freezing must be cheap: it runs on the apply path. The encoding runs later on a
     /// blocking thread while applies go on.
     fn snapshot(&self) -> StateEncoder;
-    /// Replaces the whole state by a snapshot's.
-    fn restore(&self, state: &[u8]) -> Result<(), String>;
+    /// Replaces the whole state by a snapshot's, read from a stream (decompressed as it is
+    /// read, so that the state never sits in memory whole next to the tree built from it).
+    fn restore(&self, state: &mut dyn std::io::Read) -> Result<(), String>;
 }
 
 /// Writes a state frozen by [`Applier::snapshot`] (streamed into the compressor).
@@ -54,7 +55,9 @@ impl StateMachine {
             built: 0,
         };
         if let Some(s) = sm.dir.latest().map_err(sm_err)? {
-            sm.applier.restore(&s.state).map_err(sm_err)?;
+            let checked = snapshot_file::check(&s.file).map_err(sm_err)?;
+            let mut state = checked.state().map_err(sm_err)?;
+            sm.applier.restore(&mut state).map_err(sm_err)?;
             sm.last_applied = s.meta.last_log_id;
             sm.membership = s.meta.last_membership.clone();
         }
@@ -161,11 +164,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let file = snapshot.into_inner();
-        let (file_meta, state) = snapshot_file::decode(&file).map_err(sm_err)?;
-        if file_meta.last_log_id != meta.last_log_id {
+        let checked = snapshot_file::check(&file).map_err(sm_err)?;
+        if checked.meta.last_log_id != meta.last_log_id {
             return Err(sm_err("snapshot file does not match its meta"));
         }
-        self.applier.restore(&state).map_err(sm_err)?;
+        let mut state = checked.state().map_err(sm_err)?;
+        self.applier.restore(&mut state).map_err(sm_err)?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.dir.save(meta, &file).map_err(sm_err)?;

@@ -20,7 +20,7 @@ impl Applier for Record {
     fn snapshot(&self) -> StateEncoder {
         Box::new(|_| Ok(()))
     }
-    fn restore(&self, _state: &[u8]) -> Result<(), String> {
+    fn restore(&self, _state: &mut dyn std::io::Read) -> Result<(), String> {
         Ok(())
     }
 }

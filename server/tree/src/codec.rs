@@ -7,6 +7,7 @@ use crate::path;
 use crate::tree::{DataTree, SessionMeta};
 use crate::txn::{Create, CreateKind, TxnOp};
 use bytes::{BufMut, Bytes, BytesMut};
+use std::io::Read;
 use zooid_proto::{Acl, DecodeError, ErrorCode, Reader, Writer};
 
 /// Encoding version written at the start of every snapshot body.
@@ -158,6 +159,8 @@ pub fn decode_op(r: &mut Reader) -> Result<TxnOp, DecodeError> {
 pub enum SnapshotError {
     #[error("snapshot record: {0}")]
     Decode(#[from] DecodeError),
+    #[error("reading the snapshot: {0}")]
+    Io(#[from] std::io::Error),
     #[error("snapshot format version {0} is not supported")]
     Version(i32),
     #[error("snapshot node {0} has no parent in the snapshot")]
@@ -172,48 +175,110 @@ impl DataTree {
     }
 
     /// Rebuilds a tree from [`Self::encode_snapshot`]'s bytes.
-    pub fn decode_snapshot(bytes: &[u8]) -> Result<DataTree, SnapshotError> {
-        let mut r = Reader::new(bytes);
-        let version = r.i32()?;
+    pub fn decode_snapshot(mut bytes: &[u8]) -> Result<DataTree, SnapshotError> {
+        Self::read_snapshot(&mut bytes)
+    }
+
+    /// Rebuilds a tree from a stream of [`Self::encode_snapshot`]'s bytes (a decompressor),
+    /// holding only a window of them: a restore needs the tree's memory and little more.
+    pub fn read_snapshot(src: &mut dyn Read) -> Result<DataTree, SnapshotError> {
+        let mut w = Window::new(src);
+        let (version, last_zxid, n_sessions) = w.record(|r| Ok((r.i32()?, r.i64()?, r.i32()?)))?;
         if version != SNAPSHOT_VERSION {
             return Err(SnapshotError::Version(version));
         }
-        let last_zxid = r.i64()?;
-        let n_sessions = r.i32()?;
         let mut sessions = Vec::new();
         for _ in 0..n_sessions.max(0) {
-            let id = r.i64()?;
-            let timeout_ms = r.i32()?;
-            let p = r.buffer()?.unwrap_or_default();
-            let passwd: [u8; 16] = p
-                .try_into()
-                .map_err(|p: Vec<u8>| bad("password length", p.len() as i64))?;
-            sessions.push((id, SessionMeta { timeout_ms, passwd }));
+            sessions.push(w.record(|r| {
+                let id = r.i64()?;
+                let timeout_ms = r.i32()?;
+                let p = r.buffer()?.unwrap_or_default();
+                let passwd: [u8; 16] = p
+                    .try_into()
+                    .map_err(|p: Vec<u8>| bad("password length", p.len() as i64))?;
+                Ok((id, SessionMeta { timeout_ms, passwd }))
+            })?);
         }
-        let n_nodes = r.i32()?;
-        let mut nodes = Vec::new();
+        let mut tree = DataTree::restoring(last_zxid, sessions);
+        let n_nodes = w.record(|r| r.i32())?;
         for _ in 0..n_nodes.max(0) {
-            let path = r.string()?;
-            let data = r.buffer()?.map(Bytes::from);
-            let acl = Acl::decode_list(&mut r)?;
-            let kind = match (r.i32()?, r.i64()?) {
-                (0, _) => NodeKind::Persistent,
-                (1, s) => NodeKind::Ephemeral(s),
-                (2, _) => NodeKind::Container,
-                (3, t) => NodeKind::Ttl(t),
-                (k, _) => return Err(bad("node kind", k as i64).into()),
-            };
-            let mut node = Node::new(data, acl.into(), kind, r.i64()?, 0);
-            node.mzxid = r.i64()?;
-            node.ctime = r.i64()?;
-            node.mtime = r.i64()?;
-            node.version = r.i32()?;
-            node.stored_cversion = r.i32()?;
-            node.aversion = r.i32()?;
-            node.pzxid = r.i64()?;
-            nodes.push((path, node));
+            let (path, node) = w.record(|r| {
+                let path = r.string()?;
+                let data = r.buffer()?.map(Bytes::from);
+                let acl = Acl::decode_list(r)?;
+                let kind = match (r.i32()?, r.i64()?) {
+                    (0, _) => NodeKind::Persistent,
+                    (1, s) => NodeKind::Ephemeral(s),
+                    (2, _) => NodeKind::Container,
+                    (3, t) => NodeKind::Ttl(t),
+                    (k, _) => return Err(bad("node kind", k as i64)),
+                };
+                let mut node = Node::new(data, acl.into(), kind, r.i64()?, 0);
+                node.mzxid = r.i64()?;
+                node.ctime = r.i64()?;
+                node.mtime = r.i64()?;
+                node.version = r.i32()?;
+                node.stored_cversion = r.i32()?;
+                node.aversion = r.i32()?;
+                node.pzxid = r.i64()?;
+                Ok((path, node))
+            })?;
+            tree.add(path, node);
         }
-        DataTree::from_parts(last_zxid, sessions, nodes).map_err(SnapshotError::Orphan)
+        tree.finish().map_err(SnapshotError::Orphan)
+    }
+}
+
+/// How many bytes a [`Window`] reads from its stream at a time (at least).
+const WINDOW_READ: usize = 64 * 1024;
+
+/// The part of a snapshot stream read and not yet decoded. Each record is decoded from the
+/// bytes at hand; a record that runs past them is decoded again once more bytes are in.
+struct Window<'a> {
+    src: &'a mut dyn Read,
+    buf: Vec<u8>,
+    start: usize,
+    eof: bool,
+}
+
+impl<'a> Window<'a> {
+    fn new(src: &'a mut dyn Read) -> Self {
+        Window {
+            src,
+            buf: Vec::new(),
+            start: 0,
+            eof: false,
+        }
+    }
+
+    fn record<T>(
+        &mut self,
+        mut decode: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
+    ) -> Result<T, SnapshotError> {
+        loop {
+            let mut r = Reader::new(&self.buf[self.start..]);
+            match decode(&mut r) {
+                Ok(v) => {
+                    self.start += r.position();
+                    return Ok(v);
+                }
+                Err(DecodeError::Truncated { needed, .. }) if !self.eof => self.read(needed)?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Drops the decoded bytes and reads at least `needed` more, or up to the stream's end.
+    /// The buffer grows only as bytes arrive, so a corrupt length cannot make it allocate.
+    fn read(&mut self, needed: usize) -> std::io::Result<()> {
+        self.buf.drain(..self.start);
+        self.start = 0;
+        let want = needed.max(WINDOW_READ);
+        let got = (&mut *self.src)
+            .take(want as u64)
+            .read_to_end(&mut self.buf)?;
+        self.eof = got < want;
+        Ok(())
     }
 }
 

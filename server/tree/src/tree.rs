@@ -124,43 +124,15 @@ impl DataTree {
         self.nodes.keys()
     }
 
-    /// Rebuilds a tree from stored parts; children lists, the ephemeral index and the ACL
-    /// cache are derived. Fails with the path of a node whose parent is missing.
-    pub(crate) fn from_parts(
-        last_zxid: i64,
-        sessions: Vec<(i64, SessionMeta)>,
-        nodes: Vec<(String, Node)>,
-    ) -> Result<DataTree, String> {
-        let mut t = DataTree {
+    /// Starts rebuilding a tree from stored parts (see [`Restoring`]).
+    pub(crate) fn restoring(last_zxid: i64, sessions: Vec<(i64, SessionMeta)>) -> Restoring {
+        Restoring(DataTree {
             nodes: imbl::HashMap::new(),
             sessions: sessions.into_iter().collect(),
             ephemerals: HashMap::new(),
             last_zxid,
             acl_cache: HashMap::new(),
-        };
-        for (path, mut node) in nodes {
-            node.acl = t.intern(node.acl.to_vec());
-            node.children = imbl::OrdSet::new();
-            if let NodeKind::Ephemeral(s) = node.kind {
-                t.ephemerals.entry(s).or_default().insert(path.clone());
-            }
-            t.nodes.insert(path, Arc::new(node));
-        }
-        let paths: Vec<String> = t.nodes.keys().cloned().collect();
-        for p in paths {
-            if let Some(parent) = crate::codec::parent_of(&p) {
-                match t.nodes.get_mut(parent).map(Arc::make_mut) {
-                    Some(n) => {
-                        n.children.insert(path::name(&p).to_string());
-                    }
-                    None => return Err(p),
-                }
-            }
-        }
-        if !t.nodes.contains_key("/") {
-            return Err("/".into());
-        }
-        Ok(t)
+        })
     }
 
     /// The zxid of the last applied txn.
@@ -635,4 +607,41 @@ fn validate_acl(acl: Vec<Acl>) -> Result<Vec<Acl>, ErrorCode> {
         }
     }
     Ok(out)
+}
+
+/// A tree being rebuilt from stored nodes, one at a time, so that a restore never holds the
+/// decoded nodes and the tree side by side. Children lists, the ephemeral index and the ACL
+/// cache are derived.
+pub(crate) struct Restoring(DataTree);
+
+impl Restoring {
+    pub(crate) fn add(&mut self, path: String, mut node: Node) {
+        let t = &mut self.0;
+        node.acl = t.intern(node.acl.to_vec());
+        node.children = imbl::OrdSet::new();
+        if let NodeKind::Ephemeral(s) = node.kind {
+            t.ephemerals.entry(s).or_default().insert(path.clone());
+        }
+        t.nodes.insert(path, Arc::new(node));
+    }
+
+    /// Links every node to its parent. Fails with the path of a node whose parent is missing.
+    pub(crate) fn finish(self) -> Result<DataTree, String> {
+        let mut t = self.0;
+        let paths: Vec<String> = t.nodes.keys().cloned().collect();
+        for p in paths {
+            if let Some(parent) = crate::codec::parent_of(&p) {
+                match t.nodes.get_mut(parent).map(Arc::make_mut) {
+                    Some(n) => {
+                        n.children.insert(path::name(&p).to_string());
+                    }
+                    None => return Err(p),
+                }
+            }
+        }
+        if !t.nodes.contains_key("/") {
+            return Err("/".into());
+        }
+        Ok(t)
+    }
 }

@@ -604,3 +604,59 @@ fn a_frozen_tree_keeps_its_moment_while_the_tree_moves_on() {
     let restored = DataTree::decode_snapshot(&from_frozen).unwrap();
     assert!(restored.get("/a/b").is_some() && restored.get("/a/c").is_none());
 }
+
+/// Hands out a stream a few bytes at a time, as a decompressor may.
+struct Trickle<'a> {
+    bytes: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        self.step = self.step % 7 + 1;
+        let n = self.step.min(out.len()).min(self.bytes.len());
+        out[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_snapshot_streamed_in_small_pieces_restores_the_same_tree() {
+    let mut t = T::new();
+    t.create("/a", CreateKind::Persistent, false).unwrap();
+    // Larger than what a restore reads at a time, so one record spans several reads.
+    let big = Bytes::from(vec![7u8; 300 * 1024]);
+    t.run(
+        S1,
+        TxnOp::SetData {
+            path: "/a".into(),
+            data: Some(big.clone()),
+            version: -1,
+        },
+    )
+    .unwrap();
+    for i in 0..50 {
+        t.create(&format!("/a/n{i}"), CreateKind::Persistent, false)
+            .unwrap();
+    }
+    t.create("/a/e", CreateKind::Ephemeral, false).unwrap();
+    let mut b = bytes::BytesMut::new();
+    t.tree.encode_snapshot(&mut b);
+
+    let restored = DataTree::read_snapshot(&mut Trickle { bytes: &b, step: 0 }).unwrap();
+    let mut again = bytes::BytesMut::new();
+    restored.encode_snapshot(&mut again);
+    assert_eq!(again, b);
+    assert_eq!(restored.get("/a").unwrap().data.as_ref(), Some(&big));
+    assert_eq!(restored.get("/a").unwrap().children.len(), 51);
+    assert_eq!(restored.ephemerals(S1, "/"), vec!["/a/e"]);
+
+    for cut in [5, b.len() / 3, b.len() - 1] {
+        let short = DataTree::read_snapshot(&mut Trickle {
+            bytes: &b[..cut],
+            step: 0,
+        });
+        assert!(short.is_err(), "a stream cut at {cut} must not restore");
+    }
+}
