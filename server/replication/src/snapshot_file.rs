@@ -10,6 +10,7 @@
 
 use crate::types::SnapshotMeta;
 use std::io::{self, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"ZOOIDSNP";
@@ -61,28 +62,32 @@ pub fn encode_streaming(
     Ok(out)
 }
 
-/// A snapshot file that passed its checks: its meta, and its state still compressed.
-pub struct Checked<'a> {
+/// What checking a snapshot file found: its meta, and where its compressed state lies.
+pub struct Checked {
     pub meta: SnapshotMeta,
     format: u32,
-    body: &'a [u8],
+    body: Range<usize>,
 }
 
-impl<'a> Checked<'a> {
-    /// The state, decompressed as it is read: a restore never holds it whole.
-    pub fn state(&self) -> Result<Box<dyn Read + 'a>, SnapshotFileError> {
+impl Checked {
+    /// The state of `file` (the file this was checked from), decompressed as it is read: a
+    /// restore never holds it whole.
+    pub fn state<'a>(&self, file: &'a [u8]) -> Result<Box<dyn Read + 'a>, SnapshotFileError> {
+        let body = file
+            .get(self.body.clone())
+            .ok_or_else(|| corrupt("not the file that was checked"))?;
         if self.format == FORMAT_BLOCK {
             // The first format's single block can only be decompressed whole.
-            let state = lz4_flex::decompress_size_prepended(self.body)
-                .map_err(|e| corrupt(e.to_string()))?;
+            let state =
+                lz4_flex::decompress_size_prepended(body).map_err(|e| corrupt(e.to_string()))?;
             return Ok(Box::new(io::Cursor::new(state)));
         }
-        Ok(Box::new(lz4_flex::frame::FrameDecoder::new(self.body)))
+        Ok(Box::new(lz4_flex::frame::FrameDecoder::new(body)))
     }
 }
 
 /// Checks a snapshot file (checksum, magic, format, lengths) and parses its meta.
-pub fn check(bytes: &[u8]) -> Result<Checked<'_>, SnapshotFileError> {
+pub fn check(bytes: &[u8]) -> Result<Checked, SnapshotFileError> {
     if bytes.len() < 8 + 4 + 4 + 8 + 4 {
         return Err(corrupt("too short"));
     }
@@ -110,7 +115,8 @@ pub fn check(bytes: &[u8]) -> Result<Checked<'_>, SnapshotFileError> {
     let meta: SnapshotMeta =
         serde_json::from_slice(take(meta_len)?).map_err(|e| corrupt(e.to_string()))?;
     let body_len = u64::from_be_bytes(take(8)?.try_into().map_err(|_| corrupt("body"))?) as usize;
-    let body = take(body_len)?;
+    take(body_len)?;
+    let body = pos - body_len..pos;
     if pos != content.len() {
         return Err(corrupt("trailing bytes after the body"));
     }
@@ -119,9 +125,16 @@ pub fn check(bytes: &[u8]) -> Result<Checked<'_>, SnapshotFileError> {
 
 /// A snapshot read back from disk and checked.
 pub struct Loaded {
-    pub meta: SnapshotMeta,
-    /// The whole file, as sent to other nodes; [`check`] it again to read the state.
+    pub checked: Checked,
+    /// The whole file, as sent to other nodes.
     pub file: Vec<u8>,
+}
+
+impl Loaded {
+    /// The state, decompressed as it is read.
+    pub fn state(&self) -> Result<Box<dyn Read + '_>, SnapshotFileError> {
+        self.checked.state(&self.file)
+    }
 }
 
 /// The directory holding snapshot files.
@@ -178,7 +191,12 @@ impl SnapshotDir {
         for path in self.list()?.into_iter().rev() {
             let bytes = std::fs::read(&path)?;
             match check(&bytes) {
-                Ok(Checked { meta, .. }) => return Ok(Some(Loaded { meta, file: bytes })),
+                Ok(checked) => {
+                    return Ok(Some(Loaded {
+                        checked,
+                        file: bytes,
+                    }))
+                }
                 Err(e) => tracing::warn!("skipping snapshot {}: {e}", path.display()),
             }
         }
@@ -194,7 +212,7 @@ mod tests {
     fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFileError> {
         let checked = check(bytes)?;
         let mut state = Vec::new();
-        checked.state()?.read_to_end(&mut state)?;
+        checked.state(bytes)?.read_to_end(&mut state)?;
         Ok((checked.meta, state))
     }
 
@@ -252,7 +270,7 @@ mod tests {
         std::fs::write(&newest, b"garbage").unwrap();
         let loaded = sd.latest().unwrap().unwrap();
         assert_eq!(
-            loaded.meta,
+            loaded.checked.meta,
             meta(3),
             "falls back to the previous valid snapshot"
         );

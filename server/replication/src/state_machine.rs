@@ -55,11 +55,10 @@ impl StateMachine {
             built: 0,
         };
         if let Some(s) = sm.dir.latest().map_err(sm_err)? {
-            let checked = snapshot_file::check(&s.file).map_err(sm_err)?;
-            let mut state = checked.state().map_err(sm_err)?;
+            let mut state = s.state().map_err(sm_err)?;
             sm.applier.restore(&mut state).map_err(sm_err)?;
-            sm.last_applied = s.meta.last_log_id;
-            sm.membership = s.meta.last_membership.clone();
+            sm.last_applied = s.checked.meta.last_log_id;
+            sm.membership = s.checked.meta.last_membership.clone();
         }
         Ok(sm)
     }
@@ -168,7 +167,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if checked.meta.last_log_id != meta.last_log_id {
             return Err(sm_err("snapshot file does not match its meta"));
         }
-        let mut state = checked.state().map_err(sm_err)?;
+        let mut state = checked.state(&file).map_err(sm_err)?;
         self.applier.restore(&mut state).map_err(sm_err)?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
@@ -180,7 +179,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     /// newest one in memory would double the memory a large tree needs.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         Ok(self.dir.latest().map_err(sm_err)?.map(|s| Snapshot {
-            meta: s.meta,
+            meta: s.checked.meta,
             snapshot: Box::new(Cursor::new(s.file)),
         }))
     }

@@ -324,11 +324,7 @@ impl DataTree {
                 if !path::is_valid(&path) {
                     return Err(ErrorCode::BadArguments);
                 }
-                let node = self
-                    .nodes
-                    .get_mut(&path)
-                    .map(Arc::make_mut)
-                    .ok_or(ErrorCode::NoNode)?;
+                let node = node_mut(&mut self.nodes, &path).ok_or(ErrorCode::NoNode)?;
                 if version != -1 && version != node.version {
                     return Err(ErrorCode::BadVersion);
                 }
@@ -358,11 +354,7 @@ impl DataTree {
                 }
                 let acl = validate_acl(acl)?;
                 let acl = self.intern(acl);
-                let node = self
-                    .nodes
-                    .get_mut(&path)
-                    .map(Arc::make_mut)
-                    .ok_or(ErrorCode::NoNode)?;
+                let node = node_mut(&mut self.nodes, &path).ok_or(ErrorCode::NoNode)?;
                 if version != -1 && version != node.aversion {
                     return Err(ErrorCode::BadVersion);
                 }
@@ -446,11 +438,7 @@ impl DataTree {
         };
         let acl = self.intern(acl);
         let parent_path = parent_path.to_string();
-        let parent = self
-            .nodes
-            .get_mut(&parent_path)
-            .map(Arc::make_mut)
-            .ok_or(ErrorCode::NoNode)?;
+        let parent = node_mut(&mut self.nodes, &parent_path).ok_or(ErrorCode::NoNode)?;
         undo.push(Undo::Created {
             path: path.clone(),
             parent_cversion: parent.stored_cversion,
@@ -494,7 +482,7 @@ impl DataTree {
                 }
             }
         }
-        let parent_pzxid = match self.nodes.get_mut(&parent_path).map(Arc::make_mut) {
+        let parent_pzxid = match node_mut(&mut self.nodes, &parent_path) {
             Some(parent) => {
                 parent.children.remove(path::name(path));
                 let before = parent.pzxid;
@@ -537,7 +525,7 @@ impl DataTree {
                             }
                         }
                     }
-                    if let Some(p) = self.nodes.get_mut(path::parent(&path)).map(Arc::make_mut) {
+                    if let Some(p) = node_mut(&mut self.nodes, path::parent(&path)) {
                         p.children.remove(path::name(&path));
                         p.stored_cversion = parent_cversion;
                         p.pzxid = parent_pzxid;
@@ -548,7 +536,7 @@ impl DataTree {
                     node,
                     parent_pzxid,
                 } => {
-                    if let Some(p) = self.nodes.get_mut(path::parent(&path)).map(Arc::make_mut) {
+                    if let Some(p) = node_mut(&mut self.nodes, path::parent(&path)) {
                         p.children.insert(path::name(&path).to_string());
                         p.pzxid = parent_pzxid;
                     }
@@ -566,7 +554,7 @@ impl DataTree {
                     version,
                     aversion,
                 } => {
-                    if let Some(n) = self.nodes.get_mut(&path).map(Arc::make_mut) {
+                    if let Some(n) = node_mut(&mut self.nodes, &path) {
                         n.data = data;
                         n.acl = acl;
                         n.mzxid = mzxid;
@@ -609,6 +597,14 @@ fn validate_acl(acl: Vec<Acl>) -> Result<Vec<Acl>, ErrorCode> {
     Ok(out)
 }
 
+/// A node to change in place: copied first only if a frozen tree still shares it.
+fn node_mut<'a>(
+    nodes: &'a mut imbl::HashMap<String, Arc<Node>>,
+    path: &str,
+) -> Option<&'a mut Node> {
+    nodes.get_mut(path).map(Arc::make_mut)
+}
+
 /// A tree being rebuilt from stored nodes, one at a time, so that a restore never holds the
 /// decoded nodes and the tree side by side. Children lists, the ephemeral index and the ACL
 /// cache are derived.
@@ -631,7 +627,7 @@ impl Restoring {
         let paths: Vec<String> = t.nodes.keys().cloned().collect();
         for p in paths {
             if let Some(parent) = crate::codec::parent_of(&p) {
-                match t.nodes.get_mut(parent).map(Arc::make_mut) {
+                match node_mut(&mut t.nodes, parent) {
                     Some(n) => {
                         n.children.insert(path::name(&p).to_string());
                     }
