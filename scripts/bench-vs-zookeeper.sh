@@ -5,7 +5,7 @@
 # Both servers run for the whole script and the loads alternate between them, round after
 # round (ZooKeeper first in odd rounds, Zooid first in even ones), so that a slow minute of the
 # machine's disk or CPU falls on both sides instead of deciding the ratio. ZooKeeper gets a
-# 10 s warm-up run (JIT) first. Prints every run, then the median per server and load and the
+# 10 s warm-up run (JIT) first. Prints every run, the ratio of each round, then the median per server and load and the
 # ratio of the medians.
 #
 # Usage: scripts/bench-vs-zookeeper.sh [rounds (default 3)] [extra zooctl bench flags...]
@@ -51,7 +51,7 @@ run() { # port label reads round
     --read-percent "$3" --warmup 3 --duration 10 "${@:5}")
   echo "== round $4, $2, $3% reads"
   echo "$out" | tail -n +2
-  echo "$2|$3|$(echo "$out" | awk '/^ops\/s/ {print $2}')" >> "$RESULTS"
+  echo "$2|$3|$(echo "$out" | awk '/^ops\/s/ {print $2}')|$4" >> "$RESULTS"
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -66,6 +66,13 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 echo "== peak RSS: $ZK_NAME $(rss $ZK_PID), $ZD_NAME $(rss $ZD_PID)"
+
+echo "== Zooid / ZooKeeper per round"
+for reads in 100 0; do
+  awk -F'|' -v zkn="$ZK_NAME" -v zdn="$ZD_NAME" -v r=$reads '
+    $2==r && $1==zkn {zk[$4]=$3} $2==r && $1==zdn {zd[$4]=$3}
+    END {printf "%3d%% reads:", r; for (i=1; i in zk; i++) printf " %.2fx", zd[i]/zk[i]; print ""}' "$RESULTS"
+done
 
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "== medians over $ROUNDS rounds (ops/s)"
