@@ -5,8 +5,8 @@
 # Both servers run for the whole script and the loads alternate between them, round after
 # round (ZooKeeper first in odd rounds, Zooid first in even ones), so that a slow minute of the
 # machine's disk or CPU falls on both sides instead of deciding the ratio. ZooKeeper gets a
-# 10 s warm-up run (JIT) first. Prints every run, the ratio of each round, then the median per server and load and the
-# ratio of the medians.
+# 10 s warm-up run (JIT) first. Prints every run, the ratio of each round, then the median per
+# server and load and the ratio of the medians.
 #
 # Usage: scripts/bench-vs-zookeeper.sh [rounds (default 3)] [extra zooctl bench flags...]
 set -euo pipefail
