@@ -86,14 +86,18 @@ pub fn encode_op(op: &TxnOp, b: &mut BytesMut) {
 }
 
 /// Decodes one op written by [`encode_op`].
+/// A session password: a buffer of exactly 16 bytes (as in txns and snapshots alike).
+fn decode_passwd(r: &mut Reader) -> Result<[u8; 16], DecodeError> {
+    let p = r.buffer()?.unwrap_or_default();
+    p.try_into()
+        .map_err(|p: Vec<u8>| bad("password length", p.len() as i64))
+}
+
 pub fn decode_op(r: &mut Reader) -> Result<TxnOp, DecodeError> {
     Ok(match r.i32()? {
         1 => {
             let timeout_ms = r.i32()?;
-            let p = r.buffer()?.unwrap_or_default();
-            let passwd: [u8; 16] = p
-                .try_into()
-                .map_err(|p: Vec<u8>| bad("password length", p.len() as i64))?;
+            let passwd = decode_passwd(r)?;
             TxnOp::CreateSession { timeout_ms, passwd }
         }
         2 => TxnOp::CloseSession,
@@ -192,10 +196,7 @@ impl DataTree {
             sessions.push(w.record(|r| {
                 let id = r.i64()?;
                 let timeout_ms = r.i32()?;
-                let p = r.buffer()?.unwrap_or_default();
-                let passwd: [u8; 16] = p
-                    .try_into()
-                    .map_err(|p: Vec<u8>| bad("password length", p.len() as i64))?;
+                let passwd = decode_passwd(r)?;
                 Ok((id, SessionMeta { timeout_ms, passwd }))
             })?);
         }
