@@ -85,7 +85,6 @@ pub fn encode_op(op: &TxnOp, b: &mut BytesMut) {
     }
 }
 
-/// Decodes one op written by [`encode_op`].
 /// A session password: a buffer of exactly 16 bytes (as in txns and snapshots alike).
 fn decode_passwd(r: &mut Reader) -> Result<[u8; 16], DecodeError> {
     let p = r.buffer()?.unwrap_or_default();
@@ -93,6 +92,7 @@ fn decode_passwd(r: &mut Reader) -> Result<[u8; 16], DecodeError> {
         .map_err(|p: Vec<u8>| bad("password length", p.len() as i64))
 }
 
+/// Decodes one op written by [`encode_op`].
 pub fn decode_op(r: &mut Reader) -> Result<TxnOp, DecodeError> {
     Ok(match r.i32()? {
         1 => {
