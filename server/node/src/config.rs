@@ -1,8 +1,36 @@
-//! Server settings. Every key is a command-line flag and an environment variable.
+//! Server settings. Every key is a command-line flag and an environment variable named after
+//! it (`--max-client-cnxns` is `ZOOID_MAX_CLIENT_CNXNS`). The limits that bound what one client
+//! can make the server hold are grouped here; `docs/limits.md` says what each one protects.
 
 use clap::Parser;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the client port listens when only a port is given: loopback, so that a server is
+/// exposed to the network only when asked to be.
+const DEFAULT_CLIENT_HOST: &str = "127.0.0.1";
+
+/// Parses `--client-addr`: `host:port` with a name or an address (`[::1]:2181` for IPv6), or
+/// a bare port on loopback. A name is resolved once, at start, to its first address.
+pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(port) = s.parse::<u16>() {
+        return format!("{DEFAULT_CLIENT_HOST}:{port}")
+            .parse()
+            .map_err(|e| format!("{e}"));
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if !s.contains(':') {
+        return Err(format!("{s:?} is neither host:port nor a port number"));
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {s:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -11,8 +39,9 @@ use std::path::PathBuf;
     about = "A ZooKeeper-compatible coordination server"
 )]
 pub struct Config {
-    /// Address the client port listens on (loopback by default).
-    #[arg(long, env = "ZOOID_CLIENT_ADDR", default_value = "127.0.0.1:2181")]
+    /// Address the client port listens on: host:port (a name or an address), or a bare port,
+    /// which listens on loopback. `0.0.0.0:2181` listens on every interface.
+    #[arg(long, env = "ZOOID_CLIENT_ADDR", default_value = "127.0.0.1:2181", value_parser = parse_listen_addr)]
     pub client_addr: SocketAddr,
 
     /// Directory for the log and snapshots.
@@ -36,7 +65,11 @@ pub struct Config {
     pub max_frame_bytes: usize,
 
     /// Four-letter words answered on the client port, comma separated, or `*` for all.
-    #[arg(long, env = "ZOOID_4LW_WHITELIST", default_value = "ruok,srvr,mntr")]
+    #[arg(
+        long,
+        env = "ZOOID_FOUR_LETTER_WORDS",
+        default_value = "ruok,srvr,mntr"
+    )]
     pub four_letter_words: String,
 
     /// Allow TTL nodes (ZooKeeper's `extendedTypesEnabled`).
@@ -59,6 +92,47 @@ pub struct Config {
     /// How often empty containers and expired TTL nodes are looked for, in milliseconds.
     #[arg(long, env = "ZOOID_CONTAINER_CHECK_MS", default_value_t = 60_000)]
     pub container_check_ms: u64,
+
+    /// Connections one client IP address may hold at once, handshake or not (ZooKeeper's
+    /// `maxClientCnxns`); the next one is closed at once. 0 means no limit.
+    #[arg(long, env = "ZOOID_MAX_CLIENT_CNXNS", default_value_t = 60)]
+    pub max_client_cnxns: usize,
+
+    /// A connection that has not sent its ConnectRequest (or four-letter word) within this
+    /// many milliseconds is closed.
+    #[arg(long, env = "ZOOID_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub handshake_timeout_ms: u64,
+
+    /// Writes one connection may have waiting for ordering; at this many its socket is not
+    /// read until one completes.
+    #[arg(long, env = "ZOOID_MAX_CONN_OUTSTANDING", default_value_t = 128)]
+    pub max_conn_outstanding: usize,
+
+    /// Writes waiting for ordering across all connections (ZooKeeper's
+    /// `globalOutstandingLimit`); at this many no connection's socket is read.
+    #[arg(long, env = "ZOOID_GLOBAL_OUTSTANDING_LIMIT", default_value_t = 1000)]
+    pub global_outstanding_limit: usize,
+
+    /// Bytes of replies and notifications queued for one connection; above this its requests
+    /// are not read until its client reads. A queue that grows past this plus
+    /// `max-reply-bytes` (notifications keep coming) closes the connection.
+    #[arg(long, env = "ZOOID_MAX_CONN_OUTBOUND_BYTES", default_value_t = 4 << 20)]
+    pub max_conn_outbound_bytes: usize,
+
+    /// A connection whose client reads nothing for this many milliseconds while output waits
+    /// for it is closed.
+    #[arg(long, env = "ZOOID_SLOW_CLIENT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub slow_client_timeout_ms: u64,
+
+    /// Largest reply the server builds. A request whose reply would be larger (a multiRead of
+    /// many large nodes, say) is answered MARSHALLINGERROR without building it.
+    #[arg(long, env = "ZOOID_MAX_REPLY_BYTES", default_value_t = 4 << 20)]
+    pub max_reply_bytes: usize,
+
+    /// On SIGTERM or SIGINT, how long writes already accepted may take to finish before the
+    /// server stops anyway.
+    #[arg(long, env = "ZOOID_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Config {
@@ -94,6 +168,22 @@ impl Config {
         if self.max_frame_bytes < 1024 {
             return Err("max-frame-bytes must be at least 1024".into());
         }
+        for (name, value) in [
+            ("max-conn-outstanding", self.max_conn_outstanding),
+            ("global-outstanding-limit", self.global_outstanding_limit),
+            ("max-conn-outbound-bytes", self.max_conn_outbound_bytes),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        if self.max_reply_bytes < self.max_frame_bytes {
+            // A node's data can be as large as a request frame; its getData must fit.
+            return Err(format!(
+                "max-reply-bytes ({}) is below max-frame-bytes ({})",
+                self.max_reply_bytes, self.max_frame_bytes
+            ));
+        }
         for w in self.four_letter_words.split(',').map(str::trim) {
             if !w.is_empty() && w != "*" && !crate::fourlw::WORDS.contains(&w) {
                 return Err(format!(
@@ -104,11 +194,55 @@ impl Config {
         Ok(())
     }
 
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    pub fn slow_client_timeout(&self) -> Duration {
+        Duration::from_millis(self.slow_client_timeout_ms)
+    }
+
+    /// Outbound bytes at which a connection is closed rather than queued further.
+    pub fn outbound_hard_limit(&self) -> usize {
+        self.max_conn_outbound_bytes
+            .saturating_add(self.max_reply_bytes)
+    }
+
     /// Whether a four-letter word is on the allow-list.
     pub fn allows_word(&self, word: &str) -> bool {
         self.four_letter_words
             .split(',')
             .map(str::trim)
             .any(|w| w == "*" || w == word)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_addr_takes_a_port_an_address_or_a_host_name() {
+        assert_eq!(parse_listen_addr("2181"), Ok(([127, 0, 0, 1], 2181).into()));
+        assert_eq!(
+            parse_listen_addr("0.0.0.0:2182"),
+            Ok(([0, 0, 0, 0], 2182).into())
+        );
+        assert_eq!(parse_listen_addr("[::1]:2183").map(|a| a.port()), Ok(2183));
+        let named = parse_listen_addr("localhost:2184").expect("localhost resolves");
+        assert!(named.ip().is_loopback() && named.port() == 2184);
+        let err = parse_listen_addr("nowhere").expect_err("no port");
+        assert!(err.contains("nowhere"), "{err}");
+        assert!(parse_listen_addr("127.0.0.1:99999").is_err());
+    }
+
+    #[test]
+    fn defaults_validate_and_limits_must_be_positive() {
+        let mut c = Config::defaults();
+        assert_eq!(c.validate(), Ok(()));
+        c.max_conn_outstanding = 0;
+        assert!(c
+            .validate()
+            .is_err_and(|e| e.contains("max-conn-outstanding")));
     }
 }

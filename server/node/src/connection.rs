@@ -1,13 +1,18 @@
 //! One client connection: four-letter word or handshake, then a loop of request frames.
 //!
-//! Replies and notifications share one ordered outbound queue, drained by a writer task that
-//! batches whatever is queued into one socket write.
+//! Replies and notifications share one ordered, bounded outbound queue ([`Outbox`]). Before
+//! each request the loop waits until the connection may take one: fewer than
+//! `max-conn-outstanding` of its writes are waiting for ordering, fewer than
+//! `global-outstanding-limit` across the server, and its outbound queue is within budget.
+//! Until then its socket is not read, so a client cannot make the server queue without end.
 
 use crate::fourlw;
+use crate::limits::Admitted;
 use crate::ops::{is_write, ReplyShape, WriteContext};
+use crate::outbox::{self, Outbox};
 use crate::reads;
 use crate::server::Shared;
-use crate::state::{ConnHandle, Origin, Outbound};
+use crate::state::{ConnHandle, Origin};
 use crate::watches::ConnId;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
@@ -17,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tracing::debug;
 use zooid_proto::*;
 
@@ -31,13 +36,18 @@ enum ConnError {
     #[error("peer closed")]
     Eof,
     #[error("bad handshake: {0}")]
-    Handshake(String),
+    Handshake(#[from] DecodeError),
+    #[error("no handshake within {0:?}")]
+    HandshakeTimeout(Duration),
     #[error("closed by server")]
     Closed,
+    #[error("server stopping")]
+    Stopping,
 }
 
-/// Serves one accepted socket until it closes.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, conn: ConnId) {
+/// Serves one accepted socket until it closes. `_admitted` holds the connection's place
+/// under the per-address limit until then.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, conn: ConnId, _admitted: Admitted) {
     let remote = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -47,6 +57,30 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, conn: ConnId) {
         debug!(conn, %remote, "connection ended: {e}");
     }
     shared.state().detach(conn);
+}
+
+/// What the client opened the connection with.
+enum Opening {
+    Word(&'static str),
+    Connect(ConnectRequest),
+}
+
+/// Reads the four-letter word or the ConnectRequest.
+async fn opening<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Opening, ConnError> {
+    while buf.len() < 4 {
+        if rd.read_buf(buf).await? == 0 {
+            return Err(ConnError::Eof);
+        }
+    }
+    if let Some(word) = fourlw::recognize(&buf[..4]) {
+        return Ok(Opening::Word(word));
+    }
+    let body = read_frame(rd, buf, max).await?;
+    Ok(Opening::Connect(ConnectRequest::decode(&body)?))
 }
 
 async fn run<R, W>(
@@ -60,68 +94,92 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let max = shared.config.max_frame_bytes;
+    let config = &shared.config;
+    let max = config.max_frame_bytes;
     let mut buf = BytesMut::with_capacity(8 * 1024);
-    while buf.len() < 4 {
-        if rd.read_buf(&mut buf).await? == 0 {
-            return Err(ConnError::Eof);
-        }
-    }
-    if let Some(word) = fourlw::recognize(&buf[..4]) {
-        let text = {
-            let state = shared.state();
-            fourlw::answer(word, &shared.config, &state)
-        };
-        wr.write_all(text.as_bytes()).await?;
-        wr.shutdown().await?;
-        return Ok(());
-    }
-
-    let body = read_frame(&mut rd, &mut buf, max).await?;
-    let creq = ConnectRequest::decode(&body).map_err(|e| ConnError::Handshake(e.to_string()))?;
-
-    let (tx, rx) = mpsc::unbounded_channel();
-    let closed = Arc::new(Notify::new());
-    let writer = tokio::spawn(write_loop(wr, rx, closed.clone()));
-    let session = match handshake(shared, conn, remote, &creq, tx.clone()) {
-        Some(s) => s,
-        None => {
-            // Expired / refused: the writer flushes the answer (if any) and closes.
-            let _ = tx.send(Outbound::Close);
-            drop(tx);
-            let _ = writer.await;
+    let wait = config.handshake_timeout();
+    let creq = match tokio::time::timeout(wait, opening(&mut rd, &mut buf, max)).await {
+        Err(_) => return Err(ConnError::HandshakeTimeout(wait)),
+        Ok(Err(e)) => return Err(e),
+        Ok(Ok(Opening::Word(word))) => {
+            let text = fourlw::answer(word, config, &shared.state());
+            wr.write_all(text.as_bytes()).await?;
+            wr.shutdown().await?;
             return Ok(());
         }
+        Ok(Ok(Opening::Connect(creq))) => creq,
     };
-    drop(tx);
 
-    let drained = shared
-        .state()
-        .conns
-        .get(&conn)
-        .map(|h| h.drained.clone())
-        .unwrap_or_default();
+    let closed = Arc::new(Notify::new());
+    let limits = outbox::Limits {
+        budget: config.max_conn_outbound_bytes,
+        hard_limit: config.outbound_hard_limit(),
+        stall_timeout: config.slow_client_timeout(),
+    };
+    let outbox = Outbox::start(wr, remote, limits, closed.clone());
+    let write_done = Arc::new(Notify::new());
+    let Some(session) = handshake(shared, conn, remote, &creq, &outbox, &write_done) else {
+        // Expired / refused: the writer flushes the answer (if any) and closes.
+        outbox.close();
+        closed.notified().await;
+        return Ok(());
+    };
+
+    let mut stopping = shared.stopping();
     let result = loop {
-        let body = tokio::select! {
-            r = read_frame(&mut rd, &mut buf, max) => r,
-            _ = closed.notified() => Err(ConnError::Closed),
+        let next = async {
+            wait_for_capacity(shared, conn, &outbox, &write_done).await;
+            read_frame(&mut rd, &mut buf, max).await
         };
+        let body = tokio::select! {
+            r = next => r,
+            _ = closed.notified() => Err(ConnError::Closed),
+            // Shutting down: read nothing more; the server closes the connection once the
+            // writes already taken are answered.
+            _ = stopping.wait_for(|s| *s) => Err(ConnError::Stopping),
+        };
+        if matches!(body, Err(ConnError::Stopping)) {
+            closed.notified().await;
+        }
         let body = match body {
             Ok(b) => b,
             Err(e) => break Err(e),
         };
-        // Anything but a write waits until this client's earlier writes are applied, so it
-        // sees them and its reply cannot overtake theirs. Writes are ordered by the log.
-        if !is_write_frame(&body) {
-            wait_drained(shared, conn, &drained).await;
+        // Any request, pings first, shows the client alive: its session is touched on
+        // receipt, not when the request's turn comes.
+        shared.state().touch(session);
+        // Anything but a write (and a ping, whose reply clients match by its own xid) waits
+        // until this client's earlier writes are applied, so it sees them and its reply
+        // cannot overtake theirs. Writes are ordered by the log.
+        if !is_write_frame(&body) && !is_ping_frame(&body) {
+            wait_drained(shared, conn, &write_done).await;
         }
         if !handle_request(shared, conn, session, &body) {
             break Ok(());
         }
     };
     shared.state().detach(conn);
-    let _ = writer.await;
     result
+}
+
+/// Waits until the connection may take another request (see the module comment).
+async fn wait_for_capacity(shared: &Shared, conn: ConnId, outbox: &Outbox, write_done: &Notify) {
+    let per_conn = shared.config.max_conn_outstanding;
+    loop {
+        if !outbox.has_room() {
+            outbox.room().await;
+            continue;
+        }
+        if shared.state().pending_writes(conn) >= per_conn {
+            // notify_one keeps a permit, so a write applied since the check still wakes us.
+            write_done.notified().await;
+            continue;
+        }
+        shared.outstanding.wait_for_room().await;
+        if outbox.has_room() && shared.state().pending_writes(conn) < per_conn {
+            return;
+        }
+    }
 }
 
 /// Whether a request frame carries a write (by its opcode; the body is not decoded here).
@@ -132,16 +190,15 @@ fn is_write_frame(body: &[u8]) -> bool {
     })
 }
 
+fn is_ping_frame(body: &[u8]) -> bool {
+    body.get(0..4) == Some(&XID_PING.to_be_bytes()[..])
+}
+
 /// Waits until the connection has no write in flight.
-async fn wait_drained(shared: &Shared, conn: ConnId, drained: &Notify) {
-    loop {
-        let notified = drained.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if shared.state().pending_writes(conn) == 0 {
-            return;
-        }
-        notified.await;
+async fn wait_drained(shared: &Shared, conn: ConnId, write_done: &Notify) {
+    while shared.state().pending_writes(conn) != 0 {
+        // notify_one keeps a permit, so a write applied since the check still wakes us.
+        write_done.notified().await;
     }
 }
 
@@ -162,43 +219,6 @@ async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut wr: W,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
-    closed: Arc<Notify>,
-) {
-    let mut out = BytesMut::with_capacity(16 * 1024);
-    'outer: while let Some(first) = rx.recv().await {
-        let mut close = false;
-        let mut next = Some(first);
-        while let Some(msg) = next {
-            match msg {
-                Outbound::Frame(f) => out.extend_from_slice(&f),
-                Outbound::Close => {
-                    close = true;
-                    break;
-                }
-            }
-            next = if out.len() < 256 * 1024 {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        if !out.is_empty() {
-            if wr.write_all(&out).await.is_err() {
-                break 'outer;
-            }
-            out.clear();
-        }
-        if close {
-            break;
-        }
-    }
-    let _ = wr.shutdown().await;
-    closed.notify_one();
-}
-
 /// Answers the ConnectRequest. Returns the session to serve, or `None` if the connection must
 /// close (after whatever answer was queued).
 fn handshake(
@@ -206,7 +226,8 @@ fn handshake(
     conn: ConnId,
     remote: SocketAddr,
     creq: &ConnectRequest,
-    tx: mpsc::UnboundedSender<Outbound>,
+    outbox: &Outbox,
+    write_done: &Arc<Notify>,
 ) -> Option<i64> {
     let config = &shared.config;
     let mut state = shared.state();
@@ -221,7 +242,7 @@ fn handshake(
     let timeout = (creq.timeout_ms.max(0) as u32)
         .clamp(config.min_session_timeout(), config.max_session_timeout());
     let handle = |session| ConnHandle {
-        tx: tx.clone(),
+        outbox: outbox.clone(),
         session,
         remote,
         auth_ids: vec![Id {
@@ -232,12 +253,12 @@ fn handshake(
         received: 0,
         sent: 0,
         pending_writes: 0,
-        drained: Arc::new(Notify::new()),
+        write_done: write_done.clone(),
     };
     let send = |resp: ConnectResponse| {
         let mut b = BytesMut::new();
         encode_frame(&mut b, |b| resp.encode(b));
-        let _ = tx.send(Outbound::Frame(b.freeze()));
+        outbox.send(b.freeze());
     };
     let (session, passwd) = if creq.session_id == 0 {
         // The answer goes out when the createSession entry is applied; requests pipelined
@@ -301,7 +322,6 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
     let req = Request::decode(hdr.op, &body[8..]);
     let is_auth = matches!(req, Ok(Request::Auth { .. }));
     let mut state = shared.state();
-    state.touch(session);
     state.counters.packets_received += 1;
     if let Some(h) = state.conns.get_mut(&conn) {
         h.received += 1;
@@ -345,6 +365,10 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
                 extended_types: shared.config.extended_types,
             };
             let (op, shape) = ctx.to_txn(req);
+            if shape == ReplyShape::CloseSession {
+                // A reconnect from now on finds the session gone, as it will be.
+                state.closing(session);
+            }
             state.propose(
                 session,
                 op,

@@ -1,4 +1,7 @@
 use anyhow::Context;
+use std::io::IsTerminal;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
 
 /// mimalloc keeps freed memory for reuse: the write path's short-lived buffers then cost no
 /// page faults, where the system allocator returned them to the kernel and zeroed new pages.
@@ -7,6 +10,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use std::time::Duration;
 use zooid_server::{Config, Server};
+
+/// File descriptors asked for at start: each client connection holds one, and the usual soft
+/// limit of 1024 would cap a server at about a thousand clients.
+const WANTED_OPEN_FILES: u64 = 1 << 20;
 
 /// How often freed memory is offered back to the kernel.
 const MEMORY_PURGE_EVERY: Duration = Duration::from_secs(1);
@@ -34,26 +41,52 @@ fn collect_freed_memory() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Colours only for a person at a terminal, never in files or log collectors (and never
+    // when NO_COLOR is set).
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
+        .with_ansi(ansi)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,openraft=warn,raft_log=warn,chunked_wal=warn".into()),
         )
         .init();
     let config = Config::parse();
-    purge_freed_memory_periodically().context("starting the memory purge thread")?;
     if let Err(e) = config.validate() {
         anyhow::bail!("invalid configuration: {e}");
     }
+    match rlimit::increase_nofile_limit(WANTED_OPEN_FILES) {
+        Ok(n) if n < 4096 => warn!("open files limited to {n}: at most about that many clients"),
+        Ok(_) => {}
+        Err(e) => warn!("could not raise the open files limit: {e}"),
+    }
+    purge_freed_memory_periodically().context("starting the memory purge thread")?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let mut sigterm = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
     let server = Server::start(config.clone())
         .await
         .with_context(|| format!("starting zooid (data in {})", config.data_dir.display()))?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
+    let signal = tokio::select! {
+        _ = sigterm.recv() => "SIGTERM",
+        _ = sigint.recv() => "SIGINT",
         reason = server.failed() => anyhow::bail!("zooid stopped serving: {reason}"),
+    };
+    let grace = Duration::from_millis(config.shutdown_timeout_ms);
+    info!("{signal} received: stopping (writes in flight get up to {grace:?})");
+    let stopped = server.shutdown(grace).await;
+    if stopped.writes_abandoned > 0 {
+        // Not acknowledged, so not lost: the clients see a connection loss and retry.
+        warn!(
+            "{} writes were still being ordered after {grace:?}; their clients got no answer",
+            stopped.writes_abandoned
+        );
     }
-    server.stop().await;
+    info!(
+        writes_finished = stopped.writes_in_flight - stopped.writes_abandoned,
+        connections_closed = stopped.connections,
+        "zooid stopped"
+    );
     Ok(())
 }

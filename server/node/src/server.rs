@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::connection;
+use crate::limits::{ClientCounts, Outstanding};
 use crate::state::{now_ms, State};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,12 @@ pub struct Shared {
     next_conn: AtomicU64,
     /// Why the server stopped serving, once it has (see [`Server::failed`]).
     failure: watch::Sender<Option<String>>,
+    /// Writes waiting for ordering, against the global limit.
+    pub outstanding: Arc<Outstanding>,
+    /// Connections per client address, against `max-client-cnxns`.
+    clients: Arc<ClientCounts>,
+    /// Set when the server shuts down: connections stop reading requests.
+    stopping: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -32,6 +39,11 @@ impl Shared {
     /// consistent one because every change is applied whole, so serving continues.
     pub fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Becomes true when the server starts shutting down.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 }
 
@@ -48,8 +60,22 @@ pub struct Server {
 pub enum StartError {
     #[error(transparent)]
     Storage(#[from] zooid_replication::ConsensusError),
-    #[error("client port: {0}")]
-    Listen(#[from] std::io::Error),
+    #[error("listening on the client port {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What a graceful stop did (see [`Server::shutdown`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Writes that were waiting for ordering when the stop began.
+    pub writes_in_flight: usize,
+    /// Writes still unanswered when the grace period ran out (0 on a clean stop).
+    pub writes_abandoned: usize,
+    /// Client connections closed.
+    pub connections: usize,
 }
 
 /// The replicated state as the consensus layer sees it.
@@ -82,10 +108,14 @@ impl Server {
     /// Restores the state from the data directory, then binds the client port and starts
     /// serving. Port 0 picks a free port (see `client_addr`).
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        let outstanding = Arc::new(Outstanding::new(config.global_outstanding_limit));
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(NODE_ID, DataTree::new())),
+            state: Mutex::new(State::new(NODE_ID, DataTree::new(), outstanding.clone())),
             next_conn: AtomicU64::new(1),
             failure: watch::channel(None).0,
+            outstanding,
+            clients: ClientCounts::new(config.max_client_cnxns),
+            stopping: watch::channel(false).0,
             config,
         });
         let consensus = Consensus::start(
@@ -104,17 +134,23 @@ impl Server {
             let mut st = shared.state();
             st.set_consensus(consensus.clone());
             st.sessions_restored();
+        }
+        let addr = shared.config.client_addr;
+        let listen = |source| StartError::Listen { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(listen)?;
+        let client_addr = listener.local_addr().map_err(listen)?;
+        {
+            let st = shared.state();
             info!(
-                zxid = st.last_zxid(),
+                version = crate::fourlw::VERSION,
+                %client_addr,
+                data_dir = %shared.config.data_dir.display(),
+                zxid = format_args!("0x{:x}", st.last_zxid()),
                 nodes = st.tree.node_count(),
                 sessions = st.session_count(),
-                "state restored from {}",
-                shared.config.data_dir.display()
+                "zooid serving clients"
             );
         }
-        let listener = TcpListener::bind(shared.config.client_addr).await?;
-        let client_addr = listener.local_addr()?;
-        info!(%client_addr, "zooid serving clients");
         let mut tasks = Vec::new();
         let (s, c) = (shared.clone(), consensus.clone());
         tasks.push(tokio::spawn(async move {
@@ -125,22 +161,37 @@ impl Server {
         }));
         let s = shared.clone();
         let mut failure = shared.failure.subscribe();
+        let mut stopping = shared.stopping();
         tasks.push(tokio::spawn(async move {
+            let mut backoff = AcceptBackoff::default();
             loop {
                 let accepted = tokio::select! {
                     a = listener.accept() => a,
                     // Dropping the listener makes new connections fail fast.
                     _ = failure.wait_for(Option::is_some) => return,
+                    _ = stopping.wait_for(|s| *s) => return,
                 };
                 match accepted {
-                    Ok((stream, _)) => {
+                    Ok((stream, remote)) => {
+                        backoff.succeeded();
+                        let Some(admitted) = s.clients.admit(remote.ip()) else {
+                            warn!(
+                                %remote,
+                                "too many connections from {}: max-client-cnxns is {}",
+                                remote.ip(),
+                                s.config.max_client_cnxns
+                            );
+                            continue;
+                        };
                         let conn = s.next_conn.fetch_add(1, Ordering::Relaxed);
-                        tokio::spawn(connection::serve(s.clone(), stream, conn));
+                        tokio::spawn(connection::serve(s.clone(), stream, conn, admitted));
                     }
                     Err(e) => {
-                        // Usually out of file descriptors: back off instead of spinning.
-                        warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Usually out of file descriptors: wait for some to be freed instead
+                        // of spinning, longer each time, and say so once per pause.
+                        let pause = backoff.failed();
+                        warn!(%client_addr, "accepting a connection failed: {e}; pausing accepts for {pause:?}");
+                        tokio::time::sleep(pause).await;
                     }
                 }
             }
@@ -201,5 +252,85 @@ impl Server {
             t.abort();
         }
         self.consensus.shutdown().await;
+    }
+
+    /// Stops gracefully: stops accepting connections and reading requests, lets the writes
+    /// already taken be ordered and answered (for at most `grace`), closes every connection
+    /// once its replies are flushed, and stops consensus. Sessions are not closed: their
+    /// clients reconnect (here after a restart, or to another server) and keep them.
+    pub async fn shutdown(self, grace: Duration) -> Stopped {
+        // No session expires and no container is collected while stopping: the clients of
+        // the connections closed here must find their sessions when they come back.
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.shared.stopping.send_replace(true);
+        let writes_in_flight = {
+            let mut st = self.shared.state();
+            st.stop_taking_writes();
+            st.outstanding()
+        };
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut iv = tokio::time::interval(Duration::from_millis(5));
+        while self.shared.state().outstanding() > 0 && tokio::time::Instant::now() < deadline {
+            iv.tick().await;
+        }
+        let (writes_abandoned, connections) = {
+            let mut st = self.shared.state();
+            st.close_all();
+            (st.outstanding(), st.conns.len())
+        };
+        // Replies already queued go out before the sockets close (bounded: a client that
+        // does not read is cut by the stall timeout, and this wait is bounded anyway).
+        let flush_until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !self.shared.state().conns.is_empty() && tokio::time::Instant::now() < flush_until {
+            iv.tick().await;
+        }
+        self.consensus.shutdown().await;
+        Stopped {
+            writes_in_flight,
+            writes_abandoned,
+            connections,
+        }
+    }
+}
+
+/// Pauses after failed accepts: 10 ms after the first, doubling up to 1 s, reset by the next
+/// successful accept.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn failed(&mut self) -> Duration {
+        let pause = Self::FIRST
+            .saturating_mul(1 << self.failures.min(16))
+            .min(Self::MAX);
+        self.failures += 1;
+        pause
+    }
+
+    fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_doubles_to_a_cap_and_resets() {
+        let mut b = AcceptBackoff::default();
+        let pauses: Vec<_> = (0..10).map(|_| b.failed()).collect();
+        assert_eq!(pauses[0], Duration::from_millis(10));
+        assert_eq!(pauses[1], Duration::from_millis(20));
+        assert_eq!(pauses[9], Duration::from_secs(1));
+        b.succeeded();
+        assert_eq!(b.failed(), Duration::from_millis(10));
     }
 }

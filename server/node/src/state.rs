@@ -3,31 +3,23 @@
 //! which queues watch notifications before the reply of the write that caused them.
 
 use crate::command::Command;
+use crate::limits::Outstanding;
 use crate::ops::{reply_for, ReplyShape};
+use crate::outbox::Outbox;
 use crate::watches::{ConnId, WatchKind, WatchManager};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 use zooid_proto::*;
 use zooid_replication::Consensus;
 use zooid_tree::{DataTree, OpOutput, Txn, TxnOp};
 
-/// What a connection's writer task receives.
-#[derive(Debug)]
-pub enum Outbound {
-    Frame(Bytes),
-    /// Flush what was queued, then close the socket.
-    Close,
-}
-
 /// A live client connection as the state sees it.
-#[derive(Debug)]
 pub struct ConnHandle {
-    pub tx: UnboundedSender<Outbound>,
+    pub outbox: Outbox,
     pub session: i64,
     pub remote: SocketAddr,
     pub auth_ids: Vec<Id>,
@@ -37,14 +29,13 @@ pub struct ConnHandle {
     /// Writes of this connection proposed but not yet applied here. Its reads wait for them
     /// (FIFO order per client: a read sees the client's own earlier writes).
     pub pending_writes: usize,
-    /// Signalled when `pending_writes` drops to zero.
-    pub drained: Arc<Notify>,
+    /// Signalled each time `pending_writes` drops.
+    pub write_done: Arc<Notify>,
 }
 
 impl ConnHandle {
     pub fn send(&self, frame: Bytes) {
-        // A closed receiver means the connection is going away; nothing to deliver to.
-        let _ = self.tx.send(Outbound::Frame(frame));
+        self.outbox.send(frame);
     }
 }
 
@@ -86,6 +77,10 @@ pub struct State {
     pub counters: Counters,
     /// Set when consensus failed: writes can no longer be ordered, so none is accepted.
     failed: bool,
+    /// Set while the server shuts down: writes already parked finish, new ones are refused.
+    stopping: bool,
+    /// `parked.len()`, readable without the lock, against the global outstanding limit.
+    outstanding: Arc<Outstanding>,
 }
 
 /// Wall-clock milliseconds since the epoch: the time stamped into txns (ctime / mtime).
@@ -96,7 +91,7 @@ pub fn now_ms() -> i64 {
 }
 
 impl State {
-    pub fn new(node_id: u64, tree: DataTree) -> Self {
+    pub fn new(node_id: u64, tree: DataTree, outstanding: Arc<Outstanding>) -> Self {
         let mut s = State {
             node_id,
             consensus: None,
@@ -110,6 +105,8 @@ impl State {
             next_session: 1,
             counters: Counters::default(),
             failed: false,
+            stopping: false,
+            outstanding,
         };
         s.sessions_restored();
         s
@@ -158,7 +155,7 @@ impl State {
     /// Proposes a write for ordering. Its effects, and the reply to `origin`, come when the
     /// entry is applied ([`State::apply_command`]).
     pub fn propose(&mut self, session: i64, op: TxnOp, origin: Option<Origin>) {
-        if self.failed {
+        if self.failed || self.stopping {
             // No reply could ever come: the client is better off reconnecting elsewhere.
             if let Some(o) = origin {
                 self.close_conn(o.conn);
@@ -173,6 +170,7 @@ impl State {
                 let n = self.next_proposal;
                 self.next_proposal += 1;
                 self.parked.insert(n, o);
+                self.outstanding.set(self.parked.len());
                 n
             }
             None => 0,
@@ -204,6 +202,9 @@ impl State {
         let origin = (cmd.origin_node == self.node_id && cmd.proposal != 0)
             .then(|| self.parked.remove(&cmd.proposal))
             .flatten();
+        if origin.is_some() {
+            self.outstanding.set(self.parked.len());
+        }
         let txn = Txn {
             zxid,
             time: cmd.time,
@@ -275,9 +276,12 @@ impl State {
         self.send_to(o.conn, b.freeze());
         if let Some(h) = self.conns.get_mut(&o.conn) {
             h.pending_writes = h.pending_writes.saturating_sub(1);
-            if h.pending_writes == 0 {
-                h.drained.notify_one();
-            }
+            h.write_done.notify_one();
+        }
+        // The client was waiting on this server, not silent: a write that took long to order
+        // (the connection was not read meanwhile) must not cost it its session.
+        if !is_close {
+            self.touch(session);
         }
         if o.shape == ReplyShape::CloseSession {
             self.close_conn(o.conn);
@@ -304,16 +308,42 @@ impl State {
     pub fn fail(&mut self) {
         self.failed = true;
         self.parked.clear();
+        self.outstanding.set(0);
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
             self.close_conn(conn);
         }
     }
 
+    /// The server is shutting down: writes already parked finish, new ones close their
+    /// connection (the client reconnects elsewhere or after the restart).
+    pub fn stop_taking_writes(&mut self) {
+        self.stopping = true;
+    }
+
+    /// Writes proposed here and not yet applied.
+    pub fn outstanding(&self) -> usize {
+        self.parked.len()
+    }
+
     /// Asks a connection's writer to flush and close.
     pub fn close_conn(&mut self, conn: ConnId) {
         if let Some(h) = self.conns.get(&conn) {
-            let _ = h.tx.send(Outbound::Close);
+            h.outbox.close();
+        }
+    }
+
+    /// Closes a connection at once, dropping what it has queued.
+    pub fn kill_conn(&mut self, conn: ConnId) {
+        if let Some(h) = self.conns.get(&conn) {
+            h.outbox.kill();
+        }
+    }
+
+    /// Asks every connection to flush and close.
+    pub fn close_all(&mut self) {
+        for h in self.conns.values() {
+            h.outbox.close();
         }
     }
 
@@ -322,7 +352,8 @@ impl State {
         let session = handle.session;
         if let Some(old) = self.session_conn.insert(session, conn) {
             if old != conn {
-                self.close_conn(old);
+                // The session moved: nothing more is meant for the old connection.
+                self.kill_conn(old);
             }
         }
         self.conns.insert(conn, handle);
@@ -364,12 +395,19 @@ impl State {
     /// connection, if any.
     pub fn expire(&mut self, session: i64) {
         if let Some(conn) = self.session_conn.remove(&session) {
-            self.close_conn(conn);
+            // Even if its client has stopped reading and its queue is full.
+            self.kill_conn(conn);
         }
         self.deadlines.remove(&session);
         if self.tree.session(session).is_some() {
             self.propose(session, TxnOp::CloseSession, None);
         }
+    }
+
+    /// The client asked to close its session: from now on it cannot be resumed nor expire,
+    /// while its closeSession is ordered.
+    pub fn closing(&mut self, session: i64) {
+        self.deadlines.remove(&session);
     }
 
     /// Whether the session has a deadline here (not expired, not closing).

@@ -12,7 +12,8 @@ use zooid_e2e::transcript::{clean, Ctx};
 
 #[test]
 fn zooid_answers_like_apache_zookeeper() {
-    let zk = ApacheZk::start(2000).expect("Apache ZooKeeper must be installed (.ci/install)");
+    let zk = ApacheZk::start(2000)
+        .expect("Apache ZooKeeper must be installed (scripts/test.sh installs it)");
     let zooid = common::start(|cfg| cfg.container_check_ms = 100);
     let all = scenarios::all();
     assert!(all.len() >= 80, "only {} scenarios", all.len());

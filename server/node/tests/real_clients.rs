@@ -1,5 +1,5 @@
-//! Unmodified ZooKeeper clients against the server. These need the client installed (`.ci/run`
-//! installs them); a missing client fails the test rather than skipping it.
+//! Unmodified ZooKeeper clients against the server. These need the clients installed
+//! (`scripts/test.sh` installs them); a missing client fails the test rather than skipping it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -13,11 +13,15 @@ fn kazoo_recipes_and_basics() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/clients/kazoo_scenarios.py"
     );
-    let out = Command::new("python3")
+    // scripts/test.sh installs kazoo into a virtualenv and names its interpreter here.
+    let python = std::env::var("ZOOID_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
         .arg(script)
         .arg(srv.addr.to_string())
         .output()
-        .expect("python3 must be installed");
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} ({e}); run the tests with scripts/test.sh")
+        });
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -41,7 +45,7 @@ fn zkcli_basic_commands() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("zkCli.sh must be installed (.ci/install installs Debian's zookeeper)");
+        .expect("zkCli.sh must be installed (scripts/test.sh installs Debian's zookeeper)");
     use std::io::Write;
     child
         .stdin

@@ -6,8 +6,11 @@ import sys
 import threading
 import time
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NoNodeError, NodeExistsError, NotEmptyError
+try:
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import BadVersionError, NoNodeError, NodeExistsError, NotEmptyError
+except ImportError:
+    sys.exit(f"kazoo is not installed for {sys.executable}; run the tests with scripts/test.sh")
 
 
 def client(hosts):
@@ -110,17 +113,25 @@ def lock(hosts):
     assert la.acquire(timeout=5)
     assert not lb.acquire(blocking=False), "two holders of one lock"
     order = []
+    acquired = []
 
     def take_b():
-        lb.acquire(timeout=10)
+        acquired.append(lb.acquire(timeout=10))
         order.append("b")
 
     t = threading.Thread(target=take_b)
     t.start()
-    time.sleep(0.3)
+    # b queues behind a: its contender node appears, and it must not get the lock yet.
+    deadline = time.monotonic() + 10
+    while len(la.contenders()) < 2:
+        assert time.monotonic() < deadline, "b never queued for the lock"
+        time.sleep(0.01)
+    assert not order, "b took the lock while a held it"
     order.append("a-release")
     la.release()
     t.join(10)
+    assert not t.is_alive(), "b did not get the lock within 10 s of its release"
+    assert acquired == [True], acquired
     assert order == ["a-release", "b"], order
     lb.release()
     a.stop(), b.stop()

@@ -1,0 +1,214 @@
+//! A connection's outbound queue: replies and notifications in the order they were made,
+//! drained by one writer task that batches whatever is queued into one socket write.
+//!
+//! The queue is bounded in bytes, because a client that stops reading its socket must not
+//! make the server hold memory for it without end:
+//! - above the budget (`max-conn-outbound-bytes`) the connection's requests are no longer
+//!   read, so it makes no new replies ([`Outbox::has_room`], [`Outbox::room`]);
+//! - notifications still come; past the hard limit (budget + one reply) the connection is
+//!   closed at once and what it queued is dropped;
+//! - a socket write that makes no progress for `slow-client-timeout-ms` closes it too.
+//!
+//! [`Outbox::kill`] closes a connection at once, whatever it has queued (an expired session's
+//! connection must go even when its client never reads).
+
+use bytes::{Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, info};
+
+/// Largest batch the writer gathers into one socket write.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+enum Outbound {
+    Frame(Bytes),
+    /// Flush what was queued, then close the socket.
+    Close,
+}
+
+/// The sending side, held by the state for each live connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Outbound>,
+    shared: Arc<Shared>,
+}
+
+/// What the sending side and the writer task share.
+struct Shared {
+    /// Bytes queued and not yet written to the socket.
+    queued: AtomicUsize,
+    budget: usize,
+    hard_limit: usize,
+    /// Set once the connection must close without flushing.
+    killed: AtomicBool,
+    /// Wakes the writer to close now.
+    kill: Notify,
+    /// Told when the queue shrinks to the budget or the connection closes.
+    room: Notify,
+    remote: SocketAddr,
+}
+
+/// Bounds of one connection's queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Above this many queued bytes the connection's requests are not read.
+    pub budget: usize,
+    /// Above this many the connection is closed.
+    pub hard_limit: usize,
+    /// A socket write making no progress for this long closes the connection.
+    pub stall_timeout: Duration,
+}
+
+impl Outbox {
+    /// Starts the writer task on `wr`. `closed` is told when the writer has stopped (the
+    /// socket is closed), so the reading side can stop too.
+    pub fn start<W>(wr: W, remote: SocketAddr, limits: Limits, closed: Arc<Notify>) -> Outbox
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            queued: AtomicUsize::new(0),
+            budget: limits.budget,
+            hard_limit: limits.hard_limit,
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+            room: Notify::new(),
+            remote,
+        });
+        tokio::spawn(write_loop(
+            wr,
+            rx,
+            shared.clone(),
+            limits.stall_timeout,
+            closed,
+        ));
+        Outbox { tx, shared }
+    }
+
+    /// Queues a frame. A frame that would take the queue past the hard limit closes the
+    /// connection instead: its client has stopped reading.
+    pub fn send(&self, frame: Bytes) {
+        if self.shared.killed.load(Ordering::Relaxed) {
+            return;
+        }
+        let len = frame.len();
+        let queued = self.shared.queued.fetch_add(len, Ordering::Relaxed) + len;
+        if queued > self.shared.hard_limit {
+            info!(
+                remote = %self.shared.remote,
+                queued,
+                "closing a connection whose client does not read its replies"
+            );
+            self.kill();
+            return;
+        }
+        if self.tx.send(Outbound::Frame(frame)).is_err() {
+            // The writer is gone: the connection is closing and nothing can be delivered.
+            self.shared.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+    }
+
+    /// Flushes what is queued, then closes.
+    pub fn close(&self) {
+        let _ = self.tx.send(Outbound::Close);
+    }
+
+    /// Closes now, dropping whatever is queued.
+    pub fn kill(&self) {
+        self.shared.killed.store(true, Ordering::Relaxed);
+        self.shared.kill.notify_one();
+        self.shared.room.notify_one();
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.shared.queued.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection may take another request: its queue is within budget.
+    pub fn has_room(&self) -> bool {
+        self.queued() <= self.shared.budget
+    }
+
+    /// Resolves once the queue may have shrunk to the budget or the connection closed
+    /// (callers check [`Outbox::has_room`] again).
+    pub async fn room(&self) {
+        self.shared.room.notified().await
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    shared: Arc<Shared>,
+    stall_timeout: Duration,
+    closed: Arc<Notify>,
+) {
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    'outer: loop {
+        let first = tokio::select! {
+            m = rx.recv() => m,
+            _ = shared.kill.notified() => break,
+        };
+        let Some(first) = first else { break };
+        let mut close = false;
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                Outbound::Frame(f) => out.extend_from_slice(&f),
+                Outbound::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            next = if out.len() < WRITE_BATCH_BYTES {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !out.is_empty() {
+            let written = out.len();
+            let result = tokio::select! {
+                r = tokio::time::timeout(stall_timeout, wr.write_all(&out)) => r,
+                _ = shared.kill.notified() => break 'outer,
+            };
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(remote = %shared.remote, "write failed: {e}");
+                    break;
+                }
+                Err(_) => {
+                    info!(
+                        remote = %shared.remote,
+                        queued = shared.queued.load(Ordering::Relaxed),
+                        "closing a connection whose client read nothing for {stall_timeout:?}"
+                    );
+                    break;
+                }
+            }
+            out.clear();
+            let left = shared.queued.fetch_sub(written, Ordering::Relaxed) - written;
+            if left <= shared.budget {
+                shared.room.notify_one();
+            }
+        }
+        if close {
+            break;
+        }
+    }
+    // Whatever is still queued is dropped with the receiver; nothing is queued any more.
+    shared.killed.store(true, Ordering::Relaxed);
+    rx.close();
+    drop(rx);
+    shared.queued.store(0, Ordering::Relaxed);
+    let _ = wr.shutdown().await;
+    shared.room.notify_one();
+    closed.notify_one();
+}
