@@ -38,7 +38,8 @@ impl RawClient {
         Self::connect_with(addr, 0, [0; 16], 30000, 0).unwrap()
     }
 
-    /// Sends a ConnectRequest; `None` if the server closed instead of accepting.
+    /// Sends a ConnectRequest; `None` if the server answered "expired" or closed instead of
+    /// accepting (a hang panics).
     pub fn connect_with(
         addr: SocketAddr,
         session_id: i64,
@@ -188,13 +189,28 @@ impl RawClient {
     }
 }
 
+/// One frame; `None` if the server closed the connection. The server neither answering nor
+/// closing within the read timeout is a failure, never taken for a close.
 fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     let mut len = [0u8; 4];
-    s.read_exact(&mut len).ok()?;
+    check_timeout(s.read_exact(&mut len)).ok()?;
     let n = i32::from_be_bytes(len) as usize;
     let mut body = vec![0u8; n];
-    s.read_exact(&mut body).ok()?;
+    check_timeout(s.read_exact(&mut body)).ok()?;
     Some(body)
+}
+
+fn check_timeout(r: std::io::Result<()>) -> std::io::Result<()> {
+    if let Err(e) = &r {
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the server neither answered nor closed the connection within the read timeout"
+        );
+    }
+    r
 }
 
 /// Sends a four-letter word and returns the whole answer.

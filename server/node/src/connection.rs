@@ -381,7 +381,13 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
             state.record_latency(start.elapsed().as_millis() as u64);
             return true;
         }
-        Ok(req) => reads::execute(&mut state, conn, session, req),
+        Ok(req) => reads::execute(
+            &mut state,
+            conn,
+            session,
+            req,
+            shared.config.max_reply_bytes,
+        ),
     };
     let mut b = BytesMut::new();
     // ZooKeeper stamps auth replies with zxid 0 and UNIMPLEMENTED ones with -1.

@@ -12,6 +12,7 @@ pub fn execute(
     conn: ConnId,
     session: i64,
     req: Request,
+    max_reply_bytes: usize,
 ) -> Result<Response, ErrorCode> {
     match req {
         Request::Exists { path, watch } => {
@@ -61,6 +62,11 @@ pub fn execute(
             Ok(Response::Paths(state.tree.ephemerals(session, &prefix)))
         }
         Request::Sync { path } => Ok(Response::Sync { path }),
+        Request::MultiRead(ops) if multi_read_size(state, &ops) > max_reply_bytes => {
+            // Refused before anything is copied: one small request must not make the server
+            // build (and queue) a reply of any size.
+            Err(ErrorCode::MarshallingError)
+        }
         Request::MultiRead(ops) => Ok(Response::Multi(
             ops.into_iter()
                 .map(|op| match op {
@@ -131,6 +137,28 @@ pub fn execute(
         Request::Reconfig => Err(ErrorCode::ReconfigDisabled),
         _ => Err(ErrorCode::MarshallingError),
     }
+}
+
+/// Bytes a multiRead's reply would take, from the sizes of what it reads.
+fn multi_read_size(state: &State, ops: &[Request]) -> usize {
+    /// Each result's multi header (type, done, err) and its Stat.
+    const PER_OP: usize = 12 + 68;
+    ops.iter()
+        .map(|op| {
+            PER_OP
+                + match op {
+                    Request::GetData { path, .. } => state
+                        .tree
+                        .get(path)
+                        .and_then(|n| n.data.as_ref())
+                        .map_or(4, |d| 4 + d.len()),
+                    Request::GetChildren { path, .. } => state.tree.get(path).map_or(4, |n| {
+                        4 + n.children.iter().map(|c| 4 + c.len()).sum::<usize>()
+                    }),
+                    _ => 0,
+                }
+        })
+        .sum()
 }
 
 fn get_data(state: &State, path: &str) -> Result<Response, ErrorCode> {

@@ -20,6 +20,11 @@ struct Proc {
 
 impl Proc {
     fn start(dir: &Path) -> Proc {
+        Self::start_logging(dir, Stdio::null())
+    }
+
+    /// Starts with the server's log (its stdout) going to `log`.
+    fn start_logging(dir: &Path, log: impl Into<Stdio>) -> Proc {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
         let child = Command::new(env!("CARGO_BIN_EXE_zooid"))
             .arg("--client-addr")
@@ -28,7 +33,7 @@ impl Proc {
             .arg(dir)
             .arg("--snapshot-every")
             .arg("500")
-            .stdout(Stdio::null())
+            .stdout(log)
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -185,6 +190,64 @@ fn kill_9_during_writes_loses_no_acknowledged_write() {
             });
             assert_eq!(f.err, 0);
         }
+    }
+}
+
+#[test]
+fn sigterm_during_writes_finishes_them_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log_path = logs.path().join("zooid.log");
+    let mut p = Proc::start_logging(dir.path(), std::fs::File::create(&log_path).unwrap());
+    let addr = p.addr;
+    let writer = std::thread::spawn(move || {
+        let mut c = RawClient::connect(addr);
+        write_stream(&mut c, 1_000_000, 16)
+    });
+    // Wait until writes flow, so the signal lands among writes in flight.
+    let mut probe = RawClient::connect(addr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while probe.get("/k-200", false).is_err() {
+        assert!(Instant::now() < deadline, "writes did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = p.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "zooid did not exit within 30 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "zooid exited with {status} on SIGTERM");
+    let acked = writer.join().unwrap();
+    assert!(
+        acked.len() > 200,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for want in ["zooid serving clients", "SIGTERM received", "zooid stopped"] {
+        assert!(log.contains(want), "log lacks {want:?}:\n{log}");
+    }
+    assert!(
+        !log.contains("\x1b["),
+        "colours in a log that is not a terminal"
+    );
+
+    let p = Proc::start(dir.path());
+    let found = present(p.addr, acked.len() + 64);
+    for i in &acked {
+        assert!(found.contains(i), "acknowledged /k-{i} lost after SIGTERM");
     }
 }
 

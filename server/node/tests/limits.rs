@@ -1,0 +1,267 @@
+//! The limits that keep one client from taking the server's memory or stalling others: each
+//! test drives a client past one limit and checks the server's answer, and that other clients
+//! are still served.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{four_letter, start, RawClient};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use zooid_e2e::apache::free_port;
+use zooid_proto::*;
+
+/// Waits for the server to close `s`: true on EOF or reset. A read timeout is a failure
+/// (the server kept the connection), never a pass.
+fn closed_within(s: &mut TcpStream, wait: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut b = [0u8; 4096];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return Ok(start.elapsed()),
+            // Data the server sent before closing: keep reading to the end.
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!("still open after {wait:?}"))
+            }
+            Err(_) => return Ok(start.elapsed()),
+        }
+    }
+}
+
+fn alive_connections(addr: SocketAddr) -> usize {
+    let mntr = four_letter(addr, "mntr");
+    mntr.lines()
+        .find_map(|l| l.strip_prefix("zk_num_alive_connections\t"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_connection_without_handshake_is_closed_after_the_timeout() {
+    let srv = start(|c| c.handshake_timeout_ms = 300);
+    let mut idle = TcpStream::connect(srv.addr).unwrap();
+    let took = closed_within(&mut idle, Duration::from_secs(5)).unwrap();
+    assert!(
+        took >= Duration::from_millis(250),
+        "closed too early: {took:?}"
+    );
+    // A half-sent ConnectRequest is no better than none.
+    let mut partial = TcpStream::connect(srv.addr).unwrap();
+    partial.write_all(&[0, 0, 0, 44, 0, 0]).unwrap();
+    closed_within(&mut partial, Duration::from_secs(5)).unwrap();
+    assert!(RawClient::connect(srv.addr).get("/", false).is_ok());
+}
+
+#[test]
+fn connections_per_address_are_limited() {
+    let srv = start(|c| c.max_client_cnxns = 3);
+    let mut held: Vec<RawClient> = (0..2).map(|_| RawClient::connect(srv.addr)).collect();
+    // Connections count before their handshake too.
+    let _idle = TcpStream::connect(srv.addr).unwrap();
+    let mut refused = TcpStream::connect(srv.addr).unwrap();
+    closed_within(&mut refused, Duration::from_secs(5)).expect("the 4th connection is refused");
+    for c in &mut held {
+        assert!(c.get("/", false).is_ok(), "admitted clients are served");
+    }
+    drop(held.pop());
+    // The closed connection's place comes back once the server has seen it go.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        if closed_within(&mut s, Duration::from_millis(200)).is_err() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed place never came back");
+    }
+}
+
+#[test]
+fn a_multiread_whose_reply_is_too_large_is_refused() {
+    let srv = start(|c| {
+        c.max_frame_bytes = 64 << 10;
+        c.max_reply_bytes = 128 << 10;
+    });
+    let mut c = RawClient::connect(srv.addr);
+    c.create("/big", &vec![7u8; 60 << 10], 0).unwrap();
+    let get = || Request::GetData {
+        path: "/big".into(),
+        watch: false,
+    };
+    let (f, _) = c.call(&Request::MultiRead(vec![get(), get()]));
+    assert_eq!(f.err, 0, "two reads fit in 128 KiB");
+    let (f, _) = c.call(&Request::MultiRead(vec![get(), get(), get()]));
+    assert_eq!(f.err, ErrorCode::MarshallingError.code());
+    assert!(f.body.is_empty());
+    assert!(c.get("/big", false).is_ok(), "the connection goes on");
+}
+
+#[test]
+fn many_pipelined_writes_on_one_connection_all_complete_in_order() {
+    let srv = start(|c| {
+        c.max_conn_outstanding = 2;
+        c.global_outstanding_limit = 3;
+    });
+    let mut c = RawClient::connect(srv.addr);
+    let mut other = RawClient::connect(srv.addr);
+    let xids: Vec<i32> = (0..500)
+        .map(|i| {
+            c.send(&Request::Create(CreateRequest {
+                op: OpCode::Create,
+                path: format!("/p-{i}"),
+                data: Some(vec![]),
+                acl: Acl::open(),
+                flags: 0,
+                ttl: -1,
+            }))
+        })
+        .collect();
+    assert!(other.get("/", false).is_ok(), "others served meanwhile");
+    for xid in xids {
+        let f = c.recv().expect("a reply to every write");
+        assert_eq!((f.xid, f.err), (xid, 0));
+    }
+}
+
+/// The `zooid` binary as its own process, so its memory can be read.
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Proc {
+    fn start(dir: &Path, args: &[&str]) -> Proc {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+        let child = Command::new(env!("CARGO_BIN_EXE_zooid"))
+            .arg("--client-addr")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--four-letter-words", "*"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "zooid did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Proc { child, addr }
+    }
+
+    /// Peak resident memory so far, in KiB (Linux's VmHWM).
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client that asks for hundreds of MB of replies and reads none: the server stops reading it at
+/// its 1 MiB budget, cuts it after the 500 ms stall timeout, and its peak memory stays far
+/// below what the client asked for. Another client is served throughout.
+#[test]
+fn a_client_that_never_reads_is_cut_and_memory_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proc::start(
+        dir.path(),
+        &[
+            "--max-conn-outbound-bytes",
+            "1048576",
+            "--slow-client-timeout-ms",
+            "500",
+        ],
+    );
+    // Long names make each request 4 KiB, so the client's writes block (the server stops
+    // reading) after the socket buffers hold a few MB, not after a million requests.
+    let name = |i: usize| format!("/v{i}{}", "x".repeat(4000));
+    let mut setup = RawClient::connect(p.addr);
+    for i in 0..4 {
+        setup
+            .create(&name(i), &vec![i as u8; 256 << 10], 0)
+            .unwrap();
+    }
+    let before = p.peak_rss_kib();
+
+    let mut hog = RawClient::connect(p.addr);
+    hog.stream
+        .set_write_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut requested = 0usize;
+    let cut = loop {
+        let mut b = bytes::BytesMut::new();
+        encode_frame(&mut b, |b| {
+            RequestHeader {
+                xid: requested as i32 + 1,
+                op: OpCode::GetData as i32,
+            }
+            .encode(b);
+            Request::GetData {
+                path: name(requested % 4),
+                watch: false,
+            }
+            .encode(b);
+        });
+        match hog.stream.write_all(&b) {
+            Ok(()) => requested += 1,
+            Err(e) => break e,
+        }
+        assert!(
+            requested < 20_000,
+            "20,000 requests of 256 KiB replies taken unread"
+        );
+    };
+    assert!(
+        !matches!(
+            cut.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "the server kept the connection open for 20 s without it reading: {cut}"
+    );
+    let took = started.elapsed();
+    assert!(
+        setup.get(&name(0), false).is_ok(),
+        "another client is served after the hog"
+    );
+    let grown_mib = p.peak_rss_kib().saturating_sub(before) / 1024;
+    eprintln!("requested {requested}, cut after {took:?}, peak RSS +{grown_mib} MiB");
+    assert!(
+        grown_mib < 48,
+        "peak RSS grew {grown_mib} MiB for a client cut after {requested} requests ({took:?})"
+    );
+    assert!(
+        requested > 400,
+        "cut after {requested} requests: too few to have tested the budget"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive_connections(p.addr) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the hog's connection is still counted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
