@@ -90,7 +90,7 @@ fn server_stats(out: &mut String, state: &State) {
     let _ = writeln!(out, "Received: {}", state.counters.packets_received);
     let _ = writeln!(out, "Sent: {}", state.counters.packets_sent);
     let _ = writeln!(out, "Connections: {}", state.conns.len());
-    let _ = writeln!(out, "Outstanding: 0");
+    let _ = writeln!(out, "Outstanding: {}", state.outstanding());
     let _ = writeln!(out, "Zxid: 0x{:x}", state.last_zxid());
     let _ = writeln!(out, "Mode: standalone");
     let _ = writeln!(out, "Node count: {}", state.tree.node_count());
@@ -102,8 +102,8 @@ fn connections(out: &mut String, state: &State) {
     for h in conns {
         let _ = writeln!(
             out,
-            " /{}[1](queued=0,recved={},sent={},sid=0x{:x})",
-            h.remote, h.received, h.sent, h.session
+            " /{}[1](queued={},recved={},sent={},sid=0x{:x})",
+            h.remote, h.pending_writes, h.received, h.sent, h.session
         );
     }
 }
@@ -122,7 +122,7 @@ fn monitor(out: &mut String, state: &State) {
         ),
         ("zk_packets_sent", state.counters.packets_sent.to_string()),
         ("zk_num_alive_connections", state.conns.len().to_string()),
-        ("zk_outstanding_requests", "0".into()),
+        ("zk_outstanding_requests", state.outstanding().to_string()),
         ("zk_znode_count", state.tree.node_count().to_string()),
         ("zk_watch_count", state.watches.count().to_string()),
         (

@@ -78,14 +78,22 @@ pub struct Stopped {
     pub connections: usize,
 }
 
+/// Commands applied per hold of the state lock (see `StateApplier::apply`).
+const APPLY_SLICE: usize = 256;
+
 /// The replicated state as the consensus layer sees it.
 struct StateApplier(Arc<Shared>);
 
 impl Applier for StateApplier {
     fn apply(&self, commands: &[(u64, &[u8])]) {
-        let mut state = self.0.state();
-        for (zxid, command) in commands {
-            state.apply_command(*zxid as i64, command);
+        // One entry carries up to 65,536 commands. The lock is let go between slices, so a
+        // read or a ping waits for at most one slice (each command is a whole txn with its own
+        // zxid: a reader between slices sees a state ZooKeeper could have shown).
+        for slice in commands.chunks(APPLY_SLICE) {
+            let mut state = self.0.state();
+            for (zxid, command) in slice {
+                state.apply_command(*zxid as i64, command);
+            }
         }
     }
 

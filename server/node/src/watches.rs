@@ -33,16 +33,20 @@ const KINDS: [WatchKind; 4] = [
 pub struct WatchManager {
     by_path: HashMap<WatchKind, HashMap<String, HashSet<ConnId>>>,
     by_conn: HashMap<ConnId, HashSet<(WatchKind, String)>>,
+    /// Registrations in `by_path`, kept current so that `mntr` never walks them.
+    registrations: usize,
 }
 
 impl WatchManager {
     pub fn add(&mut self, conn: ConnId, kind: WatchKind, path: &str) {
-        self.by_path
+        let added = self
+            .by_path
             .entry(kind)
             .or_default()
             .entry(path.to_string())
             .or_default()
             .insert(conn);
+        self.registrations += usize::from(added);
         self.by_conn
             .entry(conn)
             .or_default()
@@ -57,6 +61,7 @@ impl WatchManager {
             return false;
         };
         let removed = conns.remove(&conn);
+        self.registrations -= usize::from(removed);
         if conns.is_empty() {
             paths.remove(path);
         }
@@ -107,7 +112,7 @@ impl WatchManager {
             for (kind, path) in set {
                 if let Some(paths) = self.by_path.get_mut(&kind) {
                     if let Some(conns) = paths.get_mut(&path) {
-                        conns.remove(&conn);
+                        self.registrations -= usize::from(conns.remove(&conn));
                         if conns.is_empty() {
                             paths.remove(&path);
                         }
@@ -117,13 +122,9 @@ impl WatchManager {
         }
     }
 
-    /// Total registrations, as `wchs` and `zk_watch_count` report them.
+    /// Total registrations, as `wchs` and `zk_watch_count` report them (kept current: O(1)).
     pub fn count(&self) -> usize {
-        self.by_path
-            .values()
-            .flat_map(|p| p.values())
-            .map(HashSet::len)
-            .sum()
+        self.registrations
     }
 
     pub fn path_count(&self) -> usize {
@@ -148,6 +149,7 @@ impl WatchManager {
         };
         for kind in one_shot {
             if let Some(conns) = self.by_path.get_mut(kind).and_then(|p| p.remove(&ev.path)) {
+                self.registrations -= conns.len();
                 for c in conns {
                     if let Some(set) = self.by_conn.get_mut(&c) {
                         set.remove(&(*kind, ev.path.clone()));
@@ -205,6 +207,31 @@ mod tests {
             kind,
             path: path.into(),
         }
+    }
+
+    fn walked(w: &WatchManager) -> usize {
+        w.by_path
+            .values()
+            .flat_map(|p| p.values())
+            .map(HashSet::len)
+            .sum()
+    }
+
+    #[test]
+    fn the_kept_count_equals_a_walk() {
+        let mut w = WatchManager::default();
+        for c in 1..4 {
+            w.add(c, WatchKind::Data, "/a");
+            w.add(c, WatchKind::Data, "/a");
+            w.add(c, WatchKind::Child, "/a");
+            w.add(c, WatchKind::Recursive, "/");
+        }
+        assert_eq!((w.count(), walked(&w)), (9, 9));
+        w.trigger(&ev(EventType::NodeDeleted, "/a"));
+        assert_eq!((w.count(), walked(&w)), (3, 3));
+        assert!(w.remove_type(1, "/", WatcherType::Any));
+        w.remove_conn(2);
+        assert_eq!((w.count(), walked(&w)), (1, 1));
     }
 
     #[test]

@@ -368,3 +368,146 @@ fn when_consensus_fails_clients_are_disconnected_instead_of_left_waiting() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Every file under `dir` with its bytes, to show that a refused start changed nothing.
+fn snapshot_files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Starts zooid on `dir` and expects it to refuse within 20 s; returns what it printed.
+fn refused_start(dir: &Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zooid"))
+        .args(["--client-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("zooid started on a damaged log instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(!status.success(), "zooid exited 0 on a damaged log:\n{out}");
+    out
+}
+
+#[test]
+fn damage_in_the_middle_of_the_log_refuses_to_start_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proc::start(dir.path());
+    let mut c = RawClient::connect(p.addr);
+    assert_eq!(write_stream(&mut c, 300, 4).len(), 300);
+    p.kill9();
+    let mut chunks: Vec<PathBuf> = std::fs::read_dir(dir.path().join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    chunks.sort();
+    let last = chunks.pop().expect("a log chunk");
+    let bytes = std::fs::read(&last).unwrap();
+    let appends: Vec<_> = zooid_replication::wal_check::records(&bytes)
+        .into_iter()
+        .filter(|r| r.is_append)
+        .collect();
+    assert!(appends.len() > 40, "only {} entries", appends.len());
+    let victim = appends[appends.len() - 30];
+    // An entry record: type (4), log id (24), payload tag (1), payload length (4), payload.
+    let length_at = victim.offset + 4 + 24 + 1;
+    type Damage<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+    let damages: [(&str, Damage); 2] = [
+        (
+            "length",
+            Box::new(|b: &mut Vec<u8>| {
+                b[length_at..length_at + 4].copy_from_slice(&0x00ff_ffffu32.to_be_bytes())
+            }),
+        ),
+        (
+            "payload",
+            Box::new(|b: &mut Vec<u8>| b[victim.offset + victim.len - 8] ^= 0x40),
+        ),
+    ];
+    for (what, damage) in damages {
+        let work = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), work.path());
+        let chunk = work.path().join("log").join(last.file_name().unwrap());
+        let mut b = bytes.clone();
+        damage(&mut b);
+        std::fs::write(&chunk, &b).unwrap();
+        let before = snapshot_files(work.path());
+        let out = refused_start(work.path());
+        for want in [
+            last.file_name().unwrap().to_str().unwrap().to_string(),
+            format!("offset {}", victim.offset),
+        ] {
+            assert!(
+                out.contains(&want),
+                "damaged {what}: message lacks {want:?}:\n{out}"
+            );
+        }
+        assert!(
+            before == snapshot_files(work.path()),
+            "damaged {what}: a refused start changed files"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_newest_snapshot_falls_back_to_the_older_one_and_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proc::start(dir.path());
+    let mut c = RawClient::connect(p.addr);
+    // One write at a time: one entry each, so `--snapshot-every 500` takes several snapshots.
+    assert_eq!(write_stream(&mut c, 2000, 1).len(), 2000);
+    p.kill9();
+    let mut snaps: Vec<PathBuf> = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    snaps.sort();
+    assert!(snaps.len() >= 2, "snapshots: {snaps:?}");
+    let newest = snaps.pop().unwrap();
+    let mut b = std::fs::read(&newest).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x01;
+    std::fs::write(&newest, &b).unwrap();
+    let p = Proc::start(dir.path());
+    let found = present(p.addr, 2000);
+    assert_eq!(
+        found.len(),
+        2000,
+        "writes lost falling back from a damaged snapshot"
+    );
+}

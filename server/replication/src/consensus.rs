@@ -42,8 +42,23 @@ pub enum ConsensusError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("checking the log in {dir}: {source}")]
+    Wal {
+        dir: PathBuf,
+        source: crate::wal_check::CheckError,
+    },
     #[error("opening snapshots: {0}")]
     Snapshots(String),
+    #[error(
+        "the log in {dir} starts after entry {log_start} but the newest readable snapshot ends \
+         at entry {snapshot_end:?}: the entries between are gone; refusing to start with an \
+         older state. Restore the data directory from a backup, or from another member"
+    )]
+    Gap {
+        dir: PathBuf,
+        log_start: u64,
+        snapshot_end: Option<u64>,
+    },
     #[error("raft: {0}")]
     Raft(String),
     #[error("not ready after {0:?}: {1}")]
@@ -79,6 +94,20 @@ impl Consensus {
         let (failure_tx, failure) = watch::channel(None);
         let proposer = Arc::new(Proposer::new(config.snapshot_every_bytes, failure_tx));
         let log_dir = config.dir.join("log");
+        match crate::wal_check::check(&log_dir) {
+            Ok(crate::wal_check::WalHealth::Intact) => {}
+            Ok(crate::wal_check::WalHealth::TornTail { file, offset }) => tracing::warn!(
+                "{}: the last record, at offset {offset}, was torn by a crash (never \
+                 acknowledged); cutting it off",
+                file.display()
+            ),
+            Err(source) => {
+                return Err(ConsensusError::Wal {
+                    dir: log_dir,
+                    source,
+                })
+            }
+        }
         let log = LogStore::open(
             &log_dir,
             config.group_commit_wait,
@@ -93,6 +122,18 @@ impl Consensus {
             .map_err(|e| ConsensusError::Snapshots(e.to_string()))?;
         let sm = StateMachine::open(snaps, applier)
             .map_err(|e| ConsensusError::Snapshots(e.to_string()))?;
+        // The log must carry on from the snapshot restored: if the newest snapshot was
+        // unreadable and an older one was taken, the log must still hold what came after it.
+        let snapshot_end = sm.last_applied_index();
+        if let Some(log_start) = log.purged_index() {
+            if snapshot_end.is_none_or(|s| s < log_start) {
+                return Err(ConsensusError::Gap {
+                    dir: config.dir.clone(),
+                    log_start,
+                    snapshot_end,
+                });
+            }
+        }
         let raft_config = openraft::Config {
             cluster_name: "zooid".into(),
             heartbeat_interval: 100,

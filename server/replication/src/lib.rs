@@ -15,6 +15,7 @@ pub mod proposer;
 pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;
+pub mod wal_check;
 
 pub use consensus::{
     Consensus, ConsensusConfig, ConsensusError, LogStats, DEFAULT_WAL_CHUNK_BYTES,

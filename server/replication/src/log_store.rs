@@ -188,6 +188,8 @@ pub struct LogStore {
     wal: Arc<Mutex<raft_log::RaftLog<WalTypes>>>,
     proposer: Arc<Proposer>,
     reaper: Arc<ChunkReaper>,
+    /// The purge openraft asked for last, carried out only at the next one (see `purge`).
+    deferred_purge: Arc<Mutex<Option<LogId>>>,
 }
 
 impl LogStore {
@@ -222,7 +224,13 @@ impl LogStore {
             wal,
             proposer,
             reaper: Arc::new(reaper),
+            deferred_purge: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// The index of the last entry purged from the log, if any was.
+    pub fn purged_index(&self) -> Option<u64> {
+        self.wal().log_state().purged().map(|l| l.0.index)
     }
 
     /// The WAL's fsyncs since start.
@@ -354,11 +362,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.flush_and_wait().await.map_err(io)
     }
 
+    /// openraft purges after each snapshot, up to (nearly) that snapshot. Purging only up to
+    /// what it asked for the time before keeps the log behind the previous snapshot too, so
+    /// that if the newest snapshot file is found damaged at start, the older one plus the log
+    /// still restore the whole state. openraft never reads what it purged, so entries kept
+    /// longer are only disk space: the log spans two snapshot intervals instead of one.
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let io = |e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e);
+        let Some(upto) = self
+            .deferred_purge
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(log_id)
+        else {
+            return Ok(());
+        };
         self.reaper.before_purge();
         let mut wal = self.wal();
-        wal.purge(WalLogId(log_id)).map_err(io)?;
+        wal.purge(WalLogId(upto)).map_err(io)?;
         wal.flush(false, None).map_err(io)
     }
 }

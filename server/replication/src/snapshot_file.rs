@@ -144,8 +144,15 @@ pub struct SnapshotDir {
 }
 
 impl SnapshotDir {
+    /// Opens the directory, removing what a write interrupted by a crash left behind.
     pub fn open(dir: &Path) -> io::Result<SnapshotDir> {
         std::fs::create_dir_all(dir)?;
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|x| x == "tmp") {
+                std::fs::remove_file(&path)?;
+            }
+        }
         Ok(SnapshotDir {
             dir: dir.to_path_buf(),
         })
@@ -157,16 +164,21 @@ impl SnapshotDir {
     }
 
     /// Writes a snapshot durably and removes older ones beyond the few kept.
+    /// A failed write (disk full, say) leaves no file behind.
     pub fn save(&self, meta: &SnapshotMeta, file: &[u8]) -> io::Result<PathBuf> {
         let name = Self::file_name(meta);
         let tmp = self.dir.join(format!("{name}.tmp"));
         let path = self.dir.join(&name);
-        {
+        let written = (|| {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(file)?;
             f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        std::fs::rename(&tmp, &path)?;
         std::fs::File::open(&self.dir)?.sync_all()?;
         let mut files = self.list()?;
         while files.len() > KEEP {

@@ -62,6 +62,31 @@ impl StateMachine {
         }
         Ok(sm)
     }
+
+    /// The index of the last entry the restored state holds.
+    pub fn last_applied_index(&self) -> Option<u64> {
+        self.last_applied.map(|l| l.index)
+    }
+}
+
+/// Writes a snapshot file, retrying until it succeeds. A snapshot that cannot be written (the
+/// disk is full, say) must not stop the server: the log still holds everything, and only grows
+/// meanwhile. openraft builds snapshots on a task of their own, so applies go on.
+fn save_retrying(dir: &SnapshotDir, meta: &SnapshotMeta, file: &[u8]) {
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        match dir.save(meta, file) {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(
+                    "writing snapshot {} failed: {e}; retrying in {pause:?}",
+                    meta.snapshot_id
+                );
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 /// Builds one snapshot from state frozen when the builder was made.
@@ -84,7 +109,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         let file = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
             let file = snapshot_file::encode_streaming(&meta, encode_state)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
-            dir.save(&meta, &file)?;
+            save_retrying(&dir, &meta, &file);
             Ok(file)
         })
         .await

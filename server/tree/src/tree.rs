@@ -36,6 +36,40 @@ pub struct DataTree {
     last_zxid: i64,
     /// ACL lists are interned: nodes share one allocation per distinct list.
     acl_cache: HashMap<Vec<Acl>, Arc<[Acl]>>,
+    /// Kept as nodes come and go, so that monitoring never walks the tree.
+    totals: Totals,
+}
+
+/// Figures over every node, kept current by each insert, remove and data change.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    /// Bytes of path names and data: ZooKeeper's `approximate_data_size`.
+    data_bytes: u64,
+    ephemerals: usize,
+}
+
+impl Totals {
+    fn added(&mut self, path: &str, node: &Node) {
+        self.data_bytes += (path.len() + data_len(&node.data)) as u64;
+        if matches!(node.kind, NodeKind::Ephemeral(_)) {
+            self.ephemerals += 1;
+        }
+    }
+
+    fn removed(&mut self, path: &str, node: &Node) {
+        self.data_bytes -= (path.len() + data_len(&node.data)) as u64;
+        if matches!(node.kind, NodeKind::Ephemeral(_)) {
+            self.ephemerals -= 1;
+        }
+    }
+
+    fn data_changed(&mut self, old: &Option<Bytes>, new: &Option<Bytes>) {
+        self.data_bytes = self.data_bytes - data_len(old) as u64 + data_len(new) as u64;
+    }
+}
+
+fn data_len(data: &Option<Bytes>) -> usize {
+    data.as_ref().map_or(0, Bytes::len)
 }
 
 /// How to undo one change of a multi that later fails.
@@ -77,6 +111,7 @@ impl DataTree {
             ephemerals: HashMap::new(),
             last_zxid: 0,
             acl_cache: HashMap::new(),
+            totals: Totals::default(),
         };
         let open = t.intern(Acl::open());
         let read = t.intern(Acl::read_only());
@@ -86,17 +121,32 @@ impl DataTree {
         let mut zk = Node::new(empty(), open.clone(), NodeKind::Persistent, 0, 0);
         zk.children.insert("quota".into());
         zk.children.insert("config".into());
-        t.nodes.insert("/".into(), Arc::new(root));
-        t.nodes.insert("/zookeeper".into(), Arc::new(zk));
-        t.nodes.insert(
+        t.put_node("/".into(), Arc::new(root));
+        t.put_node("/zookeeper".into(), Arc::new(zk));
+        t.put_node(
             "/zookeeper/quota".into(),
             Arc::new(Node::new(empty(), open, NodeKind::Persistent, 0, 0)),
         );
         // ZooKeeper creates the config node with aversion -1.
         let mut config = Node::new(empty(), read, NodeKind::Persistent, 0, 0);
         config.aversion = -1;
-        t.nodes.insert("/zookeeper/config".into(), Arc::new(config));
+        t.put_node("/zookeeper/config".into(), Arc::new(config));
         t
+    }
+
+    /// Inserts a node, keeping the totals.
+    fn put_node(&mut self, path: String, node: Arc<Node>) {
+        self.totals.added(&path, &node);
+        if let Some(old) = self.nodes.insert(path.clone(), node) {
+            self.totals.removed(&path, &old);
+        }
+    }
+
+    /// Removes a node, keeping the totals.
+    fn take_node(&mut self, path: &str) -> Option<Arc<Node>> {
+        let node = self.nodes.remove(path)?;
+        self.totals.removed(path, &node);
+        Some(node)
     }
 
     fn intern(&mut self, acl: Vec<Acl>) -> Arc<[Acl]> {
@@ -132,6 +182,7 @@ impl DataTree {
             ephemerals: HashMap::new(),
             last_zxid,
             acl_cache: HashMap::new(),
+            totals: Totals::default(),
         })
     }
 
@@ -170,16 +221,15 @@ impl DataTree {
             .unwrap_or_default()
     }
 
+    /// Ephemeral nodes in the tree (kept current: O(1)).
     pub fn ephemeral_count(&self) -> usize {
-        self.ephemerals.values().map(BTreeSet::len).sum()
+        self.totals.ephemerals
     }
 
-    /// Bytes of data and path names held, like ZooKeeper's `approximate_data_size`.
+    /// Bytes of data and path names held, like ZooKeeper's `approximate_data_size` (kept
+    /// current: O(1)).
     pub fn approximate_data_size(&self) -> u64 {
-        self.nodes
-            .iter()
-            .map(|(p, n)| (p.len() + n.data.as_ref().map_or(0, Bytes::len)) as u64)
-            .sum()
+        self.totals.data_bytes
     }
 
     /// Number of descendants of `path` (not counting itself), or `None` if it does not exist.
@@ -337,6 +387,7 @@ impl DataTree {
                     version: node.version,
                     aversion: node.aversion,
                 });
+                self.totals.data_changed(&node.data, &data);
                 node.data = data;
                 node.mzxid = zxid;
                 node.mtime = time;
@@ -449,7 +500,7 @@ impl DataTree {
         parent.children.insert(path::name(&path).to_string());
         let node = Node::new(c.data, acl, kind, zxid, time);
         let stat = node.stat();
-        self.nodes.insert(path.clone(), Arc::new(node));
+        self.put_node(path.clone(), Arc::new(node));
         if let NodeKind::Ephemeral(s) = kind {
             self.ephemerals.entry(s).or_default().insert(path.clone());
         }
@@ -473,7 +524,7 @@ impl DataTree {
         events: &mut Vec<ChangeEvent>,
     ) -> Result<(), ErrorCode> {
         let parent_path = path::parent(path).to_string();
-        let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
+        let node = self.take_node(path).ok_or(ErrorCode::NoNode)?;
         if let NodeKind::Ephemeral(s) = node.kind {
             if let Some(set) = self.ephemerals.get_mut(&s) {
                 set.remove(path);
@@ -515,7 +566,7 @@ impl DataTree {
                     parent_cversion,
                     parent_pzxid,
                 } => {
-                    if let Some(node) = self.nodes.remove(&path) {
+                    if let Some(node) = self.take_node(&path) {
                         if let NodeKind::Ephemeral(s) = node.kind {
                             if let Some(set) = self.ephemerals.get_mut(&s) {
                                 set.remove(&path);
@@ -543,7 +594,7 @@ impl DataTree {
                     if let NodeKind::Ephemeral(s) = node.kind {
                         self.ephemerals.entry(s).or_default().insert(path.clone());
                     }
-                    self.nodes.insert(path, node);
+                    self.put_node(path, node);
                 }
                 Undo::Modified {
                     path,
@@ -555,6 +606,7 @@ impl DataTree {
                     aversion,
                 } => {
                     if let Some(n) = node_mut(&mut self.nodes, &path) {
+                        self.totals.data_changed(&n.data, &data);
                         n.data = data;
                         n.acl = acl;
                         n.mzxid = mzxid;
@@ -618,7 +670,7 @@ impl Restoring {
         if let NodeKind::Ephemeral(s) = node.kind {
             t.ephemerals.entry(s).or_default().insert(path.clone());
         }
-        t.nodes.insert(path, Arc::new(node));
+        t.put_node(path, Arc::new(node));
     }
 
     /// Links every node to its parent. Fails with the path of a node whose parent is missing.

@@ -660,3 +660,75 @@ fn a_snapshot_streamed_in_small_pieces_restores_the_same_tree() {
         assert!(short.is_err(), "a stream cut at {cut} must not restore");
     }
 }
+
+/// The totals monitoring reads are kept as nodes change; they must equal a walk of the tree
+/// after creates, data changes, deletes, a multi that rolls back, a session close and a restore.
+#[test]
+fn kept_totals_equal_a_walk_of_the_tree() {
+    fn walked(tree: &DataTree) -> (u64, usize) {
+        let mut bytes = 0;
+        let mut ephemerals = 0;
+        for p in tree.paths() {
+            let n = tree.get(p).unwrap();
+            bytes += (p.len() + n.data.as_ref().map_or(0, |d| d.len())) as u64;
+            ephemerals += usize::from(n.stat().ephemeral_owner != 0);
+        }
+        (bytes, ephemerals)
+    }
+    let check = |tree: &DataTree, when: &str| {
+        assert_eq!(
+            (tree.approximate_data_size(), tree.ephemeral_count()),
+            walked(tree),
+            "{when}"
+        );
+    };
+    let mut t = T::new();
+    check(&t.tree, "fresh");
+    t.create("/a", Persistent, false).unwrap();
+    t.create("/a/e", Ephemeral, false).unwrap();
+    t.create("/a/s", Persistent, true).unwrap();
+    check(&t.tree, "after creates");
+    t.run(
+        S1,
+        TxnOp::SetData {
+            path: "/a".into(),
+            data: Some(Bytes::from(vec![1u8; 1000])),
+            version: -1,
+        },
+    )
+    .unwrap();
+    check(&t.tree, "after setData");
+    let failed = t.run(
+        S1,
+        TxnOp::Multi(vec![
+            create_op("/a/m", Ephemeral, false),
+            TxnOp::SetData {
+                path: "/a".into(),
+                data: None,
+                version: -1,
+            },
+            TxnOp::Delete {
+                path: "/a/e".into(),
+                version: -1,
+            },
+            TxnOp::Delete {
+                path: "/missing".into(),
+                version: -1,
+            },
+        ]),
+    );
+    assert!(matches!(
+        failed,
+        Ok(OpOutput::Multi(MultiOutput::Aborted { .. }))
+    ));
+    check(&t.tree, "after a multi rolled back");
+    t.delete("/a/s0000000001").unwrap();
+    check(&t.tree, "after a delete");
+    let mut b = Vec::new();
+    t.tree.freeze().encode_to(&mut b).unwrap();
+    let restored = DataTree::read_snapshot(&mut b.as_slice()).unwrap();
+    check(&restored, "after a restore");
+    t.run(S1, TxnOp::CloseSession).unwrap();
+    check(&t.tree, "after the session closed");
+    assert_eq!(t.tree.ephemeral_count(), 0);
+}
