@@ -147,11 +147,15 @@ where
         };
         // Any request, pings first, shows the client alive: its session is touched on
         // receipt, not when the request's turn comes.
-        shared.state().touch(session);
+        let pending = {
+            let mut state = shared.state();
+            state.touch(session);
+            state.pending_writes(conn)
+        };
         // Anything but a write (and a ping, whose reply clients match by its own xid) waits
         // until this client's earlier writes are applied, so it sees them and its reply
         // cannot overtake theirs. Writes are ordered by the log.
-        if !is_write_frame(&body) && !is_ping_frame(&body) {
+        if pending != 0 && !is_write_frame(&body) && !is_ping_frame(&body) {
             wait_drained(shared, conn, &write_done).await;
         }
         if !handle_request(shared, conn, session, &body) {

@@ -464,27 +464,94 @@ fn containers_and_ttl_nodes_are_collected_only_when_due() {
     );
 }
 
-#[test]
-fn applying_the_same_txns_gives_the_same_tree() {
-    let run = || {
-        let mut t = T::new();
-        t.create("/a", Persistent, false).unwrap();
-        t.create("/a/s", Ephemeral, true).unwrap();
-        t.run(
-            S1,
-            TxnOp::SetData {
-                path: "/a".into(),
-                data: None,
+/// The tree and the events a fixed history of txns gives, as text: nodes in path order with
+/// their data and Stat, then sessions.
+fn canonical_history() -> String {
+    let mut t = T::new();
+    let mut out = String::new();
+    let mut log = |a: Applied| out.push_str(&format!("{:?} {:?}\n", a.result, a.events));
+    const S2: i64 = 0x200;
+    log(t.apply(
+        S2,
+        TxnOp::CreateSession {
+            timeout_ms: 6000,
+            passwd: [2; 16],
+        },
+    ));
+    for (session, path, kind, seq) in [
+        (S1, "/a", Persistent, false),
+        (S1, "/a/s", Ephemeral, true),
+        (S2, "/a/s", Ephemeral, true),
+        (S2, "/c", Container, false),
+        (S2, "/c/x", Ephemeral, false),
+        (S1, "/t", Ttl(5000), true),
+    ] {
+        log(t.apply(session, create_op(path, kind, seq)));
+    }
+    log(t.apply(
+        S1,
+        TxnOp::SetData {
+            path: "/a".into(),
+            data: None,
+            version: -1,
+        },
+    ));
+    log(t.apply(
+        S1,
+        TxnOp::Multi(vec![
+            create_op("/a/m", Persistent, false),
+            TxnOp::Delete {
+                path: "/nope".into(),
                 version: -1,
             },
-        )
-        .unwrap();
-        t.tree
-    };
-    let (a, b) = (run(), run());
-    for p in ["/", "/a", "/a/s0000000000"] {
-        assert_eq!(a.get(p), b.get(p));
+        ]),
+    ));
+    log(t.apply(S2, TxnOp::CloseSession));
+    let mut paths: Vec<&String> = t.tree.paths().collect();
+    paths.sort();
+    for p in paths {
+        let n = t.tree.get(p).unwrap();
+        out.push_str(&format!("{p} {:?} {:?} {:?}\n", n.data, n.stat(), n.acl));
     }
+    for (id, m) in t.tree.sessions() {
+        out.push_str(&format!("session {id:x} {m:?}\n"));
+    }
+    out
+}
+
+/// Replicas apply the same txns in different processes, where hash maps iterate in different
+/// orders: the same history must give the same tree and the same events. This test runs the
+/// history here and in a second process (this test binary again) and compares the two.
+#[test]
+fn applying_the_same_txns_gives_the_same_tree() {
+    const CHILD: &str = "ZOOID_TEST_PRINT_HISTORY";
+    let here = canonical_history();
+    if std::env::var_os(CHILD).is_some() {
+        println!("<<<{here}>>>");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "applying_the_same_txns_gives_the_same_tree",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child run failed:\n{stdout}");
+    let there = stdout
+        .split_once("<<<")
+        .and_then(|(_, rest)| rest.split_once(">>>"))
+        .map(|(h, _)| h)
+        .expect("the child printed its history");
+    assert!(here.lines().count() > 15, "history too short:\n{here}");
+    assert_eq!(
+        here, there,
+        "two processes applied the same txns differently"
+    );
 }
 
 #[test]
