@@ -3,71 +3,17 @@
 
 mod common;
 
-use common::RawClient;
-use std::io::{Read, Write};
+use common::{Proc, RawClient};
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use zooid_e2e::apache::free_port;
 use zooid_proto::*;
 
-/// The `zooid` binary running as its own process on a data directory.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Proc {
-    fn start(dir: &Path) -> Proc {
-        Self::start_logging(dir, Stdio::null())
-    }
-
-    /// Starts with the server's log (its stdout) going to `log`.
-    fn start_logging(dir: &Path, log: impl Into<Stdio>) -> Proc {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-        let child = Command::new(env!("CARGO_BIN_EXE_zooid"))
-            .arg("--client-addr")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(dir)
-            .arg("--snapshot-every")
-            .arg("500")
-            .stdout(log)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut p = Proc { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(addr) {
-                let mut out = String::new();
-                if s.write_all(b"ruok").is_ok()
-                    && s.read_to_string(&mut out).is_ok()
-                    && out == "imok"
-                {
-                    return p;
-                }
-            }
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("zooid exited during start: {status}");
-            }
-            assert!(Instant::now() < deadline, "zooid did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// zooid as a process, snapshotting every 500 entries.
+fn start_proc(dir: &Path) -> Proc {
+    Proc::spawn(dir, &["--snapshot-every", "500"], Stdio::null())
 }
 
 fn create(path: &str, data: &[u8]) -> Request {
@@ -130,7 +76,7 @@ fn present(addr: SocketAddr, n: usize) -> Vec<usize> {
 #[test]
 fn restart_keeps_data_sessions_and_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Proc::start(dir.path());
+    let p = start_proc(dir.path());
     let mut c = RawClient::connect(p.addr);
     // Enough writes to cross a snapshot (every 500 log entries), then some after it. One at a
     // time, so that each write is its own entry.
@@ -146,7 +92,7 @@ fn restart_keeps_data_sessions_and_snapshots() {
         .collect();
     assert!(!snaps.is_empty(), "no snapshot was written");
 
-    let p = Proc::start(dir.path());
+    let p = start_proc(dir.path());
     assert_eq!(present(p.addr, 1200).len(), 1200);
     let mut resumed = RawClient::connect_with(p.addr, session, passwd, 30000, 0)
         .expect("the session survives a restart within its timeout");
@@ -163,7 +109,7 @@ fn restart_keeps_data_sessions_and_snapshots() {
 fn kill_9_during_writes_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     for round in 0..3 {
-        let p = Proc::start(dir.path());
+        let p = start_proc(dir.path());
         let addr = p.addr;
         let writer = std::thread::spawn(move || {
             let mut c = RawClient::connect(addr);
@@ -176,7 +122,7 @@ fn kill_9_during_writes_loses_no_acknowledged_write() {
             !acked.is_empty(),
             "no write was acknowledged before the kill"
         );
-        let p = Proc::start(dir.path());
+        let p = start_proc(dir.path());
         let found = present(p.addr, acked.len() + 64);
         for i in &acked {
             assert!(found.contains(i), "acknowledged /k-{i} lost after kill -9");
@@ -198,7 +144,11 @@ fn sigterm_during_writes_finishes_them_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     let log_path = logs.path().join("zooid.log");
-    let mut p = Proc::start_logging(dir.path(), std::fs::File::create(&log_path).unwrap());
+    let mut p = Proc::spawn(
+        dir.path(),
+        &["--snapshot-every", "500"],
+        std::fs::File::create(&log_path).unwrap(),
+    );
     let addr = p.addr;
     let writer = std::thread::spawn(move || {
         let mut c = RawClient::connect(addr);
@@ -244,7 +194,7 @@ fn sigterm_during_writes_finishes_them_and_exits_zero() {
         "colours in a log that is not a terminal"
     );
 
-    let p = Proc::start(dir.path());
+    let p = start_proc(dir.path());
     let found = present(p.addr, acked.len() + 64);
     for i in &acked {
         assert!(found.contains(i), "acknowledged /k-{i} lost after SIGTERM");
@@ -254,7 +204,7 @@ fn sigterm_during_writes_finishes_them_and_exits_zero() {
 #[test]
 fn torn_log_tail_restarts_cleanly_with_a_prefix_of_the_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Proc::start(dir.path());
+    let p = start_proc(dir.path());
     let mut c = RawClient::connect(p.addr);
     assert_eq!(write_stream(&mut c, 300, 4).len(), 300);
     p.kill9();
@@ -284,7 +234,7 @@ fn torn_log_tail_restarts_cleanly_with_a_prefix_of_the_writes() {
             .unwrap()
             .set_len(cut as u64)
             .unwrap();
-        let p = Proc::start(work.path());
+        let p = start_proc(work.path());
         let found = present(p.addr, 300);
         eprintln!("cut {cut} of {}: {} writes kept", full.len(), found.len());
         let prefix: Vec<usize> = (0..found.len()).collect();
@@ -426,7 +376,7 @@ fn refused_start(dir: &Path) -> String {
 #[test]
 fn damage_in_the_middle_of_the_log_refuses_to_start_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Proc::start(dir.path());
+    let p = start_proc(dir.path());
     let mut c = RawClient::connect(p.addr);
     assert_eq!(write_stream(&mut c, 300, 4).len(), 300);
     p.kill9();
@@ -487,7 +437,7 @@ fn damage_in_the_middle_of_the_log_refuses_to_start_and_changes_nothing() {
 #[test]
 fn a_damaged_newest_snapshot_falls_back_to_the_older_one_and_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Proc::start(dir.path());
+    let p = start_proc(dir.path());
     let mut c = RawClient::connect(p.addr);
     // One write at a time: one entry each, so `--snapshot-every 500` takes several snapshots.
     assert_eq!(write_stream(&mut c, 2000, 1).len(), 2000);
@@ -503,7 +453,7 @@ fn a_damaged_newest_snapshot_falls_back_to_the_older_one_and_the_log() {
     let mid = b.len() / 2;
     b[mid] ^= 0x01;
     std::fs::write(&newest, &b).unwrap();
-    let p = Proc::start(dir.path());
+    let p = start_proc(dir.path());
     let found = present(p.addr, 2000);
     assert_eq!(
         found.len(),

@@ -5,13 +5,11 @@
 
 mod common;
 
-use common::{four_letter, start, RawClient};
+use common::{four_letter, start, Proc, RawClient};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use zooid_e2e::apache::free_port;
 use zooid_proto::*;
 
 /// Waits for the server to close `s`: true on EOF or reset. A read timeout is a failure
@@ -133,66 +131,23 @@ fn many_pipelined_writes_on_one_connection_all_complete_in_order() {
     }
 }
 
-/// The `zooid` binary as its own process, so its memory can be read.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Proc {
-    fn start(dir: &Path, args: &[&str]) -> Proc {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-        let child = Command::new(env!("CARGO_BIN_EXE_zooid"))
-            .arg("--client-addr")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--four-letter-words", "*"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "zooid did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Proc { child, addr }
-    }
-
-    /// Peak resident memory so far, in KiB (Linux's VmHWM).
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A client that asks for hundreds of MB of replies and reads none: the server stops reading it at
 /// its 1 MiB budget, cuts it after the 500 ms stall timeout, and its peak memory stays far
 /// below what the client asked for. Another client is served throughout.
 #[test]
 fn a_client_that_never_reads_is_cut_and_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Proc::start(
+    let p = Proc::spawn(
         dir.path(),
         &[
+            "--four-letter-words",
+            "*",
             "--max-conn-outbound-bytes",
             "1048576",
             "--slow-client-timeout-ms",
             "500",
         ],
+        Stdio::null(),
     );
     // Long names make each request 4 KiB, so the client's writes block (the server stops
     // reading) after the socket buffers hold a few MB, not after a million requests.

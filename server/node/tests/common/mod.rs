@@ -1,7 +1,11 @@
 //! An in-process server on a free loopback port, for tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 use zooid_server::{Config, Server};
 
 #[allow(unused_imports)]
@@ -46,5 +50,69 @@ impl TestServer {
                 .await
                 .ok()
         })
+    }
+}
+
+/// The `zooid` binary running as its own process on a data directory, on a free loopback port.
+pub struct Proc {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Proc {
+    /// Starts zooid with `args` and its log (stdout) going to `log`; returns once it answers
+    /// `ruok`.
+    pub fn spawn(dir: &Path, args: &[&str], log: impl Into<Stdio>) -> Proc {
+        let addr = SocketAddr::from(([127, 0, 0, 1], zooid_e2e::apache::free_port().unwrap()));
+        let child = Command::new(env!("CARGO_BIN_EXE_zooid"))
+            .arg("--client-addr")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut p = Proc { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(addr) {
+                let mut out = String::new();
+                if s.write_all(b"ruok").is_ok()
+                    && s.read_to_string(&mut out).is_ok()
+                    && out == "imok"
+                {
+                    return p;
+                }
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("zooid exited during start: {status}");
+            }
+            assert!(Instant::now() < deadline, "zooid did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Peak resident memory so far, in KiB (Linux's VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
