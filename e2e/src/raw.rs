@@ -85,8 +85,9 @@ impl RawClient {
         xid
     }
 
-    /// Like [`Self::send`] but ignores a connection the server already closed.
-    pub fn try_send(&mut self, req: &Request) {
+    /// Like [`Self::send`] but ignores a connection the server already closed; returns the
+    /// xid, or `None` when the send failed (the server closed the connection).
+    pub fn try_send(&mut self, req: &Request) -> Option<i32> {
         self.xid += 1;
         let mut b = BytesMut::new();
         encode_frame(&mut b, |b| {
@@ -97,7 +98,7 @@ impl RawClient {
             .encode(b);
             req.encode(b);
         });
-        let _ = self.stream.write_all(&b);
+        self.stream.write_all(&b).ok().map(|()| self.xid)
     }
 
     pub fn send_with_xid(&mut self, xid: i32, op: i32, req: &Request) {

@@ -152,7 +152,7 @@ impl Ctx {
     /// Closes every session of the scenario and returns the transcript, normalized.
     pub fn finish_transcript(mut self) -> Vec<String> {
         for c in self.clients.iter_mut().flatten() {
-            c.try_send(&Request::CloseSession);
+            let _ = c.try_send(&Request::CloseSession);
         }
         for c in self.clients.iter_mut().flatten() {
             while c.recv().is_some() {}
@@ -239,11 +239,11 @@ fn describe_stat(s: &Stat) -> String {
     )
 }
 
-fn describe_data(d: &Option<Vec<u8>>) -> String {
+fn describe_data(d: &Option<impl AsRef<[u8]>>) -> String {
     match d {
         None => "data=null".into(),
-        Some(d) if d.len() > 64 => format!("data=<{} bytes>", d.len()),
-        Some(d) => format!("data={:?}", String::from_utf8_lossy(d)),
+        Some(d) if d.as_ref().len() > 64 => format!("data=<{} bytes>", d.as_ref().len()),
+        Some(d) => format!("data={:?}", String::from_utf8_lossy(d.as_ref())),
     }
 }
 

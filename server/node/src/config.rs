@@ -150,6 +150,12 @@ impl Config {
             .unwrap_or(20 * self.tick_time_ms)
     }
 
+    /// How often session deadlines are checked, and their grain: half a tick (at least 10 ms),
+    /// so a session expires at most half a tick after its timeout.
+    pub fn expiry_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis((self.tick_time_ms as u64 / 2).max(10))
+    }
+
     /// Checks relations between settings once, at start.
     pub fn validate(&self) -> Result<(), String> {
         if self.tick_time_ms == 0 {

@@ -11,6 +11,7 @@ use crate::limits::Admitted;
 use crate::ops::{is_write, ReplyShape, WriteContext};
 use crate::outbox::{self, Outbox};
 use crate::reads;
+use crate::reply::{Answer, Reply};
 use crate::server::Shared;
 use crate::state::{ConnHandle, Origin};
 use crate::watches::ConnId;
@@ -331,13 +332,13 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
         h.received += 1;
     }
     let mut keep_open = true;
-    let result: Result<Response, ErrorCode> = match req {
+    let result: Result<Answer, ErrorCode> = match req {
         Err(RequestError::Unimplemented(_)) => {
             keep_open = false;
             Err(ErrorCode::Unimplemented)
         }
         Err(RequestError::Malformed(_)) => Err(ErrorCode::MarshallingError),
-        Ok(Request::Ping) => Ok(Response::Empty),
+        Ok(Request::Ping) => Ok(Answer::Ready(Response::Empty)),
         Ok(Request::Auth { scheme, auth, .. }) => {
             match authenticate(&scheme, &auth, &state, conn) {
                 Some(id) => {
@@ -346,7 +347,7 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
                             h.auth_ids.push(id);
                         }
                     }
-                    Ok(Response::Empty)
+                    Ok(Answer::Ready(Response::Empty))
                 }
                 None => {
                     keep_open = false;
@@ -393,15 +394,20 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
             shared.config.max_reply_bytes,
         ),
     };
-    let mut b = BytesMut::new();
     // ZooKeeper stamps auth replies with zxid 0 and UNIMPLEMENTED ones with -1.
     let zxid = match &result {
         _ if is_auth => 0,
         Err(ErrorCode::Unimplemented) => -1,
         _ => state.last_zxid(),
     };
-    encode_reply(&mut b, hdr.xid, zxid, result.as_ref().map_err(|e| *e));
-    state.send_to(conn, b.freeze());
+    state.send_reply(
+        conn,
+        Reply {
+            xid: hdr.xid,
+            zxid,
+            answer: result,
+        },
+    );
     if hdr.xid != XID_PING {
         state.record_latency(start.elapsed().as_millis() as u64);
     }

@@ -4,11 +4,13 @@
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod deadlines;
 pub mod fourlw;
 pub mod limits;
 pub mod ops;
 pub mod outbox;
 pub mod reads;
+pub mod reply;
 pub mod server;
 pub mod state;
 pub mod watches;

@@ -12,6 +12,7 @@
 //! [`Outbox::kill`] closes a connection at once, whatever it has queued (an expired session's
 //! connection must go even when its client never reads).
 
+use crate::reply::Reply;
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,6 +27,8 @@ const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
 enum Outbound {
     Frame(Bytes),
+    /// Encoded by the writer (see [`crate::reply`]); charged its estimate until then.
+    Reply(Reply),
     /// Flush what was queued, then close the socket.
     Close,
 }
@@ -93,10 +96,19 @@ impl Outbox {
     /// Queues a frame. A frame that would take the queue past the hard limit closes the
     /// connection instead: its client has stopped reading.
     pub fn send(&self, frame: Bytes) {
+        let len = frame.len();
+        self.enqueue(len, Outbound::Frame(frame));
+    }
+
+    /// Queues a read's reply, to be encoded by the writer.
+    pub fn send_reply(&self, reply: Reply) {
+        self.enqueue(reply.estimate(), Outbound::Reply(reply));
+    }
+
+    fn enqueue(&self, len: usize, msg: Outbound) {
         if self.shared.killed.load(Ordering::Relaxed) {
             return;
         }
-        let len = frame.len();
         let queued = self.shared.queued.fetch_add(len, Ordering::Relaxed) + len;
         if queued > self.shared.hard_limit {
             info!(
@@ -107,7 +119,7 @@ impl Outbox {
             self.kill();
             return;
         }
-        if self.tx.send(Outbound::Frame(frame)).is_err() {
+        if self.tx.send(msg).is_err() {
             // The writer is gone: the connection is closing and nothing can be delivered.
             self.shared.queued.fetch_sub(len, Ordering::Relaxed);
         }
@@ -161,6 +173,22 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         while let Some(msg) = next {
             match msg {
                 Outbound::Frame(f) => out.extend_from_slice(&f),
+                Outbound::Reply(r) => {
+                    // Charged its estimate when queued; from now on its real size.
+                    let estimate = r.estimate();
+                    let before = out.len();
+                    r.encode(&mut out);
+                    let actual = out.len() - before;
+                    if actual >= estimate {
+                        shared
+                            .queued
+                            .fetch_add(actual - estimate, Ordering::Relaxed);
+                    } else {
+                        shared
+                            .queued
+                            .fetch_sub(estimate - actual, Ordering::Relaxed);
+                    }
+                }
                 Outbound::Close => {
                     close = true;
                     break;

@@ -1,5 +1,6 @@
 //! Requests answered from the local tree without ordering: reads, watch management, sync.
 
+use crate::reply::{Answer, Part};
 use crate::state::State;
 use crate::watches::{ConnId, WatchKind};
 use bytes::BytesMut;
@@ -7,82 +8,77 @@ use zooid_proto::*;
 
 /// Answers a read-only request for connection `conn` of `session`. Watches are registered as
 /// ZooKeeper registers them (exists even on NONODE; getData / getChildren only on success).
+/// The answer holds the nodes it read, shared; it is encoded after the lock is released
+/// (see [`crate::reply`]).
 pub fn execute(
     state: &mut State,
     conn: ConnId,
     session: i64,
     req: Request,
     max_reply_bytes: usize,
-) -> Result<Response, ErrorCode> {
+) -> Result<Answer, ErrorCode> {
+    let ready = |r: Response| Ok(Answer::Ready(r));
     match req {
         Request::Exists { path, watch } => {
             let stat = state.tree.stat(&path);
             if watch {
                 state.watch(conn, WatchKind::Data, &path);
             }
-            stat.map(Response::Stat).ok_or(ErrorCode::NoNode)
+            stat.map(|s| Answer::Ready(Response::Stat(s)))
+                .ok_or(ErrorCode::NoNode)
         }
         Request::GetData { path, watch } => {
-            let resp = get_data(state, &path)?;
+            let node = state.tree.get_shared(&path).ok_or(ErrorCode::NoNode)?;
             if watch {
                 state.watch(conn, WatchKind::Data, &path);
             }
-            Ok(resp)
+            Ok(Answer::Data(node))
         }
         Request::GetChildren { path, watch } => {
-            let node = state.tree.get(&path).ok_or(ErrorCode::NoNode)?;
-            let children: Vec<String> = node.children.iter().cloned().collect();
+            let node = state.tree.get_shared(&path).ok_or(ErrorCode::NoNode)?;
             if watch {
                 state.watch(conn, WatchKind::Child, &path);
             }
-            Ok(Response::Children(children))
+            Ok(Answer::Children(node))
         }
         Request::GetChildren2 { path, watch } => {
-            let node = state.tree.get(&path).ok_or(ErrorCode::NoNode)?;
-            let children: Vec<String> = node.children.iter().cloned().collect();
-            let stat = node.stat();
+            let node = state.tree.get_shared(&path).ok_or(ErrorCode::NoNode)?;
             if watch {
                 state.watch(conn, WatchKind::Child, &path);
             }
-            Ok(Response::Children2 { children, stat })
+            Ok(Answer::Children2(node))
         }
-        Request::GetAcl { path } => {
-            let node = state.tree.get(&path).ok_or(ErrorCode::NoNode)?;
-            Ok(Response::GetAcl {
-                acl: node.acl.to_vec(),
-                stat: node.stat(),
-            })
-        }
+        Request::GetAcl { path } => state
+            .tree
+            .get_shared(&path)
+            .map(Answer::Acl)
+            .ok_or(ErrorCode::NoNode),
         Request::GetAllChildrenNumber { path } => state
             .tree
-            .descendant_count(&path)
-            .map(|n| Response::Int(n as i32))
+            .subtree(&path)
+            .map(Answer::Descendants)
             .ok_or(ErrorCode::NoNode),
         Request::GetEphemerals { prefix } => {
-            Ok(Response::Paths(state.tree.ephemerals(session, &prefix)))
+            ready(Response::Paths(state.tree.ephemerals(session, &prefix)))
         }
-        Request::Sync { path } => Ok(Response::Sync { path }),
-        Request::MultiRead(ops) if multi_read_size(state, &ops) > max_reply_bytes => {
-            // Refused before anything is copied: one small request must not make the server
-            // build (and queue) a reply of any size.
-            Err(ErrorCode::MarshallingError)
-        }
-        Request::MultiRead(ops) => Ok(Response::Multi(
-            ops.into_iter()
+        Request::Sync { path } => ready(Response::Sync { path }),
+        Request::MultiRead(ops) => Ok(Answer::MultiRead {
+            parts: ops
+                .into_iter()
                 .map(|op| match op {
-                    Request::GetData { path, .. } => match get_data(state, &path) {
-                        Ok(Response::GetData { data, stat }) => OpResult::GetData { data, stat },
-                        Ok(_) => OpResult::Error(ErrorCode::SystemError.code()),
-                        Err(e) => OpResult::Error(e.code()),
-                    },
-                    Request::GetChildren { path, .. } => match state.tree.get(&path) {
-                        Some(n) => OpResult::GetChildren(n.children.iter().cloned().collect()),
-                        None => OpResult::Error(ErrorCode::NoNode.code()),
-                    },
-                    _ => OpResult::Error(ErrorCode::MarshallingError.code()),
+                    Request::GetData { path, .. } => state
+                        .tree
+                        .get_shared(&path)
+                        .map_or(Part::Error(ErrorCode::NoNode), Part::Data),
+                    Request::GetChildren { path, .. } => state
+                        .tree
+                        .get_shared(&path)
+                        .map_or(Part::Error(ErrorCode::NoNode), Part::Children),
+                    _ => Part::Error(ErrorCode::MarshallingError),
                 })
                 .collect(),
-        )),
+            max_bytes: max_reply_bytes,
+        }),
         Request::AddWatch { path, mode } => {
             let kind = match mode {
                 0 => WatchKind::Persistent,
@@ -90,12 +86,12 @@ pub fn execute(
                 _ => return Err(ErrorCode::BadArguments),
             };
             state.watch(conn, kind, &path);
-            Ok(Response::Int(0))
+            ready(Response::Int(0))
         }
         Request::CheckWatches { path, watcher_type } => {
             let t = WatcherType::from_i32(watcher_type).ok_or(ErrorCode::BadArguments)?;
             if state.watches.check(conn, &path, t) {
-                Ok(Response::Empty)
+                ready(Response::Empty)
             } else {
                 Err(ErrorCode::NoWatcher)
             }
@@ -103,16 +99,16 @@ pub fn execute(
         Request::RemoveWatches { path, watcher_type } => {
             let t = WatcherType::from_i32(watcher_type).ok_or(ErrorCode::BadArguments)?;
             if state.watches.remove_type(conn, &path, t) {
-                Ok(Response::Empty)
+                ready(Response::Empty)
             } else {
                 Err(ErrorCode::NoWatcher)
             }
         }
         Request::SetWatches(w) => {
             set_watches(state, conn, w);
-            Ok(Response::Empty)
+            ready(Response::Empty)
         }
-        Request::WhoAmI => Ok(Response::WhoAmI(
+        Request::WhoAmI => ready(Response::WhoAmI(
             state
                 .conns
                 .get(&conn)
@@ -137,36 +133,6 @@ pub fn execute(
         Request::Reconfig => Err(ErrorCode::ReconfigDisabled),
         _ => Err(ErrorCode::MarshallingError),
     }
-}
-
-/// Bytes a multiRead's reply would take, from the sizes of what it reads.
-fn multi_read_size(state: &State, ops: &[Request]) -> usize {
-    /// Each result's multi header (type, done, err) and its Stat.
-    const PER_OP: usize = 12 + 68;
-    ops.iter()
-        .map(|op| {
-            PER_OP
-                + match op {
-                    Request::GetData { path, .. } => state
-                        .tree
-                        .get(path)
-                        .and_then(|n| n.data.as_ref())
-                        .map_or(4, |d| 4 + d.len()),
-                    Request::GetChildren { path, .. } => state.tree.get(path).map_or(4, |n| {
-                        4 + n.children.iter().map(|c| 4 + c.len()).sum::<usize>()
-                    }),
-                    _ => 0,
-                }
-        })
-        .sum()
-}
-
-fn get_data(state: &State, path: &str) -> Result<Response, ErrorCode> {
-    let node = state.tree.get(path).ok_or(ErrorCode::NoNode)?;
-    Ok(Response::GetData {
-        data: node.data.as_ref().map(|d| d.to_vec()),
-        stat: node.stat(),
-    })
 }
 
 /// Re-registers a reconnecting client's watches, first sending the events it missed while

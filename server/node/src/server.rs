@@ -117,8 +117,14 @@ impl Server {
     /// serving. Port 0 picks a free port (see `client_addr`).
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let outstanding = Arc::new(Outstanding::new(config.global_outstanding_limit));
+        let expiry_interval = config.expiry_interval();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(NODE_ID, DataTree::new(), outstanding.clone())),
+            state: Mutex::new(State::new(
+                NODE_ID,
+                DataTree::new(),
+                outstanding.clone(),
+                expiry_interval,
+            )),
             next_conn: AtomicU64::new(1),
             failure: watch::channel(None).0,
             outstanding,
@@ -205,9 +211,8 @@ impl Server {
             }
         }));
         let s = shared.clone();
-        let tick = Duration::from_millis((s.config.tick_time_ms as u64 / 2).max(10));
         tasks.push(tokio::spawn(async move {
-            let mut iv = tokio::time::interval(tick);
+            let mut iv = tokio::time::interval(expiry_interval);
             loop {
                 iv.tick().await;
                 let mut st = s.state();
@@ -223,8 +228,16 @@ impl Server {
             let mut iv = tokio::time::interval(every);
             loop {
                 iv.tick().await;
+                // Taken in O(1) under the lock and searched outside it; each delete is
+                // checked again when it applies.
+                let view = s.state().tree.collection_view();
+                let expired = view.expired(now_ms());
+                drop(view);
+                if expired.is_empty() {
+                    continue;
+                }
                 let mut st = s.state();
-                for path in st.tree.expired_containers(now_ms()) {
+                for path in expired {
                     st.propose(0, TxnOp::DeleteContainer { path }, None);
                 }
             }

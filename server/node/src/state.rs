@@ -3,6 +3,7 @@
 //! which queues watch notifications before the reply of the write that caused them.
 
 use crate::command::Command;
+use crate::deadlines::Deadlines;
 use crate::limits::Outstanding;
 use crate::ops::{reply_for, ReplyShape};
 use crate::outbox::Outbox;
@@ -72,7 +73,7 @@ pub struct State {
     /// Which connection currently holds each session.
     session_conn: HashMap<i64, ConnId>,
     /// When each live session expires unless touched.
-    deadlines: HashMap<i64, (Instant, Duration)>,
+    deadlines: Deadlines,
     next_session: i64,
     pub counters: Counters,
     /// Set when consensus failed: writes can no longer be ordered, so none is accepted.
@@ -91,7 +92,13 @@ pub fn now_ms() -> i64 {
 }
 
 impl State {
-    pub fn new(node_id: u64, tree: DataTree, outstanding: Arc<Outstanding>) -> Self {
+    /// `expiry_interval` is how often expiry is checked: deadlines are kept to that grain.
+    pub fn new(
+        node_id: u64,
+        tree: DataTree,
+        outstanding: Arc<Outstanding>,
+        expiry_interval: Duration,
+    ) -> Self {
         let mut s = State {
             node_id,
             consensus: None,
@@ -101,7 +108,7 @@ impl State {
             watches: WatchManager::default(),
             conns: HashMap::new(),
             session_conn: HashMap::new(),
-            deadlines: HashMap::new(),
+            deadlines: Deadlines::new(expiry_interval),
             next_session: 1,
             counters: Counters::default(),
             failed: false,
@@ -244,7 +251,7 @@ impl State {
             }
         }
         if is_close {
-            self.deadlines.remove(&session);
+            self.deadlines.remove(session);
         }
         let last = self.tree.last_zxid();
         let o = origin?;
@@ -292,6 +299,15 @@ impl State {
     /// Writes of `conn` not yet applied.
     pub fn pending_writes(&self, conn: ConnId) -> usize {
         self.conns.get(&conn).map_or(0, |h| h.pending_writes)
+    }
+
+    /// Queues a read's reply on a connection, to be encoded outside the lock (counted as sent).
+    pub fn send_reply(&mut self, conn: ConnId, reply: crate::reply::Reply) {
+        if let Some(h) = self.conns.get_mut(&conn) {
+            h.sent += 1;
+            h.outbox.send_reply(reply);
+        }
+        self.counters.packets_sent += 1;
     }
 
     /// Queues a frame on a connection (counted as sent).
@@ -371,24 +387,17 @@ impl State {
     }
 
     fn touch_with(&mut self, session: i64, timeout: Duration) {
-        self.deadlines
-            .insert(session, (Instant::now() + timeout, timeout));
+        self.deadlines.set(session, timeout, Instant::now());
     }
 
     /// Pushes a session's deadline out by its timeout (any traffic from its client).
     pub fn touch(&mut self, session: i64) {
-        if let Some((deadline, timeout)) = self.deadlines.get_mut(&session) {
-            *deadline = Instant::now() + *timeout;
-        }
+        self.deadlines.touch(session, Instant::now());
     }
 
     /// Sessions whose deadline passed: the caller closes them through the log.
     pub fn expired_sessions(&self, now: Instant) -> Vec<i64> {
-        self.deadlines
-            .iter()
-            .filter(|(_, (d, _))| *d <= now)
-            .map(|(s, _)| *s)
-            .collect()
+        self.deadlines.expired(now)
     }
 
     /// Expires a session: closes it through the log (deleting its ephemerals) and drops its
@@ -398,7 +407,7 @@ impl State {
             // Even if its client has stopped reading and its queue is full.
             self.kill_conn(conn);
         }
-        self.deadlines.remove(&session);
+        self.deadlines.remove(session);
         if self.tree.session(session).is_some() {
             self.propose(session, TxnOp::CloseSession, None);
         }
@@ -407,12 +416,12 @@ impl State {
     /// The client asked to close its session: from now on it cannot be resumed nor expire,
     /// while its closeSession is ordered.
     pub fn closing(&mut self, session: i64) {
-        self.deadlines.remove(&session);
+        self.deadlines.remove(session);
     }
 
     /// Whether the session has a deadline here (not expired, not closing).
     pub fn is_live(&self, session: i64) -> bool {
-        self.deadlines.contains_key(&session)
+        self.deadlines.contains(session)
     }
 
     pub fn session_count(&self) -> usize {

@@ -29,42 +29,64 @@ const KINDS: [WatchKind; 4] = [
     WatchKind::Recursive,
 ];
 
+impl WatchKind {
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// The connections watching one path, by kind. A path is kept only while some set is
+/// non-empty, so the number of watched paths is the map's length.
+#[derive(Debug, Default)]
+struct PathWatches([HashSet<ConnId>; 4]);
+
+impl PathWatches {
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(HashSet::is_empty)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct WatchManager {
-    by_path: HashMap<WatchKind, HashMap<String, HashSet<ConnId>>>,
+    by_path: HashMap<String, PathWatches>,
     by_conn: HashMap<ConnId, HashSet<(WatchKind, String)>>,
-    /// Registrations in `by_path`, kept current so that `mntr` never walks them.
+    /// Registrations in `by_path`, kept current so that `mntr` and `wchs` never walk them.
     registrations: usize,
+    /// Recursive registrations: when there are none, a change looks at no ancestor.
+    recursive: usize,
 }
 
 impl WatchManager {
     pub fn add(&mut self, conn: ConnId, kind: WatchKind, path: &str) {
-        let added = self
-            .by_path
-            .entry(kind)
-            .or_default()
-            .entry(path.to_string())
-            .or_default()
-            .insert(conn);
-        self.registrations += usize::from(added);
-        self.by_conn
-            .entry(conn)
-            .or_default()
-            .insert((kind, path.to_string()));
+        let added = self.by_path.entry(path.to_string()).or_default().0[kind.slot()].insert(conn);
+        if added {
+            self.registrations += 1;
+            self.recursive += usize::from(kind == WatchKind::Recursive);
+            self.by_conn
+                .entry(conn)
+                .or_default()
+                .insert((kind, path.to_string()));
+        }
+    }
+
+    /// Drops `conn` from the path's set of `kind` (not from `by_conn`); true if it was there.
+    fn unregister(&mut self, conn: ConnId, kind: WatchKind, path: &str) -> bool {
+        let Some(w) = self.by_path.get_mut(path) else {
+            return false;
+        };
+        let removed = w.0[kind.slot()].remove(&conn);
+        if removed {
+            self.registrations -= 1;
+            self.recursive -= usize::from(kind == WatchKind::Recursive);
+            if w.is_empty() {
+                self.by_path.remove(path);
+            }
+        }
+        removed
     }
 
     fn remove(&mut self, conn: ConnId, kind: WatchKind, path: &str) -> bool {
-        let Some(paths) = self.by_path.get_mut(&kind) else {
-            return false;
-        };
-        let Some(conns) = paths.get_mut(path) else {
-            return false;
-        };
-        let removed = conns.remove(&conn);
-        self.registrations -= usize::from(removed);
-        if conns.is_empty() {
-            paths.remove(path);
-        }
+        let removed = self.unregister(conn, kind, path);
         if let Some(set) = self.by_conn.get_mut(&conn) {
             set.remove(&(kind, path.to_string()));
             if set.is_empty() {
@@ -76,9 +98,8 @@ impl WatchManager {
 
     pub fn has(&self, conn: ConnId, kind: WatchKind, path: &str) -> bool {
         self.by_path
-            .get(&kind)
-            .and_then(|p| p.get(path))
-            .is_some_and(|c| c.contains(&conn))
+            .get(path)
+            .is_some_and(|w| w.0[kind.slot()].contains(&conn))
     }
 
     /// The kinds a removeWatches / checkWatches type names.
@@ -110,14 +131,7 @@ impl WatchManager {
     pub fn remove_conn(&mut self, conn: ConnId) {
         if let Some(set) = self.by_conn.remove(&conn) {
             for (kind, path) in set {
-                if let Some(paths) = self.by_path.get_mut(&kind) {
-                    if let Some(conns) = paths.get_mut(&path) {
-                        self.registrations -= usize::from(conns.remove(&conn));
-                        if conns.is_empty() {
-                            paths.remove(&path);
-                        }
-                    }
-                }
+                self.unregister(conn, kind, &path);
             }
         }
     }
@@ -127,12 +141,9 @@ impl WatchManager {
         self.registrations
     }
 
+    /// Distinct watched paths (O(1)).
     pub fn path_count(&self) -> usize {
-        let mut paths: HashSet<&String> = HashSet::new();
-        for p in self.by_path.values() {
-            paths.extend(p.keys());
-        }
-        paths.len()
+        self.by_path.len()
     }
 
     pub fn conn_count(&self) -> usize {
@@ -147,8 +158,9 @@ impl WatchManager {
             EventType::NodeDeleted => &[WatchKind::Data, WatchKind::Child],
             EventType::NodeChildrenChanged => &[WatchKind::Child],
         };
-        for kind in one_shot {
-            if let Some(conns) = self.by_path.get_mut(kind).and_then(|p| p.remove(&ev.path)) {
+        if let Some(w) = self.by_path.get_mut(&ev.path) {
+            for kind in one_shot {
+                let conns = std::mem::take(&mut w.0[kind.slot()]);
                 self.registrations -= conns.len();
                 for c in conns {
                     if let Some(set) = self.by_conn.get_mut(&c) {
@@ -160,22 +172,15 @@ impl WatchManager {
                     out.push(c);
                 }
             }
+            out.extend(w.0[WatchKind::Persistent.slot()].iter().copied());
+            if w.is_empty() {
+                self.by_path.remove(&ev.path);
+            }
         }
-        if let Some(conns) = self
-            .by_path
-            .get(&WatchKind::Persistent)
-            .and_then(|p| p.get(&ev.path))
-        {
-            out.extend(conns.iter().copied());
-        }
-        if ev.kind != EventType::NodeChildrenChanged {
-            if let Some(rec) = self.by_path.get(&WatchKind::Recursive) {
-                if !rec.is_empty() {
-                    for anc in ancestors_and_self(&ev.path) {
-                        if let Some(conns) = rec.get(anc) {
-                            out.extend(conns.iter().copied());
-                        }
-                    }
+        if ev.kind != EventType::NodeChildrenChanged && self.recursive > 0 {
+            for anc in ancestors_and_self(&ev.path) {
+                if let Some(w) = self.by_path.get(anc) {
+                    out.extend(w.0[WatchKind::Recursive.slot()].iter().copied());
                 }
             }
         }
@@ -209,12 +214,14 @@ mod tests {
         }
     }
 
-    fn walked(w: &WatchManager) -> usize {
-        w.by_path
+    fn walked(w: &WatchManager) -> (usize, usize) {
+        let count = w
+            .by_path
             .values()
-            .flat_map(|p| p.values())
+            .flat_map(|p| p.0.iter())
             .map(HashSet::len)
-            .sum()
+            .sum();
+        (count, w.by_path.len())
     }
 
     #[test]
@@ -226,12 +233,17 @@ mod tests {
             w.add(c, WatchKind::Child, "/a");
             w.add(c, WatchKind::Recursive, "/");
         }
-        assert_eq!((w.count(), walked(&w)), (9, 9));
+        assert_eq!((w.count(), w.path_count()), walked(&w));
+        assert_eq!(w.count(), 9);
         w.trigger(&ev(EventType::NodeDeleted, "/a"));
-        assert_eq!((w.count(), walked(&w)), (3, 3));
+        assert_eq!((w.count(), w.path_count()), walked(&w));
+        assert_eq!((w.count(), w.path_count()), (3, 1));
         assert!(w.remove_type(1, "/", WatcherType::Any));
         w.remove_conn(2);
-        assert_eq!((w.count(), walked(&w)), (1, 1));
+        assert_eq!((w.count(), w.path_count()), walked(&w));
+        assert_eq!((w.count(), w.path_count()), (1, 1));
+        w.remove_conn(3);
+        assert_eq!((w.count(), w.path_count(), w.conn_count()), (0, 0, 0));
     }
 
     #[test]

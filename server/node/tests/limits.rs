@@ -8,7 +8,6 @@ mod common;
 use common::{four_letter, start, Proc, RawClient};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use zooid_proto::*;
 
@@ -140,14 +139,12 @@ fn a_client_that_never_reads_is_cut_and_memory_stays_bounded() {
     let p = Proc::spawn(
         dir.path(),
         &[
-            "--four-letter-words",
-            "*",
             "--max-conn-outbound-bytes",
             "1048576",
             "--slow-client-timeout-ms",
             "500",
         ],
-        Stdio::null(),
+        None,
     );
     // Long names make each request 4 KiB, so the client's writes block (the server stops
     // reading) after the socket buffers hold a few MB, not after a million requests.

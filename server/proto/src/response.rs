@@ -3,7 +3,7 @@
 use crate::codes::{ErrorCode, OpCode, XID_NOTIFICATION};
 use crate::jute::{DecodeError, Reader, Writer};
 use crate::records::{Acl, ReplyHeader, Stat, WatcherEvent};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 /// The body of a successful reply. Error replies carry no body at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +20,8 @@ pub enum Response {
     /// exists, setData, setACL.
     Stat(Stat),
     GetData {
-        data: Option<Vec<u8>>,
+        /// Shared with the node it was read from: a reply does not copy the data.
+        data: Option<Bytes>,
         stat: Stat,
     },
     GetAcl {
@@ -66,7 +67,8 @@ pub enum OpResult {
     Check,
     GetChildren(Vec<String>),
     GetData {
-        data: Option<Vec<u8>>,
+        /// Shared with the node it was read from: a reply does not copy the data.
+        data: Option<Bytes>,
         stat: Stat,
     },
     /// Failure, or the 0 / -2 placeholders around a failed op.
@@ -177,7 +179,7 @@ impl OpResult {
                 Some(OpCode::Check) => OpResult::Check,
                 Some(OpCode::GetChildren) => OpResult::GetChildren(r.vector(Reader::string)?),
                 Some(OpCode::GetData) => OpResult::GetData {
-                    data: r.buffer()?,
+                    data: r.buffer()?.map(Bytes::from),
                     stat: Stat::decode(&mut r)?,
                 },
                 Some(OpCode::Error) => {

@@ -10,5 +10,5 @@ pub mod txn;
 
 pub use codec::{decode_op, encode_op, FrozenTree, SnapshotError};
 pub use node::{Node, NodeKind};
-pub use tree::{DataTree, SessionMeta, MAX_TTL_MS};
+pub use tree::{CollectionView, DataTree, SessionMeta, Subtree, MAX_TTL_MS};
 pub use txn::*;

@@ -38,6 +38,10 @@ pub struct DataTree {
     acl_cache: HashMap<Vec<Acl>, Arc<[Acl]>>,
     /// Kept as nodes come and go, so that monitoring never walks the tree.
     totals: Totals,
+    /// Paths of container and TTL nodes: the only candidates for collection, so that the
+    /// collector looks at them instead of the whole tree (ZooKeeper keeps the same two sets).
+    /// Persistent, so that [`DataTree::collection_view`] takes it in O(1).
+    collectable: imbl::OrdSet<String>,
 }
 
 /// Figures over every node, kept current by each insert, remove and data change.
@@ -112,6 +116,7 @@ impl DataTree {
             last_zxid: 0,
             acl_cache: HashMap::new(),
             totals: Totals::default(),
+            collectable: imbl::OrdSet::new(),
         };
         let open = t.intern(Acl::open());
         let read = t.intern(Acl::read_only());
@@ -134,18 +139,24 @@ impl DataTree {
         t
     }
 
-    /// Inserts a node, keeping the totals.
+    /// Inserts a node, keeping the totals and the collection candidates.
     fn put_node(&mut self, path: String, node: Arc<Node>) {
         self.totals.added(&path, &node);
+        if matches!(node.kind, NodeKind::Container | NodeKind::Ttl(_)) {
+            self.collectable.insert(path.clone());
+        }
         if let Some(old) = self.nodes.insert(path.clone(), node) {
             self.totals.removed(&path, &old);
         }
     }
 
-    /// Removes a node, keeping the totals.
+    /// Removes a node, keeping the totals and the collection candidates.
     fn take_node(&mut self, path: &str) -> Option<Arc<Node>> {
         let node = self.nodes.remove(path)?;
         self.totals.removed(path, &node);
+        if matches!(node.kind, NodeKind::Container | NodeKind::Ttl(_)) {
+            self.collectable.remove(path);
+        }
         Some(node)
     }
 
@@ -183,6 +194,7 @@ impl DataTree {
             last_zxid,
             acl_cache: HashMap::new(),
             totals: Totals::default(),
+            collectable: imbl::OrdSet::new(),
         })
     }
 
@@ -193,6 +205,13 @@ impl DataTree {
 
     pub fn get(&self, path: &str) -> Option<&Node> {
         self.nodes.get(path).map(|n| &**n)
+    }
+
+    /// A node shared with the tree, in O(1): it stays as it is now while the tree moves on
+    /// (copy-on-write), so a reply can be encoded from it after whatever guards the tree is
+    /// released.
+    pub fn get_shared(&self, path: &str) -> Option<Arc<Node>> {
+        self.nodes.get(path).cloned()
     }
 
     pub fn node_count(&self) -> usize {
@@ -234,26 +253,31 @@ impl DataTree {
 
     /// Number of descendants of `path` (not counting itself), or `None` if it does not exist.
     pub fn descendant_count(&self, path: &str) -> Option<usize> {
-        let node = self.nodes.get(path)?;
-        let mut count = 0;
-        let mut stack: Vec<String> = node.children.iter().map(|c| path::join(path, c)).collect();
-        while let Some(p) = stack.pop() {
-            count += 1;
-            if let Some(n) = self.nodes.get(&p) {
-                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
-            }
+        self.subtree(path).map(|s| s.descendant_count())
+    }
+
+    /// The subtree under `path` as it is now, in O(1) (shared, copy-on-write), to be walked
+    /// without holding whatever guards this tree; `None` if `path` does not exist.
+    pub fn subtree(&self, path: &str) -> Option<Subtree> {
+        self.nodes.contains_key(path).then(|| Subtree {
+            root: path.to_string(),
+            nodes: self.nodes.clone(),
+        })
+    }
+
+    /// The container and TTL nodes as they are now, in O(1) (shared, copy-on-write), so the
+    /// collector can look for expired ones without holding whatever guards this tree.
+    pub fn collection_view(&self) -> CollectionView {
+        CollectionView {
+            candidates: self.collectable.clone(),
+            nodes: self.nodes.clone(),
         }
-        Some(count)
     }
 
     /// Containers that are empty after having had children, and TTL nodes that are empty and
     /// unmodified for longer than their TTL at `now`: what the server should propose to delete.
     pub fn expired_containers(&self, now: i64) -> Vec<String> {
-        self.nodes
-            .iter()
-            .filter(|(_, n)| Self::collectable(n, now))
-            .map(|(p, _)| p.clone())
-            .collect()
+        self.collection_view().expired(now)
     }
 
     fn collectable(n: &Node, now: i64) -> bool {
@@ -622,6 +646,55 @@ impl DataTree {
     /// The client-visible Stat of a node.
     pub fn stat(&self, path: &str) -> Option<Stat> {
         self.nodes.get(path).map(|n| n.stat())
+    }
+}
+
+/// A subtree frozen at one point of the log (see [`DataTree::subtree`]).
+pub struct Subtree {
+    root: String,
+    nodes: imbl::HashMap<String, Arc<Node>>,
+}
+
+impl Subtree {
+    /// Nodes below the root, not counting it.
+    pub fn descendant_count(&self) -> usize {
+        let mut count = 0;
+        let mut stack = vec![self.root.clone()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(&p) {
+                count += n.children.len();
+                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            }
+        }
+        count
+    }
+}
+
+/// Container and TTL nodes frozen at one point of the log (see [`DataTree::collection_view`]).
+pub struct CollectionView {
+    candidates: imbl::OrdSet<String>,
+    nodes: imbl::HashMap<String, Arc<Node>>,
+}
+
+impl CollectionView {
+    /// The candidates collectable at `now`. Deleting them is decided again when the delete
+    /// applies ([`TxnOp::DeleteContainer`] re-checks), so a view that is out of date by then
+    /// deletes nothing that gained a child or was modified meanwhile.
+    pub fn expired(&self, now: i64) -> Vec<String> {
+        self.candidates
+            .iter()
+            .filter(|p| {
+                self.nodes
+                    .get(*p)
+                    .is_some_and(|n| DataTree::collectable(n, now))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// How many container and TTL nodes there are.
+    pub fn candidates(&self) -> usize {
+        self.candidates.len()
     }
 }
 

@@ -732,19 +732,28 @@ fn a_snapshot_streamed_in_small_pieces_restores_the_same_tree() {
 /// after creates, data changes, deletes, a multi that rolls back, a session close and a restore.
 #[test]
 fn kept_totals_equal_a_walk_of_the_tree() {
-    fn walked(tree: &DataTree) -> (u64, usize) {
+    fn walked(tree: &DataTree) -> (u64, usize, usize) {
         let mut bytes = 0;
         let mut ephemerals = 0;
+        let mut collectable = 0;
         for p in tree.paths() {
             let n = tree.get(p).unwrap();
             bytes += (p.len() + n.data.as_ref().map_or(0, |d| d.len())) as u64;
             ephemerals += usize::from(n.stat().ephemeral_owner != 0);
+            collectable += usize::from(matches!(
+                n.kind,
+                zooid_tree::NodeKind::Container | zooid_tree::NodeKind::Ttl(_)
+            ));
         }
-        (bytes, ephemerals)
+        (bytes, ephemerals, collectable)
     }
     let check = |tree: &DataTree, when: &str| {
         assert_eq!(
-            (tree.approximate_data_size(), tree.ephemeral_count()),
+            (
+                tree.approximate_data_size(),
+                tree.ephemeral_count(),
+                tree.collection_view().candidates()
+            ),
             walked(tree),
             "{when}"
         );
@@ -754,6 +763,8 @@ fn kept_totals_equal_a_walk_of_the_tree() {
     t.create("/a", Persistent, false).unwrap();
     t.create("/a/e", Ephemeral, false).unwrap();
     t.create("/a/s", Persistent, true).unwrap();
+    t.create("/a/c", Container, false).unwrap();
+    t.create("/a/t", Ttl(1000), false).unwrap();
     check(&t.tree, "after creates");
     t.run(
         S1,
@@ -769,6 +780,11 @@ fn kept_totals_equal_a_walk_of_the_tree() {
         S1,
         TxnOp::Multi(vec![
             create_op("/a/m", Ephemeral, false),
+            create_op("/a/mc", Container, false),
+            TxnOp::Delete {
+                path: "/a/t".into(),
+                version: -1,
+            },
             TxnOp::SetData {
                 path: "/a".into(),
                 data: None,
@@ -790,7 +806,9 @@ fn kept_totals_equal_a_walk_of_the_tree() {
     ));
     check(&t.tree, "after a multi rolled back");
     t.delete("/a/s0000000001").unwrap();
+    t.delete("/a/c").unwrap();
     check(&t.tree, "after a delete");
+    assert_eq!(t.tree.collection_view().candidates(), 1);
     let mut b = Vec::new();
     t.tree.freeze().encode_to(&mut b).unwrap();
     let restored = DataTree::read_snapshot(&mut b.as_slice()).unwrap();

@@ -60,34 +60,52 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts zooid with `args` and its log (stdout) going to `log`; returns once it answers
-    /// `ruok`.
-    pub fn spawn(dir: &Path, args: &[&str], log: impl Into<Stdio>) -> Proc {
-        let addr = SocketAddr::from(([127, 0, 0, 1], zooid_e2e::apache::free_port().unwrap()));
-        let child = Command::new(env!("CARGO_BIN_EXE_zooid"))
-            .arg("--client-addr")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(dir)
-            .args(args)
-            .stdout(log)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut p = Proc { child, addr };
+    /// Starts zooid with `args` and its log (stdout) going to the file `log`; returns once it answers
+    /// on its port, checked to be this process (its `conf` names this data directory): under
+    /// parallel tests another server may take the free port first, and then this one is
+    /// started again on another port.
+    pub fn spawn(dir: &Path, args: &[&str], log: Option<&Path>) -> Proc {
+        for _attempt in 0..3 {
+            let out = match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::null(),
+            };
+            let addr = SocketAddr::from(([127, 0, 0, 1], zooid_e2e::apache::free_port().unwrap()));
+            let child = Command::new(env!("CARGO_BIN_EXE_zooid"))
+                .arg("--client-addr")
+                .arg(addr.to_string())
+                .arg("--data-dir")
+                .arg(dir)
+                .args(args)
+                .env("ZOOID_FOUR_LETTER_WORDS", "*")
+                .stdout(out)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut p = Proc { child, addr };
+            if p.wait_started(dir) {
+                return p;
+            }
+        }
+        panic!("zooid exited during start three times");
+    }
+
+    /// Waits until the server answers as the one serving `dir`; false if it exited.
+    fn wait_started(&mut self, dir: &Path) -> bool {
+        let want = format!("dataDir={}\n", dir.display());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(mut s) = TcpStream::connect(addr) {
+            if let Ok(mut s) = TcpStream::connect(self.addr) {
                 let mut out = String::new();
-                if s.write_all(b"ruok").is_ok()
+                if s.write_all(b"conf").is_ok()
                     && s.read_to_string(&mut out).is_ok()
-                    && out == "imok"
+                    && out.contains(&want)
                 {
-                    return p;
+                    return true;
                 }
             }
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("zooid exited during start: {status}");
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
             }
             assert!(Instant::now() < deadline, "zooid did not start");
             std::thread::sleep(Duration::from_millis(50));
