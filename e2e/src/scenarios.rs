@@ -725,6 +725,51 @@ scenarios! {
         c.pause(700);
         c.req(0, exists("/t", false));
     };
+    quota_stats_follow_creates_deletes_and_sets => |c| {
+        const STATS: &str = "/zookeeper/quota/q/zookeeper_stats";
+        c.req(0, create("/q", b"abc", 0));
+        c.req(0, create("/q/a", b"12345", 0));
+        c.req(0, create("/zookeeper/quota/q", b"", 0));
+        c.req(0, create("/zookeeper/quota/q/zookeeper_limits", b"count=10,bytes=-1", 0));
+        // Created with any data; the server counts the subtree into it.
+        c.req(0, create(STATS, b"count=0,bytes=0", 0));
+        c.req(0, get(STATS, false));
+        c.req(0, create("/q/b", b"xy", 0));
+        c.req(0, set("/q/a", b"1", -1));
+        c.req(0, create("/q/a/deep", b"", 0));
+        c.req(0, mk(OpCode::Create, "/q/null", None, 0, -1));
+        // A sibling whose name starts like the quota'd path is outside it.
+        c.req(0, create("/qq", b"zzz", 0));
+        c.req(0, get(STATS, false));
+        c.req(0, del("/q/b", -1));
+        c.req(0, Request::Multi(vec![create("/q/m", b"mm", 0), del("/missing", -1)]));
+        c.req(0, Request::Multi(vec![create("/q/m", b"mm", 0), set("/q", b"", -1)]));
+        c.req(0, get(STATS, false));
+        c.req(0, create("/q/e", b"eph", EPH));
+        c.req(0, get(STATS, false));
+        c.req(0, del("/zookeeper/quota/q/zookeeper_limits", -1));
+        c.req(0, create("/q/after", b"zz", 0));
+        c.req(0, get(STATS, false));
+    };
+    quota_stats_count_the_deepest_quota_only => |c| {
+        c.req(0, create("/n", b"", 0));
+        c.req(0, create("/n/in", b"", 0));
+        for q in ["/n", "/n/in"] {
+            c.req(0, create(&format!("/zookeeper/quota{q}"), b"", 0));
+            c.req(0, create(&format!("/zookeeper/quota{q}/zookeeper_limits"), b"count=-1,bytes=100", 0));
+            c.req(0, create(&format!("/zookeeper/quota{q}/zookeeper_stats"), b"", 0));
+        }
+        c.req(1, create("/n/in/x", b"1234", EPH));
+        c.req(0, create("/n/y", b"12", 0));
+        c.req(0, get("/zookeeper/quota/n/zookeeper_stats", false));
+        c.req(0, get("/zookeeper/quota/n/in/zookeeper_stats", false));
+        c.req(1, Request::CloseSession);
+        c.req(0, get("/zookeeper/quota/n/in/zookeeper_stats", false));
+        // A client's own data in a stats node is what later changes add to.
+        c.req(0, set("/zookeeper/quota/n/zookeeper_stats", b"count=100,bytes=1000", -1));
+        c.req(0, create("/n/z", b"123", 0));
+        c.req(0, get("/zookeeper/quota/n/zookeeper_stats", false));
+    };
     ephemeral_of_other_session_watch => |c| {
         c.req(1, exists("/e", true));
         c.req(0, create("/e", b"", EPH));

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod node;
 pub mod path;
+pub mod quota;
 pub mod tree;
 pub mod txn;
 

@@ -2,6 +2,7 @@
 
 use crate::node::{Node, NodeKind};
 use crate::path;
+use crate::quota::{self, QuotaNode, StatsTrack};
 use crate::txn::*;
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
@@ -42,6 +43,8 @@ pub struct DataTree {
     /// collector looks at them instead of the whole tree (ZooKeeper keeps the same two sets).
     /// Persistent, so that [`DataTree::collection_view`] takes it in O(1).
     collectable: imbl::OrdSet<String>,
+    /// Paths that have a quota (a `zookeeper_limits` node), kept as those nodes come and go.
+    quotas: BTreeSet<String>,
 }
 
 /// Figures over every node, kept current by each insert, remove and data change.
@@ -117,6 +120,7 @@ impl DataTree {
             acl_cache: HashMap::new(),
             totals: Totals::default(),
             collectable: imbl::OrdSet::new(),
+            quotas: BTreeSet::new(),
         };
         let open = t.intern(Acl::open());
         let read = t.intern(Acl::read_only());
@@ -145,6 +149,9 @@ impl DataTree {
         if matches!(node.kind, NodeKind::Container | NodeKind::Ttl(_)) {
             self.collectable.insert(path.clone());
         }
+        if let Some((prefix, QuotaNode::Limits)) = quota::quota_node(&path) {
+            self.quotas.insert(prefix.to_string());
+        }
         if let Some(old) = self.nodes.insert(path.clone(), node) {
             self.totals.removed(&path, &old);
         }
@@ -157,7 +164,70 @@ impl DataTree {
         if matches!(node.kind, NodeKind::Container | NodeKind::Ttl(_)) {
             self.collectable.remove(path);
         }
+        if let Some((prefix, QuotaNode::Limits)) = quota::quota_node(path) {
+            self.quotas.remove(prefix);
+        }
         Some(node)
+    }
+
+    /// The deepest path with a quota that `path` is in (itself or an ancestor, by whole
+    /// components; never `/`), as ZooKeeper finds it in its path trie.
+    fn quota_of(&self, path: &str) -> Option<String> {
+        if self.quotas.is_empty() {
+            return None;
+        }
+        let mut p = path;
+        while p != "/" {
+            if self.quotas.contains(p) {
+                return Some(p.to_string());
+            }
+            p = path::parent(p);
+        }
+        None
+    }
+
+    /// Adds to the usage figures of the quota `path` falls under, if any.
+    fn account(&mut self, path: &str, count: i64, bytes: i64, undo: &mut Vec<Undo>) {
+        if let Some(prefix) = self.quota_of(path) {
+            let stats = quota::stats_path(&prefix);
+            if let Some(node) = self.nodes.get(&stats) {
+                let mut track = StatsTrack::parse(node.data.as_deref().unwrap_or_default());
+                track.add(count, bytes);
+                self.set_quietly(&stats, track.to_bytes(), undo);
+            }
+        }
+    }
+
+    /// Counts the subtree of `prefix` into its stats node (when the stats node is created).
+    fn recount(&mut self, prefix: &str, undo: &mut Vec<Undo>) {
+        let (count, bytes) = match self.subtree(prefix) {
+            Some(s) => s.usage(),
+            None => (0, 0),
+        };
+        let mut track = StatsTrack::default();
+        track.set("count", count);
+        track.set("bytes", bytes);
+        self.set_quietly(&quota::stats_path(prefix), track.to_bytes(), undo);
+    }
+
+    /// Replaces a node's data leaving its stat (version, zxids, times) alone and firing no
+    /// watch: how ZooKeeper keeps quota stats.
+    fn set_quietly(&mut self, path: &str, data: Vec<u8>, undo: &mut Vec<Undo>) {
+        let Some(node) = node_mut(&mut self.nodes, path) else {
+            return;
+        };
+        undo.push(Undo::Modified {
+            path: path.to_string(),
+            data: node.data.clone(),
+            acl: node.acl.clone(),
+            mzxid: node.mzxid,
+            mtime: node.mtime,
+            version: node.version,
+            aversion: node.aversion,
+        });
+        let data = Some(Bytes::from(data));
+        self.totals.data_changed(&node.data, &data);
+        node.data = data;
     }
 
     fn intern(&mut self, acl: Vec<Acl>) -> Arc<[Acl]> {
@@ -195,6 +265,7 @@ impl DataTree {
             acl_cache: HashMap::new(),
             totals: Totals::default(),
             collectable: imbl::OrdSet::new(),
+            quotas: BTreeSet::new(),
         })
     }
 
@@ -411,12 +482,14 @@ impl DataTree {
                     version: node.version,
                     aversion: node.aversion,
                 });
+                let bytes = data_len(&data) as i64 - data_len(&node.data) as i64;
                 self.totals.data_changed(&node.data, &data);
                 node.data = data;
                 node.mzxid = zxid;
                 node.mtime = time;
                 node.version = node.version.wrapping_add(1);
                 let stat = node.stat();
+                self.account(&path, 0, bytes, undo);
                 events.push(ChangeEvent {
                     kind: EventType::NodeDataChanged,
                     path,
@@ -524,10 +597,16 @@ impl DataTree {
         parent.children.insert(path::name(&path).to_string());
         let node = Node::new(c.data, acl, kind, zxid, time);
         let stat = node.stat();
+        let bytes = data_len(&node.data) as i64;
         self.put_node(path.clone(), Arc::new(node));
         if let NodeKind::Ephemeral(s) = kind {
             self.ephemerals.entry(s).or_default().insert(path.clone());
         }
+        if let Some((prefix, QuotaNode::Stats)) = quota::quota_node(&path) {
+            let prefix = prefix.to_string();
+            self.recount(&prefix, undo);
+        }
+        self.account(&path, 1, bytes, undo);
         events.push(ChangeEvent {
             kind: EventType::NodeCreated,
             path: path.clone(),
@@ -549,6 +628,7 @@ impl DataTree {
     ) -> Result<(), ErrorCode> {
         let parent_path = path::parent(path).to_string();
         let node = self.take_node(path).ok_or(ErrorCode::NoNode)?;
+        self.account(path, -1, -(data_len(&node.data) as i64), undo);
         if let NodeKind::Ephemeral(s) = node.kind {
             if let Some(set) = self.ephemerals.get_mut(&s) {
                 set.remove(path);
@@ -656,6 +736,20 @@ pub struct Subtree {
 }
 
 impl Subtree {
+    /// Nodes in the subtree, the root included, and the bytes of their data: a quota's usage.
+    pub fn usage(&self) -> (i64, i64) {
+        let (mut count, mut bytes) = (0, 0);
+        let mut stack = vec![self.root.clone()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(&p) {
+                count += 1;
+                bytes += data_len(&n.data) as i64;
+                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            }
+        }
+        (count, bytes)
+    }
+
     /// Nodes below the root, not counting it.
     pub fn descendant_count(&self) -> usize {
         let mut count = 0;
