@@ -67,14 +67,16 @@ impl Reply {
                     4 + n.children.len() * TYPICAL_CHILD + STAT
                 }
                 Ok(Answer::Acl(n)) => 4 + n.acl.len() * 64 + STAT,
-                Ok(Answer::MultiRead { parts, .. }) => parts
+                // Never more than the cap: a bigger reply is refused, not sent.
+                Ok(Answer::MultiRead { parts, max_bytes }) => parts
                     .iter()
                     .map(|p| match p {
                         Part::Data(n) => PART_HEADER + 4 + data_len(n) + STAT,
                         Part::Children(n) => PART_HEADER + 4 + n.children.len() * TYPICAL_CHILD,
                         Part::Error(_) => PART_HEADER + 4,
                     })
-                    .sum(),
+                    .sum::<usize>()
+                    .min(*max_bytes),
             }
     }
 

@@ -101,6 +101,11 @@ fn a_multiread_whose_reply_is_too_large_is_refused() {
     assert_eq!(f.err, ErrorCode::MarshallingError.code());
     assert!(f.body.is_empty());
     assert!(c.get("/big", false).is_ok(), "the connection goes on");
+    // One that would be far past the connection's whole outbound allowance (12 MB against
+    // 4 MiB + 128 KiB) is refused the same way, not taken for a client that stopped reading.
+    let (f, _) = c.call(&Request::MultiRead((0..200).map(|_| get()).collect()));
+    assert_eq!(f.err, ErrorCode::MarshallingError.code());
+    assert!(c.get("/big", false).is_ok(), "the connection goes on");
 }
 
 #[test]
