@@ -25,6 +25,9 @@ use tracing::{debug, info};
 /// Largest batch the writer gathers into one socket write.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
+/// Most bytes handed to the socket in one write before other tasks get to run.
+const WRITE_SLICE_BYTES: usize = 64 * 1024;
+
 enum Outbound {
     Frame(Bytes),
     /// Encoded by the writer (see [`crate::reply`]); charged its estimate until then.
@@ -154,6 +157,43 @@ impl Outbox {
     }
 }
 
+enum Written {
+    All,
+    Killed,
+    Failed(std::io::Error),
+    Stalled,
+}
+
+/// Writes `out` in slices of at most [`WRITE_SLICE_BYTES`], letting other connections run
+/// between slices: one socket write of megabytes would hold a worker thread while the kernel
+/// copies it, and every other client's reply would wait behind it (the "large multiReads" row
+/// in docs/benchmarks.md). A slice making no progress for `stall_timeout` gives up.
+async fn write_fairly<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    out: &[u8],
+    stall_timeout: Duration,
+    kill: &Notify,
+) -> Written {
+    let mut pos = 0;
+    while pos < out.len() {
+        let end = (pos + WRITE_SLICE_BYTES).min(out.len());
+        let result = tokio::select! {
+            r = tokio::time::timeout(stall_timeout, wr.write(&out[pos..end])) => r,
+            _ = kill.notified() => return Written::Killed,
+        };
+        match result {
+            Ok(Ok(0)) => return Written::Failed(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => pos += n,
+            Ok(Err(e)) => return Written::Failed(e),
+            Err(_) => return Written::Stalled,
+        }
+        if pos < out.len() {
+            tokio::task::yield_now().await;
+        }
+    }
+    Written::All
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut wr: W,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
@@ -202,17 +242,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
         if !out.is_empty() {
             let written = out.len();
-            let result = tokio::select! {
-                r = tokio::time::timeout(stall_timeout, wr.write_all(&out)) => r,
-                _ = shared.kill.notified() => break 'outer,
-            };
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
+            match write_fairly(&mut wr, &out, stall_timeout, &shared.kill).await {
+                Written::All => {}
+                Written::Killed => break 'outer,
+                Written::Failed(e) => {
                     debug!(remote = %shared.remote, "write failed: {e}");
                     break;
                 }
-                Err(_) => {
+                Written::Stalled => {
                     info!(
                         remote = %shared.remote,
                         queued = shared.queued.load(Ordering::Relaxed),
