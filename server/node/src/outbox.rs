@@ -201,7 +201,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     stall_timeout: Duration,
     closed: Arc<Notify>,
 ) {
+    // A batch is `pieces` (large node data, shared) followed by `out` (everything copied).
     let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut pieces: Vec<Bytes> = Vec::new();
     'outer: loop {
         let first = tokio::select! {
             m = rx.recv() => m,
@@ -210,15 +212,20 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         let Some(first) = first else { break };
         let mut close = false;
         let mut next = Some(first);
+        let mut batch = 0;
         while let Some(msg) = next {
             match msg {
-                Outbound::Frame(f) => out.extend_from_slice(&f),
+                Outbound::Frame(f) => {
+                    out.extend_from_slice(&f);
+                    batch += f.len();
+                }
                 Outbound::Reply(r) => {
                     // Charged its estimate when queued; from now on its real size.
                     let estimate = r.estimate();
-                    let before = out.len();
-                    r.encode(&mut out);
-                    let actual = out.len() - before;
+                    let before = out.len() + pieces.iter().map(Bytes::len).sum::<usize>();
+                    r.encode(&mut out, &mut pieces);
+                    let actual = out.len() + pieces.iter().map(Bytes::len).sum::<usize>() - before;
+                    batch += actual;
                     if actual >= estimate {
                         shared
                             .queued
@@ -234,15 +241,24 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     break;
                 }
             }
-            next = if out.len() < WRITE_BATCH_BYTES {
+            next = if batch < WRITE_BATCH_BYTES {
                 rx.try_recv().ok()
             } else {
                 None
             };
         }
-        if !out.is_empty() {
-            let written = out.len();
-            match write_fairly(&mut wr, &out, stall_timeout, &shared.kill).await {
+        if batch > 0 {
+            let mut result = Written::All;
+            for piece in pieces
+                .drain(..)
+                .chain(std::iter::once(out.split().freeze()))
+            {
+                result = write_fairly(&mut wr, &piece, stall_timeout, &shared.kill).await;
+                if !matches!(result, Written::All) {
+                    break;
+                }
+            }
+            match result {
                 Written::All => {}
                 Written::Killed => break 'outer,
                 Written::Failed(e) => {
@@ -258,8 +274,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     break;
                 }
             }
-            out.clear();
-            let left = shared.queued.fetch_sub(written, Ordering::Relaxed) - written;
+            let left = shared.queued.fetch_sub(batch, Ordering::Relaxed) - batch;
             if left <= shared.budget {
                 shared.room.notify_one();
             }

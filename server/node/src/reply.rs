@@ -6,7 +6,7 @@
 //! it was queued among the connection's other replies and notifications, so a watch event
 //! never overtakes the reply that set the watch.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use zooid_proto::*;
 use zooid_tree::{Node, Subtree};
@@ -44,6 +44,12 @@ pub struct Reply {
     pub answer: Result<Answer, ErrorCode>,
 }
 
+/// Node data this large is written to the socket from the node's own buffer; smaller data is
+/// copied into the writer's batch, which costs less than a write of its own. A 3 MiB multiRead
+/// copied whole held a worker thread long enough to show in other clients' p99 (the "large
+/// multiReads" row in docs/benchmarks.md).
+pub const SHARED_DATA_BYTES: usize = 16 * 1024;
+
 /// Bytes of a reply frame's length prefix and header.
 const HEADER: usize = 4 + 16;
 /// A Stat's encoded size.
@@ -80,13 +86,21 @@ impl Reply {
             }
     }
 
-    /// Appends the reply frame.
-    pub fn encode(self, b: &mut BytesMut) {
+    /// Appends the reply frame: the bytes to send are `pieces`, then `out` (node data of
+    /// [`SHARED_DATA_BYTES`] or more is sent from the node's own buffer, not copied).
+    pub fn encode(self, out: &mut BytesMut, pieces: &mut Vec<Bytes>) {
         let response = match self.answer {
             Err(e) => Err(e),
             Ok(a) => a.into_response(),
         };
-        encode_reply(b, self.xid, self.zxid, response.as_ref().map_err(|e| *e));
+        encode_reply_spliced(
+            out,
+            pieces,
+            SHARED_DATA_BYTES,
+            self.xid,
+            self.zxid,
+            response.as_ref().map_err(|e| *e),
+        );
     }
 }
 

@@ -1,7 +1,7 @@
 //! Jute primitive encoding: big-endian integers, length-prefixed buffers and strings where a
 //! length of -1 means null (distinct from empty), and count-prefixed vectors.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Why a record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,6 +131,10 @@ pub trait Writer {
     fn put_jlong(&mut self, v: i64);
     fn put_jbool(&mut self, v: bool);
     fn put_jbuffer(&mut self, v: Option<&[u8]>);
+    /// A buffer the writer may keep by reference instead of copying (node data in replies).
+    fn put_jbytes(&mut self, v: Option<&Bytes>) {
+        self.put_jbuffer(v.map(|b| &b[..]));
+    }
     fn put_jstring(&mut self, v: &str);
     fn put_jstrings(&mut self, v: &[String]);
 }

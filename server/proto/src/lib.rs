@@ -14,5 +14,6 @@ pub use jute::{DecodeError, Reader, Writer};
 pub use records::*;
 pub use request::{CreateRequest, Request, RequestError, SetWatches};
 pub use response::{
-    encode_frame, encode_notification, encode_reply, ClientInfo, OpResult, Response,
+    encode_frame, encode_notification, encode_reply, encode_reply_spliced, ClientInfo, OpResult,
+    Response,
 };

@@ -1,7 +1,6 @@
 //! Fixed jute records shared by many messages: Stat, ACLs, headers, the handshake, notifications.
 
 use crate::jute::{DecodeError, Reader, Writer};
-use bytes::BytesMut;
 
 /// Node metadata as sent to clients (68 bytes on the wire, in this field order).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,7 +21,7 @@ pub struct Stat {
 impl Stat {
     pub const WIRE_LEN: usize = 68;
 
-    pub fn encode(&self, b: &mut BytesMut) {
+    pub fn encode<W: Writer + ?Sized>(&self, b: &mut W) {
         b.put_jlong(self.czxid);
         b.put_jlong(self.mzxid);
         b.put_jlong(self.ctime);
@@ -100,7 +99,7 @@ impl Acl {
         })
     }
 
-    pub fn encode(&self, b: &mut BytesMut) {
+    pub fn encode<W: Writer + ?Sized>(&self, b: &mut W) {
         b.put_jint(self.perms);
         b.put_jstring(&self.id.scheme);
         b.put_jstring(&self.id.id);
@@ -110,7 +109,7 @@ impl Acl {
         r.vector(Acl::decode)
     }
 
-    pub fn encode_list(acls: &[Acl], b: &mut BytesMut) {
+    pub fn encode_list<W: Writer + ?Sized>(acls: &[Acl], b: &mut W) {
         b.put_jint(acls.len() as i32);
         for a in acls {
             a.encode(b);
@@ -148,7 +147,7 @@ impl ConnectRequest {
         Ok(req)
     }
 
-    pub fn encode(&self, b: &mut BytesMut) {
+    pub fn encode<W: Writer + ?Sized>(&self, b: &mut W) {
         b.put_jint(self.protocol_version);
         b.put_jlong(self.last_zxid_seen);
         b.put_jint(self.timeout_ms);
@@ -182,7 +181,7 @@ impl ConnectResponse {
         }
     }
 
-    pub fn encode(&self, b: &mut BytesMut) {
+    pub fn encode<W: Writer + ?Sized>(&self, b: &mut W) {
         b.put_jint(self.protocol_version);
         b.put_jint(self.timeout_ms);
         b.put_jlong(self.session_id);
@@ -231,7 +230,7 @@ impl RequestHeader {
         })
     }
 
-    pub fn encode(&self, b: &mut BytesMut) {
+    pub fn encode<W: Writer + ?Sized>(&self, b: &mut W) {
         b.put_jint(self.xid);
         b.put_jint(self.op);
     }
@@ -248,7 +247,7 @@ pub struct ReplyHeader {
 impl ReplyHeader {
     pub const WIRE_LEN: usize = 16;
 
-    pub fn encode(&self, b: &mut BytesMut) {
+    pub fn encode<W: Writer + ?Sized>(&self, b: &mut W) {
         b.put_jint(self.xid);
         b.put_jlong(self.zxid);
         b.put_jint(self.err);
@@ -272,7 +271,7 @@ pub struct WatcherEvent {
 }
 
 impl WatcherEvent {
-    pub fn encode(&self, b: &mut BytesMut) {
+    pub fn encode<W: Writer + ?Sized>(&self, b: &mut W) {
         b.put_jint(self.event_type);
         b.put_jint(self.state);
         b.put_jstring(&self.path);

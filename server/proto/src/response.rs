@@ -76,7 +76,7 @@ pub enum OpResult {
 }
 
 impl Response {
-    pub fn encode(&self, b: &mut BytesMut) {
+    pub fn encode<W: Writer + ?Sized>(&self, b: &mut W) {
         match self {
             Response::Empty => {}
             Response::Create { path } | Response::Sync { path } => b.put_jstring(path),
@@ -86,7 +86,7 @@ impl Response {
             }
             Response::Stat(s) => s.encode(b),
             Response::GetData { data, stat } => {
-                b.put_jbuffer(data.as_deref());
+                b.put_jbytes(data.as_ref());
                 stat.encode(b);
             }
             Response::GetAcl { acl, stat } => {
@@ -119,8 +119,8 @@ impl Response {
 }
 
 impl OpResult {
-    fn encode(&self, b: &mut BytesMut) {
-        let header = |b: &mut BytesMut, op: OpCode, err: i32| {
+    fn encode<W: Writer + ?Sized>(&self, b: &mut W) {
+        let header = |b: &mut W, op: OpCode, err: i32| {
             b.put_jint(op as i32);
             b.put_jbool(false);
             b.put_jint(err);
@@ -147,7 +147,7 @@ impl OpResult {
             }
             OpResult::GetData { data, stat } => {
                 header(b, OpCode::GetData, 0);
-                b.put_jbuffer(data.as_deref());
+                b.put_jbytes(data.as_ref());
                 stat.encode(b);
             }
             OpResult::Error(err) => {
@@ -202,6 +202,43 @@ impl OpResult {
 pub fn encode_reply(b: &mut BytesMut, xid: i32, zxid: i64, result: Result<&Response, ErrorCode>) {
     let start = b.len();
     b.put_jint(0);
+    encode_reply_body(b, xid, zxid, result);
+    patch_len(b, start);
+}
+
+/// Appends the same frame as [`encode_reply`] without copying node data of `min_shared` bytes
+/// or more: the bytes to send are the `pieces` in order, then `out`. A large buffer moves what
+/// `out` holds so far into `pieces`, followed by the buffer itself (shared, not copied).
+pub fn encode_reply_spliced(
+    out: &mut BytesMut,
+    pieces: &mut Vec<Bytes>,
+    min_shared: usize,
+    xid: i32,
+    zxid: i64,
+    result: Result<&Response, ErrorCode>,
+) {
+    // The length prefix comes first, so the body is measured before it is written.
+    let mut len = Measure(0);
+    encode_reply_body(&mut len, xid, zxid, result);
+    out.put_jint(len.0 as i32);
+    encode_reply_body(
+        &mut Spliced {
+            out,
+            pieces,
+            min_shared,
+        },
+        xid,
+        zxid,
+        result,
+    );
+}
+
+fn encode_reply_body<W: Writer + ?Sized>(
+    b: &mut W,
+    xid: i32,
+    zxid: i64,
+    result: Result<&Response, ErrorCode>,
+) {
     match result {
         Ok(resp) => {
             ReplyHeader { xid, zxid, err: 0 }.encode(b);
@@ -214,7 +251,68 @@ pub fn encode_reply(b: &mut BytesMut, xid: i32, zxid: i64, result: Result<&Respo
         }
         .encode(b),
     }
-    patch_len(b, start);
+}
+
+/// Counts the bytes an encoding would take.
+struct Measure(usize);
+
+impl Writer for Measure {
+    fn put_jint(&mut self, _: i32) {
+        self.0 += 4;
+    }
+    fn put_jlong(&mut self, _: i64) {
+        self.0 += 8;
+    }
+    fn put_jbool(&mut self, _: bool) {
+        self.0 += 1;
+    }
+    fn put_jbuffer(&mut self, v: Option<&[u8]>) {
+        self.0 += 4 + v.map_or(0, <[u8]>::len);
+    }
+    fn put_jstring(&mut self, v: &str) {
+        self.0 += 4 + v.len();
+    }
+    fn put_jstrings(&mut self, v: &[String]) {
+        self.0 += 4 + v.iter().map(|s| 4 + s.len()).sum::<usize>();
+    }
+}
+
+/// Copies small fields into `out`, keeps large buffers by reference (see [`encode_reply_spliced`]).
+struct Spliced<'a> {
+    out: &'a mut BytesMut,
+    pieces: &'a mut Vec<Bytes>,
+    min_shared: usize,
+}
+
+impl Writer for Spliced<'_> {
+    fn put_jint(&mut self, v: i32) {
+        self.out.put_jint(v);
+    }
+    fn put_jlong(&mut self, v: i64) {
+        self.out.put_jlong(v);
+    }
+    fn put_jbool(&mut self, v: bool) {
+        self.out.put_jbool(v);
+    }
+    fn put_jbuffer(&mut self, v: Option<&[u8]>) {
+        self.out.put_jbuffer(v);
+    }
+    fn put_jstring(&mut self, v: &str) {
+        self.out.put_jstring(v);
+    }
+    fn put_jstrings(&mut self, v: &[String]) {
+        self.out.put_jstrings(v);
+    }
+    fn put_jbytes(&mut self, v: Option<&Bytes>) {
+        match v {
+            Some(data) if data.len() >= self.min_shared => {
+                self.out.put_jint(data.len() as i32);
+                self.pieces.push(self.out.split().freeze());
+                self.pieces.push(data.clone());
+            }
+            _ => self.out.put_jbytes(v),
+        }
+    }
 }
 
 /// Appends one notification frame.

@@ -2,7 +2,7 @@
 //! Golden byte tests: the exact bytes ZooKeeper clients send and expect, written out by hand from
 //! the jute definitions (big-endian, -1 = null, no padding).
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use zooid_proto::*;
 
 fn hex(s: &str) -> Vec<u8> {
@@ -334,5 +334,44 @@ fn every_client_opcode_decodes_what_it_encodes() {
         let mut b = BytesMut::new();
         req.encode(&mut b);
         assert_eq!(Request::decode(req.opcode() as i32, &b).unwrap(), req);
+    }
+}
+
+#[test]
+fn spliced_reply_sends_the_same_bytes_without_copying_large_data() {
+    let big = Bytes::from(vec![7u8; 5000]);
+    let resp = Response::Multi(vec![
+        OpResult::GetData {
+            data: Some(Bytes::from_static(b"small")),
+            stat: Stat::default(),
+        },
+        OpResult::GetData {
+            data: Some(big.clone()),
+            stat: Stat::default(),
+        },
+        OpResult::GetData {
+            data: None,
+            stat: Stat::default(),
+        },
+        OpResult::GetChildren(vec!["a".into(), "bc".into()]),
+        OpResult::GetData {
+            data: Some(big.clone()),
+            stat: Stat::default(),
+        },
+    ]);
+    for result in [Ok(&resp), Err(ErrorCode::NoNode)] {
+        let mut whole = BytesMut::new();
+        encode_reply(&mut whole, 9, 42, result);
+        let mut out = BytesMut::new();
+        let mut pieces = Vec::new();
+        encode_reply_spliced(&mut out, &mut pieces, 1024, 9, 42, result);
+        let shared = pieces.iter().filter(|p| p.as_ptr() == big.as_ptr()).count();
+        assert_eq!(shared, if result.is_ok() { 2 } else { 0 });
+        let mut joined = Vec::new();
+        for p in &pieces {
+            joined.extend_from_slice(p);
+        }
+        joined.extend_from_slice(&out);
+        assert_eq!(joined, &whole[..]);
     }
 }
