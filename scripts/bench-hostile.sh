@@ -4,7 +4,9 @@
 # multiReads, against a standalone Zooid and then a standalone Apache ZooKeeper 3.8 (Debian's
 # `zookeeper`), each on loopback with its data on the same disk and every setting at its
 # default (ZooKeeper's heap capped at 2 GiB so that its unbounded queues cannot take the
-# machine). Prints one table per server.
+# machine). Prints one table per server. Zooid's table ends with a control row: the large
+# multiReads sent to a second Zooid instead, which shows what the machine itself (2 cores
+# shared by every process, the kernel's loopback copies) costs the fast clients.
 #
 # Usage: scripts/bench-hostile.sh [seconds per phase (default 10)] [zooid|zookeeper|both]
 set -euo pipefail
@@ -16,6 +18,7 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 ZK_PORT=22182
 ZD_PORT=22181
+CONTROL_PORT=22183
 
 # Serving once `srvr` reports a mode (ZooKeeper answers `ruok` before it serves sessions).
 srvr() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf srvr >&3 && cat <&3" 2>/dev/null; }
@@ -32,12 +35,16 @@ if [ "$WHICH" != zookeeper ]; then
   target/release/zooid --client-addr 127.0.0.1:$ZD_PORT --data-dir "$WORK/zooid" \
     --four-letter-words '*' >"$WORK/zooid.log" 2>&1 &
   ZD_PID=$!
+  target/release/zooid --client-addr 127.0.0.1:$CONTROL_PORT --data-dir "$WORK/control" \
+    >"$WORK/control.log" 2>&1 &
+  CONTROL_PID=$!
   wait_port $ZD_PORT
+  wait_port $CONTROL_PORT
   echo "== Zooid $(git describe --always --dirty), $SECS s per phase"
-  target/release/hostile-neighbours 127.0.0.1:$ZD_PORT $ZD_PID "$SECS"
+  target/release/hostile-neighbours 127.0.0.1:$ZD_PORT $ZD_PID "$SECS" 127.0.0.1:$CONTROL_PORT
   echo "connections Zooid cut for not reading: $(grep -c 'does not read\|read nothing' "$WORK/zooid.log" || true)"
-  kill $ZD_PID
-  wait $ZD_PID || true
+  kill $ZD_PID $CONTROL_PID
+  wait $ZD_PID $CONTROL_PID || true
 fi
 
 if [ "$WHICH" != zooid ]; then

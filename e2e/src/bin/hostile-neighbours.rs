@@ -9,7 +9,10 @@
 //! 3. beside a `mntr` loop (and `cons`, `wchs`) on fresh connections;
 //! 4. beside large multiReads: clients reading 3 MiB replies in a loop, and one asking for a
 //!    16 MiB reply in a loop (over Zooid's reply cap, refused there);
-//! 5. beside all of them at once.
+//! 5. beside all of them at once;
+//! 6. (with CONTROL_ADDR) the large multiReads of phase 4 sent to another server on the same
+//!    machine instead: what the machine itself (CPU, the kernel's loopback copies) costs the
+//!    fast clients, apart from anything the measured server does.
 //!
 //! For each phase it prints the fast clients' operations per second, p50 and p99 latency, and
 //! the server's peak resident memory (sampled from /proc every 20 ms).
@@ -18,7 +21,7 @@
 //! in a deployment they are other machines, so on a machine with few cores their own CPU time
 //! must not be what delays the fast clients; what the server spends on them still competes.
 //!
-//! Usage: hostile-neighbours ADDR PID [SECONDS_PER_PHASE]
+//! Usage: hostile-neighbours ADDR PID [SECONDS_PER_PHASE [CONTROL_ADDR]]
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
@@ -92,20 +95,30 @@ fn main() {
         return;
     }
     if args.len() < 3 {
-        eprintln!("usage: hostile-neighbours ADDR PID [SECONDS_PER_PHASE]");
+        eprintln!("usage: hostile-neighbours ADDR PID [SECONDS_PER_PHASE [CONTROL_ADDR]]");
         std::process::exit(2);
     }
     let addr: SocketAddr = args[1].parse().expect("ADDR: host:port");
     let pid: u32 = args[2].parse().expect("PID: the server's process id");
     let secs: u64 = args.get(3).map_or(10, |s| s.parse().expect("SECONDS"));
+    let control: Option<SocketAddr> = args.get(4).map(|s| s.parse().expect("CONTROL_ADDR"));
     setup(addr);
-    let phases: [(&str, &[Hostile]); 5] = [
-        ("alone", &[]),
-        ("slow consumers (4 connections)", &[Hostile::SlowConsumers]),
-        ("mntr/cons/wchs loop (2 threads)", &[Hostile::MonitorLoop]),
+    let mut phases: Vec<(&str, &[Hostile], SocketAddr)> = vec![
+        ("alone", &[], addr),
+        (
+            "slow consumers (4 connections)",
+            &[Hostile::SlowConsumers],
+            addr,
+        ),
+        (
+            "mntr/cons/wchs loop (2 threads)",
+            &[Hostile::MonitorLoop],
+            addr,
+        ),
         (
             "large multiReads (3 MiB ×2, 16 MiB ×1)",
             &[Hostile::LargeMultiReads],
+            addr,
         ),
         (
             "all of them",
@@ -114,14 +127,23 @@ fn main() {
                 Hostile::MonitorLoop,
                 Hostile::LargeMultiReads,
             ],
+            addr,
         ),
     ];
+    if let Some(control) = control {
+        setup(control);
+        phases.push((
+            "control: the large multiReads sent to another server",
+            &[Hostile::LargeMultiReads],
+            control,
+        ));
+    }
     println!(
         "| phase | reads/s | read p50 | read p99 | writes/s | write p50 | write p99 | peak RSS |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (name, hostiles) in phases {
-        let r = run_phase(addr, pid, hostiles, Duration::from_secs(secs));
+    for (name, hostiles, hostile_addr) in phases {
+        let r = run_phase(addr, pid, hostiles, hostile_addr, Duration::from_secs(secs));
         println!(
             "| {name} | {:.0} | {} | {} | {:.0} | {} | {} | {} MiB |",
             r.reads.len() as f64 / secs as f64,
@@ -184,7 +206,14 @@ struct PhaseResult {
     peak_rss_kib: u64,
 }
 
-fn run_phase(addr: SocketAddr, pid: u32, hostiles: &[Hostile], len: Duration) -> PhaseResult {
+/// Measures the fast clients on `addr` while `hostiles` run against `hostile_addr`.
+fn run_phase(
+    addr: SocketAddr,
+    pid: u32,
+    hostiles: &[Hostile],
+    hostile_addr: SocketAddr,
+    len: Duration,
+) -> PhaseResult {
     let stop = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));
     let mut helpers = Vec::new();
@@ -204,7 +233,7 @@ fn run_phase(addr: SocketAddr, pid: u32, hostiles: &[Hostile], len: Duration) ->
             std::process::Command::new("nice")
                 .args(["-n", "19"])
                 .arg(&exe)
-                .args(["--load", h.name(), &addr.to_string()])
+                .args(["--load", h.name(), &hostile_addr.to_string()])
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .expect("starting a hostile load (is `nice` installed?)")
