@@ -222,3 +222,73 @@ fn a_client_that_never_reads_is_cut_and_memory_stays_bounded() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_client_flooded_with_notifications_it_never_reads_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proc::spawn(
+        dir.path(),
+        &[
+            "--max-conn-outbound-bytes",
+            "1048576",
+            "--max-reply-bytes",
+            "1048576",
+            // Long enough that only the queue's hard limit can be what cuts the client.
+            "--slow-client-timeout-ms",
+            "60000",
+        ],
+        None,
+    );
+    // 8,000 watched nodes with 4 KiB names: 32 MiB of notifications, far more than the
+    // socket buffers between the server and the client can hold.
+    const NODES: usize = 8000;
+    let name = |i: usize| format!("/n{i:05}{}", "x".repeat(4000));
+    let op = |i: usize, create: bool| {
+        if create {
+            Request::Create(CreateRequest {
+                op: OpCode::Create,
+                path: name(i),
+                data: None,
+                acl: Acl::open(),
+                flags: 0,
+                ttl: -1,
+            })
+        } else {
+            Request::Delete {
+                path: name(i),
+                version: -1,
+            }
+        }
+    };
+    let mut writer = RawClient::connect(p.addr);
+    for batch in (0..NODES).step_by(100) {
+        let (f, _) = writer.call(&Request::Multi(
+            (batch..batch + 100).map(|i| op(i, true)).collect(),
+        ));
+        assert_eq!(f.err, 0);
+    }
+    let mut flooded = RawClient::connect(p.addr);
+    for i in 0..NODES {
+        flooded.get(&name(i), true).unwrap();
+    }
+    let before = p.peak_rss_kib();
+
+    // The flooded client reads nothing from here on; every delete notifies it.
+    for batch in (0..NODES).step_by(100) {
+        let (f, _) = writer.call(&Request::Multi(
+            (batch..batch + 100).map(|i| op(i, false)).collect(),
+        ));
+        assert_eq!(
+            f.err, 0,
+            "the writer is served while another client is flooded"
+        );
+    }
+    closed_within(&mut flooded.stream, Duration::from_secs(10))
+        .expect("the flooded client's connection is closed");
+    let grown_mib = p.peak_rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 16,
+        "peak RSS grew {grown_mib} MiB while 32 MiB of notifications went unread"
+    );
+    assert!(writer.get("/", false).is_ok());
+}

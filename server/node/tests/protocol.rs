@@ -379,6 +379,39 @@ fn close_and_expiry_delete_ephemerals_and_fire_watches() {
 }
 
 #[test]
+fn a_session_whose_close_was_read_cannot_be_resumed() {
+    let srv = start(|_| {});
+    let mut watcher = RawClient::connect(srv.addr);
+    let mut c = RawClient::connect(srv.addr);
+    c.create("/held", b"", CreateMode::Ephemeral.flags())
+        .unwrap();
+    watcher.get("/held", true).unwrap();
+    let (id, pw) = (c.session_id, c.passwd);
+    // Writes pipelined ahead of the close (fewer than the connection's outstanding limit, so
+    // the server reads the close at once) keep it waiting to be ordered while the resume
+    // arrives: the window in which the session is closing but not yet closed.
+    for _ in 0..100 {
+        c.send(&Request::SetData {
+            path: "/held".into(),
+            data: Some(vec![1; 1024]),
+            version: -1,
+        });
+    }
+    c.send(&Request::CloseSession);
+    let resumed = RawClient::connect_with(srv.addr, id, pw, 30000, 0);
+    assert!(
+        resumed.is_none(),
+        "a session was resumed after its closeSession was read"
+    );
+    let e = watcher.next_event();
+    assert_eq!(e.path, "/held");
+    // Every setData came first, then the close deleted the ephemeral.
+    assert_eq!(e.event_type, EventType::NodeDataChanged as i32);
+    assert_eq!(watcher.get("/held", false), Err(ErrorCode::NoNode.code()));
+    assert!(RawClient::connect_with(srv.addr, id, pw, 30000, 0).is_none());
+}
+
+#[test]
 fn pings_keep_a_session_alive() {
     let srv = start(|cfg| cfg.tick_time_ms = 100);
     let mut c = RawClient::connect_with(srv.addr, 0, [0; 16], 200, 0).unwrap();
