@@ -10,9 +10,10 @@
 //! 4. beside large multiReads: clients reading 3 MiB replies in a loop, and one asking for a
 //!    16 MiB reply in a loop (over Zooid's reply cap, refused there);
 //! 5. beside all of them at once;
-//! 6. (with CONTROL_ADDR) the large multiReads of phase 4 sent to another server on the same
-//!    machine instead: what the machine itself (CPU, the kernel's loopback copies) costs the
-//!    fast clients, apart from anything the measured server does.
+//! 6. (with CONTROL_ADDR) the `mntr` loop of phase 3, then the large multiReads of phase 4,
+//!    sent to another server on the same machine instead: what the machine itself (CPU, the
+//!    kernel's TCP work on loopback) costs the fast clients, apart from anything the measured
+//!    server does.
 //!
 //! For each phase it prints the fast clients' operations per second, p50 and p99 latency, and
 //! the server's peak resident memory (sampled from /proc every 20 ms).
@@ -132,6 +133,11 @@ fn main() {
     ];
     if let Some(control) = control {
         setup(control);
+        phases.push((
+            "control: the mntr loop sent to another server",
+            &[Hostile::MonitorLoop],
+            control,
+        ));
         phases.push((
             "control: the large multiReads sent to another server",
             &[Hostile::LargeMultiReads],
