@@ -1,8 +1,13 @@
 //! Server settings. Every key is a command-line flag and an environment variable named after
-//! it (`--max-client-cnxns` is `ZOOID_MAX_CLIENT_CNXNS`). The limits that bound what one client
-//! can make the server hold are grouped here; `docs/limits.md` says what each one protects.
+//! it (`--max-client-cnxns` is `ZOOID_MAX_CLIENT_CNXNS`), and a key of a ZooKeeper-style
+//! `zoo.cfg` given with `--config` (see [`crate::zoocfg`]); flags and variables override the
+//! file. The limits that bound what one client can make the server hold are grouped here;
+//! `docs/limits.md` says what each one protects.
 
-use clap::Parser;
+use crate::zoocfg::{self, Member, ZooCfgError};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +44,11 @@ pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
     about = "A ZooKeeper-compatible coordination server"
 )]
 pub struct Config {
+    /// A ZooKeeper configuration file (zoo.cfg) to read; flags and environment variables
+    /// override what it says. With `server.N` lines, `myid` in the data dir names this server.
+    #[arg(long, env = "ZOOID_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Address the client port listens on: host:port (a name or an address), or a bare port,
     /// which listens on loopback. `0.0.0.0:2181` listens on every interface.
     #[arg(long, env = "ZOOID_CLIENT_ADDR", default_value = "127.0.0.1:2181", value_parser = parse_listen_addr)]
@@ -47,6 +57,11 @@ pub struct Config {
     /// Directory for the log and snapshots.
     #[arg(long, env = "ZOOID_DATA_DIR", default_value = "./zooid-data")]
     pub data_dir: PathBuf,
+
+    /// Directory for the log (ZooKeeper's `dataLogDir`), to put it on a disk of its own; by
+    /// default it is in the data dir.
+    #[arg(long, env = "ZOOID_DATA_LOG_DIR")]
+    pub data_log_dir: Option<PathBuf>,
 
     /// ZooKeeper's tickTime in milliseconds; session timeout bounds derive from it.
     #[arg(long, env = "ZOOID_TICK_TIME_MS", default_value_t = 2000)]
@@ -133,12 +148,148 @@ pub struct Config {
     /// server stops anyway.
     #[arg(long, env = "ZOOID_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
+
+    /// The members, when the configuration file describes an ensemble.
+    #[arg(skip)]
+    pub ensemble: Option<Ensemble>,
+
+    /// ZooKeeper keys of the configuration file that Zooid does not use, and keys neither
+    /// knows (logged once at start).
+    #[arg(skip)]
+    pub unused_keys: Vec<String>,
+    #[arg(skip)]
+    pub unknown_keys: Vec<String>,
+}
+
+/// An ensemble as a zoo.cfg describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ensemble {
+    /// This server's id (`myid`).
+    pub my_id: u64,
+    pub members: Vec<Member>,
+    pub reconfig_enabled: bool,
+}
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    File(#[from] ZooCfgError),
+    #[error("{path}:{line}: {key}: {reason}")]
+    Value {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Flags(#[from] clap::Error),
 }
 
 impl Config {
     /// Defaults, as if no flag were given (used by tests and embedders).
     pub fn defaults() -> Self {
         Config::parse_from(["zooid"])
+    }
+
+    /// Reads the command line (`args`, program name first), the environment, and the zoo.cfg
+    /// named by `--config`, in that order of precedence.
+    pub fn load<I, T>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let matches = Config::command().try_get_matches_from(&args)?;
+        let first = Config::from_arg_matches(&matches)?;
+        let Some(path) = first.config.clone() else {
+            return Ok(first);
+        };
+        let file = zoocfg::load(&path)?;
+        // A setting given as a flag or a variable wins over the file.
+        let from_file = |id: &str| {
+            !matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        let mut extra: Vec<String> = Vec::new();
+        for (flag, (value, line)) in &file.flags {
+            if !from_file(&flag.replace('-', "_")) {
+                continue;
+            }
+            let arg = format!("--{flag}={value}");
+            // Checked one by one, so that a bad value is reported with its line.
+            if let Err(e) = Config::command().try_get_matches_from(["zooid", arg.as_str()]) {
+                let key = zoocfg::KEYS
+                    .iter()
+                    .find(|(_, f)| f == flag)
+                    .map_or(*flag, |(k, _)| k);
+                return Err(ConfigError::Value {
+                    path: path.clone(),
+                    line: *line,
+                    key: key.to_string(),
+                    reason: first_line(&e.to_string()),
+                });
+            }
+            extra.push(arg);
+        }
+        let data_dir = match file.flags.get("data-dir") {
+            Some((d, _)) if from_file("data_dir") => PathBuf::from(d),
+            _ => first.data_dir.clone(),
+        };
+        let ensemble =
+            if file.members.len() > 1 || !file.standalone_enabled {
+                let my_id = zoocfg::read_myid(&data_dir)?;
+                let me = file.members.iter().find(|m| m.id == my_id).ok_or_else(|| {
+                    ZooCfgError::File {
+                        path: path.clone(),
+                        reason: format!(
+                            "myid in {} is {my_id}, but there is no server.{my_id} line",
+                            data_dir.display()
+                        ),
+                    }
+                })?;
+                Some((me.client.clone(), my_id))
+            } else {
+                None
+            };
+        // The client address: this member's `;[host:]port`, else clientPort and
+        // clientPortAddress; ZooKeeper listens on every interface when no host is given.
+        if from_file("client_addr") {
+            let own = ensemble.as_ref().and_then(|(c, _)| c.clone());
+            let (host, port) = match own {
+                Some((host, port)) => (host.or(file.client_port_address.clone()), Some(port)),
+                None => (file.client_port_address.clone(), file.client_port),
+            };
+            if let Some(port) = port {
+                let host = host.unwrap_or_else(|| "0.0.0.0".into());
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                extra.push(format!("--client-addr={host}:{port}"));
+            }
+        }
+        args.extend(extra.into_iter().map(OsString::from));
+        let matches = Config::command().try_get_matches_from(&args)?;
+        let mut config = Config::from_arg_matches(&matches)?;
+        config.ensemble = ensemble.map(|(_, my_id)| Ensemble {
+            my_id,
+            members: file.members.clone(),
+            reconfig_enabled: file.reconfig_enabled,
+        });
+        config.unused_keys = file.unused.clone();
+        config.unknown_keys = file.unknown.clone();
+        // Read and checked, but Zooid's elections keep their own timing (docs/ensembles.md).
+        if file.init_limit.is_some() {
+            config.unused_keys.push("initLimit".into());
+        }
+        if file.sync_limit.is_some() {
+            config.unused_keys.push("syncLimit".into());
+        }
+        Ok(config)
     }
 
     pub fn min_session_timeout(&self) -> u32 {
@@ -221,6 +372,11 @@ impl Config {
             .map(str::trim)
             .any(|w| w == "*" || w == word)
     }
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s);
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
 #[cfg(test)]

@@ -46,9 +46,12 @@ pub fn answer(word: &str, config: &Config, state: &State) -> String {
             let _ = writeln!(out, "clientPort={}", config.client_addr.port());
             let _ = writeln!(out, "clientPortAddress={}", config.client_addr.ip());
             let _ = writeln!(out, "dataDir={}", config.data_dir.display());
+            let log_dir = config.data_log_dir.as_ref().unwrap_or(&config.data_dir);
+            let _ = writeln!(out, "dataLogDir={}", log_dir.display());
             let _ = writeln!(out, "tickTime={}", config.tick_time_ms);
             let _ = writeln!(out, "minSessionTimeout={}", config.min_session_timeout());
             let _ = writeln!(out, "maxSessionTimeout={}", config.max_session_timeout());
+            let _ = writeln!(out, "maxClientCnxns={}", config.max_client_cnxns);
             let _ = writeln!(out, "serverId=0");
         }
         "envi" => {

@@ -14,6 +14,7 @@ pub mod reply;
 pub mod server;
 pub mod state;
 pub mod watches;
+pub mod zoocfg;
 
 pub use config::Config;
 pub use server::Server;

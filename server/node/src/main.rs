@@ -7,7 +7,6 @@ use tracing::{info, warn};
 /// page faults, where the system allocator returned them to the kernel and zeroed new pages.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use clap::Parser;
 use std::time::Duration;
 use zooid_server::{Config, Server};
 
@@ -39,8 +38,19 @@ fn collect_freed_memory() {
     unsafe { libmimalloc_sys::mi_collect(false) }
 }
 
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with its causes, never a backtrace: this is read by operators.
+            eprintln!("zooid: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     // Colours only for a person at a terminal, never in files or log collectors (and never
     // when NO_COLOR is set).
     let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -51,9 +61,39 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,openraft=warn,raft_log=warn,chunked_wal=warn".into()),
         )
         .init();
-    let config = Config::parse();
+    let config = match Config::load(std::env::args_os()) {
+        Ok(c) => c,
+        // --help, --version and bad flags, as clap prints them.
+        Err(zooid_server::config::ConfigError::Flags(e)) => e.exit(),
+        Err(e) => anyhow::bail!("invalid configuration: {e}"),
+    };
     if let Err(e) = config.validate() {
         anyhow::bail!("invalid configuration: {e}");
+    }
+    if !config.unused_keys.is_empty() || !config.unknown_keys.is_empty() {
+        warn!(
+            unused = config.unused_keys.join(", "),
+            unknown = config.unknown_keys.join(", "),
+            "keys of {} that Zooid does not use (unknown ones may be typos)",
+            config
+                .config
+                .as_deref()
+                .unwrap_or(std::path::Path::new("?"))
+                .display()
+        );
+    }
+    if let Some(ensemble) = &config.ensemble {
+        anyhow::bail!(
+            "{} describes an ensemble of {} servers (this is server.{}); this build runs \
+             standalone servers only: keep one server.N line, or none",
+            config
+                .config
+                .as_deref()
+                .unwrap_or(std::path::Path::new("?"))
+                .display(),
+            ensemble.members.len(),
+            ensemble.my_id
+        );
     }
     match rlimit::increase_nofile_limit(WANTED_OPEN_FILES) {
         Ok(n) if n < 4096 => warn!("open files limited to {n}: at most about that many clients"),

@@ -136,6 +136,7 @@ impl Server {
             ConsensusConfig {
                 node_id: NODE_ID,
                 dir: shared.config.data_dir.clone(),
+                log_dir: shared.config.data_log_dir.clone(),
                 group_commit_wait: Duration::from_micros(shared.config.group_commit_wait_us),
                 snapshot_every: shared.config.snapshot_every,
                 snapshot_every_bytes: shared.config.snapshot_every_bytes,

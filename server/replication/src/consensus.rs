@@ -18,8 +18,10 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct ConsensusConfig {
     pub node_id: NodeId,
-    /// Holds `log/` (the WAL) and `snapshots/`.
+    /// Holds `snapshots/`, and `log/` (the WAL) unless `log_dir` is set.
     pub dir: PathBuf,
+    /// Where the WAL's `log/` goes instead (ZooKeeper's `dataLogDir`: a disk of its own).
+    pub log_dir: Option<PathBuf>,
     /// How long the WAL waits to gather concurrent appends into one fsync.
     pub group_commit_wait: Duration,
     /// A snapshot is taken after this many entries since the previous one...
@@ -93,7 +95,7 @@ impl Consensus {
     ) -> Result<Consensus, ConsensusError> {
         let (failure_tx, failure) = watch::channel(None);
         let proposer = Arc::new(Proposer::new(config.snapshot_every_bytes, failure_tx));
-        let log_dir = config.dir.join("log");
+        let log_dir = config.log_dir.as_ref().unwrap_or(&config.dir).join("log");
         match crate::wal_check::check(&log_dir) {
             Ok(crate::wal_check::WalHealth::Intact) => {}
             Ok(crate::wal_check::WalHealth::TornTail { file, offset }) => tracing::warn!(

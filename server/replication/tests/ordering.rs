@@ -33,6 +33,7 @@ async fn burst_is_ordered_and_batched() {
         ConsensusConfig {
             node_id: 1,
             dir: dir.path().into(),
+            log_dir: None,
             group_commit_wait: Duration::ZERO,
             snapshot_every: 100_000,
             snapshot_every_bytes: 1 << 30,
@@ -98,6 +99,7 @@ async fn snapshots_purge_the_log_and_its_space_is_freed() {
     let config = ConsensusConfig {
         node_id: 1,
         dir: dir.path().into(),
+        log_dir: None,
         group_commit_wait: Duration::ZERO,
         snapshot_every: 1_000_000,
         snapshot_every_bytes: 1 << 20,

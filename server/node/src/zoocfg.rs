@@ -1,0 +1,493 @@
+//! ZooKeeper's own configuration file, read as ZooKeeper reads it, so that an existing
+//! ensemble's `zoo.cfg` and `myid` start Zooid unchanged.
+//!
+//! The file is a Java properties file: `key=value` (or `key: value`, or `key value`), `#` and
+//! `!` comments. Keys map onto Zooid's flags (ZooKeeper's keys where it has them, Zooid's own
+//! in the same camelCase form, listed in [`KEYS`]); `server.N` lines describe the members;
+//! keys ZooKeeper knows that Zooid does not use are named in one warning at start. A line
+//! that is not a property, a bad value or a bad `server.N` is an error naming the file and
+//! the line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A zoo.cfg key and the `zooid` flag it sets (the flag's long name).
+pub const KEYS: &[(&str, &str)] = &[
+    ("tickTime", "tick-time-ms"),
+    ("dataDir", "data-dir"),
+    ("dataLogDir", "data-log-dir"),
+    ("minSessionTimeout", "min-session-timeout-ms"),
+    ("maxSessionTimeout", "max-session-timeout-ms"),
+    ("maxClientCnxns", "max-client-cnxns"),
+    ("globalOutstandingLimit", "global-outstanding-limit"),
+    ("jute.maxbuffer", "max-frame-bytes"),
+    ("4lw.commands.whitelist", "four-letter-words"),
+    ("extendedTypesEnabled", "extended-types"),
+    ("zookeeper.extendedTypesEnabled", "extended-types"),
+    ("snapCount", "snapshot-every"),
+    // Zooid's own, in ZooKeeper's style.
+    ("groupCommitWaitUs", "group-commit-wait-us"),
+    ("snapshotEveryBytes", "snapshot-every-bytes"),
+    ("containerCheckMs", "container-check-ms"),
+    ("handshakeTimeoutMs", "handshake-timeout-ms"),
+    ("maxConnOutstanding", "max-conn-outstanding"),
+    ("maxConnOutboundBytes", "max-conn-outbound-bytes"),
+    ("slowClientTimeoutMs", "slow-client-timeout-ms"),
+    ("maxReplyBytes", "max-reply-bytes"),
+    ("shutdownTimeoutMs", "shutdown-timeout-ms"),
+];
+
+/// Keys read here rather than mapped onto one flag.
+const STRUCTURAL: &[&str] = &[
+    "clientPort",
+    "clientPortAddress",
+    "dynamicConfigFile",
+    "reconfigEnabled",
+    "standaloneEnabled",
+    "initLimit",
+    "syncLimit",
+];
+
+/// Whether a member votes (a participant) or only follows (an observer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Participant,
+    Observer,
+}
+
+/// One `server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    pub host: String,
+    /// The peer port: Zooid's replication traffic.
+    pub quorum_port: u16,
+    /// Accepted for compatibility; Zooid's elections run over the peer port.
+    pub election_port: u16,
+    pub role: Role,
+    /// Where this member serves clients, when the line says so.
+    pub client: Option<(Option<String>, u16)>,
+}
+
+impl Member {
+    /// `host:quorumPort`, the address peers reach this member on.
+    pub fn peer_addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.quorum_port)
+        } else {
+            format!("{}:{}", self.host, self.quorum_port)
+        }
+    }
+}
+
+/// What a zoo.cfg says, before it is applied to the flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZooCfg {
+    /// Flag long name → (value, line number), for every mapped key.
+    pub flags: BTreeMap<&'static str, (String, usize)>,
+    pub client_port: Option<u16>,
+    pub client_port_address: Option<String>,
+    pub members: Vec<Member>,
+    pub dynamic_config_file: Option<PathBuf>,
+    pub reconfig_enabled: bool,
+    pub standalone_enabled: bool,
+    pub init_limit: Option<u32>,
+    pub sync_limit: Option<u32>,
+    /// ZooKeeper's keys that Zooid does not use, in file order.
+    pub unused: Vec<String>,
+    /// Keys neither ZooKeeper nor Zooid knows (ZooKeeper takes them as system properties;
+    /// often a typo).
+    pub unknown: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ZooCfgError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {reason}")]
+    Line {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+/// Splits one properties line into key and value, as `java.util.Properties` does: the key ends
+/// at the first `=`, `:` or whitespace; blanks around the separator are dropped.
+fn property(line: &str) -> Option<(&str, &str)> {
+    let line = line.trim_start();
+    let end = line.find(|c: char| c == '=' || c == ':' || c.is_whitespace())?;
+    let (key, rest) = line.split_at(end);
+    let rest = rest.trim_start();
+    let rest = rest
+        .strip_prefix('=')
+        .or_else(|| rest.strip_prefix(':'))
+        .unwrap_or(rest);
+    Some((key, rest.trim()))
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" => Some(true),
+        "false" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses `host:quorumPort:electionPort[:participant|observer][;[clientHost:]clientPort]`.
+pub fn parse_member(id: u64, value: &str) -> Result<Member, String> {
+    let (peer, client) = match value.split_once(';') {
+        Some((p, c)) => (p.trim(), Some(c.trim())),
+        None => (value.trim(), None),
+    };
+    // The host may be an IPv6 address in brackets.
+    let (host, rest) = if let Some(after) = peer.strip_prefix('[') {
+        let (h, r) = after
+            .split_once(']')
+            .ok_or_else(|| format!("unclosed '[' in {peer:?}"))?;
+        (h.to_string(), r.strip_prefix(':').unwrap_or(r))
+    } else {
+        let (h, r) = peer
+            .split_once(':')
+            .ok_or_else(|| format!("{peer:?} is not host:quorumPort:electionPort"))?;
+        (h.to_string(), r)
+    };
+    if host.is_empty() {
+        return Err("empty host".into());
+    }
+    let parts: Vec<&str> = rest.split(':').collect();
+    if parts.len() < 2 || parts.len() > 3 {
+        return Err(format!(
+            "{peer:?} is not host:quorumPort:electionPort[:participant|observer]"
+        ));
+    }
+    let port = |s: &str, what: &str| {
+        s.parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{what} {s:?} is not a port number"))
+    };
+    let quorum_port = port(parts[0], "quorum port")?;
+    let election_port = port(parts[1], "election port")?;
+    let role = match parts.get(2).map(|r| r.to_ascii_lowercase()) {
+        None => Role::Participant,
+        Some(r) if r == "participant" => Role::Participant,
+        Some(r) if r == "observer" => Role::Observer,
+        Some(r) => return Err(format!("role {r:?} is neither participant nor observer")),
+    };
+    let client = match client {
+        None | Some("") => None,
+        Some(c) => Some(match c.rsplit_once(':') {
+            Some((h, p)) => {
+                let h = h.trim_start_matches('[').trim_end_matches(']');
+                (Some(h.to_string()), port(p, "client port")?)
+            }
+            None => (None, port(c, "client port")?),
+        }),
+    };
+    Ok(Member {
+        id,
+        host,
+        quorum_port,
+        election_port,
+        role,
+        client,
+    })
+}
+
+/// Keys ZooKeeper reads that Zooid has no use for, or not yet; named in the start-up warning.
+fn is_known_unused(key: &str) -> bool {
+    key.starts_with("autopurge.")
+        || key.starts_with("admin.")
+        || key.starts_with("metricsProvider.")
+        || key.starts_with("ssl.")
+        || key.starts_with("authProvider.")
+        || key.starts_with("zookeeper.")
+        || matches!(
+            key,
+            "secureClientPort"
+                | "electionAlg"
+                | "peerType"
+                | "quorumListenOnAllIPs"
+                | "forceSync"
+                | "preAllocSize"
+                | "leaderServes"
+                | "cnxTimeout"
+                | "syncEnabled"
+                | "localSessionsEnabled"
+                | "localSessionsUpgradingEnabled"
+                | "maxResponseCacheSize"
+                | "serverCnxnFactory"
+                | "secureClientPortAddress"
+        )
+}
+
+/// Parses the text of a zoo.cfg (or of a dynamic config file, which holds `server.N` lines
+/// only). `path` only names the file in errors.
+pub fn parse(text: &str, path: &Path) -> Result<ZooCfg, ZooCfgError> {
+    let mut cfg = ZooCfg {
+        reconfig_enabled: false,
+        standalone_enabled: true,
+        ..Default::default()
+    };
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let err = |reason: String| ZooCfgError::Line {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
+            continue;
+        }
+        if trimmed.ends_with('\\') {
+            return Err(err("continued lines are not supported".into()));
+        }
+        let Some((key, value)) = property(trimmed) else {
+            return Err(err(format!("{trimmed:?} is not key=value")));
+        };
+        if value.is_empty() {
+            return Err(err(format!("{key} has no value")));
+        }
+        if let Some(n) = key.strip_prefix("server.") {
+            let id = n
+                .parse::<u64>()
+                .ok()
+                .filter(|id| (1..=255).contains(id))
+                .ok_or_else(|| err(format!("server id {n:?} is not a number from 1 to 255")))?;
+            if cfg.members.iter().any(|m| m.id == id) {
+                return Err(err(format!("server.{id} is given twice")));
+            }
+            cfg.members
+                .push(parse_member(id, value).map_err(|r| err(format!("{key}: {r}")))?);
+            continue;
+        }
+        if key == "version" {
+            // A dynamic config file may carry its version; the log keeps Zooid's own.
+            continue;
+        }
+        if let Some((_, flag)) = KEYS.iter().find(|(k, _)| *k == key) {
+            cfg.flags.insert(flag, (value.to_string(), line));
+            continue;
+        }
+        let number = |what: &str| {
+            value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| err(format!("{what} {value:?} is not a positive number")))
+        };
+        match key {
+            "clientPort" => {
+                cfg.client_port = Some(
+                    value
+                        .parse::<u16>()
+                        .map_err(|_| err(format!("clientPort {value:?} is not a port number")))?,
+                )
+            }
+            "clientPortAddress" => cfg.client_port_address = Some(value.to_string()),
+            "dynamicConfigFile" => cfg.dynamic_config_file = Some(PathBuf::from(value)),
+            "reconfigEnabled" | "standaloneEnabled" => {
+                let b = parse_bool(value)
+                    .ok_or_else(|| err(format!("{key} {value:?} is neither true nor false")))?;
+                if key == "reconfigEnabled" {
+                    cfg.reconfig_enabled = b;
+                } else {
+                    cfg.standalone_enabled = b;
+                }
+            }
+            "initLimit" => cfg.init_limit = Some(number("initLimit")?),
+            "syncLimit" => cfg.sync_limit = Some(number("syncLimit")?),
+            _ => {
+                debug_assert!(!STRUCTURAL.contains(&key));
+                if is_known_unused(key) {
+                    cfg.unused.push(key.to_string());
+                } else {
+                    cfg.unknown.push(key.to_string());
+                }
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// Reads `path`, and the dynamic config file it names (whose `server.N` lines then describe
+/// the members; relative names are taken from the zoo.cfg's own folder first, as ZooKeeper
+/// writes them next to it).
+pub fn load(path: &Path) -> Result<ZooCfg, ZooCfgError> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|source| ZooCfgError::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    let mut cfg = parse(&read(path)?, path)?;
+    if let Some(dynamic) = cfg.dynamic_config_file.clone() {
+        let beside = path.parent().map(|d| d.join(&dynamic));
+        let dynamic = match beside {
+            Some(b) if dynamic.is_relative() && b.exists() => b,
+            _ => dynamic,
+        };
+        let d = parse(&read(&dynamic)?, &dynamic)?;
+        if !cfg.members.is_empty() && !d.members.is_empty() {
+            return Err(ZooCfgError::File {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "server.N lines are given both here and in {}; keep them in one place",
+                    dynamic.display()
+                ),
+            });
+        }
+        let other = d.flags.keys().next().copied().or(d
+            .unused
+            .iter()
+            .chain(&d.unknown)
+            .next()
+            .map(|_| ""));
+        if let Some(key) = other {
+            return Err(ZooCfgError::File {
+                path: dynamic,
+                reason: format!(
+                    "a dynamic config file holds server.N lines only (found {})",
+                    if key.is_empty() { "other keys" } else { key }
+                ),
+            });
+        }
+        cfg.members = d.members;
+    }
+    Ok(cfg)
+}
+
+/// Reads `myid` in the data directory: this server's id among the members.
+pub fn read_myid(data_dir: &Path) -> Result<u64, ZooCfgError> {
+    let path = data_dir.join("myid");
+    let text = std::fs::read_to_string(&path).map_err(|source| ZooCfgError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|id| (1..=255).contains(id))
+        .ok_or_else(|| ZooCfgError::File {
+            path,
+            reason: format!("{:?} is not a server id from 1 to 255", text.trim()),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<ZooCfg, ZooCfgError> {
+        parse(text, Path::new("zoo.cfg"))
+    }
+
+    #[test]
+    fn a_zookeeper_38_sample_config_parses() {
+        let cfg = p("# The number of milliseconds of each tick\n\
+             tickTime=2000\n\
+             initLimit=10\n\
+             syncLimit=5\n\
+             dataDir=/var/lib/zookeeper\n\
+             clientPort=2181\n\
+             #maxClientCnxns=60\n\
+             autopurge.snapRetainCount=3\n\
+             autopurge.purgeInterval=1\n\
+             tickTyme=3\n\
+             4lw.commands.whitelist=srvr, mntr\n\
+             server.1=zk1.example:2888:3888\n\
+             server.2=zk2.example:2888:3888;2181\n\
+             server.3 = 10.0.0.3:2888:3888:participant;0.0.0.0:2181\n\
+             server.4=[fd00::4]:2888:3888:observer\n")
+        .unwrap();
+        assert_eq!(cfg.flags["tick-time-ms"], ("2000".into(), 2));
+        assert_eq!(cfg.flags["four-letter-words"].0, "srvr, mntr");
+        assert_eq!(cfg.client_port, Some(2181));
+        assert_eq!((cfg.init_limit, cfg.sync_limit), (Some(10), Some(5)));
+        assert_eq!(
+            cfg.unused,
+            ["autopurge.snapRetainCount", "autopurge.purgeInterval"]
+        );
+        assert_eq!(cfg.unknown, ["tickTyme"]);
+        assert_eq!(cfg.members.len(), 4);
+        assert_eq!(cfg.members[0].peer_addr(), "zk1.example:2888");
+        assert_eq!(cfg.members[1].client, Some((None, 2181)));
+        assert_eq!(cfg.members[2].client, Some((Some("0.0.0.0".into()), 2181)));
+        assert_eq!(cfg.members[3].role, Role::Observer);
+        assert_eq!(cfg.members[3].peer_addr(), "[fd00::4]:2888");
+        assert!(cfg.standalone_enabled && !cfg.reconfig_enabled);
+    }
+
+    #[test]
+    fn properties_separators_as_java_reads_them() {
+        assert_eq!(property("a=b"), Some(("a", "b")));
+        assert_eq!(property("a = b c"), Some(("a", "b c")));
+        assert_eq!(property("a: b"), Some(("a", "b")));
+        assert_eq!(property("a b"), Some(("a", "b")));
+        assert_eq!(property("server.1=h:1:2"), Some(("server.1", "h:1:2")));
+        assert_eq!(property("lonely"), None);
+    }
+
+    #[test]
+    fn bad_lines_are_errors_naming_the_line() {
+        for (text, line, needle) in [
+            ("tickTime=2000\nnonsense\n", 2, "not key=value"),
+            ("clientPort=21x81\n", 1, "clientPort"),
+            ("\n\nserver.1=host:2888\n", 3, "server.1"),
+            ("server.0=h:1:2\n", 1, "1 to 255"),
+            ("server.1=h:1:2\nserver.1=h:3:4\n", 2, "twice"),
+            ("server.1=h:1:2:voter\n", 1, "voter"),
+            ("initLimit=0\n", 1, "initLimit"),
+            ("reconfigEnabled=maybe\n", 1, "reconfigEnabled"),
+            ("dataDir=\n", 1, "no value"),
+        ] {
+            let e = p(text).expect_err(text).to_string();
+            assert!(
+                e.starts_with(&format!("zoo.cfg:{line}:")) && e.contains(needle),
+                "{text:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn myid_and_dynamic_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("myid"), "3\n").unwrap();
+        assert_eq!(read_myid(dir.path()).unwrap(), 3);
+        std::fs::write(dir.path().join("myid"), "three").unwrap();
+        let e = read_myid(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("myid") && e.contains("three"), "{e}");
+
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            "tickTime=2000\ndynamicConfigFile=zoo.cfg.dynamic.100000000\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("zoo.cfg.dynamic.100000000"),
+            "server.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.2:2888:3888;2181\nversion=100000000\n",
+        )
+        .unwrap();
+        let loaded = load(&cfg).unwrap();
+        assert_eq!(loaded.members.len(), 2);
+        std::fs::write(
+            dir.path().join("zoo.cfg.dynamic.100000000"),
+            "server.1=127.0.0.1:2888:3888\ntickTime=1\n",
+        )
+        .unwrap();
+        let e = load(&cfg).unwrap_err().to_string();
+        assert!(e.contains("server.N lines only"), "{e}");
+        let e = load(&dir.path().join("missing.cfg"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.cfg"), "{e}");
+    }
+}
