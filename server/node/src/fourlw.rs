@@ -95,7 +95,7 @@ fn server_stats(out: &mut String, state: &State) {
     let _ = writeln!(out, "Connections: {}", state.conns.len());
     let _ = writeln!(out, "Outstanding: {}", state.outstanding());
     let _ = writeln!(out, "Zxid: 0x{:x}", state.last_zxid());
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", state.mode());
     let _ = writeln!(out, "Node count: {}", state.tree.node_count());
 }
 
@@ -115,7 +115,7 @@ fn monitor(out: &mut String, state: &State) {
     let (min, avg, max) = latency(state);
     let mut lines: Vec<(&str, String)> = vec![
         ("zk_version", format!("{VERSION}, built on unknown")),
-        ("zk_server_state", "standalone".into()),
+        ("zk_server_state", state.mode().into()),
         ("zk_avg_latency", format!("{avg:.4}")),
         ("zk_max_latency", max.to_string()),
         ("zk_min_latency", min.to_string()),

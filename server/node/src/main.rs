@@ -82,19 +82,6 @@ async fn run() -> anyhow::Result<()> {
                 .display()
         );
     }
-    if let Some(ensemble) = &config.ensemble {
-        anyhow::bail!(
-            "{} describes an ensemble of {} servers (this is server.{}); this build runs \
-             standalone servers only: keep one server.N line, or none",
-            config
-                .config
-                .as_deref()
-                .unwrap_or(std::path::Path::new("?"))
-                .display(),
-            ensemble.members.len(),
-            ensemble.my_id
-        );
-    }
     match rlimit::increase_nofile_limit(WANTED_OPEN_FILES) {
         Ok(n) if n < 4096 => warn!("open files limited to {n}: at most about that many clients"),
         Ok(_) => {}

@@ -1,23 +1,27 @@
 //! The listener and the background duties of a standalone server: session expiry and
 //! container / TTL collection.
 
-use crate::config::Config;
+use crate::config::{Config, Ensemble};
 use crate::connection;
 use crate::limits::{ClientCounts, Outstanding};
 use crate::state::{now_ms, State};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
-use zooid_replication::{Applier, Consensus, ConsensusConfig, StateEncoder};
+use tracing::{debug, error, info, warn};
+use zooid_replication::{Applier, Consensus, ConsensusConfig, Peers, StateEncoder};
 use zooid_tree::{DataTree, TxnOp};
 
-/// This server's id in its ensemble (a standalone server is member 1).
-const NODE_ID: u64 = 1;
+/// A standalone server's id: member 1 of an ensemble of one.
+const STANDALONE_ID: u64 = 1;
+
+/// The name peers check in their greeting. ZooKeeper's configuration has no name for an
+/// ensemble; the members' own ids and addresses are what tell one ensemble from another.
+const CLUSTER: &str = "zooid";
 
 /// What every connection task shares.
 pub struct Shared {
@@ -65,6 +69,53 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("server.{id}'s peer address {addr}: {reason}")]
+    PeerAddr {
+        id: u64,
+        addr: String,
+        reason: String,
+    },
+    #[error("observers are not supported yet (server.{0} is one); make it a participant or leave it out")]
+    Observer(u64),
+}
+
+/// The consensus layer's view of the ensemble a zoo.cfg describes.
+fn peers(ensemble: &Ensemble) -> Result<Peers, StartError> {
+    if let Some(o) = ensemble
+        .members
+        .iter()
+        .find(|m| m.role == crate::zoocfg::Role::Observer)
+    {
+        return Err(StartError::Observer(o.id));
+    }
+    let me = ensemble
+        .members
+        .iter()
+        .find(|m| m.id == ensemble.my_id)
+        .ok_or_else(|| StartError::PeerAddr {
+            id: ensemble.my_id,
+            addr: String::new(),
+            reason: "no server line for this server's myid".into(),
+        })?;
+    let addr = me.peer_addr();
+    let listen = addr
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())
+        .and_then(|mut a| a.next().ok_or_else(|| "resolves to no address".to_string()))
+        .map_err(|reason| StartError::PeerAddr {
+            id: me.id,
+            addr: addr.clone(),
+            reason,
+        })?;
+    Ok(Peers {
+        cluster: CLUSTER.into(),
+        listen,
+        voters: ensemble
+            .members
+            .iter()
+            .map(|m| (m.id, m.peer_addr()))
+            .collect(),
+    })
 }
 
 /// What a graceful stop did (see [`Server::shutdown`]).
@@ -110,6 +161,14 @@ impl Applier for StateApplier {
         st.sessions_restored();
         Ok(())
     }
+
+    fn lost(&self, commands: &[&[u8]]) {
+        self.0.state().lost(commands);
+    }
+
+    fn touched(&self, sessions: &[i64]) {
+        self.0.state().touched_elsewhere(sessions);
+    }
 }
 
 impl Server {
@@ -118,9 +177,11 @@ impl Server {
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let outstanding = Arc::new(Outstanding::new(config.global_outstanding_limit));
         let expiry_interval = config.expiry_interval();
+        let peers = config.ensemble.as_ref().map(peers).transpose()?;
+        let node_id = config.ensemble.as_ref().map_or(STANDALONE_ID, |e| e.my_id);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(
-                NODE_ID,
+                node_id,
                 DataTree::new(),
                 outstanding.clone(),
                 expiry_interval,
@@ -134,20 +195,21 @@ impl Server {
         });
         let consensus = Consensus::start(
             ConsensusConfig {
-                node_id: NODE_ID,
+                node_id,
                 dir: shared.config.data_dir.clone(),
                 log_dir: shared.config.data_log_dir.clone(),
                 group_commit_wait: Duration::from_micros(shared.config.group_commit_wait_us),
                 snapshot_every: shared.config.snapshot_every,
                 snapshot_every_bytes: shared.config.snapshot_every_bytes,
                 wal_chunk_bytes: zooid_replication::DEFAULT_WAL_CHUNK_BYTES,
+                peers,
             },
             Arc::new(StateApplier(shared.clone())),
         )
         .await?;
         {
             let mut st = shared.state();
-            st.set_consensus(consensus.clone());
+            st.set_consensus(consensus.clone(), shared.config.ensemble.is_some());
             st.sessions_restored();
         }
         let addr = shared.config.client_addr;
@@ -211,24 +273,65 @@ impl Server {
                 }
             }
         }));
-        let s = shared.clone();
+        let (s, c) = (shared.clone(), consensus.clone());
         tasks.push(tokio::spawn(async move {
             let mut iv = tokio::time::interval(expiry_interval);
             loop {
                 iv.tick().await;
                 let mut st = s.state();
+                let leads = st.leads();
                 for session in st.expired_sessions(Instant::now()) {
-                    info!("session 0x{session:x} expired");
-                    st.expire(session);
+                    if leads {
+                        info!("session 0x{session:x} expired");
+                        st.expire(session);
+                    } else {
+                        st.rearm(session);
+                    }
+                }
+                let touched = st.take_touched();
+                drop(st);
+                if !leads && !touched.is_empty() {
+                    let c = c.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = c.touch_leader(touched).await {
+                            // The next round carries them again once a leader answers.
+                            debug!("touches not delivered to the leader: {e}");
+                        }
+                    });
                 }
             }
         }));
+        if shared.config.ensemble.is_some() {
+            let (s, c) = (shared.clone(), consensus.clone());
+            let me = node_id;
+            tasks.push(tokio::spawn(async move {
+                let mut known = None;
+                while let Some(now) = c.leader_changed(known).await {
+                    if known.is_some() {
+                        s.state().leader_lost();
+                    }
+                    known = now;
+                    match now {
+                        Some(l) if l == me => {
+                            info!("leading the ensemble");
+                            s.state().refresh_deadlines();
+                        }
+                        Some(l) => info!("following server {l}"),
+                        None => warn!("no leader"),
+                    }
+                }
+            }));
+        }
         let s = shared.clone();
         let every = Duration::from_millis(s.config.container_check_ms.max(10));
         tasks.push(tokio::spawn(async move {
             let mut iv = tokio::time::interval(every);
             loop {
                 iv.tick().await;
+                // The leader alone collects, by its own clock.
+                if !s.state().leads() {
+                    continue;
+                }
                 // Taken in O(1) under the lock and searched outside it; each delete is
                 // checked again when it applies.
                 let view = s.state().tree.collection_view();

@@ -9,7 +9,7 @@ use crate::ops::{reply_for, ReplyShape};
 use crate::outbox::Outbox;
 use crate::watches::{ConnId, WatchKind, WatchManager};
 use bytes::{Bytes, BytesMut};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -82,6 +82,11 @@ pub struct State {
     stopping: bool,
     /// `parked.len()`, readable without the lock, against the global outstanding limit.
     outstanding: Arc<Outstanding>,
+    /// Part of a replicated ensemble: only the leader expires sessions, and the others tell
+    /// it which of their sessions are alive.
+    replicated: bool,
+    /// Sessions heard from since the last touch sent to the leader.
+    touched: HashSet<i64>,
 }
 
 /// Wall-clock milliseconds since the epoch: the time stamped into txns (ctime / mtime).
@@ -99,11 +104,15 @@ impl State {
         outstanding: Arc<Outstanding>,
         expiry_interval: Duration,
     ) -> Self {
+        // Proposal numbers start from this start's time: a command an earlier run of this
+        // server proposed (and the log still applies after a restart) can never match a
+        // request parked by this run.
+        let incarnation = (now_ms().max(1) as u64) << 20;
         let mut s = State {
             node_id,
             consensus: None,
             parked: HashMap::new(),
-            next_proposal: 1,
+            next_proposal: incarnation,
             tree,
             watches: WatchManager::default(),
             conns: HashMap::new(),
@@ -114,6 +123,8 @@ impl State {
             failed: false,
             stopping: false,
             outstanding,
+            replicated: false,
+            touched: HashSet::new(),
         };
         s.sessions_restored();
         s
@@ -140,8 +151,63 @@ impl State {
     }
 
     /// Connects the state to the consensus layer that orders its writes.
-    pub fn set_consensus(&mut self, consensus: Consensus) {
+    pub fn set_consensus(&mut self, consensus: Consensus, replicated: bool) {
         self.consensus = Some(consensus);
+        self.replicated = replicated;
+    }
+
+    /// Whether this server expires sessions and collects containers: a standalone server, or
+    /// the leader of an ensemble.
+    pub fn leads(&self) -> bool {
+        !self.replicated || self.consensus.as_ref().is_some_and(Consensus::is_leader)
+    }
+
+    /// The leader this server forwarded to is gone: writes parked here may have been taken by
+    /// it and lost with it, and nothing would ever answer them. Their connections close (as
+    /// ZooKeeper's followers close theirs when they lose the leader), so the clients resume
+    /// their sessions and retry, not knowing whether those writes were applied, exactly as
+    /// after any lost connection.
+    pub fn leader_lost(&mut self) {
+        let parked: Vec<Origin> = self.parked.drain().map(|(_, o)| o).collect();
+        self.outstanding.set(0);
+        for o in parked {
+            self.close_conn(o.conn);
+        }
+    }
+
+    /// ZooKeeper's name for this server's role: `standalone`, `leader` or `follower`.
+    pub fn mode(&self) -> &'static str {
+        match (self.replicated, self.leads()) {
+            (false, _) => "standalone",
+            (true, true) => "leader",
+            (true, false) => "follower",
+        }
+    }
+
+    /// This server just became the leader: it did not see the other members' touches, so
+    /// every session gets a fresh deadline rather than expiring on stale ones.
+    pub fn refresh_deadlines(&mut self) {
+        let all: Vec<(i64, i32)> = self
+            .tree
+            .sessions()
+            .map(|(id, m)| (id, m.timeout_ms))
+            .collect();
+        for (id, t) in all {
+            self.touch_with(id, Duration::from_millis(t.max(0) as u64));
+        }
+    }
+
+    /// A session's deadline passed on a server that does not lead: the leader decides, so
+    /// the session stays resumable here until its close is applied.
+    pub fn rearm(&mut self, session: i64) {
+        if let Some(t) = self.tree.session(session).map(|m| m.timeout_ms) {
+            self.touch_with(session, Duration::from_millis(t.max(0) as u64));
+        }
+    }
+
+    /// The sessions heard from since the last call, for the leader.
+    pub fn take_touched(&mut self) -> Vec<i64> {
+        self.touched.drain().collect()
     }
 
     /// How the log has been written since start, once the server runs.
@@ -221,11 +287,32 @@ impl State {
         self.apply_committed(txn, origin);
     }
 
+    /// Commands proposed here that will not be applied (see `Applier::lost`): their clients'
+    /// connections close, so that they reconnect and retry rather than wait for ever.
+    pub fn lost(&mut self, commands: &[&[u8]]) {
+        for bytes in commands {
+            let Ok(cmd) = Command::decode(bytes) else {
+                continue;
+            };
+            if cmd.origin_node != self.node_id || cmd.proposal == 0 {
+                continue;
+            }
+            if let Some(o) = self.parked.remove(&cmd.proposal) {
+                self.outstanding.set(self.parked.len());
+                self.close_conn(o.conn);
+            }
+        }
+    }
+
     /// Applies an ordered txn: notifications first, then the reply to its origin.
     fn apply_committed(&mut self, txn: Txn, origin: Option<Origin>) -> Option<OpOutput> {
         let zxid = txn.zxid;
         let session = txn.session;
         let is_close = matches!(txn.op, TxnOp::CloseSession);
+        let created = match txn.op {
+            TxnOp::CreateSession { timeout_ms, .. } => Some(timeout_ms),
+            _ => None,
+        };
         let applied = self.tree.apply(txn);
         for ev in &applied.events {
             let targets = self.watches.trigger(ev);
@@ -252,6 +339,21 @@ impl State {
         }
         if is_close {
             self.deadlines.remove(session);
+            // Expired by the leader: the client, wherever it is connected, is told by losing
+            // its connection (an explicit close is answered first, below).
+            if let Some(conn) = self.session_conn.get(&session).copied() {
+                if origin.as_ref().map(|o| o.conn) != Some(conn) {
+                    self.session_conn.remove(&session);
+                    self.kill_conn(conn);
+                }
+            }
+        }
+        if let Some(t) = created {
+            // Every member knows every session's deadline, so that a client can resume on
+            // any of them.
+            if !self.deadlines.contains(session) {
+                self.touch_with(session, Duration::from_millis(t.max(0) as u64));
+            }
         }
         let last = self.tree.last_zxid();
         let o = origin?;
@@ -392,7 +494,17 @@ impl State {
 
     /// Pushes a session's deadline out by its timeout (any traffic from its client).
     pub fn touch(&mut self, session: i64) {
-        self.deadlines.touch(session, Instant::now());
+        if self.deadlines.touch(session, Instant::now()) && self.replicated {
+            self.touched.insert(session);
+        }
+    }
+
+    /// Touches reported by another member (this one leads).
+    pub fn touched_elsewhere(&mut self, sessions: &[i64]) {
+        let now = Instant::now();
+        for s in sessions {
+            self.deadlines.touch(*s, now);
+        }
     }
 
     /// Sessions whose deadline passed: the caller closes them through the log.

@@ -2,13 +2,14 @@
 //! is ready. Everything openraft-specific stays behind it.
 
 use crate::log_store::{Fsyncs, LogStore};
-use crate::network::NoPeers;
+use crate::network::PeerNetwork;
 use crate::proposer::{BatchSizes, Proposer};
 use crate::snapshot_file::SnapshotDir;
 use crate::state_machine::{Applier, StateMachine};
 use crate::types::*;
 use openraft::{BasicNode, Raft, SnapshotPolicy};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,22 @@ pub struct ConsensusConfig {
     pub snapshot_every_bytes: u64,
     /// Size of one WAL chunk file ([`DEFAULT_WAL_CHUNK_BYTES`]); purges free whole chunks.
     pub wal_chunk_bytes: usize,
+    /// The other members, for a replicated ensemble; `None` for a single server.
+    pub peers: Option<Peers>,
+}
+
+/// The members of a replicated ensemble, as configured at its start.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// Names the ensemble: a peer that gives another name is refused.
+    pub cluster: String,
+    /// Where this server's peer port listens.
+    pub listen: SocketAddr,
+    /// Every voting member (this one included) and the `host:port` of its peer port. A new
+    /// ensemble starts from exactly these members on every server, so that no server can form
+    /// a quorum of its own; a server that already belongs to one keeps its replicated
+    /// membership and ignores this list.
+    pub voters: BTreeMap<NodeId, String>,
 }
 
 /// Small enough that a purge frees space soon after each snapshot, large enough that chunk
@@ -61,6 +78,11 @@ pub enum ConsensusError {
         log_start: u64,
         snapshot_end: Option<u64>,
     },
+    #[error("listening on the peer port {addr}: {source}")]
+    PeerListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("raft: {0}")]
     Raft(String),
     #[error("not ready after {0:?}: {1}")]
@@ -83,6 +105,8 @@ pub struct Consensus {
     log: LogStore,
     /// Set once proposals can no longer be ordered (see [`Consensus::failed`]).
     failure: watch::Receiver<Option<String>>,
+    /// The peer port's listener, stopped with the node.
+    peer_server: Option<Arc<tokio::task::AbortHandle>>,
 }
 
 impl Consensus {
@@ -94,7 +118,11 @@ impl Consensus {
         applier: Arc<dyn Applier>,
     ) -> Result<Consensus, ConsensusError> {
         let (failure_tx, failure) = watch::channel(None);
-        let proposer = Arc::new(Proposer::new(config.snapshot_every_bytes, failure_tx));
+        let proposer = Arc::new(Proposer::new(
+            config.node_id,
+            config.snapshot_every_bytes,
+            failure_tx,
+        ));
         let log_dir = config.log_dir.as_ref().unwrap_or(&config.dir).join("log");
         match crate::wal_check::check(&log_dir) {
             Ok(crate::wal_check::WalHealth::Intact) => {}
@@ -122,7 +150,7 @@ impl Consensus {
         })?;
         let snaps = SnapshotDir::open(&config.dir.join("snapshots"))
             .map_err(|e| ConsensusError::Snapshots(e.to_string()))?;
-        let sm = StateMachine::open(snaps, applier)
+        let sm = StateMachine::open(snaps, applier.clone())
             .map_err(|e| ConsensusError::Snapshots(e.to_string()))?;
         // The log must carry on from the snapshot restored: if the newest snapshot was
         // unreadable and an older one was taken, the log must still hold what came after it.
@@ -150,39 +178,85 @@ impl Consensus {
         .validate()
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         let log_handle = log.clone();
-        let raft = Raft::new(config.node_id, Arc::new(raft_config), NoPeers, log, sm)
-            .await
-            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let listener =
+            match &config.peers {
+                Some(p) => Some(tokio::net::TcpListener::bind(p.listen).await.map_err(
+                    |source| ConsensusError::PeerListen {
+                        addr: p.listen,
+                        source,
+                    },
+                )?),
+                None => None,
+            };
+        let cluster = config
+            .peers
+            .as_ref()
+            .map_or_else(|| "zooid".to_string(), |p| p.cluster.clone());
+        let network = PeerNetwork::new(config.node_id, cluster.clone());
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            network.clone(),
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let peer_server = listener.map(|l| {
+            let task = tokio::spawn(crate::peer_server::serve(
+                l,
+                raft.clone(),
+                proposer.clone(),
+                config.node_id,
+                cluster,
+            ));
+            Arc::new(task.abort_handle())
+        });
         let initialized = raft
             .is_initialized()
             .await
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         if !initialized {
-            let mut members = BTreeMap::new();
-            members.insert(config.node_id, BasicNode::default());
-            raft.initialize(members)
-                .await
-                .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+            let members: BTreeMap<NodeId, BasicNode> = match &config.peers {
+                Some(p) => p
+                    .voters
+                    .iter()
+                    .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                    .collect(),
+                None => [(config.node_id, BasicNode::default())].into(),
+            };
+            match raft.initialize(members).await {
+                Ok(()) => {}
+                // Another member started the ensemble first and this one already heard from
+                // it: it follows the membership it was sent.
+                Err(openraft::error::RaftError::APIError(
+                    openraft::error::InitializeError::NotAllowed(_),
+                )) if config.peers.is_some() => {}
+                Err(e) => return Err(ConsensusError::Raft(e.to_string())),
+            }
         }
-        let wait = Duration::from_secs(30);
-        let me = config.node_id;
-        raft.wait(Some(wait))
-            .metrics(
-                |m| {
-                    m.current_leader == Some(me)
-                        && m.last_applied.map(|l| l.index) >= m.last_log_index
-                },
-                "leader with its log applied",
-            )
-            .await
-            .map_err(|e| ConsensusError::NotReady(wait, e.to_string()))?;
+        if config.peers.is_none() {
+            let wait = Duration::from_secs(30);
+            let me = config.node_id;
+            raft.wait(Some(wait))
+                .metrics(
+                    |m| {
+                        m.current_leader == Some(me)
+                            && m.last_applied.map(|l| l.index) >= m.last_log_index
+                    },
+                    "leader with its log applied",
+                )
+                .await
+                .map_err(|e| ConsensusError::NotReady(wait, e.to_string()))?;
+        }
 
-        proposer.start(raft.clone());
+        proposer.start(raft.clone(), network, applier);
         Ok(Consensus {
             raft,
             proposer,
             log: log_handle,
             failure,
+            peer_server,
         })
     }
 
@@ -219,8 +293,47 @@ impl Consensus {
         }
     }
 
+    /// The member this one believes leads, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this member leads (a single server always does).
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.current_leader == Some(m.id)
+    }
+
+    /// Tells the leader that clients of these sessions were heard from here (see
+    /// [`crate::wire::PeerRequest::Touch`]).
+    pub async fn touch_leader(&self, sessions: Vec<i64>) -> Result<(), String> {
+        self.proposer.touch_leader(sessions).await
+    }
+
+    /// Resolves when the member this one believes leads changes, with the new one; `None`
+    /// once the node has stopped.
+    pub async fn leader_changed(&self, known: Option<NodeId>) -> Option<Option<NodeId>> {
+        let mut m = self.raft.metrics();
+        loop {
+            let now = m.borrow_and_update().current_leader;
+            if now != known {
+                return Some(now);
+            }
+            m.changed().await.ok()?;
+        }
+    }
+
+    /// Index of the last log entry applied here.
+    pub fn applied_index(&self) -> Option<u64> {
+        self.raft.metrics().borrow().last_applied.map(|l| l.index)
+    }
+
     /// Stops the node (flushing nothing more: what was acknowledged is already durable).
     pub async fn shutdown(&self) {
+        if let Some(p) = &self.peer_server {
+            p.abort();
+        }
         let _ = self.raft.shutdown().await;
     }
 }

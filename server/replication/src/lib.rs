@@ -11,14 +11,16 @@ pub mod chunk_reaper;
 pub mod consensus;
 pub mod log_store;
 pub mod network;
+pub mod peer_server;
 pub mod proposer;
 pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;
 pub mod wal_check;
+pub mod wire;
 
 pub use consensus::{
-    Consensus, ConsensusConfig, ConsensusError, LogStats, DEFAULT_WAL_CHUNK_BYTES,
+    Consensus, ConsensusConfig, ConsensusError, LogStats, Peers, DEFAULT_WAL_CHUNK_BYTES,
 };
 pub use log_store::Fsyncs;
 pub use proposer::BatchSizes;

@@ -1,58 +1,335 @@
-//! Peer transport. A single-voter ensemble never talks to peers; the peer port comes with
-//! replicated ensembles. Until then every RPC reports the peer unreachable.
+//! The sending side of the peer transport: openraft's RPCs to other members over TCP.
+//!
+//! One connection per peer, shared by every RPC to it (openraft builds a client per
+//! replication stream and per election; they all take the peer's one connection in turn) and
+//! opened again after any error. Each RPC is bounded by openraft's deadline for it. An
+//! AppendEntries larger than [`APPEND_BUDGET_BYTES`] is not sent: openraft is told how many of
+//! its entries fit and retries with that many, so a frame is bounded in bytes, not only in
+//! entries.
 
 use crate::types::*;
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use crate::wire::{
+    read_frame, write_frame, PeerRequest, PeerResponse, WireError, APPEND_BUDGET_BYTES,
+};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
+use openraft::{BasicNode, EntryPayload};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpStream;
 
-pub struct NoPeers;
+/// Time allowed to open a connection and be welcomed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub struct NoPeer;
+/// Time the leader has to take forwarded commands (it only queues them).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn unreachable<E: std::error::Error>() -> RPCError<NodeId, BasicNode, E> {
-    RPCError::Unreachable(Unreachable::new(&std::io::Error::other(
-        "peer transport is not available in a single-node server",
-    )))
+/// Builds openraft's clients, all sharing one connection per peer.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    me: NodeId,
+    cluster: String,
+    links: Arc<Mutex<HashMap<NodeId, Link>>>,
 }
 
-impl RaftNetworkFactory<TypeConfig> for NoPeers {
-    type Network = NoPeer;
+/// The one connection to a peer, opened on first use.
+type Link = Arc<tokio::sync::Mutex<Option<TcpStream>>>;
 
-    async fn new_client(&mut self, _target: NodeId, _node: &BasicNode) -> NoPeer {
-        NoPeer
+impl PeerNetwork {
+    pub fn new(me: NodeId, cluster: String) -> Self {
+        PeerNetwork {
+            me,
+            cluster,
+            links: Arc::default(),
+        }
     }
 }
 
-impl RaftNetwork<TypeConfig> for NoPeer {
+impl PeerNetwork {
+    fn client(&self, target: NodeId, addr: &str) -> PeerClient {
+        let link = self
+            .links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(target)
+            .or_default()
+            .clone();
+        PeerClient {
+            me: self.me,
+            cluster: self.cluster.clone(),
+            target,
+            addr: addr.to_string(),
+            link,
+        }
+    }
+
+    /// Hands an entry's commands to the leader for ordering; `Err` says why they were not
+    /// taken.
+    pub(crate) async fn forward(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        entry: bytes::Bytes,
+    ) -> Result<(), String> {
+        match self
+            .client(leader, addr)
+            .call(PeerRequest::Forward(entry), FORWARD_TIMEOUT)
+            .await
+        {
+            Ok(PeerResponse::Forwarded) => Ok(()),
+            Ok(PeerResponse::NotLeader) => Err(format!("server {leader} no longer leads")),
+            Ok(_) => Err(format!("server {leader} answered out of turn")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl PeerNetwork {
+    /// Tells the leader which sessions were heard from here.
+    pub(crate) async fn touch(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        sessions: Vec<i64>,
+    ) -> Result<(), String> {
+        match self
+            .client(leader, addr)
+            .call(PeerRequest::Touch(sessions), FORWARD_TIMEOUT)
+            .await
+        {
+            Ok(PeerResponse::Touched) => Ok(()),
+            Ok(PeerResponse::NotLeader) => Err(format!("server {leader} no longer leads")),
+            Ok(_) => Err(format!("server {leader} answered out of turn")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        self.client(target, &node.addr)
+    }
+}
+
+/// openraft's client for one peer.
+pub struct PeerClient {
+    me: NodeId,
+    cluster: String,
+    target: NodeId,
+    addr: String,
+    link: Link,
+}
+
+/// Why an RPC got no answer.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("no answer from {addr} within {0:?}", .timeout)]
+    Timeout { addr: String, timeout: Duration },
+    #[error("{addr} refused the connection: {reason}")]
+    Refused { addr: String, reason: String },
+    #[error("talking to {addr}: {source}")]
+    Wire { addr: String, source: WireError },
+    #[error("{addr} answered out of turn")]
+    Unexpected { addr: String },
+}
+
+impl PeerClient {
+    /// Sends one request and waits for its response, within `timeout`. The connection is
+    /// dropped after any failure: a late response must not be taken for the next one's.
+    async fn call(&self, req: PeerRequest, timeout: Duration) -> Result<PeerResponse, CallError> {
+        let mut link = self.link.lock().await;
+        let result = tokio::time::timeout(timeout, async {
+            if link.is_none() {
+                *link = Some(self.connect().await?);
+            }
+            let Some(stream) = link.as_mut() else {
+                unreachable!("connected just above");
+            };
+            let wire = |source| CallError::Wire {
+                addr: self.addr.clone(),
+                source,
+            };
+            write_frame(stream, &req).await.map_err(wire)?;
+            read_frame(stream).await.map_err(wire)
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(CallError::Timeout {
+                addr: self.addr.clone(),
+                timeout,
+            })
+        });
+        if result.is_err() {
+            *link = None;
+        }
+        result
+    }
+
+    async fn connect(&self) -> Result<TcpStream, CallError> {
+        let connect = |source| CallError::Connect {
+            addr: self.addr.clone(),
+            source,
+        };
+        let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| connect(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(connect)?;
+        stream.set_nodelay(true).map_err(connect)?;
+        let wire = |source| CallError::Wire {
+            addr: self.addr.clone(),
+            source,
+        };
+        let hello = PeerRequest::Hello {
+            cluster: self.cluster.clone(),
+            from: self.me,
+            to: self.target,
+        };
+        write_frame(&mut stream, &hello).await.map_err(wire)?;
+        match read_frame(&mut stream).await.map_err(wire)? {
+            PeerResponse::Welcome => Ok(stream),
+            PeerResponse::Refused(reason) => Err(CallError::Refused {
+                addr: self.addr.clone(),
+                reason,
+            }),
+            _ => Err(CallError::Unexpected {
+                addr: self.addr.clone(),
+            }),
+        }
+    }
+
+    fn rpc_error<E: std::error::Error>(&self, e: CallError) -> RPCError<NodeId, BasicNode, E> {
+        match e {
+            // Nobody listening, or not the member expected: back off before trying again.
+            CallError::Connect { .. } | CallError::Refused { .. } => {
+                RPCError::Unreachable(Unreachable::new(&e))
+            }
+            _ => RPCError::Network(NetworkError::new(&e)),
+        }
+    }
+
+    fn remote<E: std::error::Error>(&self, e: E) -> RPCError<NodeId, BasicNode, E> {
+        RPCError::RemoteError(RemoteError::new(self.target, e))
+    }
+}
+
+/// Bytes an entry takes on the wire, near enough to keep a request under the budget.
+fn entry_bytes(e: &openraft::Entry<TypeConfig>) -> usize {
+    64 + match &e.payload {
+        EntryPayload::Normal(Command(c)) => c.len(),
+        EntryPayload::Membership(m) => 64 * m.nodes().count(),
+        EntryPayload::Blank => 0,
+    }
+}
+
+/// How many of `entries` fit in one request, if not all do (at least one always goes).
+fn entries_over_budget(entries: &[openraft::Entry<TypeConfig>]) -> Option<usize> {
+    let mut total = 0;
+    for (i, e) in entries.iter().enumerate() {
+        total += entry_bytes(e);
+        if total > APPEND_BUDGET_BYTES {
+            return Some(i.max(1)).filter(|n| *n < entries.len());
+        }
+    }
+    None
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(unreachable())
+        if let Some(fit) = entries_over_budget(&rpc.entries) {
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fit as u64),
+            ));
+        }
+        match self
+            .call(PeerRequest::AppendEntries(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(PeerResponse::AppendEntries(Ok(r))) => Ok(r),
+            Ok(PeerResponse::AppendEntries(Err(e))) => Err(self.remote(e)),
+            Ok(_) => Err(self.rpc_error(CallError::Unexpected {
+                addr: self.addr.clone(),
+            })),
+            Err(e) => Err(self.rpc_error(e)),
+        }
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        Err(unreachable())
+        match self
+            .call(PeerRequest::InstallSnapshot(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(PeerResponse::InstallSnapshot(Ok(r))) => Ok(r),
+            Ok(PeerResponse::InstallSnapshot(Err(e))) => Err(self.remote(e)),
+            Ok(_) => Err(self.rpc_error(CallError::Unexpected {
+                addr: self.addr.clone(),
+            })),
+            Err(e) => Err(self.rpc_error(e)),
+        }
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(unreachable())
+        match self.call(PeerRequest::Vote(rpc), option.hard_ttl()).await {
+            Ok(PeerResponse::Vote(Ok(r))) => Ok(r),
+            Ok(PeerResponse::Vote(Err(e))) => Err(self.remote(e)),
+            Ok(_) => Err(self.rpc_error(CallError::Unexpected {
+                addr: self.addr.clone(),
+            })),
+            Err(e) => Err(self.rpc_error(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, Entry, LogId};
+
+    fn entry(i: u64, bytes: usize) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+            payload: EntryPayload::Normal(Command(vec![0; bytes].into())),
+        }
+    }
+
+    #[test]
+    fn appends_are_cut_to_the_byte_budget() {
+        let small: Vec<_> = (0..100).map(|i| entry(i, 1000)).collect();
+        assert_eq!(entries_over_budget(&small), None);
+        let big: Vec<_> = (0..10).map(|i| entry(i, 3 << 20)).collect();
+        assert_eq!(entries_over_budget(&big), Some(2));
+        // One entry over the budget still goes alone.
+        let huge = vec![entry(0, 20 << 20), entry(1, 1)];
+        assert_eq!(entries_over_budget(&huge), Some(1));
+        assert_eq!(entries_over_budget(&huge[..1]), None);
     }
 }

@@ -8,22 +8,26 @@
 //! is on disk and before openraft is told so. When openraft's core wakes up from that fsync, the
 //! next entry is already waiting in its queue: no task has to be scheduled in between (on a busy
 //! 2-core machine an append used to wait ~75 µs for the flush thread to pick it up, now ~20 µs).
+//!
+//! In an ensemble only the leader appends. A member that does not lead forwards each entry's
+//! commands to the leader (whose proposer queues them with its own) and sends the next once the
+//! leader has taken them; while no leader is known the entry waits. Commands that cannot be
+//! ordered (the leader refused them, the link failed, leadership moved before they were
+//! appended) are handed back to the applier as lost, so that their clients are told at once
+//! (their connections close, as ZooKeeper's do when a server loses its leader) rather than
+//! waiting for a reply that will never come.
 
 use crate::batch;
-use crate::types::{Command, TypeConfig};
+use crate::network::PeerNetwork;
+use crate::state_machine::Applier;
+use crate::types::{Command, NodeId, TypeConfig};
 use bytes::Bytes;
-use openraft::raft::responder::Responder;
 use openraft::Raft;
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
-use tokio::sync::oneshot::error::TryRecvError;
 use tokio::sync::watch;
-
-/// openraft's answer to one proposed entry.
-type Answer =
-    <openraft::raft::responder::OneshotResponder<TypeConfig> as Responder<TypeConfig>>::Receiver;
 
 /// Upper bounds of one entry.
 const MAX_BATCH_COMMANDS: usize = batch::MAX_COMMANDS;
@@ -31,16 +35,45 @@ const MAX_BATCH_BYTES: usize = 4 << 20;
 
 /// Queues commands and proposes them in batches, one entry in flight at a time.
 pub struct Proposer {
+    me: NodeId,
     pending: Mutex<Pending>,
     /// Set once openraft runs; commands queued before then wait for it.
-    raft: OnceLock<Raft<TypeConfig>>,
-    /// openraft's answers to the entries sent, kept until they arrive: the reply to each
-    /// command comes from the applier, and openraft warns about an answer nobody listens to.
-    answers: Mutex<VecDeque<Answer>>,
-    /// Told when openraft refuses a proposal: nothing proposed afterwards would be applied.
+    running: OnceLock<Running>,
+    /// Told when openraft stops: nothing proposed afterwards would be applied.
     failure: watch::Sender<Option<String>>,
     /// A snapshot is asked for after this many bytes of commands.
     snapshot_every_bytes: u64,
+}
+
+/// What the proposer sends through, once started.
+struct Running {
+    raft: Raft<TypeConfig>,
+    network: PeerNetwork,
+    applier: Arc<dyn Applier>,
+    /// Entries are watched and forwarded from tasks; `send` also runs on the WAL's thread.
+    runtime: tokio::runtime::Handle,
+}
+
+/// The entry between "taken off the queue" and "done with".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum InFlight {
+    #[default]
+    None,
+    /// Taken, its route not chosen yet.
+    Sending,
+    /// Appended here; done once on disk ([`Proposer::flushed`]).
+    Local(u64),
+    /// Forwarded to the leader; done once the leader took it.
+    Forwarded(u64),
+    /// No leader known: it waits in `Pending::held`.
+    Held,
+}
+
+/// Where an entry goes.
+enum Route {
+    Here,
+    Leader(NodeId, String),
+    Nowhere,
 }
 
 #[derive(Default)]
@@ -48,8 +81,12 @@ struct Pending {
     /// Commands waiting, already framed as the entries they will be: each builder is at most
     /// one entry, so that closing it on the flush thread costs no copy.
     queue: VecDeque<batch::Builder>,
-    /// An entry is proposed and not yet on disk.
-    in_flight: bool,
+    /// The entry being proposed, if any.
+    in_flight: InFlight,
+    /// Numbers the entries sent, to match their outcomes.
+    next_seq: u64,
+    /// The entry waiting for a leader.
+    held: Option<Bytes>,
     /// Bytes of commands proposed since the last snapshot request.
     since_snapshot: u64,
     /// openraft refused a proposal; nothing more is sent.
@@ -109,7 +146,11 @@ impl Pending {
         } else {
             self.queue.pop_front()
         };
-        self.in_flight = next.is_some();
+        self.in_flight = if next.is_some() {
+            InFlight::Sending
+        } else {
+            InFlight::None
+        };
         let next = next?;
         self.batches.record(next.commands() as u64);
         self.since_snapshot += next.bytes() as u64;
@@ -125,11 +166,15 @@ impl Pending {
 }
 
 impl Proposer {
-    pub fn new(snapshot_every_bytes: u64, failure: watch::Sender<Option<String>>) -> Self {
+    pub fn new(
+        me: NodeId,
+        snapshot_every_bytes: u64,
+        failure: watch::Sender<Option<String>>,
+    ) -> Self {
         Proposer {
+            me,
             pending: Mutex::new(Pending::default()),
-            raft: OnceLock::new(),
-            answers: Mutex::new(VecDeque::new()),
+            running: OnceLock::new(),
             failure,
             snapshot_every_bytes,
         }
@@ -140,20 +185,36 @@ impl Proposer {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts proposing through `raft`.
-    pub fn start(&self, raft: Raft<TypeConfig>) {
-        if self.raft.set(raft).is_err() {
+    /// Starts proposing through `raft` (from within the tokio runtime).
+    pub fn start(
+        self: &Arc<Self>,
+        raft: Raft<TypeConfig>,
+        network: PeerNetwork,
+        applier: Arc<dyn Applier>,
+    ) {
+        let runtime = tokio::runtime::Handle::current();
+        let mut metrics = raft.metrics();
+        let running = Running {
+            raft,
+            network,
+            applier,
+            runtime: runtime.clone(),
+        };
+        if self.running.set(running).is_err() {
             return;
         }
-
-        let batch = {
-            let mut p = self.pending();
-            if p.in_flight {
-                return;
+        // An entry held for want of a leader goes as soon as one is known.
+        let me = Arc::downgrade(self);
+        runtime.spawn(async move {
+            while metrics.changed().await.is_ok() {
+                let has_leader = metrics.borrow_and_update().current_leader.is_some();
+                let Some(p) = me.upgrade() else { return };
+                if has_leader {
+                    p.release_held();
+                }
             }
-            p.take(self.snapshot_every_bytes)
-        };
-        self.send(batch);
+        });
+        self.next();
     }
 
     /// Commands per entry since start.
@@ -162,11 +223,11 @@ impl Proposer {
     }
 
     /// Queues a command. Sends it at once if no entry is in flight.
-    pub fn propose(&self, command: Vec<u8>) {
+    pub fn propose(self: &Arc<Self>, command: Vec<u8>) {
         let batch = {
             let mut p = self.pending();
             p.push(&command);
-            if p.in_flight || self.raft.get().is_none() {
+            if p.in_flight != InFlight::None || self.running.get().is_none() {
                 return;
             }
             p.take(self.snapshot_every_bytes)
@@ -174,12 +235,61 @@ impl Proposer {
         self.send(batch);
     }
 
-    /// The entry in flight is on disk (called on the WAL's flush thread, before openraft is
-    /// told): sends the commands queued meanwhile as the next entry.
-    pub(crate) fn flushed(&self) {
+    /// Queues the commands of an entry another member forwarded. `false` if this member
+    /// does not lead (the sender then knows they were not taken).
+    pub fn propose_forwarded(self: &Arc<Self>, entry: &[u8]) -> bool {
+        if !matches!(self.route(), Some(Route::Here)) {
+            return false;
+        }
+        let Ok(commands) = batch::decode(entry) else {
+            tracing::warn!("a forwarded entry was malformed; dropped");
+            return true;
+        };
         let batch = {
             let mut p = self.pending();
-            if !p.in_flight {
+            for c in commands {
+                p.push(c);
+            }
+            if p.in_flight != InFlight::None {
+                return true;
+            }
+            p.take(self.snapshot_every_bytes)
+        };
+        self.send(batch);
+        true
+    }
+
+    /// Touches sent to this member; `false` if it does not lead.
+    pub fn touched(&self, sessions: &[i64]) -> bool {
+        if !matches!(self.route(), Some(Route::Here)) {
+            return false;
+        }
+        if let Some(r) = self.running.get() {
+            r.applier.touched(sessions);
+        }
+        true
+    }
+
+    /// Sends touches to the leader, if another member leads.
+    pub async fn touch_leader(&self, sessions: Vec<i64>) -> Result<(), String> {
+        match self.route() {
+            Some(Route::Leader(leader, addr)) => match self.running.get() {
+                Some(r) => r.network.touch(leader, &addr, sessions).await,
+                None => Ok(()),
+            },
+            Some(Route::Here) => {
+                self.touched(&sessions);
+                Ok(())
+            }
+            _ => Err("no leader".into()),
+        }
+    }
+
+    /// Sends the next entry if none is in flight.
+    fn next(self: &Arc<Self>) {
+        let batch = {
+            let mut p = self.pending();
+            if p.in_flight != InFlight::None {
                 return;
             }
             p.take(self.snapshot_every_bytes)
@@ -187,29 +297,127 @@ impl Proposer {
         self.send(batch);
     }
 
-    fn send(&self, batch: Option<Batch>) {
-        let (Some(batch), Some(raft)) = (batch, self.raft.get()) else {
-            return;
+    /// The entry in flight is done with: sends the one after it.
+    fn done(self: &Arc<Self>, was: InFlight) {
+        let batch = {
+            let mut p = self.pending();
+            if p.in_flight != was {
+                return;
+            }
+            p.take(self.snapshot_every_bytes)
         };
+        self.send(batch);
+    }
+
+    /// An entry appended here is on disk (called on the WAL's flush thread, before openraft is
+    /// told): sends the commands queued meanwhile as the next entry. Appends of entries a
+    /// leader replicated here are no concern of the proposer's.
+    pub(crate) fn flushed(self: &Arc<Self>) {
+        let was = self.pending().in_flight;
+        if matches!(was, InFlight::Local(_)) {
+            self.done(was);
+        }
+    }
+
+    fn release_held(self: &Arc<Self>) {
+        let held = {
+            let mut p = self.pending();
+            if p.in_flight != InFlight::Held {
+                return;
+            }
+            p.in_flight = InFlight::Sending;
+            p.held.take()
+        };
+        if let Some(entry) = held {
+            self.route_entry(entry);
+        }
+    }
+
+    /// Where entries go now: here if this member leads, else to the leader.
+    fn route(&self) -> Option<Route> {
+        let running = self.running.get()?;
+        let metrics = running.raft.metrics();
+        let m = metrics.borrow();
+        Some(match m.current_leader {
+            Some(l) if l == self.me => Route::Here,
+            Some(l) => match m.membership_config.membership().get_node(&l) {
+                Some(node) => Route::Leader(l, node.addr.clone()),
+                None => Route::Nowhere,
+            },
+            None => Route::Nowhere,
+        })
+    }
+
+    fn send(self: &Arc<Self>, batch: Option<Batch>) {
+        let Some(batch) = batch else { return };
         if batch.snapshot_first {
-            if let Poll::Ready(Err(e)) = poll_once(raft.trigger().snapshot()) {
-                tracing::warn!("could not trigger a snapshot: {e}");
+            if let Some(r) = self.running.get() {
+                if let Poll::Ready(Err(e)) = poll_once(r.raft.trigger().snapshot()) {
+                    tracing::warn!("could not trigger a snapshot: {e}");
+                }
             }
         }
-        match poll_once(raft.client_write_ff(Command(batch.entry))) {
-            Poll::Ready(Ok(answer)) => {
-                let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-                // Entries are answered in order: drop the answered ones from the front.
-                while answers
-                    .front_mut()
-                    .is_some_and(|a| !matches!(a.try_recv(), Err(TryRecvError::Empty)))
-                {
-                    answers.pop_front();
+        self.route_entry(batch.entry);
+    }
+
+    fn route_entry(self: &Arc<Self>, entry: Bytes) {
+        let (Some(running), Some(route)) = (self.running.get(), self.route()) else {
+            return;
+        };
+        let seq = {
+            let mut p = self.pending();
+            p.next_seq += 1;
+            p.next_seq
+        };
+        match route {
+            Route::Here => {
+                self.pending().in_flight = InFlight::Local(seq);
+                match poll_once(running.raft.client_write_ff(Command(entry.clone()))) {
+                    Poll::Ready(Ok(answer)) => {
+                        // The reply to each command comes from the applier; the answer only
+                        // says whether the entry was appended and committed.
+                        let me = self.clone();
+                        running.runtime.spawn(async move {
+                            if let Ok(Ok(_)) = answer.await {
+                                return;
+                            }
+                            me.lost(&entry, "leadership moved before it was committed");
+                            me.done(InFlight::Local(seq));
+                        });
+                    }
+                    Poll::Ready(Err(e)) => self.fail(format!("raft refused a proposal: {e}")),
+                    Poll::Pending => self.fail("raft stopped while a proposal was sent".into()),
                 }
-                answers.push_back(answer);
             }
-            Poll::Ready(Err(e)) => self.fail(format!("raft refused a proposal: {e}")),
-            Poll::Pending => self.fail("raft stopped while a proposal was sent".into()),
+            Route::Leader(leader, addr) => {
+                self.pending().in_flight = InFlight::Forwarded(seq);
+                let (me, network) = (self.clone(), running.network.clone());
+                running.runtime.spawn(async move {
+                    if let Err(e) = network.forward(leader, &addr, entry.clone()).await {
+                        me.lost(&entry, &e);
+                    }
+                    me.done(InFlight::Forwarded(seq));
+                });
+            }
+            Route::Nowhere => {
+                let mut p = self.pending();
+                p.in_flight = InFlight::Held;
+                p.held = Some(entry);
+            }
+        }
+    }
+
+    /// Hands commands that will not be ordered back to the applier.
+    fn lost(&self, entry: &[u8], why: &str) {
+        let Some(running) = self.running.get() else {
+            return;
+        };
+        match batch::decode(entry) {
+            Ok(commands) => {
+                tracing::info!("{} commands not ordered: {why}", commands.len());
+                running.applier.lost(&commands);
+            }
+            Err(e) => tracing::error!("an entry that was not ordered is malformed: {e:?}"),
         }
     }
 
@@ -257,7 +465,7 @@ mod tests {
         let mut p = queued(&[10, 20, 30]);
         let b = p.take(u64::MAX).expect("a batch");
         assert_eq!(carried(&b), [10, 20, 30]);
-        assert!(p.in_flight && p.queue.is_empty());
+        assert!(p.in_flight == InFlight::Sending && p.queue.is_empty());
 
         let mut p = queued(&[MAX_BATCH_BYTES - 10, 20, 5]);
         assert_eq!(carried(&p.take(u64::MAX).expect("a batch")).len(), 1);
@@ -280,9 +488,13 @@ mod tests {
     #[test]
     fn nothing_queued_means_nothing_in_flight() {
         let mut p = queued(&[]);
-        p.in_flight = true;
+        p.in_flight = InFlight::Local(1);
         assert!(p.take(u64::MAX).is_none());
-        assert!(!p.in_flight, "the next command must be sent at once");
+        assert_eq!(
+            p.in_flight,
+            InFlight::None,
+            "the next command must be sent at once"
+        );
     }
 
     #[test]

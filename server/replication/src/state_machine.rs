@@ -22,6 +22,13 @@ pub trait Applier: Send + Sync + 'static {
     /// Replaces the whole state by a snapshot's, read from a stream (decompressed as it is
     /// read, so that the state never sits in memory whole next to the tree built from it).
     fn restore(&self, state: &mut dyn std::io::Read) -> Result<(), String>;
+    /// Commands proposed here that will not be applied (see [`crate::proposer`]): whoever
+    /// waits for them should stop waiting. They may still have been ordered (a leader that
+    /// lost its leadership after appending cannot tell), exactly as a ZooKeeper client that
+    /// loses its connection cannot tell whether its last write was applied.
+    fn lost(&self, _commands: &[&[u8]]) {}
+    /// On the leader: another member's clients of these sessions are alive.
+    fn touched(&self, _sessions: &[i64]) {}
 }
 
 /// Writes a state frozen by [`Applier::snapshot`] (streamed into the compressor).
