@@ -159,6 +159,22 @@ where
         if pending != 0 && !is_write_frame(&body) && !is_ping_frame(&body) {
             wait_drained(shared, conn, &write_done).await;
         }
+        // In an ensemble, `sync` waits until this member has applied everything acknowledged
+        // anywhere before it (a read index from the leader). Nothing else of this client's is
+        // read meanwhile, so its later requests stay in order behind it.
+        let barrier = is_sync_frame(&body)
+            .then(|| shared.state().replicated_consensus())
+            .flatten();
+        if let Some(consensus) = barrier {
+            let within = Duration::from_millis(u64::from(shared.config.max_session_timeout()));
+            if let Err(e) = consensus.read_barrier(within).await {
+                // No leader to vouch for the state: the client reconnects and tries again.
+                debug!(%remote, "sync failed: {e}; closing the connection");
+                shared.state().close_conn(conn);
+                closed.notified().await;
+                break Ok(());
+            }
+        }
         if !handle_request(shared, conn, session, &body) {
             break Ok(());
         }
@@ -193,6 +209,10 @@ fn is_write_frame(body: &[u8]) -> bool {
         OpCode::from_i32(i32::from_be_bytes([op[0], op[1], op[2], op[3]]))
             .is_some_and(crate::ops::is_write_op)
     })
+}
+
+fn is_sync_frame(body: &[u8]) -> bool {
+    body.get(4..8) == Some(&(OpCode::Sync as i32).to_be_bytes()[..])
 }
 
 fn is_ping_frame(body: &[u8]) -> bool {

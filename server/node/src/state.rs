@@ -156,6 +156,11 @@ impl State {
         self.replicated = replicated;
     }
 
+    /// The consensus layer, if this server is part of a replicated ensemble.
+    pub fn replicated_consensus(&self) -> Option<Consensus> {
+        self.consensus.clone().filter(|_| self.replicated)
+    }
+
     /// Whether this server expires sessions and collects containers: a standalone server, or
     /// the leader of an ensemble.
     pub fn leads(&self) -> bool {

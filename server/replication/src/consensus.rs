@@ -324,6 +324,20 @@ impl Consensus {
         }
     }
 
+    /// Waits until this member has applied every write acknowledged anywhere before the call
+    /// (ZooKeeper's `sync`): a read index from the leader, then local apply up to it.
+    pub async fn read_barrier(&self, within: Duration) -> Result<(), String> {
+        let index = tokio::time::timeout(within, self.proposer.read_index())
+            .await
+            .map_err(|_| format!("no read index from the leader within {within:?}"))??;
+        self.raft
+            .wait(Some(within))
+            .applied_index_at_least(index, "sync")
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     /// Index of the last log entry applied here.
     pub fn applied_index(&self) -> Option<u64> {
         self.raft.metrics().borrow().last_applied.map(|l| l.index)

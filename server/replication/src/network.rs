@@ -93,6 +93,24 @@ impl PeerNetwork {
 }
 
 impl PeerNetwork {
+    /// Asks the leader for a read index (see [`PeerRequest::ReadIndex`]).
+    pub(crate) async fn read_index(
+        &self,
+        leader: NodeId,
+        addr: &str,
+    ) -> Result<Option<u64>, String> {
+        match self
+            .client(leader, addr)
+            .call(PeerRequest::ReadIndex, FORWARD_TIMEOUT)
+            .await
+        {
+            Ok(PeerResponse::ReadIndex(i)) => Ok(i),
+            Ok(PeerResponse::NotLeader) => Err(format!("server {leader} no longer leads")),
+            Ok(_) => Err(format!("server {leader} answered out of turn")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Tells the leader which sessions were heard from here.
     pub(crate) async fn touch(
         &self,

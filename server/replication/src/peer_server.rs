@@ -128,6 +128,10 @@ async fn connection(
                     PeerResponse::NotLeader
                 }
             }
+            PeerRequest::ReadIndex => match raft.get_read_log_id().await {
+                Ok((read, _applied)) => PeerResponse::ReadIndex(read.map(|l| l.index)),
+                Err(_) => PeerResponse::NotLeader,
+            },
             PeerRequest::Hello { .. } => PeerResponse::Refused("Hello twice".into()),
         };
         write_frame(&mut stream, &resp).await?;

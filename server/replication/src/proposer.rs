@@ -285,6 +285,24 @@ impl Proposer {
         }
     }
 
+    /// An index every write acknowledged anywhere before this call is at or below, from the
+    /// leader, once it has confirmed with a quorum that it still leads.
+    pub async fn read_index(&self) -> Result<Option<u64>, String> {
+        let Some(r) = self.running.get() else {
+            return Err("not started".into());
+        };
+        match self.route() {
+            Some(Route::Here) => r
+                .raft
+                .get_read_log_id()
+                .await
+                .map(|(read, _)| read.map(|l| l.index))
+                .map_err(|e| e.to_string()),
+            Some(Route::Leader(leader, addr)) => r.network.read_index(leader, &addr).await,
+            _ => Err("no leader".into()),
+        }
+    }
+
     /// Sends the next entry if none is in flight.
     fn next(self: &Arc<Self>) {
         let batch = {

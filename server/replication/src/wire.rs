@@ -40,6 +40,8 @@ pub enum PeerRequest {
     /// Sessions whose clients were heard from on the sender since its last touch: the leader
     /// alone expires sessions, so it must know who is alive elsewhere.
     Touch(Vec<i64>),
+    /// The leader's commit index, once it has confirmed it still leads (for `sync`).
+    ReadIndex,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -57,6 +59,7 @@ pub enum PeerResponse {
     /// This member does not lead: the forwarded commands or touches were not taken.
     NotLeader,
     Touched,
+    ReadIndex(Option<u64>),
 }
 
 #[derive(Debug, thiserror::Error)]
