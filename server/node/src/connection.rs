@@ -256,6 +256,12 @@ fn handshake(
 ) -> Option<i64> {
     let config = &shared.config;
     let mut state = shared.state();
+    if !state.serving() {
+        // Cut off from the quorum: this member cannot vouch for its state nor order writes;
+        // the client tries another.
+        debug!(conn, "refusing a client: not in a quorum");
+        return None;
+    }
     if creq.last_zxid_seen > state.last_zxid() {
         // The client has seen newer state than this server holds: it must try another.
         debug!(

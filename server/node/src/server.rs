@@ -16,6 +16,14 @@ use tracing::{debug, error, info, warn};
 use zooid_replication::{Applier, Consensus, ConsensusConfig, Peers, StateEncoder};
 use zooid_tree::{DataTree, TxnOp};
 
+/// How long a member may be without a working quorum before it closes its clients'
+/// connections. Longer than an election (about a second here, `docs/ensembles.md`), so that
+/// a leader change alone does not disconnect every client.
+const NO_QUORUM_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a member checks that it is in a quorum, and how long a leader's check may take.
+const QUORUM_CHECK_EVERY: Duration = Duration::from_millis(250);
+
 /// A standalone server's id: member 1 of an ensemble of one.
 const STANDALONE_ID: u64 = 1;
 
@@ -304,6 +312,29 @@ impl Server {
         if shared.config.ensemble.is_some() {
             let (s, c) = (shared.clone(), consensus.clone());
             let me = node_id;
+            let (s2, c2) = (shared.clone(), consensus.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut cut_off_since: Option<Instant> = None;
+                let mut iv = tokio::time::interval(QUORUM_CHECK_EVERY);
+                loop {
+                    iv.tick().await;
+                    if c2.in_quorum(QUORUM_CHECK_EVERY * 2).await {
+                        if cut_off_since.take().is_some() && !s2.state().serving() {
+                            info!("back in a quorum: serving clients again");
+                        }
+                        s2.state().quorum_regained();
+                        continue;
+                    }
+                    let since = *cut_off_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= NO_QUORUM_GRACE && s2.state().serving() {
+                        warn!(
+                            "no working quorum for {NO_QUORUM_GRACE:?}: closing client \
+                             connections until it is back"
+                        );
+                        s2.state().quorum_lost();
+                    }
+                }
+            }));
             tasks.push(tokio::spawn(async move {
                 let mut known = None;
                 while let Some(now) = c.leader_changed(known).await {

@@ -87,6 +87,8 @@ pub struct State {
     replicated: bool,
     /// Sessions heard from since the last touch sent to the leader.
     touched: HashSet<i64>,
+    /// False while this member is cut off from a quorum for longer than the grace period.
+    serving: bool,
 }
 
 /// Wall-clock milliseconds since the epoch: the time stamped into txns (ctime / mtime).
@@ -125,6 +127,7 @@ impl State {
             outstanding,
             replicated: false,
             touched: HashSet::new(),
+            serving: true,
         };
         s.sessions_restored();
         s
@@ -178,6 +181,27 @@ impl State {
         for o in parked {
             self.close_conn(o.conn);
         }
+    }
+
+    /// Whether clients are served: false while cut off from a quorum.
+    pub fn serving(&self) -> bool {
+        self.serving
+    }
+
+    /// Cut off from a quorum for longer than the grace period: every client connection
+    /// closes, whatever it has queued, and new ones are refused until the quorum is back, so
+    /// that clients move to members that can serve them (as ZooKeeper's do).
+    pub fn quorum_lost(&mut self) {
+        self.serving = false;
+        self.leader_lost();
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.kill_conn(conn);
+        }
+    }
+
+    pub fn quorum_regained(&mut self) {
+        self.serving = true;
     }
 
     /// ZooKeeper's name for this server's role: `standalone`, `leader` or `follower`.

@@ -289,3 +289,160 @@ fn kill_9_of_the_leader_under_writes_loses_no_acknowledged_write() {
         .expect("its ephemeral node survived");
     assert_eq!(stat.ephemeral_owner, doomed_id);
 }
+
+fn signal(m: &Member, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &m.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {}", m.id);
+}
+
+/// Waits for one leader and two followers; returns the leader's index.
+fn settled(members: &[Member], within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let modes: Vec<_> = members.iter().map(|m| mode(m.client)).collect();
+        let leaders: Vec<usize> = (0..3)
+            .filter(|i| modes[*i].as_deref() == Some("leader"))
+            .collect();
+        let followers = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("follower"))
+            .count();
+        if leaders.len() == 1 && followers == 2 {
+            return leaders[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not one leader and two followers after {within:?}: {modes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go() {
+    let root = tempfile::tempdir().unwrap();
+    let mut members = None;
+    for attempt in 0..3 {
+        let dir = root.path().join(format!("try{attempt}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        members = start_ensemble(&dir);
+        if members.is_some() {
+            break;
+        }
+    }
+    let members = members.expect("the ensemble did not start in three tries");
+    let leader = settled(&members, Duration::from_secs(10));
+    let follower = (leader + 1) % 3;
+    RawClient::connect(members[follower].client)
+        .create("/s", b"", 0)
+        .unwrap();
+
+    // SIGSTOP of the leader for longer than an election: a follower's client keeps writing.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
+    let writer = {
+        let addr = members[follower].client;
+        let (stop, acked) = (stop.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut c = RawClient::connect(addr);
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let path = format!("/s/n{i:06}");
+                i += 1;
+                match try_create(&mut c, &path) {
+                    Some(true) => acked.lock().unwrap().push((path, Instant::now())),
+                    Some(false) => {}
+                    None => {
+                        c = RawClient::connect_with(addr, c.session_id, c.passwd, 30000, 0)
+                            .expect("the follower's client resumes its session")
+                    }
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&members[leader], "-STOP");
+    let stopped_at = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let during = acked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| *t > stopped_at)
+        .count();
+    signal(&members[leader], "-CONT");
+    assert!(
+        during > 0,
+        "no write acknowledged while the leader was stopped"
+    );
+    let leader = settled(&members, Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    for m in &members {
+        let mut c = RawClient::connect(m.client);
+        let (f, _) = c.call(&Request::Sync { path: "/s".into() });
+        assert_eq!(f.err, 0);
+        let have: std::collections::HashSet<String> = children(&mut c, "/s").into_iter().collect();
+        let missing = acked
+            .iter()
+            .filter(|(p, _)| !have.contains(&p["/s/".len()..]))
+            .count();
+        assert_eq!(missing, 0, "member {} lacks acknowledged writes", m.id);
+    }
+    eprintln!(
+        "{during} writes acknowledged while the leader was stopped, {} in all",
+        acked.len()
+    );
+
+    // Both followers stop: the leader has no quorum, closes its clients' connections after
+    // the grace period and refuses new ones; when they come back, clients resume.
+    let mut client = RawClient::connect(members[leader].client);
+    let (id, pw) = (client.session_id, client.passwd);
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    for i in &others {
+        signal(&members[*i], "-STOP");
+    }
+    let cut_at = Instant::now();
+    client
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let closed = matches!(client.stream.read(&mut byte), Ok(0) | Err(_))
+        && cut_at.elapsed() < Duration::from_secs(8);
+    let took = cut_at.elapsed();
+    let refused = RawClient::connect_with(members[leader].client, 0, [0; 16], 30000, 0).is_none();
+    let said = mode(members[leader].client);
+    for i in &others {
+        signal(&members[*i], "-CONT");
+    }
+    assert!(
+        closed,
+        "the leader kept its client for {took:?} without a quorum"
+    );
+    assert!(
+        took >= Duration::from_millis(1500),
+        "closed after only {took:?}"
+    );
+    assert!(refused, "a leader without a quorum took a new session");
+    assert_eq!(said, None, "srvr without a quorum reports no mode");
+    eprintln!("client let go {took:?} after the quorum was lost");
+    settled(&members, Duration::from_secs(10));
+    let mut back = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while back.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the session could not be resumed"
+        );
+        back = members
+            .iter()
+            .find_map(|m| RawClient::connect_with(m.client, id, pw, 30000, 0));
+    }
+    assert!(back.unwrap().get("/s", false).is_ok());
+}

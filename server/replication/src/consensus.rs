@@ -305,6 +305,20 @@ impl Consensus {
         m.current_leader == Some(m.id)
     }
 
+    /// Whether this member is part of a working quorum: a leader that a quorum confirms
+    /// within `within` (openraft 0.9 has no CheckQuorum: a cut-off leader goes on believing
+    /// it leads), or a member that knows a leader.
+    pub async fn in_quorum(&self, within: Duration) -> bool {
+        if self.is_leader() {
+            matches!(
+                tokio::time::timeout(within, self.raft.get_read_log_id()).await,
+                Ok(Ok(_))
+            )
+        } else {
+            self.leader().is_some()
+        }
+    }
+
     /// Tells the leader that clients of these sessions were heard from here (see
     /// [`crate::wire::PeerRequest::Touch`]).
     pub async fn touch_leader(&self, sessions: Vec<i64>) -> Result<(), String> {
