@@ -446,3 +446,80 @@ fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go(
     }
     assert!(back.unwrap().get("/s", false).is_ok());
 }
+
+#[test]
+fn sessions_expire_by_the_leader_everywhere_and_pings_on_followers_keep_them() {
+    let root = tempfile::tempdir().unwrap();
+    let mut members = None;
+    for attempt in 0..3 {
+        let dir = root.path().join(format!("try{attempt}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        members = start_ensemble(&dir);
+        if members.is_some() {
+            break;
+        }
+    }
+    let members = members.expect("the ensemble did not start in three tries");
+    let leader = settled(&members, Duration::from_secs(10));
+    let follower = members[(leader + 1) % 3].client;
+
+    // Two sessions of 1 s on a follower: one pings, one goes silent.
+    let mut alive = RawClient::connect_with(follower, 0, [0; 16], 1000, 0).unwrap();
+    let mut silent = RawClient::connect_with(follower, 0, [0; 16], 1000, 0).unwrap();
+    assert_eq!((alive.timeout_ms, silent.timeout_ms), (1000, 1000));
+    alive
+        .create("/alive", b"", CreateMode::Ephemeral.flags())
+        .unwrap();
+    silent
+        .create("/silent", b"", CreateMode::Ephemeral.flags())
+        .unwrap();
+    let silent_since = Instant::now();
+    let watchers: Vec<_> = members
+        .iter()
+        .map(|m| {
+            let mut w = RawClient::connect(m.client);
+            let (f, _) = w.call(&Request::Exists {
+                path: "/silent".into(),
+                watch: true,
+            });
+            assert_eq!(f.err, 0);
+            std::thread::spawn(move || {
+                let e = w.next_event();
+                let at = silent_since.elapsed();
+                let (f, _) = w.call(&Request::Exists {
+                    path: "/alive".into(),
+                    watch: false,
+                });
+                (e, at, f.err)
+            })
+        })
+        .collect();
+    // The pinging client stays for three timeouts, though only its follower hears it.
+    while silent_since.elapsed() < Duration::from_secs(3) {
+        let (f, _) = alive.call(&Request::Ping);
+        assert_eq!(f.err, 0, "the pinging session was expired");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for (i, w) in watchers.into_iter().enumerate() {
+        let (e, at, alive_err) = w.join().unwrap();
+        assert_eq!(
+            (e.event_type, e.path.as_str()),
+            (EventType::NodeDeleted as i32, "/silent"),
+            "member {i}"
+        );
+        eprintln!("member {i}: the silent session's node deleted {at:?} after its last request");
+        // Timeout 1 s, tick 200 ms; a little more for the close to be ordered and applied.
+        assert!(
+            at < Duration::from_millis(1000 + 200 + 150),
+            "member {i} saw the expiry {at:?} after the last request"
+        );
+        assert_eq!(
+            alive_err, 0,
+            "the pinging session's node is gone on member {i}"
+        );
+    }
+    assert!(
+        RawClient::connect_with(follower, silent.session_id, silent.passwd, 1000, 0).is_none(),
+        "an expired session was resumed"
+    );
+}
