@@ -2,6 +2,7 @@
 //! compatibility scenarios that run unchanged against both.
 
 pub mod apache;
+pub mod history;
 pub mod raw;
 pub mod scenarios;
 pub mod transcript;

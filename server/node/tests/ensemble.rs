@@ -7,107 +7,14 @@
 
 mod common;
 
+use common::ensemble::{self, mode, settled, Member};
 use common::RawClient;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zooid_proto::*;
-
-struct Member {
-    id: u64,
-    child: Child,
-    client: SocketAddr,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `srvr`'s Mode line, or `None` if the member does not answer.
-fn mode(addr: SocketAddr) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"srvr").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.lines()
-        .find_map(|l| l.strip_prefix("Mode: "))
-        .map(str::to_string)
-}
-
-/// Starts three members from one zoo.cfg; `None` if one exited (a port taken meanwhile).
-fn start_ensemble(root: &Path) -> Option<Vec<Member>> {
-    let ports: Vec<u16> = (0..9)
-        .map(|_| zooid_e2e::apache::free_port().unwrap())
-        .collect();
-    let mut cfg =
-        String::from("tickTime=200\ninitLimit=10\nsyncLimit=5\n4lw.commands.whitelist=*\n");
-    for i in 0..3 {
-        cfg += &format!(
-            "server.{}=127.0.0.1:{}:{};127.0.0.1:{}\n",
-            i + 1,
-            ports[3 * i],
-            ports[3 * i + 1],
-            ports[3 * i + 2]
-        );
-    }
-    let cfg_path = root.join("zoo.cfg");
-    std::fs::write(&cfg_path, cfg).unwrap();
-    let mut members = Vec::new();
-    for i in 0..3u64 {
-        let dir: PathBuf = root.join(format!("data{}", i + 1));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).unwrap();
-        let log = std::fs::File::create(root.join(format!("zooid{}.log", i + 1))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_zooid"))
-            .arg("--config")
-            .arg(&cfg_path)
-            .arg("--data-dir")
-            .arg(&dir)
-            .env_remove("ZOOID_FOUR_LETTER_WORDS")
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        members.push(Member {
-            id: i + 1,
-            child,
-            client: SocketAddr::from(([127, 0, 0, 1], ports[3 * i as usize + 2])),
-        });
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        for m in &mut members {
-            if m.child.try_wait().unwrap().is_some() {
-                return None;
-            }
-        }
-        let modes: Vec<_> = members.iter().map(|m| mode(m.client)).collect();
-        let leaders = modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("leader"))
-            .count();
-        let followers = modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("follower"))
-            .count();
-        if leaders == 1 && followers == 2 {
-            return Some(members);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no leader and two followers: {modes:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Creates `path`; `Some(true)` once acknowledged, `Some(false)` if refused, `None` if the
 /// connection was lost first (the outcome is then unknown, as for any ZooKeeper client).
@@ -140,16 +47,7 @@ fn children(c: &mut RawClient, path: &str) -> Vec<String> {
 #[test]
 fn kill_9_of_the_leader_under_writes_loses_no_acknowledged_write() {
     let root = tempfile::tempdir().unwrap();
-    let mut members = None;
-    for attempt in 0..3 {
-        let dir = root.path().join(format!("try{attempt}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        members = start_ensemble(&dir);
-        if members.is_some() {
-            break;
-        }
-    }
-    let mut members = members.expect("the ensemble did not start in three tries");
+    let mut members = ensemble::start(root.path());
     let leader = members
         .iter()
         .position(|m| mode(m.client).as_deref() == Some("leader"))
@@ -232,8 +130,7 @@ fn kill_9_of_the_leader_under_writes_loses_no_acknowledged_write() {
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
     let before_kill = acked.lock().unwrap().len();
-    members[leader].child.kill().unwrap();
-    members[leader].child.wait().unwrap();
+    members[leader].kill9();
     let killed_at = Instant::now();
     std::thread::sleep(Duration::from_millis(3000));
     stop.store(true, Ordering::Relaxed);
@@ -290,51 +187,10 @@ fn kill_9_of_the_leader_under_writes_loses_no_acknowledged_write() {
     assert_eq!(stat.ephemeral_owner, doomed_id);
 }
 
-fn signal(m: &Member, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &m.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {}", m.id);
-}
-
-/// Waits for one leader and two followers; returns the leader's index.
-fn settled(members: &[Member], within: Duration) -> usize {
-    let deadline = Instant::now() + within;
-    loop {
-        let modes: Vec<_> = members.iter().map(|m| mode(m.client)).collect();
-        let leaders: Vec<usize> = (0..3)
-            .filter(|i| modes[*i].as_deref() == Some("leader"))
-            .collect();
-        let followers = modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("follower"))
-            .count();
-        if leaders.len() == 1 && followers == 2 {
-            return leaders[0];
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not one leader and two followers after {within:?}: {modes:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go() {
     let root = tempfile::tempdir().unwrap();
-    let mut members = None;
-    for attempt in 0..3 {
-        let dir = root.path().join(format!("try{attempt}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        members = start_ensemble(&dir);
-        if members.is_some() {
-            break;
-        }
-    }
-    let members = members.expect("the ensemble did not start in three tries");
+    let members = ensemble::start(root.path());
     let leader = settled(&members, Duration::from_secs(10));
     let follower = (leader + 1) % 3;
     RawClient::connect(members[follower].client)
@@ -365,7 +221,7 @@ fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go(
         })
     };
     std::thread::sleep(Duration::from_millis(500));
-    signal(&members[leader], "-STOP");
+    members[leader].signal("-STOP");
     let stopped_at = Instant::now();
     std::thread::sleep(Duration::from_secs(3));
     let during = acked
@@ -374,7 +230,7 @@ fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go(
         .iter()
         .filter(|(_, t)| *t > stopped_at)
         .count();
-    signal(&members[leader], "-CONT");
+    members[leader].signal("-CONT");
     assert!(
         during > 0,
         "no write acknowledged while the leader was stopped"
@@ -405,7 +261,7 @@ fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go(
     let (id, pw) = (client.session_id, client.passwd);
     let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     for i in &others {
-        signal(&members[*i], "-STOP");
+        members[*i].signal("-STOP");
     }
     let cut_at = Instant::now();
     client
@@ -419,7 +275,7 @@ fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go(
     let refused = RawClient::connect_with(members[leader].client, 0, [0; 16], 30000, 0).is_none();
     let said = mode(members[leader].client);
     for i in &others {
-        signal(&members[*i], "-CONT");
+        members[*i].signal("-CONT");
     }
     assert!(
         closed,
@@ -450,16 +306,7 @@ fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go(
 #[test]
 fn sessions_expire_by_the_leader_everywhere_and_pings_on_followers_keep_them() {
     let root = tempfile::tempdir().unwrap();
-    let mut members = None;
-    for attempt in 0..3 {
-        let dir = root.path().join(format!("try{attempt}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        members = start_ensemble(&dir);
-        if members.is_some() {
-            break;
-        }
-    }
-    let members = members.expect("the ensemble did not start in three tries");
+    let members = ensemble::start(root.path());
     let leader = settled(&members, Duration::from_secs(10));
     let follower = members[(leader + 1) % 3].client;
 

@@ -71,28 +71,33 @@ impl PeerNetwork {
         }
     }
 
-    /// Hands an entry's commands to the leader for ordering; `Err` says why they were not
-    /// taken.
+    /// Hands an entry's commands to the leader for ordering.
     pub(crate) async fn forward(
         &self,
         leader: NodeId,
         addr: &str,
         entry: bytes::Bytes,
-    ) -> Result<(), String> {
+    ) -> Result<(), ForwardError> {
         match self
             .client(leader, addr)
             .call(PeerRequest::Forward(entry), FORWARD_TIMEOUT)
             .await
         {
             Ok(PeerResponse::Forwarded) => Ok(()),
-            Ok(PeerResponse::NotLeader) => Err(format!("server {leader} no longer leads")),
-            Ok(_) => Err(format!("server {leader} answered out of turn")),
-            Err(e) => Err(e.to_string()),
+            Ok(PeerResponse::NotLeader) => Err(ForwardError::NotTaken(format!(
+                "server {leader} no longer leads"
+            ))),
+            Ok(_) => Err(ForwardError::Lost(format!(
+                "server {leader} answered out of turn"
+            ))),
+            // Never reached the leader: safe to send again.
+            Err(e @ (CallError::Connect { .. } | CallError::Refused { .. })) => {
+                Err(ForwardError::NotTaken(e.to_string()))
+            }
+            Err(e) => Err(ForwardError::Lost(e.to_string())),
         }
     }
-}
 
-impl PeerNetwork {
     /// Asks the leader for a read index (see [`PeerRequest::ReadIndex`]).
     pub(crate) async fn read_index(
         &self,
@@ -146,6 +151,19 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     link: Link,
+}
+
+/// Why forwarded commands were not taken by the leader.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ForwardError {
+    /// Certainly not queued by the leader (it was not reached, or does not lead): they may be
+    /// sent again.
+    #[error("not taken: {0}")]
+    NotTaken(String),
+    /// Perhaps queued, perhaps not (no answer came): sending them again could apply them
+    /// twice, so they are given up.
+    #[error("perhaps lost: {0}")]
+    Lost(String),
 }
 
 /// Why an RPC got no answer.

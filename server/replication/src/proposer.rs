@@ -18,7 +18,7 @@
 //! waiting for a reply that will never come.
 
 use crate::batch;
-use crate::network::PeerNetwork;
+use crate::network::{ForwardError, PeerNetwork};
 use crate::state_machine::Applier;
 use crate::types::{Command, NodeId, TypeConfig};
 use bytes::Bytes;
@@ -28,6 +28,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::watch;
+
+/// Wait before sending again an entry that did not reach the leader (it was down, or no
+/// longer led): about what an election takes to begin.
+const FORWARD_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Upper bounds of one entry.
 const MAX_BATCH_COMMANDS: usize = batch::MAX_COMMANDS;
@@ -337,6 +341,15 @@ impl Proposer {
         }
     }
 
+    /// Puts the entry in flight back, to wait for a leader that takes it.
+    fn hold(&self, was: InFlight, entry: Bytes) {
+        let mut p = self.pending();
+        if p.in_flight == was {
+            p.in_flight = InFlight::Held;
+            p.held = Some(entry);
+        }
+    }
+
     fn release_held(self: &Arc<Self>) {
         let held = {
             let mut p = self.pending();
@@ -411,10 +424,20 @@ impl Proposer {
                 self.pending().in_flight = InFlight::Forwarded(seq);
                 let (me, network) = (self.clone(), running.network.clone());
                 running.runtime.spawn(async move {
-                    if let Err(e) = network.forward(leader, &addr, entry.clone()).await {
-                        me.lost(&entry, &e);
+                    match network.forward(leader, &addr, entry.clone()).await {
+                        Ok(()) => me.done(InFlight::Forwarded(seq)),
+                        Err(ForwardError::NotTaken(why)) => {
+                            // Held and sent again shortly, or as soon as the leader changes.
+                            tracing::debug!("forwarding to server {leader}: {why}; retrying");
+                            me.hold(InFlight::Forwarded(seq), entry);
+                            tokio::time::sleep(FORWARD_RETRY).await;
+                            me.release_held();
+                        }
+                        Err(e @ ForwardError::Lost(_)) => {
+                            me.lost(&entry, &e.to_string());
+                            me.done(InFlight::Forwarded(seq));
+                        }
                     }
-                    me.done(InFlight::Forwarded(seq));
                 });
             }
             Route::Nowhere => {

@@ -11,6 +11,8 @@ use zooid_server::{Config, Server};
 #[allow(unused_imports)]
 pub use zooid_e2e::raw::*;
 
+pub mod ensemble;
+
 /// Starts a server with test-friendly settings on its own runtime.
 pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,174 @@
+//! Ensembles of `zooid` processes on loopback, started from one ZooKeeper zoo.cfg (each member
+//! with its own data dir and `myid`), and the faults the tests inflict on them.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Member {
+    pub id: u64,
+    pub child: Child,
+    pub client: SocketAddr,
+    cfg: PathBuf,
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Member {
+    fn spawn(cfg: &Path, dir: &Path, log: &Path) -> Child {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_zooid"))
+            .arg("--config")
+            .arg(cfg)
+            .arg("--data-dir")
+            .arg(dir)
+            .env_remove("ZOOID_FOUR_LETTER_WORDS")
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts the member again on its data, after [`Member::kill9`].
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(&self.cfg, &self.dir, &self.log);
+    }
+
+    /// Sends a signal (`-STOP`, `-CONT`) to the member's process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} on member {}", self.id);
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `srvr`'s Mode line, or `None` if the member does not answer or does not serve.
+pub fn mode(addr: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"srvr").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("Mode: "))
+        .map(str::to_string)
+}
+
+/// Starts three members from one zoo.cfg (tickTime 200 ms, so sessions last 0.4-4 s) and
+/// waits for one leader and two followers; `None` if one exited (a port taken meanwhile).
+fn try_start(root: &Path) -> Option<Vec<Member>> {
+    let ports: Vec<u16> = (0..9)
+        .map(|_| zooid_e2e::apache::free_port().unwrap())
+        .collect();
+    let mut cfg =
+        String::from("tickTime=200\ninitLimit=10\nsyncLimit=5\n4lw.commands.whitelist=*\n");
+    for i in 0..3 {
+        cfg += &format!(
+            "server.{}=127.0.0.1:{}:{};127.0.0.1:{}\n",
+            i + 1,
+            ports[3 * i],
+            ports[3 * i + 1],
+            ports[3 * i + 2]
+        );
+    }
+    let cfg_path = root.join("zoo.cfg");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let mut members = Vec::new();
+    for i in 0..3u64 {
+        let dir: PathBuf = root.join(format!("data{}", i + 1));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).unwrap();
+        let log = root.join(format!("zooid{}.log", i + 1));
+        members.push(Member {
+            id: i + 1,
+            child: Member::spawn(&cfg_path, &dir, &log),
+            client: SocketAddr::from(([127, 0, 0, 1], ports[3 * i as usize + 2])),
+            cfg: cfg_path.clone(),
+            dir,
+            log,
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for m in &mut members {
+            if m.child.try_wait().unwrap().is_some() {
+                return None;
+            }
+        }
+        let modes: Vec<_> = members.iter().map(|m| mode(m.client)).collect();
+        let leaders = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count();
+        let followers = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("follower"))
+            .count();
+        if leaders == 1 && followers == 2 {
+            return Some(members);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader and two followers: {modes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts a three-member ensemble under `root`, trying again (on fresh ports) if a port was
+/// taken by another test meanwhile.
+pub fn start(root: &Path) -> Vec<Member> {
+    for attempt in 0..3 {
+        let dir = root.join(format!("try{attempt}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(m) = try_start(&dir) {
+            return m;
+        }
+    }
+    panic!("the ensemble did not start in three tries");
+}
+
+/// Waits for one leader and two followers; returns the leader's index.
+pub fn settled(members: &[Member], within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let modes: Vec<_> = members.iter().map(|m| mode(m.client)).collect();
+        let leaders: Vec<usize> = (0..members.len())
+            .filter(|i| modes[*i].as_deref() == Some("leader"))
+            .collect();
+        let followers = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("follower"))
+            .count();
+        if leaders.len() == 1 && followers == members.len() - 1 {
+            return leaders[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not one leader and the rest following after {within:?}: {modes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
