@@ -56,7 +56,25 @@ pub fn answer(word: &str, config: &Config, state: &State) -> String {
             let _ = writeln!(out, "minSessionTimeout={}", config.min_session_timeout());
             let _ = writeln!(out, "maxSessionTimeout={}", config.max_session_timeout());
             let _ = writeln!(out, "maxClientCnxns={}", config.max_client_cnxns);
-            let _ = writeln!(out, "serverId=0");
+            match &config.ensemble {
+                Some(e) => {
+                    let _ = writeln!(out, "serverId={}", e.my_id);
+                    for m in &e.members {
+                        let role = match m.role {
+                            crate::zoocfg::Role::Participant => "participant",
+                            crate::zoocfg::Role::Observer => "observer",
+                        };
+                        let _ = writeln!(
+                            out,
+                            "server.{}={}:{}:{}:{role}",
+                            m.id, m.host, m.quorum_port, m.election_port
+                        );
+                    }
+                }
+                None => {
+                    let _ = writeln!(out, "serverId=0");
+                }
+            }
         }
         "envi" => {
             out.push_str("Environment:\n");

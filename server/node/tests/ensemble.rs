@@ -53,6 +53,20 @@ fn kill_9_of_the_leader_under_writes_loses_no_acknowledged_write() {
         .position(|m| mode(m.client).as_deref() == Some("leader"))
         .unwrap();
 
+    // conf names each member and the ensemble as ZooKeeper's does.
+    for m in &members {
+        let conf = common::four_letter(m.client, "conf");
+        assert!(
+            conf.lines().any(|l| l == format!("serverId={}", m.id)),
+            "{conf}"
+        );
+        assert_eq!(
+            conf.lines().filter(|l| l.starts_with("server.")).count(),
+            3,
+            "{conf}"
+        );
+    }
+
     // A write sent to any member is ordered once and seen by all.
     let mut setup = RawClient::connect(members[(leader + 1) % 3].client);
     setup.create("/w", b"", 0).unwrap();
