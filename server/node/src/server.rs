@@ -165,6 +165,10 @@ impl Applier for StateApplier {
     fn restore(&self, state: &mut dyn std::io::Read) -> Result<(), String> {
         let tree = DataTree::read_snapshot(state).map_err(|e| e.to_string())?;
         let mut st = self.0.state();
+        // A snapshot from the leader replaces the state under the clients' feet: as ZooKeeper
+        // does on a resync, they are let go, so none waits on a parked write or a watch that
+        // the new state no longer knows (at start there are none).
+        st.drop_clients();
         st.tree = tree;
         st.sessions_restored();
         Ok(())

@@ -183,6 +183,16 @@ impl State {
         }
     }
 
+    /// Closes every client connection at once and forgets the writes they were waiting for.
+    pub fn drop_clients(&mut self) {
+        self.parked.clear();
+        self.outstanding.set(0);
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.kill_conn(conn);
+        }
+    }
+
     /// Whether clients are served: false while cut off from a quorum.
     pub fn serving(&self) -> bool {
         self.serving
@@ -193,11 +203,7 @@ impl State {
     /// that clients move to members that can serve them (as ZooKeeper's do).
     pub fn quorum_lost(&mut self) {
         self.serving = false;
-        self.leader_lost();
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        for conn in conns {
-            self.kill_conn(conn);
-        }
+        self.drop_clients();
     }
 
     pub fn quorum_regained(&mut self) {

@@ -384,3 +384,72 @@ fn sessions_expire_by_the_leader_everywhere_and_pings_on_followers_keep_them() {
         "an expired session was resumed"
     );
 }
+
+#[test]
+fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    // A snapshot every 100 entries; the log before it is purged.
+    let mut members = ensemble::start_with(root.path(), "snapCount=100\n");
+    let leader = settled(&members, Duration::from_secs(10));
+    let behind = (leader + 1) % 3;
+    members[behind].kill9();
+    // One entry per write: a client waits for each answer.
+    let mut c = RawClient::connect(members[leader].client);
+    c.create("/c", b"", 0).unwrap();
+    for i in 0..1000 {
+        c.create(&format!("/c/n{i:04}"), b"x", 0).unwrap();
+    }
+    members[behind].restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    caught_up(&members[behind], 1000, deadline);
+
+    // A member whose data is lost (a new disk: only myid kept) catches up the same way.
+    let wiped = (leader + 2) % 3;
+    members[wiped].kill9();
+    let dir = members[wiped].dir().to_path_buf();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name() != Some(std::ffi::OsStr::new("myid")) {
+            std::fs::remove_dir_all(&path)
+                .or_else(|_| std::fs::remove_file(&path))
+                .unwrap();
+        }
+    }
+    for i in 1000..1300 {
+        c.create(&format!("/c/n{i:04}"), b"x", 0).unwrap();
+    }
+    members[wiped].restart();
+    caught_up(
+        &members[wiped],
+        1300,
+        Instant::now() + Duration::from_secs(30),
+    );
+}
+
+/// Waits until `m` serves `/c` with `n` children after sync, having installed a snapshot.
+fn caught_up(m: &Member, n: usize, deadline: Instant) {
+    loop {
+        let attempt = std::panic::catch_unwind(|| {
+            let mut r = RawClient::connect(m.client);
+            let (f, _) = r.call(&Request::Sync { path: "/c".into() });
+            assert_eq!(f.err, 0);
+            children(&mut r, "/c").len()
+        });
+        if matches!(attempt, Ok(got) if got == n) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member {} did not catch up in time; its log:\n{}",
+            m.id,
+            std::fs::read_to_string(&m.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = std::fs::read_to_string(&m.log).unwrap();
+    assert!(
+        log.contains("installed a snapshot from the leader"),
+        "member {} caught up without a snapshot (was the log not purged?)",
+        m.id
+    );
+}

@@ -367,15 +367,35 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// that if the newest snapshot file is found damaged at start, the older one plus the log
     /// still restore the whole state. openraft never reads what it purged, so entries kept
     /// longer are only disk space: the log spans two snapshot intervals instead of one.
+    ///
+    /// A purge that reaches past the log's last entry comes after a snapshot installed from
+    /// the leader, newer than anything in the log: the log is purged to it at once (its next
+    /// entry follows the snapshot, and raft-log only appends consecutive entries).
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let io = |e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e);
-        let Some(upto) = self
-            .deferred_purge
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(log_id)
-        else {
-            return Ok(());
+        let past_the_end = {
+            let wal = self.wal();
+            let st = wal.log_state();
+            st.last()
+                .or(st.purged())
+                .is_none_or(|last| last.0.index < log_id.index)
+        };
+        let upto = if past_the_end {
+            *self
+                .deferred_purge
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
+            log_id
+        } else {
+            let Some(upto) = self
+                .deferred_purge
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .replace(log_id)
+            else {
+                return Ok(());
+            };
+            upto
         };
         self.reaper.before_purge();
         let mut wal = self.wal();

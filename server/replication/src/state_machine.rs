@@ -204,6 +204,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.dir.save(meta, &file).map_err(sm_err)?;
+        tracing::info!(
+            "installed a snapshot from the leader, up to entry {}",
+            meta.last_log_id.map_or(0, |l| l.index)
+        );
         Ok(())
     }
 

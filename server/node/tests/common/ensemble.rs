@@ -13,7 +13,8 @@ pub struct Member {
     pub client: SocketAddr,
     cfg: PathBuf,
     dir: PathBuf,
-    log: PathBuf,
+    /// Its stdout, across restarts.
+    pub log: PathBuf,
 }
 
 impl Member {
@@ -33,6 +34,11 @@ impl Member {
             .stderr(Stdio::null())
             .spawn()
             .unwrap()
+    }
+
+    /// Its data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// SIGKILL, as a crash.
@@ -78,12 +84,13 @@ pub fn mode(addr: SocketAddr) -> Option<String> {
 
 /// Starts three members from one zoo.cfg (tickTime 200 ms, so sessions last 0.4-4 s) and
 /// waits for one leader and two followers; `None` if one exited (a port taken meanwhile).
-fn try_start(root: &Path) -> Option<Vec<Member>> {
+fn try_start(root: &Path, extra_cfg: &str) -> Option<Vec<Member>> {
     let ports: Vec<u16> = (0..9)
         .map(|_| zooid_e2e::apache::free_port().unwrap())
         .collect();
     let mut cfg =
         String::from("tickTime=200\ninitLimit=10\nsyncLimit=5\n4lw.commands.whitelist=*\n");
+    cfg += extra_cfg;
     for i in 0..3 {
         cfg += &format!(
             "server.{}=127.0.0.1:{}:{};127.0.0.1:{}\n",
@@ -140,10 +147,15 @@ fn try_start(root: &Path) -> Option<Vec<Member>> {
 /// Starts a three-member ensemble under `root`, trying again (on fresh ports) if a port was
 /// taken by another test meanwhile.
 pub fn start(root: &Path) -> Vec<Member> {
+    start_with(root, "")
+}
+
+/// [`start`] with more zoo.cfg lines.
+pub fn start_with(root: &Path, extra_cfg: &str) -> Vec<Member> {
     for attempt in 0..3 {
         let dir = root.join(format!("try{attempt}"));
         std::fs::create_dir_all(&dir).unwrap();
-        if let Some(m) = try_start(&dir) {
+        if let Some(m) = try_start(&dir, extra_cfg) {
             return m;
         }
     }
