@@ -1,10 +1,13 @@
 //! The differential suite: every scenario of `zooid_e2e::scenarios` runs against Apache
 //! ZooKeeper 3.8 (Debian's package, started here on a loopback port) and against Zooid, and the
 //! normalized transcripts (error codes, data, every Stat field, children, watch events and their
-//! order; zxids by rank, times by relation) must be identical.
+//! order; zxids by rank, times by relation) must be identical. Each scenario also runs against
+//! a three-member Zooid ensemble, its client on a follower.
 #![allow(clippy::unwrap_used)]
 
 mod common;
+
+use common::ensemble;
 
 use zooid_e2e::apache::ApacheZk;
 use zooid_e2e::scenarios;
@@ -15,6 +18,10 @@ fn zooid_answers_like_apache_zookeeper() {
     let zk = ApacheZk::start(2000)
         .expect("Apache ZooKeeper must be installed (scripts/test.sh installs it)");
     let zooid = common::start(|cfg| cfg.container_check_ms = 100);
+    let root = tempfile::tempdir().unwrap();
+    let members = ensemble::start_with(root.path(), "tickTime=2000\ncontainerCheckMs=100\n");
+    let leader = ensemble::settled(&members, std::time::Duration::from_secs(10));
+    let follower = members[(leader + 1) % 3].client;
     let all = scenarios::all();
     assert!(all.len() >= 80, "only {} scenarios", all.len());
     let mut failures = Vec::new();
@@ -27,6 +34,16 @@ fn zooid_answers_like_apache_zookeeper() {
         (s.run)(&mut b);
         let got = b.finish_transcript();
         clean(zooid.addr);
+        let mut c = Ctx::new(follower);
+        (s.run)(&mut c);
+        let on_follower = c.finish_transcript();
+        clean(follower);
+        if expected != on_follower {
+            failures.push(format!(
+                "--- scenario {} differs on an ensemble's follower ---\n zk {:?}\n zd {:?}\n",
+                s.name, expected, on_follower
+            ));
+        }
         // ZOOID_DIFF_SHOW=<scenario name> prints both transcripts, matching or not.
         if std::env::var("ZOOID_DIFF_SHOW").is_ok_and(|n| n == s.name) {
             eprintln!("--- {} (ZooKeeper)\n{}", s.name, expected.join("\n"));
