@@ -83,19 +83,11 @@ pub enum StartError {
         addr: String,
         reason: String,
     },
-    #[error("observers are not supported yet (server.{0} is one); make it a participant or leave it out")]
-    Observer(u64),
 }
 
 /// The consensus layer's view of the ensemble a zoo.cfg describes.
 fn peers(ensemble: &Ensemble) -> Result<Peers, StartError> {
-    if let Some(o) = ensemble
-        .members
-        .iter()
-        .find(|m| m.role == crate::zoocfg::Role::Observer)
-    {
-        return Err(StartError::Observer(o.id));
-    }
+    use crate::zoocfg::Role;
     let me = ensemble
         .members
         .iter()
@@ -121,6 +113,13 @@ fn peers(ensemble: &Ensemble) -> Result<Peers, StartError> {
         voters: ensemble
             .members
             .iter()
+            .filter(|m| m.role == Role::Participant)
+            .map(|m| (m.id, m.peer_addr()))
+            .collect(),
+        learners: ensemble
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Observer)
             .map(|m| (m.id, m.peer_addr()))
             .collect(),
     })
@@ -221,7 +220,16 @@ impl Server {
         .await?;
         {
             let mut st = shared.state();
-            st.set_consensus(consensus.clone(), shared.config.ensemble.is_some());
+            let observer = shared.config.ensemble.as_ref().is_some_and(|e| {
+                e.members
+                    .iter()
+                    .any(|m| m.id == e.my_id && m.role == crate::zoocfg::Role::Observer)
+            });
+            st.set_consensus(
+                consensus.clone(),
+                shared.config.ensemble.is_some(),
+                observer,
+            );
             st.sessions_restored();
         }
         let addr = shared.config.client_addr;

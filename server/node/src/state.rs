@@ -89,6 +89,8 @@ pub struct State {
     touched: HashSet<i64>,
     /// False while this member is cut off from a quorum for longer than the grace period.
     serving: bool,
+    /// A member that replicates and serves but never votes.
+    observer: bool,
 }
 
 /// Wall-clock milliseconds since the epoch: the time stamped into txns (ctime / mtime).
@@ -128,6 +130,7 @@ impl State {
             replicated: false,
             touched: HashSet::new(),
             serving: true,
+            observer: false,
         };
         s.sessions_restored();
         s
@@ -154,9 +157,10 @@ impl State {
     }
 
     /// Connects the state to the consensus layer that orders its writes.
-    pub fn set_consensus(&mut self, consensus: Consensus, replicated: bool) {
+    pub fn set_consensus(&mut self, consensus: Consensus, replicated: bool, observer: bool) {
         self.consensus = Some(consensus);
         self.replicated = replicated;
+        self.observer = observer;
     }
 
     /// The consensus layer, if this server is part of a replicated ensemble.
@@ -210,11 +214,13 @@ impl State {
         self.serving = true;
     }
 
-    /// ZooKeeper's name for this server's role: `standalone`, `leader` or `follower`.
+    /// ZooKeeper's name for this server's role: `standalone`, `leader`, `follower` or
+    /// `observer`.
     pub fn mode(&self) -> &'static str {
         match (self.replicated, self.leads()) {
             (false, _) => "standalone",
             (true, true) => "leader",
+            (true, false) if self.observer => "observer",
             (true, false) => "follower",
         }
     }

@@ -19,7 +19,7 @@ fn zooid_answers_like_apache_zookeeper() {
         .expect("Apache ZooKeeper must be installed (scripts/test.sh installs it)");
     let zooid = common::start(|cfg| cfg.container_check_ms = 100);
     let root = tempfile::tempdir().unwrap();
-    let members = ensemble::start_with(root.path(), "tickTime=2000\ncontainerCheckMs=100\n");
+    let members = ensemble::start_with(root.path(), "tickTime=2000\ncontainerCheckMs=100\n", 0);
     let leader = ensemble::settled(&members, std::time::Duration::from_secs(10));
     let follower = members[(leader + 1) % 3].client;
     let all = scenarios::all();

@@ -389,7 +389,7 @@ fn sessions_expire_by_the_leader_everywhere_and_pings_on_followers_keep_them() {
 fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
     let root = tempfile::tempdir().unwrap();
     // A snapshot every 100 entries; the log before it is purged.
-    let mut members = ensemble::start_with(root.path(), "snapCount=100\n");
+    let mut members = ensemble::start_with(root.path(), "snapCount=100\n", 0);
     let leader = settled(&members, Duration::from_secs(10));
     let behind = (leader + 1) % 3;
     members[behind].kill9();
@@ -452,4 +452,34 @@ fn caught_up(m: &Member, n: usize, deadline: Instant) {
         "member {} caught up without a snapshot (was the log not purged?)",
         m.id
     );
+}
+
+#[test]
+fn an_observer_serves_and_forwards_but_never_votes() {
+    let root = tempfile::tempdir().unwrap();
+    let mut members = ensemble::start_with(root.path(), "", 1);
+    let leader = settled(&members, Duration::from_secs(10));
+    let observer = 3;
+    assert_eq!(mode(members[observer].client).as_deref(), Some("observer"));
+
+    // Its clients' writes are forwarded, ordered once, and seen everywhere.
+    let mut c = RawClient::connect(members[observer].client);
+    c.create("/o", b"x", 0).unwrap();
+    c.create("/o/e", b"", CreateMode::Ephemeral.flags())
+        .unwrap();
+    for m in &members {
+        let mut r = RawClient::connect(m.client);
+        let (f, _) = r.call(&Request::Sync { path: "/o".into() });
+        assert_eq!(f.err, 0);
+        assert!(r.get("/o/e", false).is_ok(), "member {} lacks /o/e", m.id);
+    }
+
+    // It does not count towards the quorum: with it and one follower gone, the leader and
+    // the other follower (two of three voters) still order writes.
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    members[observer].kill9();
+    members[follower].kill9();
+    let mut w = RawClient::connect(members[leader].client);
+    w.create("/after", b"", 0)
+        .expect("two of three voters order writes without the observer");
 }

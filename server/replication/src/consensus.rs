@@ -48,6 +48,9 @@ pub struct Peers {
     /// a quorum of its own; a server that already belongs to one keeps its replicated
     /// membership and ignores this list.
     pub voters: BTreeMap<NodeId, String>,
+    /// Members that replicate and serve but never vote (ZooKeeper's observers, openraft's
+    /// learners): the leader adds each one it does not have yet.
+    pub learners: BTreeMap<NodeId, String>,
 }
 
 /// Small enough that a purge frees space soon after each snapshot, large enough that chunk
@@ -105,8 +108,8 @@ pub struct Consensus {
     log: LogStore,
     /// Set once proposals can no longer be ordered (see [`Consensus::failed`]).
     failure: watch::Receiver<Option<String>>,
-    /// The peer port's listener, stopped with the node.
-    peer_server: Option<Arc<tokio::task::AbortHandle>>,
+    /// The peer port's listener and the learner keeper, stopped with the node.
+    peer_server: Option<Arc<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Consensus {
@@ -203,20 +206,31 @@ impl Consensus {
         .await
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         let peer_server = listener.map(|l| {
-            let task = tokio::spawn(crate::peer_server::serve(
+            let server = tokio::spawn(crate::peer_server::serve(
                 l,
                 raft.clone(),
                 proposer.clone(),
                 config.node_id,
                 cluster,
             ));
-            Arc::new(task.abort_handle())
+            let learners = config.peers.as_ref().map(|p| p.learners.clone());
+            let keeper = tokio::spawn(keep_learners(
+                raft.clone(),
+                config.node_id,
+                learners.unwrap_or_default(),
+            ));
+            Arc::new(vec![server.abort_handle(), keeper.abort_handle()])
         });
         let initialized = raft
             .is_initialized()
             .await
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-        if !initialized {
+        // A learner waits for the leader to add it; it never starts an ensemble.
+        let is_voter = config
+            .peers
+            .as_ref()
+            .is_none_or(|p| p.voters.contains_key(&config.node_id));
+        if !initialized && is_voter {
             let members: BTreeMap<NodeId, BasicNode> = match &config.peers {
                 Some(p) => p
                     .voters
@@ -298,6 +312,11 @@ impl Consensus {
         self.raft.metrics().borrow().current_leader
     }
 
+    /// Whether this member replicates without voting (an observer).
+    pub fn is_learner(&self) -> bool {
+        self.raft.metrics().borrow().state == openraft::ServerState::Learner
+    }
+
     /// Whether this member leads (a single server always does).
     pub fn is_leader(&self) -> bool {
         let m = self.raft.metrics();
@@ -359,9 +378,44 @@ impl Consensus {
 
     /// Stops the node (flushing nothing more: what was acknowledged is already durable).
     pub async fn shutdown(&self) {
-        if let Some(p) = &self.peer_server {
-            p.abort();
+        if let Some(tasks) = &self.peer_server {
+            for t in tasks.iter() {
+                t.abort();
+            }
         }
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// While this member leads, adds every configured learner the membership lacks (again after
+/// each change, so one refused while a membership change was in progress is added later).
+async fn keep_learners(raft: Raft<TypeConfig>, me: NodeId, learners: BTreeMap<NodeId, String>) {
+    if learners.is_empty() {
+        return;
+    }
+    let mut metrics = raft.metrics();
+    loop {
+        let missing: Vec<(NodeId, String)> = {
+            let m = metrics.borrow_and_update();
+            if m.current_leader != Some(me) {
+                Vec::new()
+            } else {
+                let membership = m.membership_config.membership();
+                learners
+                    .iter()
+                    .filter(|(id, _)| membership.get_node(id).is_none())
+                    .map(|(id, addr)| (*id, addr.clone()))
+                    .collect()
+            }
+        };
+        for (id, addr) in missing {
+            match raft.add_learner(id, BasicNode::new(&addr), false).await {
+                Ok(_) => tracing::info!("added observer {id} ({addr})"),
+                Err(e) => tracing::debug!("adding observer {id}: {e}; will retry"),
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
     }
 }

@@ -63,6 +63,7 @@ async fn start(id: u64, dir: &Path, voters: &BTreeMap<u64, String>, rec: Arc<Rec
                 cluster: "test".into(),
                 listen: voters[&id].parse().unwrap(),
                 voters: voters.clone(),
+                learners: BTreeMap::new(),
             }),
         },
         rec,

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 pub struct Member {
     pub id: u64,
+    /// Configured as an observer.
+    pub observer: bool,
     pub child: Child,
     pub client: SocketAddr,
     cfg: PathBuf,
@@ -84,32 +86,35 @@ pub fn mode(addr: SocketAddr) -> Option<String> {
 
 /// Starts three members from one zoo.cfg (tickTime 200 ms, so sessions last 0.4-4 s) and
 /// waits for one leader and two followers; `None` if one exited (a port taken meanwhile).
-fn try_start(root: &Path, extra_cfg: &str) -> Option<Vec<Member>> {
-    let ports: Vec<u16> = (0..9)
+fn try_start(root: &Path, extra_cfg: &str, observers: usize) -> Option<Vec<Member>> {
+    let n = 3 + observers;
+    let ports: Vec<u16> = (0..3 * n)
         .map(|_| zooid_e2e::apache::free_port().unwrap())
         .collect();
     let mut cfg =
         String::from("tickTime=200\ninitLimit=10\nsyncLimit=5\n4lw.commands.whitelist=*\n");
     cfg += extra_cfg;
-    for i in 0..3 {
+    for i in 0..n {
         cfg += &format!(
-            "server.{}=127.0.0.1:{}:{};127.0.0.1:{}\n",
+            "server.{}=127.0.0.1:{}:{}{};127.0.0.1:{}\n",
             i + 1,
             ports[3 * i],
             ports[3 * i + 1],
+            if i >= 3 { ":observer" } else { "" },
             ports[3 * i + 2]
         );
     }
     let cfg_path = root.join("zoo.cfg");
     std::fs::write(&cfg_path, cfg).unwrap();
     let mut members = Vec::new();
-    for i in 0..3u64 {
+    for i in 0..n as u64 {
         let dir: PathBuf = root.join(format!("data{}", i + 1));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).unwrap();
         let log = root.join(format!("zooid{}.log", i + 1));
         members.push(Member {
             id: i + 1,
+            observer: i >= 3,
             child: Member::spawn(&cfg_path, &dir, &log),
             client: SocketAddr::from(([127, 0, 0, 1], ports[3 * i as usize + 2])),
             cfg: cfg_path.clone(),
@@ -124,62 +129,63 @@ fn try_start(root: &Path, extra_cfg: &str) -> Option<Vec<Member>> {
                 return None;
             }
         }
-        let modes: Vec<_> = members.iter().map(|m| mode(m.client)).collect();
-        let leaders = modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("leader"))
-            .count();
-        let followers = modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("follower"))
-            .count();
-        if leaders == 1 && followers == 2 {
+        if roles_settled(&members).is_some() {
             return Some(members);
         }
         assert!(
             Instant::now() < deadline,
-            "no leader and two followers: {modes:?}"
+            "no leader and followers: {:?}",
+            members.iter().map(|m| mode(m.client)).collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
+/// The leader's index if one voter leads, the other voters follow and observers observe.
+fn roles_settled(members: &[Member]) -> Option<usize> {
+    let modes: Vec<_> = members.iter().map(|m| mode(m.client)).collect();
+    let mut leader = None;
+    for (i, (m, mode)) in members.iter().zip(&modes).enumerate() {
+        match mode.as_deref() {
+            Some("observer") if m.observer => {}
+            Some("follower") if !m.observer => {}
+            Some("leader") if !m.observer && leader.is_none() => leader = Some(i),
+            _ => return None,
+        }
+    }
+    leader
+}
+
 /// Starts a three-member ensemble under `root`, trying again (on fresh ports) if a port was
 /// taken by another test meanwhile.
 pub fn start(root: &Path) -> Vec<Member> {
-    start_with(root, "")
+    start_with(root, "", 0)
 }
 
-/// [`start`] with more zoo.cfg lines.
-pub fn start_with(root: &Path, extra_cfg: &str) -> Vec<Member> {
+/// [`start`] with more zoo.cfg lines, and `observers` observers after the three voters.
+pub fn start_with(root: &Path, extra_cfg: &str, observers: usize) -> Vec<Member> {
     for attempt in 0..3 {
         let dir = root.join(format!("try{attempt}"));
         std::fs::create_dir_all(&dir).unwrap();
-        if let Some(m) = try_start(&dir, extra_cfg) {
+        if let Some(m) = try_start(&dir, extra_cfg, observers) {
             return m;
         }
     }
     panic!("the ensemble did not start in three tries");
 }
 
-/// Waits for one leader and two followers; returns the leader's index.
+/// Waits for one leader, the other voters following and observers observing; returns the
+/// leader's index.
 pub fn settled(members: &[Member], within: Duration) -> usize {
     let deadline = Instant::now() + within;
     loop {
-        let modes: Vec<_> = members.iter().map(|m| mode(m.client)).collect();
-        let leaders: Vec<usize> = (0..members.len())
-            .filter(|i| modes[*i].as_deref() == Some("leader"))
-            .collect();
-        let followers = modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("follower"))
-            .count();
-        if leaders.len() == 1 && followers == members.len() - 1 {
-            return leaders[0];
+        if let Some(l) = roles_settled(members) {
+            return l;
         }
         assert!(
             Instant::now() < deadline,
-            "not one leader and the rest following after {within:?}: {modes:?}"
+            "roles not settled after {within:?}: {:?}",
+            members.iter().map(|m| mode(m.client)).collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
