@@ -163,6 +163,17 @@ fn monitor(out: &mut String, state: &State) {
     if let Some(log) = state.log_stats() {
         lines.extend(log_lines(&log));
     }
+    // The leader's view of the ensemble, under ZooKeeper's names (a leader's mntr only).
+    if let Some(f) = state.followers() {
+        lines.extend([
+            ("zk_learners", (f.followers + f.observers).to_string()),
+            ("zk_followers", f.followers.to_string()),
+            ("zk_synced_followers", f.synced_followers.to_string()),
+            ("zk_synced_observers", f.synced_observers.to_string()),
+            // Zooid has no sync phase: a follower catches up through the log or a snapshot.
+            ("zk_pending_syncs", "0".to_string()),
+        ]);
+    }
     for (k, v) in lines {
         let _ = writeln!(out, "{k}\t{v}");
     }

@@ -168,6 +168,11 @@ impl State {
         self.consensus.clone().filter(|_| self.replicated)
     }
 
+    /// The other members as this leader sees them; `None` unless it leads an ensemble.
+    pub fn followers(&self) -> Option<zooid_replication::Followers> {
+        self.replicated_consensus()?.followers()
+    }
+
     /// Whether this server expires sessions and collects containers: a standalone server, or
     /// the leader of an ensemble.
     pub fn leads(&self) -> bool {

@@ -474,6 +474,18 @@ fn an_observer_serves_and_forwards_but_never_votes() {
         assert!(r.get("/o/e", false).is_ok(), "member {} lacks /o/e", m.id);
     }
 
+    // The leader's mntr counts its followers and the observer, all in sync.
+    let mntr = common::four_letter(members[leader].client, "mntr");
+    for line in [
+        "zk_followers\t2",
+        "zk_synced_followers\t2",
+        "zk_synced_observers\t1",
+        "zk_learners\t3",
+        "zk_server_state\tleader",
+    ] {
+        assert!(mntr.lines().any(|l| l == line), "{line} not in:\n{mntr}");
+    }
+
     // It does not count towards the quorum: with it and one follower gone, the leader and
     // the other follower (two of three voters) still order writes.
     let follower = (0..3).find(|i| *i != leader).unwrap();

@@ -99,6 +99,23 @@ pub struct LogStats {
     pub batches: BatchSizes,
 }
 
+/// How the leader sees the other members (ZooKeeper's `zk_followers`, `zk_synced_followers`,
+/// ... in `mntr`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Followers {
+    /// Voting members other than the leader.
+    pub followers: usize,
+    /// Of those, the ones whose log is within [`SYNCED_LAG`] entries of the leader's.
+    pub synced_followers: usize,
+    /// Members that do not vote (observers).
+    pub observers: usize,
+    pub synced_observers: usize,
+}
+
+/// A member is counted as synced while it has acknowledged the leader's log up to this many
+/// entries from its end.
+pub const SYNCED_LAG: u64 = 1000;
+
 /// A running consensus node.
 #[derive(Clone)]
 pub struct Consensus {
@@ -310,6 +327,31 @@ impl Consensus {
     /// The member this one believes leads, if any.
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
+    }
+
+    /// The other members as the leader sees them; `None` on a member that does not lead.
+    pub fn followers(&self) -> Option<Followers> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let replication = m.replication.as_ref()?;
+        let last = m.last_log_index.unwrap_or(0);
+        let membership = m.membership_config.membership();
+        let synced = |id: &NodeId| {
+            replication
+                .get(id)
+                .and_then(|matched| *matched)
+                .is_some_and(|l| l.index + SYNCED_LAG >= last)
+        };
+        let mut f = Followers::default();
+        for id in membership.voter_ids().filter(|id| *id != m.id) {
+            f.followers += 1;
+            f.synced_followers += usize::from(synced(&id));
+        }
+        for id in membership.learner_ids() {
+            f.observers += 1;
+            f.synced_observers += usize::from(synced(&id));
+        }
+        Some(f)
     }
 
     /// Whether this member replicates without voting (an observer).
