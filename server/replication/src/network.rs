@@ -71,6 +71,26 @@ impl PeerNetwork {
         }
     }
 
+    /// Sends a request only the leader answers: its answer, or why it was not taken.
+    async fn ask_leader(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        req: PeerRequest,
+    ) -> Result<PeerResponse, ForwardError> {
+        match self.client(leader, addr).call(req, FORWARD_TIMEOUT).await {
+            Ok(PeerResponse::NotLeader) => Err(ForwardError::NotTaken(format!(
+                "server {leader} no longer leads"
+            ))),
+            Ok(answer) => Ok(answer),
+            // Never reached the leader: safe to send again.
+            Err(e @ (CallError::Connect { .. } | CallError::Refused { .. })) => {
+                Err(ForwardError::NotTaken(e.to_string()))
+            }
+            Err(e) => Err(ForwardError::Lost(e.to_string())),
+        }
+    }
+
     /// Hands an entry's commands to the leader for ordering.
     pub(crate) async fn forward(
         &self,
@@ -79,22 +99,11 @@ impl PeerNetwork {
         entry: bytes::Bytes,
     ) -> Result<(), ForwardError> {
         match self
-            .client(leader, addr)
-            .call(PeerRequest::Forward(entry), FORWARD_TIMEOUT)
-            .await
+            .ask_leader(leader, addr, PeerRequest::Forward(entry))
+            .await?
         {
-            Ok(PeerResponse::Forwarded) => Ok(()),
-            Ok(PeerResponse::NotLeader) => Err(ForwardError::NotTaken(format!(
-                "server {leader} no longer leads"
-            ))),
-            Ok(_) => Err(ForwardError::Lost(format!(
-                "server {leader} answered out of turn"
-            ))),
-            // Never reached the leader: safe to send again.
-            Err(e @ (CallError::Connect { .. } | CallError::Refused { .. })) => {
-                Err(ForwardError::NotTaken(e.to_string()))
-            }
-            Err(e) => Err(ForwardError::Lost(e.to_string())),
+            PeerResponse::Forwarded => Ok(()),
+            _ => Err(ForwardError::Lost(out_of_turn(leader))),
         }
     }
 
@@ -105,14 +114,12 @@ impl PeerNetwork {
         addr: &str,
     ) -> Result<Option<u64>, String> {
         match self
-            .client(leader, addr)
-            .call(PeerRequest::ReadIndex, FORWARD_TIMEOUT)
+            .ask_leader(leader, addr, PeerRequest::ReadIndex)
             .await
+            .map_err(|e| e.to_string())?
         {
-            Ok(PeerResponse::ReadIndex(i)) => Ok(i),
-            Ok(PeerResponse::NotLeader) => Err(format!("server {leader} no longer leads")),
-            Ok(_) => Err(format!("server {leader} answered out of turn")),
-            Err(e) => Err(e.to_string()),
+            PeerResponse::ReadIndex(i) => Ok(i),
+            _ => Err(out_of_turn(leader)),
         }
     }
 
@@ -124,16 +131,18 @@ impl PeerNetwork {
         sessions: Vec<i64>,
     ) -> Result<(), String> {
         match self
-            .client(leader, addr)
-            .call(PeerRequest::Touch(sessions), FORWARD_TIMEOUT)
+            .ask_leader(leader, addr, PeerRequest::Touch(sessions))
             .await
+            .map_err(|e| e.to_string())?
         {
-            Ok(PeerResponse::Touched) => Ok(()),
-            Ok(PeerResponse::NotLeader) => Err(format!("server {leader} no longer leads")),
-            Ok(_) => Err(format!("server {leader} answered out of turn")),
-            Err(e) => Err(e.to_string()),
+            PeerResponse::Touched => Ok(()),
+            _ => Err(out_of_turn(leader)),
         }
     }
+}
+
+fn out_of_turn(leader: NodeId) -> String {
+    format!("server {leader} answered out of turn")
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {

@@ -3,39 +3,15 @@
 //! that comes back catches up.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::Record;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zooid_replication::*;
-
-#[derive(Default)]
-struct Record(Mutex<Vec<(u64, Vec<u8>)>>);
-
-impl Record {
-    fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-    fn all(&self) -> Vec<(u64, Vec<u8>)> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl Applier for Record {
-    fn apply(&self, commands: &[(u64, &[u8])]) {
-        let mut v = self.0.lock().unwrap();
-        for (zxid, command) in commands {
-            v.push((*zxid, command.to_vec()));
-        }
-    }
-    fn snapshot(&self) -> StateEncoder {
-        Box::new(|_| Ok(()))
-    }
-    fn restore(&self, _state: &mut dyn std::io::Read) -> Result<(), String> {
-        Ok(())
-    }
-}
 
 /// Another member's index than `i`.
 fn rest_of(i: usize) -> usize {

@@ -3,27 +3,12 @@
 //! given back.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use common::Record;
+use std::sync::Arc;
 use std::time::Duration;
 use zooid_replication::*;
-
-#[derive(Default)]
-struct Record(Mutex<Vec<(u64, Vec<u8>)>>);
-
-impl Applier for Record {
-    fn apply(&self, commands: &[(u64, &[u8])]) {
-        let mut v = self.0.lock().unwrap();
-        for (zxid, command) in commands {
-            v.push((*zxid, command.to_vec()));
-        }
-    }
-    fn snapshot(&self) -> StateEncoder {
-        Box::new(|_| Ok(()))
-    }
-    fn restore(&self, _state: &mut dyn std::io::Read) -> Result<(), String> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_is_ordered_and_batched() {
@@ -48,12 +33,12 @@ async fn burst_is_ordered_and_batched() {
         c.propose(i.to_be_bytes().to_vec());
     }
     for _ in 0..10_000 {
-        if rec.0.lock().unwrap().len() >= 2000 {
+        if rec.len() >= 2000 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let got = rec.0.lock().unwrap().clone();
+    let got = rec.all();
     assert_eq!(got.len(), 2000);
     for (i, (_, cmd)) in got.iter().enumerate() {
         assert_eq!(
@@ -118,7 +103,7 @@ async fn snapshots_purge_the_log_and_its_space_is_freed() {
         let mut cmd = vec![0u8; 4096];
         cmd[..4].copy_from_slice(&(i as u32).to_be_bytes());
         c.propose(cmd);
-        while rec.0.lock().unwrap().len() <= i {
+        while rec.len() <= i {
             assert!(std::time::Instant::now() < deadline, "commands not applied");
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
