@@ -168,6 +168,10 @@ pub struct Ensemble {
     pub my_id: u64,
     pub members: Vec<Member>,
     pub reconfig_enabled: bool,
+    /// ZooKeeper's `initLimit`, in ticks: how long a server may take to catch up with the
+    /// leader when it joins. A participant added by reconfig has that long before the change
+    /// is given up (NEWCONFIGNOQUORUM).
+    pub init_limit: u32,
 }
 
 /// Why the configuration could not be read.
@@ -279,13 +283,16 @@ impl Config {
             my_id,
             members: file.members.clone(),
             reconfig_enabled: file.reconfig_enabled,
+            // ZooKeeper's sample zoo.cfg value.
+            init_limit: file.init_limit.unwrap_or(10),
         });
         config.unused_keys = file.unused.clone();
         config.unknown_keys = file.unknown.clone();
-        // Read and checked, but Zooid's elections keep their own timing (docs/ensembles.md).
-        if file.init_limit.is_some() {
+        // A single server has nobody to catch up with.
+        if file.init_limit.is_some() && config.ensemble.is_none() {
             config.unused_keys.push("initLimit".into());
         }
+        // Read and checked, but Zooid's elections keep their own timing (docs/ensembles.md).
         if file.sync_limit.is_some() {
             config.unused_keys.push("syncLimit".into());
         }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tracing::debug;
+use tracing::{debug, info, warn};
 use zooid_proto::*;
 
 /// Why a connection ends early; logged at debug level only, as clients come and go.
@@ -175,6 +175,15 @@ where
                 break Ok(());
             }
         }
+        // A reconfig waits for the leader to change the membership and for this member to
+        // apply it; like sync, it holds up this client's later requests meanwhile.
+        if is_reconfig_frame(&body) {
+            if !reconfig(shared, conn, &body).await {
+                closed.notified().await;
+                break Ok(());
+            }
+            continue;
+        }
         if !handle_request(shared, conn, session, &body) {
             break Ok(());
         }
@@ -213,6 +222,107 @@ fn is_write_frame(body: &[u8]) -> bool {
 
 fn is_sync_frame(body: &[u8]) -> bool {
     body.get(4..8) == Some(&(OpCode::Sync as i32).to_be_bytes()[..])
+}
+
+fn is_reconfig_frame(body: &[u8]) -> bool {
+    body.get(4..8) == Some(&(OpCode::Reconfig as i32).to_be_bytes()[..])
+}
+
+/// Answers a reconfig: `/zookeeper/config` as it is after the change, or ZooKeeper's error
+/// for it. Returns false when the connection is closed instead, because the outcome is not
+/// known (no leader took it, or the leader failed part-way).
+async fn reconfig(shared: &Shared, conn: ConnId, body: &[u8]) -> bool {
+    let start = Instant::now();
+    let mut r = Reader::new(body);
+    let Ok(hdr) = RequestHeader::decode(&mut r) else {
+        return false;
+    };
+    let consensus = {
+        let mut state = shared.state();
+        state.counters.packets_received += 1;
+        if let Some(h) = state.conns.get_mut(&conn) {
+            h.received += 1;
+        }
+        state.replicated_consensus()
+    };
+    let answer = match Request::decode(hdr.op, &body[8..]) {
+        Err(_) => Err(ErrorCode::MarshallingError),
+        // ZooKeeper's order: disabled first, then a server that is not in an ensemble.
+        Ok(_)
+            if !shared
+                .config
+                .ensemble
+                .as_ref()
+                .is_some_and(|e| e.reconfig_enabled) =>
+        {
+            Err(ErrorCode::ReconfigDisabled)
+        }
+        Ok(Request::Reconfig {
+            joining,
+            leaving,
+            new_members,
+            cur_config_id,
+        }) => match consensus {
+            None => Err(ErrorCode::Unimplemented),
+            Some(consensus) => {
+                match crate::reconfig::change(
+                    joining.as_deref(),
+                    leaving.as_deref(),
+                    new_members.as_deref(),
+                ) {
+                    Err(why) => {
+                        debug!(conn, "reconfig refused: {why}");
+                        Err(ErrorCode::BadArguments)
+                    }
+                    Ok(change) => {
+                        let req = zooid_replication::Reconfig {
+                            change,
+                            from_version: (cur_config_id != -1).then_some(cur_config_id as u64),
+                        };
+                        let within =
+                            Duration::from_millis(u64::from(shared.config.max_session_timeout()));
+                        match consensus.reconfig(req, within).await {
+                            Ok(version) => {
+                                info!(conn, "membership changed, now at version {version:#x}");
+                                Ok(())
+                            }
+                            Err(e) => match crate::reconfig::error_code(&e) {
+                                Some(code) => {
+                                    info!(conn, "reconfig refused: {e}");
+                                    Err(code)
+                                }
+                                None => {
+                                    warn!(conn, "reconfig: {e}; closing the connection");
+                                    shared.state().close_conn(conn);
+                                    return false;
+                                }
+                            },
+                        }
+                    }
+                }
+            }
+        },
+        Ok(_) => Err(ErrorCode::MarshallingError),
+    };
+    let mut state = shared.state();
+    let answer = answer.and_then(|()| {
+        state
+            .tree
+            .get_shared("/zookeeper/config")
+            .map(Answer::Data)
+            .ok_or(ErrorCode::NoNode)
+    });
+    let zxid = state.last_zxid();
+    state.send_reply(
+        conn,
+        Reply {
+            xid: hdr.xid,
+            zxid,
+            answer,
+        },
+    );
+    state.record_latency(start.elapsed().as_millis() as u64);
+    true
 }
 
 fn is_ping_frame(body: &[u8]) -> bool {

@@ -59,6 +59,17 @@ pub fn answer(word: &str, config: &Config, state: &State) -> String {
             match &config.ensemble {
                 Some(e) => {
                     let _ = writeln!(out, "serverId={}", e.my_id);
+                    // The replicated membership, as `/zookeeper/config` holds it (it moves
+                    // with reconfig); the configured one until the first is applied.
+                    let members = state
+                        .tree
+                        .get("/zookeeper/config")
+                        .and_then(|n| n.data.clone())
+                        .filter(|d| !d.is_empty());
+                    if let Some(text) = members {
+                        let _ = writeln!(out, "{}", String::from_utf8_lossy(&text));
+                        return out;
+                    }
                     for m in &e.members {
                         let role = match m.role {
                             crate::zoocfg::Role::Participant => "participant",

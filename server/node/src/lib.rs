@@ -10,6 +10,7 @@ pub mod limits;
 pub mod ops;
 pub mod outbox;
 pub mod reads;
+pub mod reconfig;
 pub mod reply;
 pub mod server;
 pub mod state;

@@ -130,7 +130,8 @@ pub fn execute(
                 })
                 .unwrap_or_default(),
         )),
-        Request::Reconfig => Err(ErrorCode::ReconfigDisabled),
+        // Answered by the connection, which waits for the change (see `connection::reconfig`).
+        Request::Reconfig { .. } => Err(ErrorCode::ReconfigDisabled),
         _ => Err(ErrorCode::MarshallingError),
     }
 }

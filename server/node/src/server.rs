@@ -114,13 +114,13 @@ fn peers(ensemble: &Ensemble) -> Result<Peers, StartError> {
             .members
             .iter()
             .filter(|m| m.role == Role::Participant)
-            .map(|m| (m.id, m.peer_addr()))
+            .map(|m| (m.id, m.spec()))
             .collect(),
         learners: ensemble
             .members
             .iter()
             .filter(|m| m.role == Role::Observer)
-            .map(|m| (m.id, m.peer_addr()))
+            .map(|m| (m.id, m.spec()))
             .collect(),
     })
 }
@@ -180,6 +180,10 @@ impl Applier for StateApplier {
     fn touched(&self, sessions: &[i64]) {
         self.0.state().touched_elsewhere(sessions);
     }
+
+    fn membership(&self, members: &zooid_replication::Members) {
+        self.0.state().membership_changed(members);
+    }
 }
 
 impl Server {
@@ -213,6 +217,14 @@ impl Server {
                 snapshot_every: shared.config.snapshot_every,
                 snapshot_every_bytes: shared.config.snapshot_every_bytes,
                 wal_chunk_bytes: zooid_replication::DEFAULT_WAL_CHUNK_BYTES,
+                catch_up_within: shared.config.ensemble.as_ref().map_or(
+                    Duration::from_secs(20),
+                    |e| {
+                        Duration::from_millis(
+                            u64::from(e.init_limit) * u64::from(shared.config.tick_time_ms),
+                        )
+                    },
+                ),
                 peers,
             },
             Arc::new(StateApplier(shared.clone())),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use zooid_proto::*;
 use zooid_replication::Consensus;
-use zooid_tree::{DataTree, OpOutput, Txn, TxnOp};
+use zooid_tree::{ChangeEvent, DataTree, OpOutput, Txn, TxnOp};
 
 /// A live client connection as the state sees it.
 pub struct ConnHandle {
@@ -222,10 +222,12 @@ impl State {
     /// ZooKeeper's name for this server's role: `standalone`, `leader`, `follower` or
     /// `observer`.
     pub fn mode(&self) -> &'static str {
+        let learner = self.consensus.as_ref().is_some_and(|c| c.is_learner());
         match (self.replicated, self.leads()) {
             (false, _) => "standalone",
             (true, true) => "leader",
-            (true, false) if self.observer => "observer",
+            // An observer by its start-up config, or since a reconfig made it one.
+            (true, false) if self.observer || learner => "observer",
             (true, false) => "follower",
         }
     }
@@ -361,27 +363,7 @@ impl State {
         };
         let applied = self.tree.apply(txn);
         for ev in &applied.events {
-            let targets = self.watches.trigger(ev);
-            if targets.is_empty() {
-                continue;
-            }
-            let mut b = BytesMut::new();
-            encode_notification(
-                &mut b,
-                zxid,
-                &WatcherEvent {
-                    event_type: ev.kind as i32,
-                    state: STATE_SYNC_CONNECTED,
-                    path: ev.path.clone(),
-                },
-            );
-            let frame = b.freeze();
-            for c in targets {
-                if let Some(h) = self.conns.get_mut(&c) {
-                    h.sent += 1;
-                    h.send(frame.clone());
-                }
-            }
+            self.notify(ev, zxid);
         }
         if is_close {
             self.deadlines.remove(session);
@@ -442,6 +424,44 @@ impl State {
             self.close_conn(o.conn);
         }
         applied.result.ok()
+    }
+
+    /// Sends `ev` to the connections watching for it.
+    fn notify(&mut self, ev: &ChangeEvent, zxid: i64) {
+        let targets = self.watches.trigger(ev);
+        if targets.is_empty() {
+            return;
+        }
+        let mut b = BytesMut::new();
+        encode_notification(
+            &mut b,
+            zxid,
+            &WatcherEvent {
+                event_type: ev.kind as i32,
+                state: STATE_SYNC_CONNECTED,
+                path: ev.path.clone(),
+            },
+        );
+        let frame = b.freeze();
+        for c in targets {
+            if let Some(h) = self.conns.get_mut(&c) {
+                h.sent += 1;
+                h.send(frame.clone());
+            }
+        }
+    }
+
+    /// A membership change was applied: `/zookeeper/config` shows the new members, and its
+    /// watchers are told. A single server's membership has no addresses: its config node stays
+    /// empty, as a standalone ZooKeeper's does.
+    pub fn membership_changed(&mut self, members: &zooid_replication::Members) {
+        if members.members.iter().all(|m| m.spec.is_empty()) {
+            return;
+        }
+        let text = crate::reconfig::config_text(members);
+        let zxid = members.version as i64;
+        let ev = self.tree.set_config(text.into(), zxid, now_ms());
+        self.notify(&ev, zxid);
     }
 
     /// Writes of `conn` not yet applied.

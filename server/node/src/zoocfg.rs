@@ -70,6 +70,30 @@ pub struct Member {
 }
 
 impl Member {
+    /// The line's value without its role, as the replicated membership keeps it:
+    /// `host:quorumPort:electionPort[;clientHost:clientPort]`. A client port given alone is
+    /// written as ZooKeeper writes it, on `0.0.0.0`.
+    pub fn spec(&self) -> String {
+        let bracket = |h: &str| {
+            if h.contains(':') {
+                format!("[{h}]")
+            } else {
+                h.to_string()
+            }
+        };
+        let mut s = format!(
+            "{}:{}:{}",
+            bracket(&self.host),
+            self.quorum_port,
+            self.election_port
+        );
+        if let Some((host, port)) = &self.client {
+            let host = host.as_deref().unwrap_or("0.0.0.0");
+            s.push_str(&format!(";{}:{port}", bracket(host)));
+        }
+        s
+    }
+
     /// `host:quorumPort`, the address peers reach this member on.
     pub fn peer_addr(&self) -> String {
         if self.host.contains(':') {

@@ -75,7 +75,14 @@ pub enum Request {
     },
     Multi(Vec<Request>),
     MultiRead(Vec<Request>),
-    Reconfig,
+    /// Comma-separated server specs that join, ids that leave, or the whole new membership
+    /// (instead of the other two); `cur_config_id` -1 for any version.
+    Reconfig {
+        joining: Option<String>,
+        leaving: Option<String>,
+        new_members: Option<String>,
+        cur_config_id: i64,
+    },
     CheckWatches {
         path: String,
         watcher_type: i32,
@@ -187,7 +194,12 @@ impl Request {
             },
             O::Multi => Request::Multi(Self::decode_multi(r, false)?),
             O::MultiRead => Request::MultiRead(Self::decode_multi(r, true)?),
-            O::Reconfig => Request::Reconfig,
+            O::Reconfig => Request::Reconfig {
+                joining: r.ustring()?,
+                leaving: r.ustring()?,
+                new_members: r.ustring()?,
+                cur_config_id: r.i64()?,
+            },
             O::CheckWatches => Request::CheckWatches {
                 path: r.string()?,
                 watcher_type: r.i32()?,
@@ -293,7 +305,7 @@ impl Request {
             R::Check { .. } => OpCode::Check,
             R::Multi(_) => OpCode::Multi,
             R::MultiRead(_) => OpCode::MultiRead,
-            R::Reconfig => OpCode::Reconfig,
+            R::Reconfig { .. } => OpCode::Reconfig,
             R::CheckWatches { .. } => OpCode::CheckWatches,
             R::RemoveWatches { .. } => OpCode::RemoveWatches,
             R::DeleteContainer { .. } => OpCode::DeleteContainer,
@@ -397,7 +409,21 @@ impl Request {
                 b.put_jstring(path);
                 b.put_jint(*mode);
             }
-            R::Ping | R::Reconfig | R::WhoAmI | R::CloseSession => {}
+            R::Reconfig {
+                joining,
+                leaving,
+                new_members,
+                cur_config_id,
+            } => {
+                for s in [joining, leaving, new_members] {
+                    match s {
+                        Some(s) => b.put_jstring(s),
+                        None => b.put_jint(-1),
+                    }
+                }
+                b.put_jlong(*cur_config_id);
+            }
+            R::Ping | R::WhoAmI | R::CloseSession => {}
         }
     }
 }

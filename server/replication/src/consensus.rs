@@ -2,8 +2,11 @@
 //! is ready. Everything openraft-specific stays behind it.
 
 use crate::log_store::{Fsyncs, LogStore};
+use crate::members::Members;
 use crate::network::PeerNetwork;
+use crate::peer_server::{Handlers, LeaderContact};
 use crate::proposer::{BatchSizes, Proposer};
+use crate::reconfig::{Reconfig, ReconfigError, Reconfigurer};
 use crate::snapshot_file::SnapshotDir;
 use crate::state_machine::{Applier, StateMachine};
 use crate::types::*;
@@ -34,6 +37,8 @@ pub struct ConsensusConfig {
     pub wal_chunk_bytes: usize,
     /// The other members, for a replicated ensemble; `None` for a single server.
     pub peers: Option<Peers>,
+    /// How long a participant added by a reconfig has to catch up with the leader.
+    pub catch_up_within: Duration,
 }
 
 /// The members of a replicated ensemble, as configured at its start.
@@ -127,6 +132,10 @@ pub struct Consensus {
     failure: watch::Receiver<Option<String>>,
     /// The peer port's listener and the learner keeper, stopped with the node.
     peer_server: Option<Arc<Vec<tokio::task::AbortHandle>>>,
+    network: PeerNetwork,
+    /// Carries out membership changes while this member leads.
+    reconfigurer: Arc<Reconfigurer>,
+    leader_contact: Arc<LeaderContact>,
 }
 
 impl Consensus {
@@ -212,7 +221,7 @@ impl Consensus {
             .peers
             .as_ref()
             .map_or_else(|| "zooid".to_string(), |p| p.cluster.clone());
-        let network = PeerNetwork::new(config.node_id, cluster.clone());
+        let network = PeerNetwork::new(config.node_id, cluster.clone(), config.catch_up_within);
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
@@ -222,16 +231,27 @@ impl Consensus {
         )
         .await
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let reconfigurer = Arc::new(Reconfigurer::new(
+            raft.clone(),
+            network.clone(),
+            config.catch_up_within,
+        ));
+        let leader_contact = Arc::new(LeaderContact::default());
         let peer_server = listener.map(|l| {
+            let handlers = Handlers {
+                raft: raft.clone(),
+                proposer: proposer.clone(),
+                reconfigurer: reconfigurer.clone(),
+                leader_contact: leader_contact.clone(),
+            };
             let server = tokio::spawn(crate::peer_server::serve(
                 l,
-                raft.clone(),
-                proposer.clone(),
+                handlers,
                 config.node_id,
                 cluster,
             ));
             let learners = config.peers.as_ref().map(|p| p.learners.clone());
-            let keeper = tokio::spawn(keep_learners(
+            let keeper = tokio::spawn(seed_learners(
                 raft.clone(),
                 config.node_id,
                 learners.unwrap_or_default(),
@@ -247,7 +267,21 @@ impl Consensus {
             .peers
             .as_ref()
             .is_none_or(|p| p.voters.contains_key(&config.node_id));
-        if !initialized && is_voter {
+        // A server added to a running ensemble is configured as ZooKeeper's are: the members
+        // so far and itself. It must not start an ensemble of its own from that list.
+        let mut joining = false;
+        if let (false, true, Some(p)) = (initialized, is_voter, &config.peers) {
+            for (id, spec) in p.voters.iter().chain(&p.learners) {
+                if *id != config.node_id && network.initialized(*id, spec).await == Some(true) {
+                    tracing::info!(
+                        "server {id} already belongs to an ensemble: waiting to be added to it"
+                    );
+                    joining = true;
+                    break;
+                }
+            }
+        }
+        if !initialized && is_voter && !joining {
             let members: BTreeMap<NodeId, BasicNode> = match &config.peers {
                 Some(p) => p
                     .voters
@@ -281,13 +315,16 @@ impl Consensus {
                 .map_err(|e| ConsensusError::NotReady(wait, e.to_string()))?;
         }
 
-        proposer.start(raft.clone(), network, applier);
+        proposer.start(raft.clone(), network.clone(), applier);
         Ok(Consensus {
             raft,
             proposer,
             log: log_handle,
             failure,
             peer_server,
+            network,
+            reconfigurer,
+            leader_contact,
         })
     }
 
@@ -368,7 +405,7 @@ impl Consensus {
 
     /// Whether this member is part of a working quorum: a leader that a quorum confirms
     /// within `within` (openraft 0.9 has no CheckQuorum: a cut-off leader goes on believing
-    /// it leads), or a member that knows a leader.
+    /// it leads), or a member that knows a leader and heard from it within `within`.
     pub async fn in_quorum(&self, within: Duration) -> bool {
         if self.is_leader() {
             matches!(
@@ -376,7 +413,7 @@ impl Consensus {
                 Ok(Ok(_))
             )
         } else {
-            self.leader().is_some()
+            self.leader().is_some() && self.leader_contact.silence() <= within
         }
     }
 
@@ -413,6 +450,62 @@ impl Consensus {
             .map_err(|e| e.to_string())
     }
 
+    /// The members as this member last applied them.
+    pub fn members(&self) -> Members {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        Members::of(
+            m.membership_config.log_id().as_ref(),
+            m.membership_config.membership(),
+        )
+    }
+
+    /// Changes the membership (ZooKeeper's `reconfig`) through whichever member leads, and
+    /// returns once this member has applied the new membership, with its version. A request
+    /// no leader took is sent again while a leader is awaited, up to `within`.
+    pub async fn reconfig(&self, req: Reconfig, within: Duration) -> Result<u64, ReconfigError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let version = loop {
+            let leader = {
+                let m = self.raft.metrics();
+                let m = m.borrow();
+                m.current_leader.map(|l| {
+                    let spec = m
+                        .membership_config
+                        .membership()
+                        .get_node(&l)
+                        .map(|n| n.addr.clone());
+                    (l, l == m.id, spec)
+                })
+            };
+            let outcome = match &leader {
+                Some((_, true, _)) => self.reconfigurer.run(req.clone()).await,
+                Some((id, false, Some(spec))) => {
+                    self.network.reconfig(*id, spec, req.clone()).await
+                }
+                _ => Err(ReconfigError::NoLeader("no leader".into())),
+            };
+            match outcome {
+                Err(ReconfigError::NoLeader(why)) => {
+                    let known = leader.as_ref().map(|(id, ..)| *id);
+                    let wait = tokio::time::timeout_at(deadline, self.leader_changed(known));
+                    if wait.await.is_err() {
+                        return Err(ReconfigError::NoLeader(why));
+                    }
+                }
+                Ok(v) => break v,
+                Err(e) => return Err(e),
+            }
+        };
+        let index = version >> crate::batch::POSITION_BITS;
+        self.raft
+            .wait(Some(within))
+            .applied_index_at_least(Some(index), "reconfig")
+            .await
+            .map_err(|e| ReconfigError::Failed(e.to_string()))?;
+        Ok(version)
+    }
+
     /// Index of the last log entry applied here.
     pub fn applied_index(&self) -> Option<u64> {
         self.raft.metrics().borrow().last_applied.map(|l| l.index)
@@ -429,31 +522,37 @@ impl Consensus {
     }
 }
 
-/// While this member leads, adds every configured learner the membership lacks (again after
-/// each change, so one refused while a membership change was in progress is added later).
-async fn keep_learners(raft: Raft<TypeConfig>, me: NodeId, learners: BTreeMap<NodeId, String>) {
+/// Completes a new ensemble: openraft starts one with voters only, so the leader then adds the
+/// configured learners (observers), all in one membership change. Only while the membership is
+/// still the one the ensemble started with: after any change (a reconfig may have removed an
+/// observer on purpose) the replicated membership alone decides.
+async fn seed_learners(raft: Raft<TypeConfig>, me: NodeId, learners: BTreeMap<NodeId, String>) {
     if learners.is_empty() {
         return;
     }
     let mut metrics = raft.metrics();
     loop {
-        let missing: Vec<(NodeId, String)> = {
+        let seed = {
             let m = metrics.borrow_and_update();
-            if m.current_leader != Some(me) {
-                Vec::new()
-            } else {
-                let membership = m.membership_config.membership();
+            // Index 0 holds the membership `initialize` wrote; none yet: not started.
+            let index = m.membership_config.log_id().map(|l| l.index);
+            if index.is_some_and(|i| i > 0) {
+                return;
+            }
+            (index.is_some() && m.current_leader == Some(me)).then(|| {
                 learners
                     .iter()
-                    .filter(|(id, _)| membership.get_node(id).is_none())
-                    .map(|(id, addr)| (*id, addr.clone()))
-                    .collect()
-            }
+                    .map(|(id, spec)| (*id, BasicNode::new(spec)))
+                    .collect::<BTreeMap<_, _>>()
+            })
         };
-        for (id, addr) in missing {
-            match raft.add_learner(id, BasicNode::new(&addr), false).await {
-                Ok(_) => tracing::info!("added observer {id} ({addr})"),
-                Err(e) => tracing::debug!("adding observer {id}: {e}; will retry"),
+        if let Some(nodes) = seed {
+            match raft
+                .change_membership(openraft::ChangeMembers::AddNodes(nodes), true)
+                .await
+            {
+                Ok(_) => tracing::info!("added the configured observers"),
+                Err(e) => tracing::debug!("adding the configured observers: {e}; will retry"),
             }
         }
         if metrics.changed().await.is_err() {

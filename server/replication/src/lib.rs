@@ -10,9 +10,11 @@ pub mod batch;
 pub mod chunk_reaper;
 pub mod consensus;
 pub mod log_store;
+pub mod members;
 pub mod network;
 pub mod peer_server;
 pub mod proposer;
+pub mod reconfig;
 pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;
@@ -23,5 +25,7 @@ pub use consensus::{
     Consensus, ConsensusConfig, ConsensusError, Followers, LogStats, Peers, DEFAULT_WAL_CHUNK_BYTES,
 };
 pub use log_store::Fsyncs;
+pub use members::{Member, Members};
 pub use proposer::BatchSizes;
+pub use reconfig::{MemberChange, Reconfig, ReconfigError};
 pub use state_machine::{Applier, StateEncoder};

@@ -7,6 +7,7 @@
 //! its entries fit and retries with that many, so a frame is bounded in bytes, not only in
 //! entries.
 
+use crate::reconfig::{Reconfig, ReconfigError};
 use crate::types::*;
 use crate::wire::{
     read_frame, write_frame, PeerRequest, PeerResponse, WireError, APPEND_BUDGET_BYTES,
@@ -38,23 +39,28 @@ pub struct PeerNetwork {
     me: NodeId,
     cluster: String,
     links: Arc<Mutex<HashMap<NodeId, Link>>>,
+    /// How long the leader may take over a reconfig's catch-up (see [`crate::reconfig`]).
+    catch_up_within: Duration,
 }
 
 /// The one connection to a peer, opened on first use.
 type Link = Arc<tokio::sync::Mutex<Option<TcpStream>>>;
 
 impl PeerNetwork {
-    pub fn new(me: NodeId, cluster: String) -> Self {
+    pub fn new(me: NodeId, cluster: String, catch_up_within: Duration) -> Self {
         PeerNetwork {
             me,
             cluster,
             links: Arc::default(),
+            catch_up_within,
         }
     }
 }
 
 impl PeerNetwork {
-    fn client(&self, target: NodeId, addr: &str) -> PeerClient {
+    /// The client of the one connection kept to `target`; `spec` is its member spec (see
+    /// [`crate::members`]).
+    fn client(&self, target: NodeId, spec: &str) -> PeerClient {
         let link = self
             .links
             .lock()
@@ -66,8 +72,51 @@ impl PeerNetwork {
             me: self.me,
             cluster: self.cluster.clone(),
             target,
-            addr: addr.to_string(),
+            addr: crate::members::peer_addr(spec).to_string(),
             link,
+        }
+    }
+
+    /// Whether `target` already belongs to an ensemble; `None` if it does not answer.
+    pub(crate) async fn initialized(&self, target: NodeId, spec: &str) -> Option<bool> {
+        match self
+            .client(target, spec)
+            .call(PeerRequest::Initialized, CONNECT_TIMEOUT * 2)
+            .await
+        {
+            Ok(PeerResponse::Initialized(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Asks the leader to carry out a membership change, on a connection of its own: the change
+    /// can take seconds (new members catch up first), and the kept connection carries the
+    /// writes forwarded meanwhile.
+    pub(crate) async fn reconfig(
+        &self,
+        leader: NodeId,
+        spec: &str,
+        req: Reconfig,
+    ) -> Result<u64, ReconfigError> {
+        let client = PeerClient {
+            link: Default::default(),
+            ..self.client(leader, spec)
+        };
+        // Each step commits within an election or two; catching up is bounded on the leader.
+        let within = self.catch_up_within + Duration::from_secs(15);
+        match client.call(PeerRequest::Reconfig(req), within).await {
+            Ok(PeerResponse::Reconfigured(r)) => r,
+            Ok(PeerResponse::NotLeader) => Err(ReconfigError::NoLeader(format!(
+                "server {leader} no longer leads"
+            ))),
+            Ok(_) => Err(ReconfigError::Failed(out_of_turn(leader))),
+            Err(e @ (CallError::Connect { .. } | CallError::Refused { .. })) => {
+                Err(ReconfigError::NoLeader(e.to_string()))
+            }
+            // It may have been carried out, in part or whole.
+            Err(e) => Err(ReconfigError::Failed(format!(
+                "{e}; the change may have been made: read /zookeeper/config"
+            ))),
         }
     }
 

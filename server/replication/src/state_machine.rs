@@ -29,6 +29,9 @@ pub trait Applier: Send + Sync + 'static {
     fn lost(&self, _commands: &[&[u8]]) {}
     /// On the leader: another member's clients of these sessions are alive.
     fn touched(&self, _sessions: &[i64]) {}
+    /// A membership entry was applied: from now on, these are the members (ZooKeeper's
+    /// `/zookeeper/config`).
+    fn membership(&self, _members: &crate::members::Members) {}
 }
 
 /// Writes a state frozen by [`Applier::snapshot`] (streamed into the compressor).
@@ -159,6 +162,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Err(err) => tracing::error!("undecodable entry {}: {err}", e.log_id),
                 },
                 EntryPayload::Membership(m) => {
+                    self.applier
+                        .membership(&crate::members::Members::of(Some(&e.log_id), &m));
                     self.membership = StoredMembership::new(Some(e.log_id), m);
                 }
             }

@@ -42,6 +42,11 @@ pub enum PeerRequest {
     Touch(Vec<i64>),
     /// The leader's commit index, once it has confirmed it still leads (for `sync`).
     ReadIndex,
+    /// A membership change for the leader to carry out (see [`crate::reconfig`]).
+    Reconfig(crate::reconfig::Reconfig),
+    /// Whether the receiver already belongs to an ensemble: a new server asks before it
+    /// starts one, so that a server added to a running ensemble waits to be added instead.
+    Initialized,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,6 +65,9 @@ pub enum PeerResponse {
     NotLeader,
     Touched,
     ReadIndex(Option<u64>),
+    /// The version of the new membership, or why there is none.
+    Reconfigured(Result<u64, crate::reconfig::ReconfigError>),
+    Initialized(bool),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -35,6 +35,7 @@ async fn start(id: u64, dir: &Path, voters: &BTreeMap<u64, String>, rec: Arc<Rec
             snapshot_every: 100_000,
             snapshot_every_bytes: 1 << 30,
             wal_chunk_bytes: DEFAULT_WAL_CHUNK_BYTES,
+            catch_up_within: Duration::from_secs(5),
             peers: Some(Peers {
                 cluster: "test".into(),
                 listen: voters[&id].parse().unwrap(),

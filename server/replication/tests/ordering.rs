@@ -23,6 +23,7 @@ async fn burst_is_ordered_and_batched() {
             snapshot_every: 100_000,
             snapshot_every_bytes: 1 << 30,
             wal_chunk_bytes: DEFAULT_WAL_CHUNK_BYTES,
+            catch_up_within: Duration::from_secs(5),
             peers: None,
         },
         rec.clone(),
@@ -90,6 +91,7 @@ async fn snapshots_purge_the_log_and_its_space_is_freed() {
         snapshot_every: 1_000_000,
         snapshot_every_bytes: 1 << 20,
         wal_chunk_bytes: 256 << 10,
+        catch_up_within: Duration::from_secs(5),
         peers: None,
     };
     let rec = Arc::new(Record::default());

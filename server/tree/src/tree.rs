@@ -269,6 +269,26 @@ impl DataTree {
         })
     }
 
+    /// Sets `/zookeeper/config` to the ensemble's membership as a membership change is applied,
+    /// as ZooKeeper's reconfig does: Stat.version -1, mzxid the zxid of the change.
+    pub fn set_config(&mut self, data: Bytes, zxid: i64, time: i64) -> ChangeEvent {
+        let path = "/zookeeper/config";
+        // Every tree has the node from its start (see `DataTree::new`).
+        if let Some(old) = self.nodes.get(path) {
+            let mut node = Node::clone(old);
+            node.data = Some(data);
+            node.mzxid = zxid;
+            node.mtime = time;
+            node.version = -1;
+            self.put_node(path.into(), Arc::new(node));
+        }
+        self.last_zxid = self.last_zxid.max(zxid);
+        ChangeEvent {
+            kind: EventType::NodeDataChanged,
+            path: path.into(),
+        }
+    }
+
     /// The zxid of the last applied txn.
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid

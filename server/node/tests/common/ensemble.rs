@@ -190,3 +190,38 @@ pub fn settled(members: &[Member], within: Duration) -> usize {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Starts server `id`, not yet a member, configured as ZooKeeper's documentation says for a
+/// server about to be added: the current members' lines and its own. Returns it and its
+/// `server.N=...` line for the reconfig that adds it.
+pub fn spawn_joiner(root: &Path, current: &[Member], id: u64, observer: bool) -> (Member, String) {
+    let ports: Vec<u16> = (0..3)
+        .map(|_| zooid_e2e::apache::free_port().unwrap())
+        .collect();
+    let line = format!(
+        "server.{id}=127.0.0.1:{}:{}:{};127.0.0.1:{}",
+        ports[0],
+        ports[1],
+        if observer { "observer" } else { "participant" },
+        ports[2]
+    );
+    let mut cfg = std::fs::read_to_string(&current[0].cfg).unwrap();
+    cfg += &line;
+    cfg += "\n";
+    let cfg_path = root.join(format!("zoo{id}.cfg"));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let dir = root.join(format!("data{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("myid"), format!("{id}\n")).unwrap();
+    let log = root.join(format!("zooid{id}.log"));
+    let member = Member {
+        id,
+        observer,
+        child: Member::spawn(&cfg_path, &dir, &log),
+        client: SocketAddr::from(([127, 0, 0, 1], ports[2])),
+        cfg: cfg_path,
+        dir,
+        log,
+    };
+    (member, line)
+}

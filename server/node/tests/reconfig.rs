@@ -1,0 +1,418 @@
+//! Dynamic reconfiguration: ZooKeeper's `reconfig` request grows and shrinks a running
+//! ensemble of `zooid` processes on loopback, under a write load, and `/zookeeper/config`
+//! shows the members as ZooKeeper writes them.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::ensemble::{self, mode, settled, spawn_joiner, Member};
+use common::RawClient;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use zooid_proto::*;
+
+/// Sends a reconfig; returns the error code and, on success, `/zookeeper/config`'s text.
+fn reconfig(
+    c: &mut RawClient,
+    joining: Option<&str>,
+    leaving: Option<&str>,
+    new_members: Option<&str>,
+    from: i64,
+) -> (i32, String, Option<Stat>) {
+    // Adding members waits for them to catch up: longer than a plain request.
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .unwrap();
+    let (f, _) = c.call(&Request::Reconfig {
+        joining: joining.map(str::to_string),
+        leaving: leaving.map(str::to_string),
+        new_members: new_members.map(str::to_string),
+        cur_config_id: from,
+    });
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    if f.err != 0 {
+        return (f.err, String::new(), None);
+    }
+    let mut r = Reader::new(&f.body);
+    let data = r.buffer().unwrap().unwrap_or_default();
+    let stat = Stat::decode(&mut r).unwrap();
+    (0, String::from_utf8(data).unwrap(), Some(stat))
+}
+
+fn config(c: &mut RawClient) -> (String, Stat) {
+    let (data, stat) = c.get("/zookeeper/config", false).unwrap();
+    (String::from_utf8(data.unwrap_or_default()).unwrap(), stat)
+}
+
+/// The `version=` of a config text.
+fn version(text: &str) -> i64 {
+    let v = text
+        .lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .unwrap_or_else(|| panic!("no version line in {text:?}"));
+    i64::from_str_radix(v, 16).unwrap()
+}
+
+fn ids(text: &str) -> Vec<(u64, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("server."))
+        .map(|l| {
+            let (id, rest) = l.split_once('=').unwrap();
+            let role = rest.split(';').next().unwrap().rsplit(':').next().unwrap();
+            (id.parse().unwrap(), role.to_string())
+        })
+        .collect()
+}
+
+/// Each writer creates its own sequence of nodes under `/w` through one member, and records
+/// when each acknowledged write was sent and answered.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(String, Instant, Instant)>>>,
+    /// Each says whether its member closed its connection.
+    threads: Vec<std::thread::JoinHandle<bool>>,
+}
+
+impl Writers {
+    fn start(members: &[&Member]) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let threads = members
+            .iter()
+            .map(|m| {
+                let (addr, id) = (m.client, m.id);
+                let (stop, acked) = (stop.clone(), acked.clone());
+                std::thread::spawn(move || {
+                    let mut c = RawClient::connect(addr);
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let path = format!("/w/m{id}-{i:06}");
+                        i += 1;
+                        let sent = Instant::now();
+                        let xid = c.send(&Request::Create(CreateRequest {
+                            op: OpCode::Create,
+                            path: path.clone(),
+                            data: Some(b"v".to_vec()),
+                            acl: Acl::open(),
+                            flags: 0,
+                            ttl: -1,
+                        }));
+                        let answer = loop {
+                            let Some(f) = c.recv() else { break None };
+                            if f.xid == xid {
+                                break Some(f);
+                            }
+                        };
+                        match answer {
+                            Some(f) => {
+                                assert_eq!(f.err, 0, "create {path}");
+                                acked.lock().unwrap().push((path, sent, Instant::now()));
+                            }
+                            // Connection lost (members let their clients go when the leader
+                            // changes): resume the session there, as ZooKeeper clients do,
+                            // unless the member left the ensemble and no longer serves.
+                            None => match resume(addr, &c) {
+                                Some(again) => c = again,
+                                None => return true,
+                            },
+                        }
+                    }
+                    false
+                })
+            })
+            .collect();
+        Writers {
+            stop,
+            acked,
+            threads,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Stops the writers; returns what was acknowledged, the longest time without an
+    /// acknowledgement, and how many writers lost their member.
+    fn stop(self) -> (Vec<String>, Duration, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut lost = 0;
+        for t in self.threads {
+            lost += usize::from(t.join().expect("a writer failed"));
+        }
+        let mut acked = self.acked.lock().unwrap().clone();
+        acked.sort_by_key(|(_, _, at)| *at);
+        let gap = acked
+            .windows(2)
+            .map(|w| w[1].2 - w[0].2)
+            .max()
+            .unwrap_or_default();
+        (acked.into_iter().map(|(p, _, _)| p).collect(), gap, lost)
+    }
+}
+
+/// Resumes `c`'s session on `addr` within a few seconds, or `None`.
+fn resume(addr: std::net::SocketAddr, c: &RawClient) -> Option<RawClient> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let again = std::panic::catch_unwind(|| {
+            RawClient::connect_with(addr, c.session_id, c.passwd, 30000, 0)
+        });
+        if let Ok(Some(again)) = again {
+            return Some(again);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// Waits until `m` reports `want` as its mode.
+fn wait_mode(m: &Member, want: &[&str], within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(got) = mode(m.client).filter(|g| want.contains(&g.as_str())) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server {} is {:?}, not {want:?}, after {within:?}",
+            m.id,
+            mode(m.client)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_has_all(m: &Member, acked: &[String]) {
+    let mut c = RawClient::connect(m.client);
+    let (f, _) = c.call(&Request::Sync { path: "/w".into() });
+    assert_eq!(f.err, 0, "sync on server {}", m.id);
+    let (f, _) = c.call(&Request::GetChildren {
+        path: "/w".into(),
+        watch: false,
+    });
+    assert_eq!(f.err, 0);
+    let have: HashSet<String> = Reader::new(&f.body)
+        .vector(Reader::string)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|p| !have.contains(&p["/w/".len()..]))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "server {} lacks {} acknowledged writes, e.g. {:?}",
+        m.id,
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+#[test]
+fn grow_three_to_five_and_shrink_back_under_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let mut members = ensemble::start_with(root.path(), "reconfigEnabled=true\n", 0);
+    let leader = settled(&members, Duration::from_secs(10));
+    let mut admin = RawClient::connect(members[(leader + 1) % 3].client);
+    admin.create("/w", b"", 0).unwrap();
+
+    // The configured members, as ZooKeeper writes them.
+    let (text, stat) = config(&mut admin);
+    assert_eq!(
+        ids(&text),
+        vec![
+            (1, "participant".to_string()),
+            (2, "participant".to_string()),
+            (3, "participant".to_string())
+        ],
+        "{text}"
+    );
+    assert_eq!(stat.version, -1);
+    assert_eq!(stat.mzxid, version(&text), "{text}");
+    let first = version(&text);
+
+    // A watch on the config fires when it changes.
+    let mut watcher = RawClient::connect(members[(leader + 2) % 3].client);
+    watcher.get("/zookeeper/config", true).unwrap();
+
+    let writers = Writers::start(&[&members[0], &members[1], &members[2]]);
+    while writers.count() < 100 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Grow: two new participants, started with the current members' lines and their own.
+    let (four, line4) = spawn_joiner(root.path(), &members, 4, false);
+    let (five, line5) = spawn_joiner(root.path(), &members, 5, false);
+    members.push(four);
+    members.push(five);
+    // As ZooKeeper's, a reconfig adds only servers that are up and reachable.
+    for m in &members[3..] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(m.client).is_err() {
+            assert!(Instant::now() < deadline, "server {} did not start", m.id);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let started = Instant::now();
+    let (err, text, stat) = reconfig(
+        &mut admin,
+        Some(&format!("{line4},{line5}")),
+        None,
+        None,
+        first,
+    );
+    assert_eq!(err, 0, "growing to five");
+    let grew_in = started.elapsed();
+    assert_eq!(ids(&text).len(), 5, "{text}");
+    assert!(ids(&text).iter().all(|(_, r)| r == "participant"), "{text}");
+    assert!(
+        text.contains(&line4[line4.find('=').unwrap() + 1..]),
+        "{text}"
+    );
+    let grown = version(&text);
+    assert!(grown > first);
+    assert_eq!(stat.unwrap().mzxid, grown);
+    let ev = watcher.next_event();
+    assert_eq!(ev.path, "/zookeeper/config");
+    assert_eq!(ev.event_type, EventType::NodeDataChanged as i32);
+    for m in &members[3..] {
+        wait_mode(m, &["follower"], Duration::from_secs(10));
+    }
+    // The new members serve the same config.
+    let mut on_four = RawClient::connect(members[3].client);
+    on_four.call(&Request::Sync { path: "/".into() });
+    assert_eq!(config(&mut on_four).0, text);
+
+    // A reconfig against a version that is gone is refused.
+    let (err, ..) = reconfig(&mut admin, None, Some("5"), None, first);
+    assert_eq!(err, ErrorCode::BadVersion as i32);
+    // So is removing a server that is not a member.
+    let (err, ..) = reconfig(&mut admin, None, Some("9"), None, -1);
+    assert_eq!(err, ErrorCode::BadArguments as i32);
+
+    // Shrink back to three, removing the leader itself and one of the new members. The
+    // writers on the leader move: their member stops serving once it is out.
+    let leader = members
+        .iter()
+        .position(|m| mode(m.client).as_deref() == Some("leader"))
+        .expect("a leader among five");
+    let gone = [members[leader].id, 5];
+    let stay: Vec<usize> = (0..5).filter(|i| !gone.contains(&members[*i].id)).collect();
+    let mut admin = RawClient::connect(members[stay[0]].client);
+    let before_shrink = writers.count();
+    let started = Instant::now();
+    let (err, text, _) = reconfig(
+        &mut admin,
+        None,
+        Some(&format!("{},{}", gone[0], gone[1])),
+        None,
+        -1,
+    );
+    assert_eq!(err, 0, "shrinking to three");
+    let shrank_in = started.elapsed();
+    let left: Vec<u64> = ids(&text).into_iter().map(|(id, _)| id).collect();
+    let want: Vec<u64> = stay.iter().map(|i| members[*i].id).collect();
+    assert_eq!(left, want, "{text}");
+    // A leader among the three left, and writes still go through.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while writers.count() < before_shrink + 200 {
+        assert!(Instant::now() < deadline, "writes stalled after the shrink");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The writer on the removed leader may have lost its connection.
+    let (acked, gap, lost) = writers.stop();
+    assert!(
+        lost <= 1,
+        "{lost} writers lost their member; only the removed leader's may"
+    );
+    eprintln!(
+        "grew 3->5 in {grew_in:?}, shrank 5->3 (leader removed) in {shrank_in:?}; {} writes \
+         acknowledged, longest time without one {gap:?}",
+        acked.len()
+    );
+    // Unavailability at most about one election (timeouts of 0.3-0.6 s, then a new term).
+    assert!(gap < Duration::from_secs(3), "writes stalled for {gap:?}");
+    for i in &stay {
+        wait_mode(
+            &members[*i],
+            &["leader", "follower"],
+            Duration::from_secs(10),
+        );
+        assert_has_all(&members[*i], &acked);
+    }
+    // Nobody tells a removed member (the leader stops replicating to it): it finds itself
+    // without a leader and stops serving, so its clients move to the members that remain.
+    for m in members.iter().filter(|m| gone.contains(&m.id)) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while mode(m.client).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "removed server {} still serves as {:?}",
+                m.id,
+                mode(m.client)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// kazoo's `reconfig` and its errors, against an ensemble; the observer it adds does not run
+/// (ZooKeeper allows that), the participant it tries to add does not either (refused with
+/// NEWCONFIGNOQUORUM after initLimit ticks).
+#[test]
+fn kazoo_reconfig_calls_work() {
+    let root = tempfile::tempdir().unwrap();
+    let members = ensemble::start_with(root.path(), "reconfigEnabled=true\n", 0);
+    settled(&members, Duration::from_secs(10));
+    let port = || zooid_e2e::apache::free_port().unwrap();
+    let observer = format!(
+        "server.4=127.0.0.1:{}:{}:observer;127.0.0.1:{}",
+        port(),
+        port(),
+        port()
+    );
+    let participant = format!(
+        "server.5=127.0.0.1:{}:{}:participant;127.0.0.1:{}",
+        port(),
+        port(),
+        port()
+    );
+    let hosts: Vec<String> = members.iter().map(|m| m.client.to_string()).collect();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/kazoo_reconfig.py"
+    );
+    // scripts/test.sh installs kazoo into a virtualenv and names its interpreter here.
+    let python = std::env::var("ZOOID_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .args([script, &hosts.join(","), &observer, &participant])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} ({e}); run the tests with scripts/test.sh")
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("OK"),
+        "kazoo reconfig failed:\n{stdout}\n{stderr}"
+    );
+}
+
+/// Without reconfigEnabled (ZooKeeper's default since 3.5.3) a reconfig is refused with
+/// RECONFIGDISABLED and the membership stays as it is.
+#[test]
+fn reconfig_is_refused_unless_enabled() {
+    let root = tempfile::tempdir().unwrap();
+    let members = ensemble::start(root.path());
+    let leader = settled(&members, Duration::from_secs(10));
+    let mut c = RawClient::connect(members[(leader + 1) % 3].client);
+    let (err, ..) = reconfig(&mut c, None, Some("1"), None, -1);
+    assert_eq!(err, ErrorCode::ReconfigDisabled as i32);
+    assert_eq!(ids(&config(&mut c).0).len(), 3);
+}
