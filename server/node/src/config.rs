@@ -149,6 +149,12 @@ pub struct Config {
     #[arg(long, env = "ZOOID_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
 
+    /// Address the peer port binds, when it is not the one this server's `server.N` line
+    /// gives: behind NAT, a port forward or a proxy, the line says where the other members
+    /// reach this one, and this where it listens.
+    #[arg(long, env = "ZOOID_PEER_LISTEN", value_parser = parse_listen_addr)]
+    pub peer_listen: Option<SocketAddr>,
+
     /// The members, when the configuration file describes an ensemble.
     #[arg(skip)]
     pub ensemble: Option<Ensemble>,

@@ -85,8 +85,9 @@ pub enum StartError {
     },
 }
 
-/// The consensus layer's view of the ensemble a zoo.cfg describes.
-fn peers(ensemble: &Ensemble) -> Result<Peers, StartError> {
+/// The consensus layer's view of the ensemble a zoo.cfg describes; the peer port binds
+/// `listen` if given, else this server's own line's address.
+fn peers(ensemble: &Ensemble, listen: Option<SocketAddr>) -> Result<Peers, StartError> {
     use crate::zoocfg::Role;
     let me = ensemble
         .members
@@ -98,7 +99,7 @@ fn peers(ensemble: &Ensemble) -> Result<Peers, StartError> {
             reason: "no server line for this server's myid".into(),
         })?;
     let addr = me.peer_addr();
-    let listen = addr
+    let resolved = addr
         .to_socket_addrs()
         .map_err(|e| e.to_string())
         .and_then(|mut a| a.next().ok_or_else(|| "resolves to no address".to_string()))
@@ -107,6 +108,7 @@ fn peers(ensemble: &Ensemble) -> Result<Peers, StartError> {
             addr: addr.clone(),
             reason,
         })?;
+    let listen = listen.unwrap_or(resolved);
     Ok(Peers {
         cluster: CLUSTER.into(),
         listen,
@@ -192,7 +194,11 @@ impl Server {
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let outstanding = Arc::new(Outstanding::new(config.global_outstanding_limit));
         let expiry_interval = config.expiry_interval();
-        let peers = config.ensemble.as_ref().map(peers).transpose()?;
+        let peers = config
+            .ensemble
+            .as_ref()
+            .map(|e| peers(e, config.peer_listen))
+            .transpose()?;
         let node_id = config.ensemble.as_ref().map_or(STANDALONE_ID, |e| e.my_id);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(

@@ -35,6 +35,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("slowClientTimeoutMs", "slow-client-timeout-ms"),
     ("maxReplyBytes", "max-reply-bytes"),
     ("shutdownTimeoutMs", "shutdown-timeout-ms"),
+    ("peerListenAddress", "peer-listen"),
 ];
 
 /// Keys read here rather than mapped onto one flag.

@@ -495,3 +495,161 @@ fn an_observer_serves_and_forwards_but_never_votes() {
     w.create("/after", b"", 0)
         .expect("two of three voters order writes without the observer");
 }
+
+/// Five members, their peer links through a fault-injecting proxy. The leader and one
+/// follower are cut off from the other three: writes sent to the two are never acknowledged,
+/// the three elect a leader and go on; once the links heal, all five hold the same nodes.
+#[test]
+fn a_partitioned_minority_cannot_commit_and_converges_after_healing() {
+    let root = tempfile::tempdir().unwrap();
+    let layout = ensemble::Layout {
+        voters: 5,
+        observers: 0,
+        proxied: true,
+    };
+    let (members, proxies) = ensemble::start_laid_out(root.path(), "", layout);
+    let proxies = proxies.unwrap();
+    let leader = settled(&members, Duration::from_secs(10));
+    let all: Vec<u64> = members.iter().map(|m| m.id).collect();
+    let minority = [members[leader].id, members[(leader + 1) % 5].id];
+    let (small, large): (Vec<&Member>, Vec<&Member>) =
+        members.iter().partition(|m| minority.contains(&m.id));
+    let mut setup = RawClient::connect(large[0].client);
+    setup.create("/p", b"", 0).unwrap();
+    for m in &members {
+        // Every member has /p before the cut.
+        let mut c = RawClient::connect(m.client);
+        let (f, _) = c.call(&Request::Sync { path: "/p".into() });
+        assert_eq!(f.err, 0);
+    }
+    let mut on_small: Vec<RawClient> = small.iter().map(|m| RawClient::connect(m.client)).collect();
+
+    proxies.partition(&minority, &all);
+    let cut_at = Instant::now();
+
+    // The majority elects a leader among itself and takes writes, while the minority is tried.
+    let large_addrs: Vec<(u64, std::net::SocketAddr)> =
+        large.iter().map(|m| (m.id, m.client)).collect();
+    let majority = std::thread::spawn(move || {
+        let mut first_ok = None;
+        let mut acked = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut i = 0;
+        while acked.len() < 50 {
+            assert!(Instant::now() < deadline, "the majority took no writes");
+            let (_, addr) = large_addrs[i % large_addrs.len()];
+            i += 1;
+            let Ok(Some(mut c)) =
+                std::panic::catch_unwind(|| RawClient::connect_with(addr, 0, [0; 16], 30000, 0))
+            else {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            let path = format!("/p/majority-{i:04}");
+            if try_create(&mut c, &path) == Some(true) {
+                first_ok.get_or_insert_with(|| cut_at.elapsed());
+                acked.push(path);
+            }
+        }
+        (first_ok.unwrap(), acked)
+    });
+
+    // The minority: a write sent to either member is never acknowledged; the member lets its
+    // client go instead (no quorum), or leaves it unanswered.
+    let minority_writes: Vec<String> = on_small
+        .iter_mut()
+        .enumerate()
+        .map(|(i, c)| {
+            let path = format!("/p/minority-{i}");
+            let xid = c.try_send(&Request::Create(CreateRequest {
+                op: OpCode::Create,
+                path: path.clone(),
+                data: None,
+                acl: Acl::open(),
+                flags: 0,
+                ttl: -1,
+            }));
+            if let Some(xid) = xid {
+                while let Some(f) = c.recv() {
+                    assert!(
+                        f.xid != xid || f.err != 0,
+                        "{path} was acknowledged by a member cut off from the quorum"
+                    );
+                    if f.xid == xid {
+                        eprintln!("{path}: error {} after {:?}", f.err, cut_at.elapsed());
+                        break;
+                    }
+                }
+            }
+            eprintln!(
+                "{path}: not acknowledged ({:?} after the cut)",
+                cut_at.elapsed()
+            );
+            path
+        })
+        .collect();
+
+    let (first_ok, majority_acked) = majority.join().expect("the majority's writer failed");
+    // Cut off for longer than the grace period, the two stop serving: their clients move.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while small.iter().any(|m| mode(m.client).is_some()) {
+        assert!(
+            Instant::now() < deadline,
+            "members cut off from the quorum still serve: {:?}",
+            small.iter().map(|m| mode(m.client)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "partition: first write acknowledged by the majority {first_ok:?} after the cut; \
+         {} writes there",
+        majority_acked.len()
+    );
+
+    proxies.heal();
+    let healed_at = Instant::now();
+    // Every member serves again, and all five hold the same children of /p.
+    let mut reference: Option<Vec<String>> = None;
+    for m in &members {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let names = loop {
+            let attempt = std::panic::catch_unwind(|| {
+                let mut c = RawClient::connect_with(m.client, 0, [0; 16], 30000, 0)?;
+                let (f, _) = c.call(&Request::Sync { path: "/p".into() });
+                (f.err == 0).then(|| {
+                    let mut names = children(&mut c, "/p");
+                    names.sort();
+                    names
+                })
+            });
+            if let Ok(Some(names)) = attempt {
+                break names;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server {} did not come back",
+                m.id
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        for p in &majority_acked {
+            assert!(
+                names.contains(&p["/p/".len()..].to_string()),
+                "server {} lacks {p}",
+                m.id
+            );
+        }
+        for p in &minority_writes {
+            assert!(
+                !names.contains(&p["/p/".len()..].to_string()),
+                "server {} has {p}, never acknowledged by a quorum",
+                m.id
+            );
+        }
+        match &reference {
+            None => reference = Some(names),
+            Some(r) => assert_eq!(&names, r, "server {} differs", m.id),
+        }
+    }
+    eprintln!("all five converged {:?} after healing", healed_at.elapsed());
+}

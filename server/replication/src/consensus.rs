@@ -403,9 +403,11 @@ impl Consensus {
         m.current_leader == Some(m.id)
     }
 
-    /// Whether this member is part of a working quorum: a leader that a quorum confirms
-    /// within `within` (openraft 0.9 has no CheckQuorum: a cut-off leader goes on believing
-    /// it leads), or a member that knows a leader and heard from it within `within`.
+    /// Whether this member is part of a working quorum, checked within `within`: a leader
+    /// that a quorum confirms (openraft 0.9 has no CheckQuorum: a cut-off leader goes on
+    /// believing it leads, and goes on sending appends to the members cut off with it), or
+    /// a member that heard from its leader lately and whose leader a quorum confirms (a read
+    /// index, as for `sync`).
     pub async fn in_quorum(&self, within: Duration) -> bool {
         if self.is_leader() {
             matches!(
@@ -413,7 +415,12 @@ impl Consensus {
                 Ok(Ok(_))
             )
         } else {
-            self.leader().is_some() && self.leader_contact.silence() <= within
+            self.leader().is_some()
+                && self.leader_contact.silence() <= within
+                && matches!(
+                    tokio::time::timeout(within, self.proposer.read_index()).await,
+                    Ok(Ok(Some(_)))
+                )
         }
     }
 

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use super::proxy::Proxies;
+
 pub struct Member {
     pub id: u64,
     /// Configured as an observer.
@@ -17,17 +19,22 @@ pub struct Member {
     dir: PathBuf,
     /// Its stdout, across restarts.
     pub log: PathBuf,
+    /// Where its peer port listens when the other members reach it through a proxy.
+    peer_listen: Option<SocketAddr>,
 }
 
 impl Member {
-    fn spawn(cfg: &Path, dir: &Path, log: &Path) -> Child {
+    fn spawn(cfg: &Path, dir: &Path, log: &Path, peer_listen: Option<SocketAddr>) -> Child {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_zooid"))
-            .arg("--config")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zooid"));
+        if let Some(listen) = peer_listen {
+            cmd.arg("--peer-listen").arg(listen.to_string());
+        }
+        cmd.arg("--config")
             .arg(cfg)
             .arg("--data-dir")
             .arg(dir)
@@ -51,7 +58,7 @@ impl Member {
 
     /// Starts the member again on its data, after [`Member::kill9`].
     pub fn restart(&mut self) {
-        self.child = Self::spawn(&self.cfg, &self.dir, &self.log);
+        self.child = Self::spawn(&self.cfg, &self.dir, &self.log, self.peer_listen);
     }
 
     /// Sends a signal (`-STOP`, `-CONT`) to the member's process.
@@ -84,11 +91,24 @@ pub fn mode(addr: SocketAddr) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Starts three members from one zoo.cfg (tickTime 200 ms, so sessions last 0.4-4 s) and
-/// waits for one leader and two followers; `None` if one exited (a port taken meanwhile).
-fn try_start(root: &Path, extra_cfg: &str, observers: usize) -> Option<Vec<Member>> {
-    let n = 3 + observers;
-    let ports: Vec<u16> = (0..3 * n)
+/// How an ensemble is laid out.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    pub voters: usize,
+    pub observers: usize,
+    /// Peer links go through a [`Proxies`], which can cut them.
+    pub proxied: bool,
+}
+
+/// Starts the members from one zoo.cfg (tickTime 200 ms, so sessions last 0.4-4 s) and
+/// waits for one leader and followers; `None` if one exited (a port taken meanwhile).
+fn try_start(
+    root: &Path,
+    extra_cfg: &str,
+    layout: Layout,
+) -> Option<(Vec<Member>, Option<Proxies>)> {
+    let n = layout.voters + layout.observers;
+    let ports: Vec<u16> = (0..4 * n)
         .map(|_| zooid_e2e::apache::free_port().unwrap())
         .collect();
     let mut cfg =
@@ -98,28 +118,39 @@ fn try_start(root: &Path, extra_cfg: &str, observers: usize) -> Option<Vec<Membe
         cfg += &format!(
             "server.{}=127.0.0.1:{}:{}{};127.0.0.1:{}\n",
             i + 1,
-            ports[3 * i],
-            ports[3 * i + 1],
-            if i >= 3 { ":observer" } else { "" },
-            ports[3 * i + 2]
+            ports[4 * i],
+            ports[4 * i + 1],
+            if i >= layout.voters { ":observer" } else { "" },
+            ports[4 * i + 2]
         );
     }
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let proxies = layout.proxied.then(|| {
+        Proxies::start(
+            (0..n)
+                .map(|i| (i as u64 + 1, at(ports[4 * i]), at(ports[4 * i + 3])))
+                .collect(),
+        )
+    });
     let cfg_path = root.join("zoo.cfg");
     std::fs::write(&cfg_path, cfg).unwrap();
     let mut members = Vec::new();
-    for i in 0..n as u64 {
-        let dir: PathBuf = root.join(format!("data{}", i + 1));
+    for i in 0..n {
+        let id = i as u64 + 1;
+        let dir: PathBuf = root.join(format!("data{id}"));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).unwrap();
-        let log = root.join(format!("zooid{}.log", i + 1));
+        std::fs::write(dir.join("myid"), format!("{id}\n")).unwrap();
+        let log = root.join(format!("zooid{id}.log"));
+        let peer_listen = layout.proxied.then(|| at(ports[4 * i + 3]));
         members.push(Member {
-            id: i + 1,
-            observer: i >= 3,
-            child: Member::spawn(&cfg_path, &dir, &log),
-            client: SocketAddr::from(([127, 0, 0, 1], ports[3 * i as usize + 2])),
+            id,
+            observer: i >= layout.voters,
+            child: Member::spawn(&cfg_path, &dir, &log, peer_listen),
+            client: at(ports[4 * i + 2]),
             cfg: cfg_path.clone(),
             dir,
             log,
+            peer_listen,
         });
     }
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -130,7 +161,7 @@ fn try_start(root: &Path, extra_cfg: &str, observers: usize) -> Option<Vec<Membe
             }
         }
         if roles_settled(&members).is_some() {
-            return Some(members);
+            return Some((members, proxies));
         }
         assert!(
             Instant::now() < deadline,
@@ -164,10 +195,24 @@ pub fn start(root: &Path) -> Vec<Member> {
 
 /// [`start`] with more zoo.cfg lines, and `observers` observers after the three voters.
 pub fn start_with(root: &Path, extra_cfg: &str, observers: usize) -> Vec<Member> {
+    let layout = Layout {
+        voters: 3,
+        observers,
+        proxied: false,
+    };
+    start_laid_out(root, extra_cfg, layout).0
+}
+
+/// Starts an ensemble as `layout` says, trying again on fresh ports if one was taken.
+pub fn start_laid_out(
+    root: &Path,
+    extra_cfg: &str,
+    layout: Layout,
+) -> (Vec<Member>, Option<Proxies>) {
     for attempt in 0..3 {
         let dir = root.join(format!("try{attempt}"));
         std::fs::create_dir_all(&dir).unwrap();
-        if let Some(m) = try_start(&dir, extra_cfg, observers) {
+        if let Some(m) = try_start(&dir, extra_cfg, layout) {
             return m;
         }
     }
@@ -217,11 +262,12 @@ pub fn spawn_joiner(root: &Path, current: &[Member], id: u64, observer: bool) ->
     let member = Member {
         id,
         observer,
-        child: Member::spawn(&cfg_path, &dir, &log),
+        child: Member::spawn(&cfg_path, &dir, &log, None),
         client: SocketAddr::from(([127, 0, 0, 1], ports[2])),
         cfg: cfg_path,
         dir,
         log,
+        peer_listen: None,
     };
     (member, line)
 }

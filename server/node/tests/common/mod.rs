@@ -12,6 +12,7 @@ use zooid_server::{Config, Server};
 pub use zooid_e2e::raw::*;
 
 pub mod ensemble;
+pub mod proxy;
 
 /// Starts a server with test-friendly settings on its own runtime.
 pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
