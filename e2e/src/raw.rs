@@ -22,6 +22,8 @@ pub struct RawClient {
     pub session_id: i64,
     pub passwd: [u8; 16],
     pub timeout_ms: i32,
+    /// The server said the session is read-only (it is cut off from its quorum).
+    pub read_only: bool,
     xid: i32,
 }
 
@@ -47,6 +49,22 @@ impl RawClient {
         timeout_ms: i32,
         last_zxid: i64,
     ) -> Option<RawClient> {
+        Self::open(addr, session_id, passwd, timeout_ms, last_zxid, false)
+    }
+
+    /// Opens a new session that accepts a read-only server (`canBeReadOnly`).
+    pub fn connect_read_only(addr: SocketAddr) -> Option<RawClient> {
+        Self::open(addr, 0, [0; 16], 30000, 0, true)
+    }
+
+    fn open(
+        addr: SocketAddr,
+        session_id: i64,
+        passwd: [u8; 16],
+        timeout_ms: i32,
+        last_zxid: i64,
+        can_be_read_only: bool,
+    ) -> Option<RawClient> {
         let mut stream = Self::tcp(addr);
         let req = ConnectRequest {
             protocol_version: 0,
@@ -54,7 +72,7 @@ impl RawClient {
             timeout_ms,
             session_id,
             passwd: passwd.to_vec(),
-            read_only: Some(false),
+            read_only: Some(can_be_read_only),
         };
         let mut b = BytesMut::new();
         encode_frame(&mut b, |b| req.encode(b));
@@ -69,6 +87,7 @@ impl RawClient {
             session_id: resp.session_id,
             passwd: resp.passwd,
             timeout_ms: resp.timeout_ms,
+            read_only: resp.read_only == Some(true),
             xid: 0,
         })
     }

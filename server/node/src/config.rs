@@ -149,6 +149,11 @@ pub struct Config {
     #[arg(long, env = "ZOOID_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
 
+    /// Cut off from the quorum, serve the clients that ask for a read-only session (reads
+    /// only; writes get NOTREADONLY) instead of none: ZooKeeper's `readonlymode.enabled`.
+    #[arg(long, env = "ZOOID_READ_ONLY_MODE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub read_only_mode: bool,
+
     /// Address the peer port binds, when it is not the one this server's `server.N` line
     /// gives: behind NAT, a port forward or a proxy, the line says where the other members
     /// reach this one, and this where it listens.

@@ -162,7 +162,8 @@ where
         // In an ensemble, `sync` waits until this member has applied everything acknowledged
         // anywhere before it (a read index from the leader). Nothing else of this client's is
         // read meanwhile, so its later requests stay in order behind it.
-        let barrier = is_sync_frame(&body)
+        let read_only = shared.state().conn_read_only(conn);
+        let barrier = (is_sync_frame(&body) && !read_only)
             .then(|| shared.state().replicated_consensus())
             .flatten();
         if let Some(consensus) = barrier {
@@ -177,7 +178,7 @@ where
         }
         // A reconfig waits for the leader to change the membership and for this member to
         // apply it; like sync, it holds up this client's later requests meanwhile.
-        if is_reconfig_frame(&body) {
+        if is_reconfig_frame(&body) && !read_only {
             if !reconfig(shared, conn, &body).await {
                 closed.notified().await;
                 break Ok(());
@@ -366,7 +367,10 @@ fn handshake(
 ) -> Option<i64> {
     let config = &shared.config;
     let mut state = shared.state();
-    if !state.serving() {
+    // Cut off from the quorum, with read-only mode on: only clients that accept a read-only
+    // server are taken (ZooKeeper closes the others' connections without an answer).
+    let read_only = state.read_only() && creq.read_only == Some(true);
+    if !state.serving() && !read_only {
         // Cut off from the quorum: this member cannot vouch for its state nor order writes;
         // the client tries another.
         debug!(conn, "refusing a client: not in a quorum");
@@ -395,13 +399,36 @@ fn handshake(
         sent: 0,
         pending_writes: 0,
         write_done: write_done.clone(),
+        read_only,
     };
     let send = |resp: ConnectResponse| {
         let mut b = BytesMut::new();
         encode_frame(&mut b, |b| resp.encode(b));
         outbox.send(b.freeze());
     };
-    let (session, passwd) = if creq.session_id == 0 {
+    let (session, passwd) = if read_only {
+        // Nothing can be ordered: a new session is this member's alone; a known one resumes.
+        let (session, passwd) = if creq.session_id == 0 {
+            state.open_local_session()
+        } else {
+            match state.session_passwd(creq.session_id) {
+                Some(p) if p[..] == creq.passwd[..] => (creq.session_id, p),
+                _ => {
+                    send(ConnectResponse::expired(creq.read_only));
+                    return None;
+                }
+            }
+        };
+        state.attach(conn, handle(session), Duration::from_millis(timeout as u64));
+        send(ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: timeout as i32,
+            session_id: session,
+            passwd,
+            read_only: Some(true),
+        });
+        return Some(session);
+    } else if creq.session_id == 0 {
         // The answer goes out when the createSession entry is applied; requests pipelined
         // behind the handshake wait for it like reads wait for earlier writes.
         let id = state.new_session_id();
@@ -468,7 +495,16 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
         h.received += 1;
     }
     let mut keep_open = true;
+    let refused_read_only = state.conn_read_only(conn)
+        && crate::ops::needs_quorum(OpCode::from_i32(hdr.op).unwrap_or(OpCode::Ping));
     let result: Result<Answer, ErrorCode> = match req {
+        // A read-only session changes nothing and cannot sync.
+        Ok(_) if refused_read_only => Err(ErrorCode::NotReadOnly),
+        Ok(Request::CloseSession) if state.conn_read_only(conn) => {
+            state.expire_local(session);
+            keep_open = false;
+            Ok(Answer::Ready(Response::Empty))
+        }
         Err(RequestError::Unimplemented(_)) => {
             keep_open = false;
             Err(ErrorCode::Unimplemented)

@@ -23,13 +23,16 @@ pub fn answer(word: &str, config: &Config, state: &State) -> String {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
     let mut out = String::new();
-    if !state.serving() && matches!(word, "srvr" | "stat" | "mntr" | "cons" | "wchs") {
+    if !state.serving()
+        && !state.read_only()
+        && matches!(word, "srvr" | "stat" | "mntr" | "cons" | "wchs")
+    {
         // ZooKeeper's answer from a server that is not in a quorum.
         return "This ZooKeeper instance is not currently serving requests\n".into();
     }
     match word {
         "ruok" => out.push_str("imok"),
-        "isro" => out.push_str("rw"),
+        "isro" => out.push_str(if state.read_only() { "ro" } else { "rw" }),
         "srvr" => server_stats(&mut out, state),
         "stat" => {
             let _ = writeln!(out, "Zookeeper version: {VERSION}, built on unknown");

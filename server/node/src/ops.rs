@@ -25,6 +25,26 @@ pub fn is_write(req: &Request) -> bool {
     is_write_op(req.opcode())
 }
 
+/// What a server in read-only mode refuses with NOTREADONLY: every change, and what needs
+/// the quorum (sync, check and multi, reconfig), as ZooKeeper's read-only server does.
+pub fn needs_quorum(op: OpCode) -> bool {
+    matches!(
+        op,
+        OpCode::Create
+            | OpCode::Create2
+            | OpCode::CreateContainer
+            | OpCode::CreateTtl
+            | OpCode::Delete
+            | OpCode::DeleteContainer
+            | OpCode::SetData
+            | OpCode::SetAcl
+            | OpCode::Multi
+            | OpCode::Check
+            | OpCode::Sync
+            | OpCode::Reconfig
+    )
+}
+
 /// The opcodes of [`is_write`] requests.
 pub fn is_write_op(op: OpCode) -> bool {
     matches!(

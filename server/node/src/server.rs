@@ -248,6 +248,7 @@ impl Server {
                 shared.config.ensemble.is_some(),
                 observer,
             );
+            st.set_read_only_mode(shared.config.read_only_mode);
             st.sessions_restored();
         }
         let addr = shared.config.client_addr;
@@ -319,7 +320,9 @@ impl Server {
                 let mut st = s.state();
                 let leads = st.leads();
                 for session in st.expired_sessions(Instant::now()) {
-                    if leads {
+                    if st.expire_local(session) {
+                        info!("read-only session 0x{session:x} expired");
+                    } else if leads {
                         info!("session 0x{session:x} expired");
                         st.expire(session);
                     } else {

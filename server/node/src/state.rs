@@ -32,6 +32,8 @@ pub struct ConnHandle {
     pub pending_writes: usize,
     /// Signalled each time `pending_writes` drops.
     pub write_done: Arc<Notify>,
+    /// Connected while this member served read-only: its writes are refused.
+    pub read_only: bool,
 }
 
 impl ConnHandle {
@@ -91,6 +93,14 @@ pub struct State {
     serving: bool,
     /// A member that replicates and serves but never votes.
     observer: bool,
+    /// ZooKeeper's `readonlymode.enabled`: cut off from the quorum, serve clients that asked
+    /// for a read-only session instead of none.
+    read_only_mode: bool,
+    /// Serving read-only clients now (cut off, with `read_only_mode`).
+    read_only: bool,
+    /// Sessions opened while read-only: known to this member alone (they cannot be ordered),
+    /// they end when it rejoins the quorum, as a ZooKeeper read-only server's do.
+    local_sessions: HashMap<i64, [u8; 16]>,
 }
 
 /// Wall-clock milliseconds since the epoch: the time stamped into txns (ctime / mtime).
@@ -131,6 +141,9 @@ impl State {
             touched: HashSet::new(),
             serving: true,
             observer: false,
+            read_only_mode: false,
+            read_only: false,
+            local_sessions: HashMap::new(),
         };
         s.sessions_restored();
         s
@@ -212,17 +225,65 @@ impl State {
     /// that clients move to members that can serve them (as ZooKeeper's do).
     pub fn quorum_lost(&mut self) {
         self.serving = false;
+        self.read_only = self.read_only_mode;
         self.drop_clients();
     }
 
+    /// Back in a quorum. Read-only clients are let go: they reconnect for read-write
+    /// sessions (their read-only sessions, unknown to the ensemble, end here).
     pub fn quorum_regained(&mut self) {
         self.serving = true;
+        if std::mem::take(&mut self.read_only) {
+            self.drop_clients();
+            for (session, _) in std::mem::take(&mut self.local_sessions) {
+                self.deadlines.remove(session);
+            }
+        }
+    }
+
+    /// ZooKeeper's `readonlymode.enabled`.
+    pub fn set_read_only_mode(&mut self, enabled: bool) {
+        self.read_only_mode = enabled;
+    }
+
+    /// Whether this member serves read-only clients now (cut off from the quorum).
+    pub fn read_only(&self) -> bool {
+        !self.serving && self.read_only
+    }
+
+    /// Opens a session on this member alone, while it is read-only.
+    pub fn open_local_session(&mut self) -> (i64, [u8; 16]) {
+        let id = self.new_session_id();
+        let passwd: [u8; 16] = rand::random();
+        self.local_sessions.insert(id, passwd);
+        (id, passwd)
+    }
+
+    /// The password of a session that may be resumed here: a replicated one still live, or
+    /// one opened here while read-only.
+    pub fn session_passwd(&self, session: i64) -> Option<[u8; 16]> {
+        if let Some(p) = self.local_sessions.get(&session) {
+            return Some(*p);
+        }
+        let live = self.is_live(session);
+        self.tree
+            .session(session)
+            .filter(|_| live)
+            .map(|m| m.passwd)
+    }
+
+    /// Whether `conn` connected while this member was read-only.
+    pub fn conn_read_only(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|h| h.read_only)
     }
 
     /// ZooKeeper's name for this server's role: `standalone`, `leader`, `follower` or
     /// `observer`.
     pub fn mode(&self) -> &'static str {
         let learner = self.consensus.as_ref().is_some_and(|c| c.is_learner());
+        if self.read_only() {
+            return "read-only";
+        }
         match (self.replicated, self.leads()) {
             (false, _) => "standalone",
             (true, true) => "leader",
@@ -560,7 +621,10 @@ impl State {
 
     /// Pushes a session's deadline out by its timeout (any traffic from its client).
     pub fn touch(&mut self, session: i64) {
-        if self.deadlines.touch(session, Instant::now()) && self.replicated {
+        if self.deadlines.touch(session, Instant::now())
+            && self.replicated
+            && !self.local_sessions.contains_key(&session)
+        {
             self.touched.insert(session);
         }
     }
@@ -576,6 +640,19 @@ impl State {
     /// Sessions whose deadline passed: the caller closes them through the log.
     pub fn expired_sessions(&self, now: Instant) -> Vec<i64> {
         self.deadlines.expired(now)
+    }
+
+    /// Ends a session opened while read-only, if `session` is one: it has nothing in the
+    /// replicated state to close.
+    pub fn expire_local(&mut self, session: i64) -> bool {
+        if self.local_sessions.remove(&session).is_none() {
+            return false;
+        }
+        if let Some(conn) = self.session_conn.remove(&session) {
+            self.kill_conn(conn);
+        }
+        self.deadlines.remove(session);
+        true
     }
 
     /// Expires a session: closes it through the log (deleting its ephemerals) and drops its

@@ -36,6 +36,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("maxReplyBytes", "max-reply-bytes"),
     ("shutdownTimeoutMs", "shutdown-timeout-ms"),
     ("peerListenAddress", "peer-listen"),
+    // A JVM system property for ZooKeeper (-Dreadonlymode.enabled=true); a key here.
+    ("readonlymode.enabled", "read-only-mode"),
 ];
 
 /// Keys read here rather than mapped onto one flag.
