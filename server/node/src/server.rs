@@ -16,6 +16,10 @@ use tracing::{debug, error, info, warn};
 use zooid_replication::{Applier, Consensus, ConsensusConfig, Peers, StateEncoder};
 use zooid_tree::{DataTree, TxnOp};
 
+/// How long a stopping leader waits for a follower to take its place before it stops anyway
+/// (the others then elect one after their election timeout).
+const HAND_OVER_WITHIN: Duration = Duration::from_secs(2);
+
 /// How long a member may be without a working quorum before it closes its clients'
 /// connections. Longer than an election (about a second here, `docs/ensembles.md`), so that
 /// a leader change alone does not disconnect every client.
@@ -474,6 +478,10 @@ impl Server {
         let flush_until = tokio::time::Instant::now() + Duration::from_secs(2);
         while !self.shared.state().conns.is_empty() && tokio::time::Instant::now() < flush_until {
             iv.tick().await;
+        }
+        let handed_to = self.consensus.hand_over(HAND_OVER_WITHIN).await;
+        if let Some(l) = handed_to {
+            info!("handed the leadership over to server {l}");
         }
         self.consensus.shutdown().await;
         Stopped {

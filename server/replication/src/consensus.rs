@@ -518,6 +518,72 @@ impl Consensus {
         self.raft.metrics().borrow().last_applied.map(|l| l.index)
     }
 
+    /// A leader that is about to stop hands its leadership to a voter that has all of its log,
+    /// so that writes resume without waiting for an election timeout: forwarded entries are
+    /// turned away (their senders hold them for the next leader), the first voter caught up is
+    /// told to stand, and this one grants it the vote. Returns the new leader, or `None` if
+    /// this member did not lead or nobody took over within `within`.
+    pub async fn hand_over(&self, within: Duration) -> Option<NodeId> {
+        if !self.is_leader() || self.members().members.len() < 2 {
+            return None;
+        }
+        self.proposer.resign();
+        // Once deposed it must not stand again: the member taking over may need a second
+        // round (a leader younger than its lease refuses the first vote, but steps down).
+        self.raft.runtime_config().elect(false);
+        let deadline = tokio::time::Instant::now() + within;
+        // The log must stop growing first (entries already queued here are still proposed),
+        // then a voter must have all of it: a candidate with less is refused the vote.
+        let (target, spec) = loop {
+            let found = self.proposer.is_idle().then(|| {
+                let m = self.raft.metrics();
+                let m = m.borrow();
+                let last = m.last_log_index;
+                let membership = m.membership_config.membership();
+                let caught_up = |id: &NodeId| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(id))
+                        .is_some_and(|l| l.map(|l| l.index) == last)
+                };
+                membership
+                    .voter_ids()
+                    .filter(|id| *id != m.id)
+                    .find(caught_up)
+                    .and_then(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
+            });
+            if let Some(Some(t)) = found {
+                break t;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        // Asked again every 100 ms: a first round can fail (this leader refuses the vote while
+        // its lease runs, but steps down on seeing it; the next round then gets its vote).
+        let me = self.raft.metrics().borrow().id;
+        loop {
+            if let Err(e) = self.network.take_over(target, &spec).await {
+                tracing::warn!("server {target} did not take over: {e}");
+                return None;
+            }
+            let round = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            let mut known = self.leader();
+            while let Ok(Some(now)) =
+                tokio::time::timeout_at(round, self.leader_changed(known)).await
+            {
+                match now {
+                    Some(l) if l != me => return Some(l),
+                    other => known = other,
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+        }
+    }
+
     /// Stops the node (flushing nothing more: what was acknowledged is already durable).
     pub async fn shutdown(&self) {
         if let Some(tasks) = &self.peer_server {

@@ -77,6 +77,20 @@ impl PeerNetwork {
         }
     }
 
+    /// Asks `target` to start an election at once (see [`PeerRequest::TakeOver`]).
+    pub(crate) async fn take_over(&self, target: NodeId, spec: &str) -> Result<(), String> {
+        match self
+            .client(target, spec)
+            .call(PeerRequest::TakeOver, FORWARD_TIMEOUT)
+            .await
+        {
+            Ok(PeerResponse::TakingOver) => Ok(()),
+            Ok(PeerResponse::Refused(why)) => Err(why),
+            Ok(_) => Err(out_of_turn(target)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Whether `target` already belongs to an ensemble; `None` if it does not answer.
     pub(crate) async fn initialized(&self, target: NodeId, spec: &str) -> Option<bool> {
         match self

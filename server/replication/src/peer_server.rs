@@ -182,6 +182,16 @@ async fn connection(
             // Sent on a connection of its own (see `PeerNetwork::reconfig`): it may take
             // seconds, and nothing else waits behind it.
             PeerRequest::Reconfig(r) => PeerResponse::Reconfigured(reconfigurer.run(r).await),
+            PeerRequest::TakeOver => {
+                info!(
+                    from,
+                    "the leader is stopping and hands over: starting an election"
+                );
+                match raft.trigger().elect().await {
+                    Ok(()) => PeerResponse::TakingOver,
+                    Err(e) => PeerResponse::Refused(e.to_string()),
+                }
+            }
             PeerRequest::Initialized => {
                 PeerResponse::Initialized(raft.is_initialized().await.unwrap_or(false))
             }

@@ -47,6 +47,9 @@ pub struct Proposer {
     failure: watch::Sender<Option<String>>,
     /// A snapshot is asked for after this many bytes of commands.
     snapshot_every_bytes: u64,
+    /// Set while a leader hands over (see [`crate::Consensus::hand_over`]): forwarded entries
+    /// are turned away, and their senders hold them for the next leader.
+    resigning: std::sync::atomic::AtomicBool,
 }
 
 /// What the proposer sends through, once started.
@@ -181,6 +184,7 @@ impl Proposer {
             running: OnceLock::new(),
             failure,
             snapshot_every_bytes,
+            resigning: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -242,7 +246,9 @@ impl Proposer {
     /// Queues the commands of an entry another member forwarded. `false` if this member
     /// does not lead (the sender then knows they were not taken).
     pub fn propose_forwarded(self: &Arc<Self>, entry: &[u8]) -> bool {
-        if !matches!(self.route(), Some(Route::Here)) {
+        if self.resigning.load(std::sync::atomic::Ordering::Relaxed)
+            || !matches!(self.route(), Some(Route::Here))
+        {
             return false;
         }
         let Ok(commands) = batch::decode(entry) else {
@@ -305,6 +311,18 @@ impl Proposer {
             Some(Route::Leader(leader, addr)) => r.network.read_index(leader, &addr).await,
             _ => Err("no leader".into()),
         }
+    }
+
+    /// Whether nothing waits to be proposed and nothing is being proposed.
+    pub fn is_idle(&self) -> bool {
+        let p = self.pending();
+        p.queue.is_empty() && p.in_flight == InFlight::None && p.held.is_none()
+    }
+
+    /// Turns away forwarded entries from now on: this member is handing its leadership over.
+    pub fn resign(&self) {
+        self.resigning
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sends the next entry if none is in flight.

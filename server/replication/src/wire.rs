@@ -47,6 +47,9 @@ pub enum PeerRequest {
     /// Whether the receiver already belongs to an ensemble: a new server asks before it
     /// starts one, so that a server added to a running ensemble waits to be added instead.
     Initialized,
+    /// From a leader that is stopping, to a follower with all of its log: start an election
+    /// now (openraft 0.9 has no TimeoutNow; the stopping leader grants the vote).
+    TakeOver,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -68,6 +71,7 @@ pub enum PeerResponse {
     /// The version of the new membership, or why there is none.
     Reconfigured(Result<u64, crate::reconfig::ReconfigError>),
     Initialized(bool),
+    TakingOver,
 }
 
 #[derive(Debug, thiserror::Error)]
