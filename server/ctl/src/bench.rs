@@ -214,7 +214,10 @@ async fn run_session(
 }
 
 /// Runs the benchmark and prints its report.
-pub fn run(server: &str, args: BenchArgs) -> anyhow::Result<()> {
+pub fn run(connect_string: &str, args: BenchArgs) -> anyhow::Result<()> {
+    let servers = crate::conn::servers(connect_string)?;
+    // Keys are made, and the log's figures read, on the first server.
+    let server = servers[0].as_str();
     // One thread: the load generator must leave the other core(s) to the server.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -228,9 +231,11 @@ pub fn run(server: &str, args: BenchArgs) -> anyhow::Result<()> {
     let end = start + Duration::from_secs(args.duration);
     let (results, cpu, log) = local.block_on(&rt, async {
         let mut handles = Vec::new();
+        // Sessions spread over the servers of the connection string, as clients with the
+        // same string spread over an ensemble.
         for s in 0..args.sessions {
             handles.push(tokio::task::spawn_local(run_session(
-                server.to_string(),
+                servers[s % servers.len()].clone(),
                 args.clone(),
                 frames.clone(),
                 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(s as u64 + 1),
@@ -261,7 +266,7 @@ pub fn run(server: &str, args: BenchArgs) -> anyhow::Result<()> {
     let secs = args.duration as f64;
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     println!(
-        "zooctl bench {server}: sessions={} depth={} reads={}% value={}B keys={} warmup={}s duration={}s",
+        "zooctl bench {connect_string}: sessions={} depth={} reads={}% value={}B keys={} warmup={}s duration={}s",
         args.sessions, args.depth, args.read_percent, args.value_size, args.keys, args.warmup, args.duration
     );
     println!(

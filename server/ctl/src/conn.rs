@@ -30,7 +30,40 @@ pub struct Reply {
     pub body: bytes::Bytes,
 }
 
+/// The servers of a ZooKeeper connection string, `host:port[,host:port...]`. A chroot suffix
+/// (`/app`) is refused rather than ignored: paths would silently mean other nodes.
+pub fn servers(connect_string: &str) -> anyhow::Result<Vec<String>> {
+    if let Some(i) = connect_string.find('/') {
+        bail!(
+            "{connect_string:?} has a chroot ({}); zooctl takes full paths instead",
+            &connect_string[i..]
+        );
+    }
+    let servers: Vec<String> = connect_string
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if servers.is_empty() {
+        bail!("no server in {connect_string:?}");
+    }
+    Ok(servers)
+}
+
 impl Conn {
+    /// Opens a session on the first server of a connection string that takes one.
+    pub async fn connect_any(connect_string: &str, timeout_ms: i32) -> anyhow::Result<Conn> {
+        let mut failures = Vec::new();
+        for server in servers(connect_string)? {
+            match Conn::connect(&server, timeout_ms).await {
+                Ok(c) => return Ok(c),
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        bail!("no server took a session: {}", failures.join("; "))
+    }
+
     /// Connects and opens a new session with the given timeout.
     pub async fn connect(server: &str, timeout_ms: i32) -> anyhow::Result<Conn> {
         let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(server))

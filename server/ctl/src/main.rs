@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
     about = "Command line for Zooid and ZooKeeper-compatible servers"
 )]
 struct Cli {
-    /// Server address, host:port.
+    /// Servers, as a ZooKeeper connection string: host:port[,host:port...]. Commands use
+    /// the first that takes a session; bench spreads its sessions over all of them.
     #[arg(
         long,
         short,
@@ -66,6 +67,35 @@ enum Cmd {
     Word { word: String },
     /// Load generator: ops/s and latency percentiles.
     Bench(bench::BenchArgs),
+    /// The ensemble's members (`/zookeeper/config`); add or remove some with a reconfig.
+    Members {
+        #[command(subcommand)]
+        change: Option<MembersCmd>,
+        /// Only if the membership is still at this version (hex, as `version=` prints it).
+        #[arg(long, global = true)]
+        from_version: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MembersCmd {
+    /// Print the members and the version (the default).
+    Show,
+    /// Add servers: `server.N=host:quorumPort:electionPort[:participant|observer];[host:]clientPort`.
+    Add {
+        #[arg(required = true)]
+        servers: Vec<String>,
+    },
+    /// Remove servers by id.
+    Remove {
+        #[arg(required = true)]
+        ids: Vec<u64>,
+    },
+    /// Replace the whole membership by these servers.
+    Set {
+        #[arg(required = true)]
+        servers: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {

@@ -75,3 +75,105 @@ fn commands_and_bench() {
     let (ok, _, err) = zooctl("127.0.0.1:1", &["ls", "/"]);
     assert!(!ok && err.contains("connecting to 127.0.0.1:1"), "{err}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `zooctl members` against a three-member ensemble (in this process, each member with its
+/// zoo.cfg, myid and data dir): shows `/zookeeper/config`, adds an observer that is not
+/// running (ZooKeeper allows that), removes it, and says why a change was refused.
+#[test]
+fn members_of_an_ensemble() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
+    let mut cfg = String::from("tickTime=200\ninitLimit=10\nreconfigEnabled=true\n");
+    for i in 0..3 {
+        cfg += &format!(
+            "server.{}=127.0.0.1:{}:{};127.0.0.1:{}\n",
+            i + 1,
+            ports[3 * i],
+            ports[3 * i + 1],
+            ports[3 * i + 2]
+        );
+    }
+    let cfg_path = dir.path().join("zoo.cfg");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let servers: Vec<Server> = (1..=3)
+        .map(|id| {
+            let data = dir.path().join(format!("data{id}"));
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+            Config::load([
+                "zooid".into(),
+                "--config".into(),
+                cfg_path.clone().into_os_string(),
+                "--data-dir".into(),
+                data.into_os_string(),
+            ])
+            .unwrap()
+        })
+        .map(|config| rt.block_on(Server::start(config)).unwrap())
+        .collect();
+    let connect: Vec<String> = servers.iter().map(|s| s.client_addr.to_string()).collect();
+    let connect = connect.join(",");
+    // Members serve once the ensemble has a leader.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let shown = loop {
+        let (ok, out, _) = zooctl(&connect, &["members"]);
+        if ok {
+            break out;
+        }
+        assert!(std::time::Instant::now() < deadline, "no member served");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(
+        shown.lines().filter(|l| l.starts_with("server.")).count(),
+        3,
+        "{shown}"
+    );
+    let version = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .unwrap()
+        .to_string();
+
+    let observer = format!(
+        "server.4=127.0.0.1:{}:{}:observer;127.0.0.1:{}",
+        free_port(),
+        free_port(),
+        free_port()
+    );
+    let (ok, out, err) = zooctl(
+        &connect,
+        &["members", "add", &observer, "--from-version", &version],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains(&observer), "{out}");
+    // The version moved on: the same condition is refused, with a message saying why.
+    let (ok, _, err) = zooctl(
+        &connect,
+        &["members", "remove", "4", "--from-version", &version],
+    );
+    assert!(!ok && err.contains("no longer at version"), "{err}");
+    let (ok, out, err) = zooctl(&connect, &["members", "remove", "4"]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("server.4="), "{out}");
+    let (ok, _, err) = zooctl(&connect, &["members", "add", "nonsense"]);
+    assert!(!ok && err.contains("is not server.N="), "{err}");
+    let (ok, _, err) = zooctl(&connect, &["members", "remove", "9"]);
+    assert!(!ok && err.contains("BadArguments"), "{err}");
+    // The four-letter word goes to every server of the string.
+    let (_, out, _) = zooctl(&connect, &["word", "srvr"]);
+    assert_eq!(out.matches("Mode: ").count(), 3, "{out}");
+    let (ok, _, err) = zooctl(&format!("{connect}/chroot"), &["ls", "/"]);
+    assert!(!ok && err.contains("chroot"), "{err}");
+    for s in servers {
+        rt.block_on(s.shutdown(std::time::Duration::from_secs(1)));
+    }
+}
