@@ -73,6 +73,58 @@ impl Drop for ApacheZk {
     }
 }
 
+/// An Apache ZooKeeper ensemble: one `QuorumPeerMain` per zoo.cfg, each naming its own
+/// dataDir (with its `myid`) and client port. Stopped on drop.
+#[derive(Debug)]
+pub struct ApacheEnsemble {
+    children: Vec<Child>,
+}
+
+impl ApacheEnsemble {
+    /// Starts a server per file and waits until every client address in `addrs` serves (a
+    /// leader has been elected and each has synced with it).
+    pub fn start(cfgs: &[std::path::PathBuf], addrs: &[SocketAddr]) -> std::io::Result<Self> {
+        let mut ensemble = ApacheEnsemble {
+            children: Vec::new(),
+        };
+        for cfg in cfgs {
+            ensemble.children.push(
+                Command::new("java")
+                    .args([
+                        "-Dzookeeper.root.logger=ERROR,CONSOLE",
+                        "-Xms64m",
+                        "-cp",
+                        CLASSPATH,
+                        "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                    ])
+                    .arg(cfg)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if addrs.iter().all(|a| serving(*a)) {
+                return Ok(ensemble);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(std::io::Error::other(
+            "the Apache ZooKeeper ensemble did not serve within 90 s",
+        ))
+    }
+}
+
+impl Drop for ApacheEnsemble {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn serving(addr: SocketAddr) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;

@@ -82,6 +82,15 @@ async fn run() -> anyhow::Result<()> {
                 .display()
         );
     }
+    // A data dir taken over from a ZooKeeper server: its snapshots and logs are not read.
+    let zookeeper_data = config.data_dir.join("version-2");
+    if zookeeper_data.is_dir() {
+        warn!(
+            "{} holds ZooKeeper's data, which Zooid does not read: this server starts from its \
+             own (log/, snapshots/), empty the first time (docs/ensembles.md, migrating)",
+            zookeeper_data.display()
+        );
+    }
     match rlimit::increase_nofile_limit(WANTED_OPEN_FILES) {
         Ok(n) if n < 4096 => warn!("open files limited to {n}: at most about that many clients"),
         Ok(_) => {}

@@ -172,3 +172,118 @@ fn bad_config_files_are_refused_naming_the_file_and_line() {
     let out = refused(&["--config", cfg_arg]);
     assert!(out.contains("server.9"), "{out}");
 }
+
+/// The zoo.cfg files of an Apache ZooKeeper 3.8 ensemble, as its operators write them (one per
+/// server: its own dataDir with `myid` and its clientPort; `server.N` lines without client
+/// ports; autopurge, admin server and 4lw keys). They first start Debian's ZooKeeper 3.8
+/// ensemble, which proves them valid; then the same files, unchanged, start a Zooid ensemble
+/// that elects a leader and orders writes.
+#[test]
+fn the_zoo_cfg_files_of_a_zookeeper_ensemble_start_a_zooid_ensemble() {
+    use zooid_e2e::apache::{free_port, ApacheEnsemble};
+    let root = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..9).map(|_| free_port().unwrap()).collect();
+    let mut cfgs = Vec::new();
+    let mut addrs = Vec::new();
+    for i in 0..3 {
+        let data = root.path().join(format!("zk{}", i + 1));
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("myid"), format!("{}\n", i + 1)).unwrap();
+        let mut cfg = format!(
+            "# The number of milliseconds of each tick\n\
+             tickTime=2000\n\
+             # The number of ticks that the initial synchronization phase can take\n\
+             initLimit=10\n\
+             # The number of ticks that can pass between sending a request and getting an ack\n\
+             syncLimit=5\n\
+             dataDir={}\n\
+             clientPort={}\n\
+             clientPortAddress=127.0.0.1\n\
+             maxClientCnxns=60\n\
+             autopurge.snapRetainCount=3\n\
+             autopurge.purgeInterval=1\n\
+             admin.enableServer=false\n\
+             4lw.commands.whitelist=srvr, mntr, ruok, conf\n",
+            data.display(),
+            ports[3 * i + 2]
+        );
+        for j in 0..3 {
+            cfg += &format!(
+                "server.{}=127.0.0.1:{}:{}\n",
+                j + 1,
+                ports[3 * j],
+                ports[3 * j + 1]
+            );
+        }
+        let path = root.path().join(format!("zoo{}.cfg", i + 1));
+        std::fs::write(&path, cfg).unwrap();
+        cfgs.push(path);
+        addrs.push(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            ports[3 * i + 2],
+        )));
+    }
+
+    // Apache ZooKeeper 3.8 takes these files.
+    {
+        let _zk = ApacheEnsemble::start(&cfgs, &addrs)
+            .expect("Apache ZooKeeper must be installed (scripts/test.sh installs it)");
+        let mut c = zooid_e2e::raw::RawClient::connect(addrs[0]);
+        c.create("/on-zookeeper", b"", 0).unwrap();
+    }
+
+    // So does Zooid, given nothing but the file.
+    let mut children: Vec<Child> = cfgs
+        .iter()
+        .map(|cfg| {
+            zooid(&["--config", cfg.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let modes = loop {
+        let modes: Vec<String> = addrs
+            .iter()
+            .map(|a| {
+                let mut out = String::new();
+                if let Ok(mut s) = TcpStream::connect_timeout(a, Duration::from_millis(300)) {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let _ = s.write_all(b"srvr");
+                    let _ = s.read_to_string(&mut out);
+                }
+                out.lines()
+                    .find_map(|l| l.strip_prefix("Mode: "))
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        let mut sorted = modes.clone();
+        sorted.sort();
+        if sorted == ["follower", "follower", "leader"] {
+            break modes;
+        }
+        for c in &mut children {
+            assert!(c.try_wait().unwrap().is_none(), "a zooid exited");
+        }
+        assert!(Instant::now() < deadline, "no Zooid ensemble: {modes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut w = zooid_e2e::raw::RawClient::connect(addrs[0]);
+    w.create("/on-zooid", b"x", 0).unwrap();
+    let mut r = zooid_e2e::raw::RawClient::connect(addrs[2]);
+    let (f, _) = r.call(&zooid_proto::Request::Sync {
+        path: "/on-zooid".into(),
+    });
+    assert_eq!(f.err, 0);
+    assert!(r.get("/on-zooid", false).is_ok(), "modes {modes:?}");
+    for mut c in children {
+        c.kill().unwrap();
+        let out = c.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stdout);
+        // ZooKeeper's data in the same dataDir is named, not silently ignored.
+        assert!(log.contains("holds ZooKeeper's data"), "{log}");
+    }
+}
