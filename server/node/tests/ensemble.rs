@@ -393,15 +393,46 @@ fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
     let leader = settled(&members, Duration::from_secs(10));
     let behind = (leader + 1) % 3;
     members[behind].kill9();
-    // One entry per write: a client waits for each answer.
+    // ZOOID_CATCH_UP_WRITES=100000 for the figure (docs/ensembles.md).
+    let writes: usize = std::env::var("ZOOID_CATCH_UP_WRITES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
     let mut c = RawClient::connect(members[leader].client);
     c.create("/c", b"", 0).unwrap();
-    for i in 0..1000 {
-        c.create(&format!("/c/n{i:04}"), b"x", 0).unwrap();
+    let started = Instant::now();
+    // Pipelined, 200 at a time: many writes per entry, and still many entries.
+    for window in (0..writes).collect::<Vec<_>>().chunks(200) {
+        let xids: Vec<i32> = window
+            .iter()
+            .map(|i| {
+                c.send(&Request::Create(CreateRequest {
+                    op: OpCode::Create,
+                    path: format!("/c/n{i:06}"),
+                    data: Some(b"x".to_vec()),
+                    acl: Acl::open(),
+                    flags: 0,
+                    ttl: -1,
+                }))
+            })
+            .collect();
+        for xid in xids {
+            let f = c.recv().expect("the leader answers");
+            assert_eq!((f.xid, f.err), (xid, 0));
+        }
     }
+    eprintln!(
+        "{writes} writes while a member was down, in {:?}",
+        started.elapsed()
+    );
     members[behind].restart();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    caught_up(&members[behind], 1000, deadline);
+    let restarted = Instant::now();
+    let deadline = restarted + Duration::from_secs(120);
+    caught_up(&members[behind], writes, deadline);
+    eprintln!(
+        "caught up by snapshot {:?} after restarting",
+        restarted.elapsed()
+    );
 
     // A member whose data is lost (a new disk: only myid kept) catches up the same way.
     let wiped = (leader + 2) % 3;
@@ -415,14 +446,14 @@ fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
                 .unwrap();
         }
     }
-    for i in 1000..1300 {
-        c.create(&format!("/c/n{i:04}"), b"x", 0).unwrap();
+    for i in writes..writes + 300 {
+        c.create(&format!("/c/n{i:06}"), b"x", 0).unwrap();
     }
     members[wiped].restart();
     caught_up(
         &members[wiped],
-        1300,
-        Instant::now() + Duration::from_secs(30),
+        writes + 300,
+        Instant::now() + Duration::from_secs(120),
     );
 }
 
