@@ -388,7 +388,8 @@ fn sessions_expire_by_the_leader_everywhere_and_pings_on_followers_keep_them() {
 #[test]
 fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
     let root = tempfile::tempdir().unwrap();
-    // A snapshot every 100 entries; the log before it is purged.
+    // A snapshot every 100 entries; the log before it is purged (openraft keeps the last 100
+    // entries a snapshot covers).
     let mut members = ensemble::start_with(root.path(), "snapCount=100\n", 0);
     let leader = settled(&members, Duration::from_secs(10));
     let behind = (leader + 1) % 3;
@@ -401,8 +402,11 @@ fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
     let mut c = RawClient::connect(members[leader].client);
     c.create("/c", b"", 0).unwrap();
     let started = Instant::now();
-    // Pipelined, 200 at a time: many writes per entry, and still many entries.
-    for window in (0..writes).collect::<Vec<_>>().chunks(200) {
+    // One write per entry (a client waiting for each answer), so that 1,000 writes fill
+    // enough entries for the log to be purged; a long run pipelines 200 at a time (many writes
+    // per entry, and still many entries).
+    let window = if writes > 10_000 { 200 } else { 1 };
+    for window in (0..writes).collect::<Vec<_>>().chunks(window) {
         let xids: Vec<i32> = window
             .iter()
             .map(|i| {
