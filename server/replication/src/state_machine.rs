@@ -5,7 +5,7 @@ use crate::snapshot_file::{self, SnapshotDir};
 use crate::types::*;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
-use std::io::Cursor;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What the server provides: the replicated state, changed only through `apply`.
@@ -35,8 +35,7 @@ pub trait Applier: Send + Sync + 'static {
 }
 
 /// Writes a state frozen by [`Applier::snapshot`] (streamed into the compressor).
-pub type StateEncoder =
-    Box<dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send + Sync>;
+pub type StateEncoder = Box<dyn Fn(&mut dyn std::io::Write) -> std::io::Result<()> + Send + Sync>;
 
 pub struct StateMachine {
     applier: Arc<dyn Applier>,
@@ -82,11 +81,11 @@ impl StateMachine {
 /// Writes a snapshot file, retrying until it succeeds. A snapshot that cannot be written (the
 /// disk is full, say) must not stop the server: the log still holds everything, and only grows
 /// meanwhile. openraft builds snapshots on a task of their own, so applies go on.
-fn save_retrying(dir: &SnapshotDir, meta: &SnapshotMeta, file: &[u8]) {
+fn build_retrying(dir: &SnapshotDir, meta: &SnapshotMeta, encode: &StateEncoder) -> PathBuf {
     let mut pause = std::time::Duration::from_secs(1);
     loop {
-        match dir.save(meta, file) {
-            Ok(_) => return,
+        match dir.build(meta, encode) {
+            Ok(path) => return path,
             Err(e) => {
                 tracing::error!(
                     "writing snapshot {} failed: {e}; retrying in {pause:?}",
@@ -116,18 +115,13 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         let (dir, meta) = (self.dir.clone(), self.meta.clone());
         // Encoding, compressing and writing a large tree takes a while: a blocking thread
         // does it, and applies continue meanwhile on the live tree.
-        let file = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-            let file = snapshot_file::encode_streaming(&meta, encode_state)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            save_retrying(&dir, &meta, &file);
-            Ok(file)
-        })
-        .await
-        .map_err(|e| werr(std::io::Error::other(e.to_string())))?
-        .map_err(werr)?;
+        let path = tokio::task::spawn_blocking(move || build_retrying(&dir, &meta, &encode_state))
+            .await
+            .map_err(|e| werr(std::io::Error::other(e.to_string())))?;
+        let file = tokio::fs::File::open(&path).await.map_err(werr)?;
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: Box::new(Cursor::new(file)),
+            snapshot: Box::new(file),
         })
     }
 }
@@ -190,25 +184,35 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    /// The leader's snapshot arrives in chunks straight into a file of the snapshot dir.
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = self.dir.receiving_path();
+        let file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        mut snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
-        let file = snapshot.into_inner();
-        let checked = snapshot_file::check(&file).map_err(sm_err)?;
+        use tokio::io::AsyncWriteExt;
+        let werr = |e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e);
+        snapshot.flush().await.map_err(werr)?;
+        snapshot.sync_all().await.map_err(werr)?;
+        drop(snapshot);
+        let path = self.dir.receiving_path();
+        let checked = snapshot_file::check(&path).map_err(sm_err)?;
         if checked.meta.last_log_id != meta.last_log_id {
             return Err(sm_err("snapshot file does not match its meta"));
         }
-        let mut state = checked.state(&file).map_err(sm_err)?;
+        let mut state = checked.state(&path).map_err(sm_err)?;
         self.applier.restore(&mut state).map_err(sm_err)?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.dir.save(meta, &file).map_err(sm_err)?;
+        self.dir.adopt(meta, &path).map_err(sm_err)?;
         tracing::info!(
             "installed a snapshot from the leader, up to entry {}",
             meta.last_log_id.map_or(0, |l| l.index)
@@ -219,9 +223,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     /// Read back from disk: snapshots are only needed to catch up a follower, and keeping the
     /// newest one in memory would double the memory a large tree needs.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.dir.latest().map_err(sm_err)?.map(|s| Snapshot {
+        let Some(s) = self.dir.latest().map_err(sm_err)? else {
+            return Ok(None);
+        };
+        let file = tokio::fs::File::open(&s.path).await.map_err(sm_err)?;
+        Ok(Some(Snapshot {
             meta: s.checked.meta,
-            snapshot: Box::new(Cursor::new(s.file)),
+            snapshot: Box::new(file),
         }))
     }
 }

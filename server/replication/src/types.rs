@@ -2,7 +2,6 @@
 
 use openraft::{BasicNode, Entry};
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
 
 /// One replicated entry's payload: a batch of encoded commands, opaque to this crate.
 /// `Bytes`, because openraft and the log's cache clone payloads: a clone is a reference.
@@ -10,14 +9,15 @@ use std::io::Cursor;
 pub struct Command(pub bytes::Bytes);
 
 openraft::declare_raft_types!(
-    /// Zooid's Raft types: node ids are `u64`, snapshots travel as whole files in memory.
+    /// Zooid's Raft types: node ids are `u64`, snapshots are files, streamed in chunks to and
+    /// from other members.
     pub TypeConfig:
         D = Command,
         R = (),
         NodeId = u64,
         Node = BasicNode,
         Entry = Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
 );
 
 pub type NodeId = u64;
