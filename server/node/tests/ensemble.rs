@@ -204,6 +204,9 @@ fn kill_9_of_the_leader_under_writes_loses_no_acknowledged_write() {
 #[test]
 fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go() {
     let root = tempfile::tempdir().unwrap();
+    let kept = root.keep();
+    eprintln!("ROOT {}", kept.display());
+    let root = KeepDir(kept);
     let members = ensemble::start(root.path());
     let leader = settled(&members, Duration::from_secs(10));
     let follower = (leader + 1) % 3;
@@ -227,8 +230,23 @@ fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go(
                     Some(true) => acked.lock().unwrap().push((path, Instant::now())),
                     Some(false) => {}
                     None => {
-                        c = RawClient::connect_with(addr, c.session_id, c.passwd, 30000, 0)
-                            .expect("the follower's client resumes its session")
+                        // Let go as the leader changed: the session resumes on the same
+                        // follower once it serves again, as a ZooKeeper client's does.
+                        let deadline = Instant::now() + Duration::from_secs(10);
+                        c = loop {
+                            let (id, pw) = (c.session_id, c.passwd);
+                            let again = std::panic::catch_unwind(|| {
+                                RawClient::connect_with(addr, id, pw, 30000, 0)
+                            });
+                            if let Ok(Some(again)) = again {
+                                break again;
+                            }
+                            assert!(
+                                Instant::now() < deadline,
+                                "the follower's client did not resume its session"
+                            );
+                            std::thread::sleep(Duration::from_millis(20));
+                        };
                     }
                 }
             }
@@ -823,4 +841,10 @@ fn a_leader_stopped_by_sigterm_hands_over() {
         gap < Duration::from_millis(500),
         "writes stalled for {gap:?}"
     );
+}
+struct KeepDir(std::path::PathBuf);
+impl KeepDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
 }

@@ -252,7 +252,20 @@ fn run(
     // Reads after sync on every member end the history.
     let mut history = history.lock().unwrap().clone();
     for addr in &addrs {
-        let mut c = RawClient::connect(*addr);
+        // A member back from a fault may take a moment to serve again.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut c = loop {
+            let attempt =
+                std::panic::catch_unwind(|| RawClient::connect_with(*addr, 0, [0; 16], 30000, 0));
+            if let Ok(Some(c)) = attempt {
+                break c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{addr} does not serve after the faults"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
         for k in 0..KEYS {
             let sent = now();
             let (f, _) = c.call(&Request::Sync { path: key(k) });
