@@ -27,22 +27,10 @@ pub fn is_write(req: &Request) -> bool {
 
 /// What a server in read-only mode refuses with NOTREADONLY: every change, and what needs
 /// the quorum (sync, check and multi, reconfig), as ZooKeeper's read-only server does.
+/// Closing the session is not refused: it ends the connection.
 pub fn needs_quorum(op: OpCode) -> bool {
-    matches!(
-        op,
-        OpCode::Create
-            | OpCode::Create2
-            | OpCode::CreateContainer
-            | OpCode::CreateTtl
-            | OpCode::Delete
-            | OpCode::DeleteContainer
-            | OpCode::SetData
-            | OpCode::SetAcl
-            | OpCode::Multi
-            | OpCode::Check
-            | OpCode::Sync
-            | OpCode::Reconfig
-    )
+    (is_write_op(op) && op != OpCode::CloseSession)
+        || matches!(op, OpCode::Check | OpCode::Sync | OpCode::Reconfig)
 }
 
 /// The opcodes of [`is_write`] requests.

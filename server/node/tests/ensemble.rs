@@ -232,21 +232,9 @@ fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go(
                     None => {
                         // Let go as the leader changed: the session resumes on the same
                         // follower once it serves again, as a ZooKeeper client's does.
-                        let deadline = Instant::now() + Duration::from_secs(10);
-                        c = loop {
-                            let (id, pw) = (c.session_id, c.passwd);
-                            let again = std::panic::catch_unwind(|| {
-                                RawClient::connect_with(addr, id, pw, 30000, 0)
-                            });
-                            if let Ok(Some(again)) = again {
-                                break again;
-                            }
-                            assert!(
-                                Instant::now() < deadline,
-                                "the follower's client did not resume its session"
-                            );
-                            std::thread::sleep(Duration::from_millis(20));
-                        };
+                        let session = Some((c.session_id, c.passwd));
+                        c = ensemble::session_on(addr, session, Duration::from_secs(10))
+                            .expect("the follower's client resumes its session");
                     }
                 }
             }
@@ -737,18 +725,9 @@ fn a_leader_stopped_by_sigterm_hands_over() {
                         None => {
                             // The connection was let go as the leader changed: the session
                             // resumes on the same follower, as a ZooKeeper client's does.
-                            let deadline = Instant::now() + Duration::from_secs(5);
-                            c = loop {
-                                let (id, pw) = (c.session_id, c.passwd);
-                                let again = std::panic::catch_unwind(|| {
-                                    RawClient::connect_with(addr, id, pw, 30000, 0)
-                                });
-                                if let Ok(Some(again)) = again {
-                                    break again;
-                                }
-                                assert!(Instant::now() < deadline, "the session did not resume");
-                                std::thread::sleep(Duration::from_millis(20));
-                            };
+                            let session = Some((c.session_id, c.passwd));
+                            c = ensemble::session_on(addr, session, Duration::from_secs(5))
+                                .expect("the session resumes on the same follower");
                         }
                     }
                 }

@@ -253,19 +253,8 @@ fn run(
     let mut history = history.lock().unwrap().clone();
     for addr in &addrs {
         // A member back from a fault may take a moment to serve again.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut c = loop {
-            let attempt =
-                std::panic::catch_unwind(|| RawClient::connect_with(*addr, 0, [0; 16], 30000, 0));
-            if let Ok(Some(c)) = attempt {
-                break c;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{addr} does not serve after the faults"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let mut c = ensemble::session_on(*addr, None, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{addr} does not serve after the faults"));
         for k in 0..KEYS {
             let sent = now();
             let (f, _) = c.call(&Request::Sync { path: key(k) });

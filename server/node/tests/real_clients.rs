@@ -9,25 +9,7 @@ use std::process::Command;
 #[test]
 fn kazoo_recipes_and_basics() {
     let srv = start(|_| {});
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/kazoo_scenarios.py"
-    );
-    // scripts/test.sh installs kazoo into a virtualenv and names its interpreter here.
-    let python = std::env::var("ZOOID_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&python)
-        .arg(script)
-        .arg(srv.addr.to_string())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {python} ({e}); run the tests with scripts/test.sh")
-        });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("OK"),
-        "kazoo scenarios failed:\n{stdout}\n{stderr}"
-    );
+    common::run_client_script("kazoo_scenarios.py", &[&srv.addr.to_string()]);
 }
 
 use common::start;

@@ -115,10 +115,13 @@ impl Writers {
                             // Connection lost (members let their clients go when the leader
                             // changes): resume the session there, as ZooKeeper clients do,
                             // unless the member left the ensemble and no longer serves.
-                            None => match resume(addr, &c) {
-                                Some(again) => c = again,
-                                None => return true,
-                            },
+                            None => {
+                                let session = Some((c.session_id, c.passwd));
+                                match ensemble::session_on(addr, session, Duration::from_secs(3)) {
+                                    Some(again) => c = again,
+                                    None => return true,
+                                }
+                            }
                         }
                     }
                     false
@@ -153,21 +156,6 @@ impl Writers {
             .unwrap_or_default();
         (acked.into_iter().map(|(p, _, _)| p).collect(), gap, lost)
     }
-}
-
-/// Resumes `c`'s session on `addr` within a few seconds, or `None`.
-fn resume(addr: std::net::SocketAddr, c: &RawClient) -> Option<RawClient> {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        let again = std::panic::catch_unwind(|| {
-            RawClient::connect_with(addr, c.session_id, c.passwd, 30000, 0)
-        });
-        if let Ok(Some(again)) = again {
-            return Some(again);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
 }
 
 /// Waits until `m` reports `want` as its mode.
@@ -384,23 +372,9 @@ fn kazoo_reconfig_calls_work() {
         port()
     );
     let hosts: Vec<String> = members.iter().map(|m| m.client.to_string()).collect();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/kazoo_reconfig.py"
-    );
-    // scripts/test.sh installs kazoo into a virtualenv and names its interpreter here.
-    let python = std::env::var("ZOOID_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(&python)
-        .args([script, &hosts.join(","), &observer, &participant])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {python} ({e}); run the tests with scripts/test.sh")
-        });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("OK"),
-        "kazoo reconfig failed:\n{stdout}\n{stderr}"
+    common::run_client_script(
+        "kazoo_reconfig.py",
+        &[&hosts.join(","), &observer, &participant],
     );
 }
 

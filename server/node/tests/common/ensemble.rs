@@ -271,3 +271,27 @@ pub fn spawn_joiner(root: &Path, current: &[Member], id: u64, observer: bool) ->
     };
     (member, line)
 }
+
+/// Opens a session on `addr` (or resumes `session` there), waiting up to `within` for the
+/// member to take it: a member lets its clients go when the leader changes and refuses them
+/// while it is cut off, as ZooKeeper's do, and its clients try again. `None` if it never does.
+pub fn session_on(
+    addr: SocketAddr,
+    session: Option<(i64, [u8; 16])>,
+    within: Duration,
+) -> Option<super::RawClient> {
+    let (id, pw) = session.unwrap_or((0, [0; 16]));
+    let deadline = Instant::now() + within;
+    loop {
+        // A refused TCP connection panics inside the raw client: caught as "not yet".
+        let attempt =
+            std::panic::catch_unwind(|| super::RawClient::connect_with(addr, id, pw, 30000, 0));
+        if let Ok(Some(c)) = attempt {
+            return Some(c);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -137,3 +137,24 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+/// Runs one of the Python client scripts of `tests/clients` with the interpreter
+/// `scripts/test.sh` installed kazoo for (`ZOOID_TEST_PYTHON`); panics unless it printed OK
+/// and exited 0.
+pub fn run_client_script(script: &str, args: &[&str]) {
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var("ZOOID_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} ({e}); run the tests with scripts/test.sh")
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("OK"),
+        "{script} failed:\n{stdout}\n{stderr}"
+    );
+}
