@@ -8,6 +8,7 @@
 mod common;
 
 use common::ensemble::{self, mode, settled, Member};
+use common::writers::Writers;
 use common::RawClient;
 use std::io::Read;
 use std::net::TcpStream;
@@ -706,35 +707,8 @@ fn a_leader_stopped_by_sigterm_hands_over() {
     RawClient::connect(members[(leader + 1) % 3].client)
         .create("/w", b"", 0)
         .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
-    let writers: Vec<_> = [(leader + 1) % 3, (leader + 2) % 3]
-        .into_iter()
-        .map(|i| {
-            let (addr, id) = (members[i].client, members[i].id);
-            let (stop, acked) = (stop.clone(), acked.clone());
-            std::thread::spawn(move || {
-                let mut c = RawClient::connect(addr);
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let path = format!("/w/m{id}-{n:06}");
-                    n += 1;
-                    match try_create(&mut c, &path) {
-                        Some(true) => acked.lock().unwrap().push((path, Instant::now())),
-                        Some(false) => {}
-                        None => {
-                            // The connection was let go as the leader changed: the session
-                            // resumes on the same follower, as a ZooKeeper client's does.
-                            let session = Some((c.session_id, c.passwd));
-                            c = ensemble::session_on(addr, session, Duration::from_secs(5))
-                                .expect("the session resumes on the same follower");
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    while acked.lock().unwrap().len() < 200 {
+    let writers = Writers::start(&[&members[(leader + 1) % 3], &members[(leader + 2) % 3]]);
+    while writers.count() < 200 {
         std::thread::sleep(Duration::from_millis(10));
     }
     members[leader].signal("-TERM");
@@ -751,30 +725,15 @@ fn a_leader_stopped_by_sigterm_hands_over() {
     };
     assert!(exited.success(), "the leader exited with {exited}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while acked
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, t)| *t > termed)
-        .count()
-        < 100
-    {
+    while writers.acked_since(termed) < 100 {
         assert!(
             Instant::now() < deadline,
             "writes did not resume after the SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
-    let gap = acked
-        .windows(2)
-        .map(|w| w[1].1.saturating_duration_since(w[0].1))
-        .max()
-        .unwrap();
+    let (acked, gap, lost) = writers.stop();
+    assert_eq!(lost, 0, "a follower stopped serving its writer");
     let log = std::fs::read_to_string(&members[leader].log).unwrap();
     assert!(
         log.contains("handed the leadership over to server"),
@@ -800,7 +759,7 @@ fn a_leader_stopped_by_sigterm_hands_over() {
         let have: std::collections::HashSet<String> = children(&mut c, "/w").into_iter().collect();
         let missing = acked
             .iter()
-            .filter(|(p, _)| !have.contains(&p["/w/".len()..]))
+            .filter(|p| !have.contains(&p["/w/".len()..]))
             .count();
         assert_eq!(missing, 0, "server {} lacks acknowledged writes", m.id);
     }

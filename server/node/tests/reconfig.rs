@@ -6,10 +6,9 @@
 mod common;
 
 use common::ensemble::{self, mode, settled, spawn_joiner, Member};
+use common::writers::Writers;
 use common::RawClient;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zooid_proto::*;
 
@@ -66,96 +65,6 @@ fn ids(text: &str) -> Vec<(u64, String)> {
             (id.parse().unwrap(), role.to_string())
         })
         .collect()
-}
-
-/// Each writer creates its own sequence of nodes under `/w` through one member, and records
-/// when each acknowledged write was sent and answered.
-struct Writers {
-    stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<(String, Instant, Instant)>>>,
-    /// Each says whether its member closed its connection.
-    threads: Vec<std::thread::JoinHandle<bool>>,
-}
-
-impl Writers {
-    fn start(members: &[&Member]) -> Writers {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let threads = members
-            .iter()
-            .map(|m| {
-                let (addr, id) = (m.client, m.id);
-                let (stop, acked) = (stop.clone(), acked.clone());
-                std::thread::spawn(move || {
-                    let mut c = RawClient::connect(addr);
-                    let mut i = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        let path = format!("/w/m{id}-{i:06}");
-                        i += 1;
-                        let sent = Instant::now();
-                        let xid = c.send(&Request::Create(CreateRequest {
-                            op: OpCode::Create,
-                            path: path.clone(),
-                            data: Some(b"v".to_vec()),
-                            acl: Acl::open(),
-                            flags: 0,
-                            ttl: -1,
-                        }));
-                        let answer = loop {
-                            let Some(f) = c.recv() else { break None };
-                            if f.xid == xid {
-                                break Some(f);
-                            }
-                        };
-                        match answer {
-                            Some(f) => {
-                                assert_eq!(f.err, 0, "create {path}");
-                                acked.lock().unwrap().push((path, sent, Instant::now()));
-                            }
-                            // Connection lost (members let their clients go when the leader
-                            // changes): resume the session there, as ZooKeeper clients do,
-                            // unless the member left the ensemble and no longer serves.
-                            None => {
-                                let session = Some((c.session_id, c.passwd));
-                                match ensemble::session_on(addr, session, Duration::from_secs(3)) {
-                                    Some(again) => c = again,
-                                    None => return true,
-                                }
-                            }
-                        }
-                    }
-                    false
-                })
-            })
-            .collect();
-        Writers {
-            stop,
-            acked,
-            threads,
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.acked.lock().unwrap().len()
-    }
-
-    /// Stops the writers; returns what was acknowledged, the longest time without an
-    /// acknowledgement, and how many writers lost their member.
-    fn stop(self) -> (Vec<String>, Duration, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut lost = 0;
-        for t in self.threads {
-            lost += usize::from(t.join().expect("a writer failed"));
-        }
-        let mut acked = self.acked.lock().unwrap().clone();
-        acked.sort_by_key(|(_, _, at)| *at);
-        let gap = acked
-            .windows(2)
-            .map(|w| w[1].2 - w[0].2)
-            .max()
-            .unwrap_or_default();
-        (acked.into_iter().map(|(p, _, _)| p).collect(), gap, lost)
-    }
 }
 
 /// Waits until `m` reports `want` as its mode.

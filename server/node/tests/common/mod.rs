@@ -13,6 +13,7 @@ pub use zooid_e2e::raw::*;
 
 pub mod ensemble;
 pub mod proxy;
+pub mod writers;
 
 /// Starts a server with test-friendly settings on its own runtime.
 pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
