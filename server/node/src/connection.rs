@@ -246,65 +246,14 @@ async fn reconfig(shared: &Shared, conn: ConnId, body: &[u8]) -> bool {
         }
         state.replicated_consensus()
     };
-    let answer = match Request::decode(hdr.op, &body[8..]) {
-        Err(_) => Err(ErrorCode::MarshallingError),
-        // ZooKeeper's order: disabled first, then a server that is not in an ensemble.
-        Ok(_)
-            if !shared
-                .config
-                .ensemble
-                .as_ref()
-                .is_some_and(|e| e.reconfig_enabled) =>
-        {
-            Err(ErrorCode::ReconfigDisabled)
-        }
-        Ok(Request::Reconfig {
-            joining,
-            leaving,
-            new_members,
-            cur_config_id,
-        }) => match consensus {
-            None => Err(ErrorCode::Unimplemented),
-            Some(consensus) => {
-                match crate::reconfig::change(
-                    joining.as_deref(),
-                    leaving.as_deref(),
-                    new_members.as_deref(),
-                ) {
-                    Err(why) => {
-                        debug!(conn, "reconfig refused: {why}");
-                        Err(ErrorCode::BadArguments)
-                    }
-                    Ok(change) => {
-                        let req = zooid_replication::Reconfig {
-                            change,
-                            from_version: (cur_config_id != -1).then_some(cur_config_id as u64),
-                        };
-                        let within =
-                            Duration::from_millis(u64::from(shared.config.max_session_timeout()));
-                        match consensus.reconfig(req, within).await {
-                            Ok(version) => {
-                                info!(conn, "membership changed, now at version {version:#x}");
-                                Ok(())
-                            }
-                            Err(e) => match crate::reconfig::error_code(&e) {
-                                Some(code) => {
-                                    info!(conn, "reconfig refused: {e}");
-                                    Err(code)
-                                }
-                                None => {
-                                    warn!(conn, "reconfig: {e}; closing the connection");
-                                    shared.state().close_conn(conn);
-                                    return false;
-                                }
-                            },
-                        }
-                    }
-                }
+    let answer =
+        match reconfigure(shared, conn, consensus, Request::decode(hdr.op, &body[8..])).await {
+            Ok(answer) => answer,
+            Err(Unknown) => {
+                shared.state().close_conn(conn);
+                return false;
             }
-        },
-        Ok(_) => Err(ErrorCode::MarshallingError),
-    };
+        };
     let mut state = shared.state();
     let answer = answer.and_then(|()| {
         state
@@ -324,6 +273,73 @@ async fn reconfig(shared: &Shared, conn: ConnId, body: &[u8]) -> bool {
     );
     state.record_latency(start.elapsed().as_millis() as u64);
     true
+}
+
+/// The outcome of a reconfig could not be known (no leader took it, or the leader failed
+/// part-way): the connection closes, as after ZooKeeper's CONNECTIONLOSS.
+struct Unknown;
+
+/// Carries out a decoded reconfig request: `Ok(Ok(()))` once this member applied the new
+/// membership, `Ok(Err(code))` for ZooKeeper's refusal.
+async fn reconfigure(
+    shared: &Shared,
+    conn: ConnId,
+    consensus: Option<zooid_replication::Consensus>,
+    req: Result<Request, RequestError>,
+) -> Result<Result<(), ErrorCode>, Unknown> {
+    let Ok(Request::Reconfig {
+        joining,
+        leaving,
+        new_members,
+        cur_config_id,
+    }) = req
+    else {
+        return Ok(Err(ErrorCode::MarshallingError));
+    };
+    // ZooKeeper's order: disabled first, then a server that is not in an ensemble.
+    let enabled = shared
+        .config
+        .ensemble
+        .as_ref()
+        .is_some_and(|e| e.reconfig_enabled);
+    if !enabled {
+        return Ok(Err(ErrorCode::ReconfigDisabled));
+    }
+    let Some(consensus) = consensus else {
+        return Ok(Err(ErrorCode::Unimplemented));
+    };
+    let change = match crate::reconfig::change(
+        joining.as_deref(),
+        leaving.as_deref(),
+        new_members.as_deref(),
+    ) {
+        Ok(change) => change,
+        Err(why) => {
+            debug!(conn, "reconfig refused: {why}");
+            return Ok(Err(ErrorCode::BadArguments));
+        }
+    };
+    let req = zooid_replication::Reconfig {
+        change,
+        from_version: (cur_config_id != -1).then_some(cur_config_id as u64),
+    };
+    let within = Duration::from_millis(u64::from(shared.config.max_session_timeout()));
+    match consensus.reconfig(req, within).await {
+        Ok(version) => {
+            info!(conn, "membership changed, now at version {version:#x}");
+            Ok(Ok(()))
+        }
+        Err(e) => match crate::reconfig::error_code(&e) {
+            Some(code) => {
+                info!(conn, "reconfig refused: {e}");
+                Ok(Err(code))
+            }
+            None => {
+                warn!(conn, "reconfig: {e}; closing the connection");
+                Err(Unknown)
+            }
+        },
+    }
 }
 
 fn is_ping_frame(body: &[u8]) -> bool {
@@ -452,10 +468,8 @@ fn handshake(
         return Some(id);
     } else {
         // A session whose expiry is already on its way through the log is as good as gone.
-        let live = state.is_live(creq.session_id);
-        match state.tree.session(creq.session_id) {
-            Some(m) if live && m.passwd[..] == creq.passwd[..] => {
-                let passwd = m.passwd;
+        match state.session_passwd(creq.session_id) {
+            Some(passwd) if passwd[..] == creq.passwd[..] => {
                 state.attach(
                     conn,
                     handle(creq.session_id),

@@ -5,18 +5,10 @@
 
 mod common;
 
-use common::ensemble::{self, mode, settled};
+use common::ensemble::{self, mode, settled, wait_until};
 use common::RawClient;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zooid_proto::*;
-
-fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what} not within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn a_member_cut_off_serves_read_only_sessions_and_refuses_their_writes() {
@@ -42,7 +34,7 @@ fn a_member_cut_off_serves_read_only_sessions_and_refuses_their_writes() {
 
     let all: Vec<u64> = members.iter().map(|m| m.id).collect();
     proxies.partition(&[cut.id], &all);
-    wait_for("isro answering ro", Duration::from_secs(10), || {
+    wait_until("isro answering ro", Duration::from_secs(10), || {
         common::four_letter(cut.client, "isro") == "ro"
     });
     assert_eq!(mode(cut.client).as_deref(), Some("read-only"));
@@ -91,7 +83,7 @@ fn a_member_cut_off_serves_read_only_sessions_and_refuses_their_writes() {
 
     // Healed: the member serves read-write again and lets its read-only clients go.
     proxies.heal();
-    wait_for("isro answering rw", Duration::from_secs(10), || {
+    wait_until("isro answering rw", Duration::from_secs(10), || {
         common::four_letter(cut.client, "isro") == "rw"
     });
     assert!(
@@ -99,7 +91,7 @@ fn a_member_cut_off_serves_read_only_sessions_and_refuses_their_writes() {
         "a read-only client stayed on a read-write server"
     );
     let mut back = None;
-    wait_for("a read-write session", Duration::from_secs(10), || {
+    wait_until("a read-write session", Duration::from_secs(10), || {
         back =
             std::panic::catch_unwind(|| RawClient::connect_with(cut.client, 0, [0; 16], 30000, 0))
                 .ok()

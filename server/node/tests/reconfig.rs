@@ -68,20 +68,11 @@ fn ids(text: &str) -> Vec<(u64, String)> {
 }
 
 /// Waits until `m` reports `want` as its mode.
-fn wait_mode(m: &Member, want: &[&str], within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(got) = mode(m.client).filter(|g| want.contains(&g.as_str())) {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server {} is {:?}, not {want:?}, after {within:?}",
-            m.id,
-            mode(m.client)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_mode(m: &Member, want: &[&str], within: Duration) {
+    let what = format!("server {} as {want:?}", m.id);
+    ensemble::wait_until(&what, within, || {
+        mode(m.client).is_some_and(|g| want.contains(&g.as_str()))
+    });
 }
 
 fn assert_has_all(m: &Member, acked: &[String]) {

@@ -295,3 +295,12 @@ pub fn session_on(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Waits until `cond` holds, polling every 50 ms; fails naming `what` after `within`.
+pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} not within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
