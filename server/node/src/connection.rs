@@ -470,12 +470,26 @@ fn handshake(
         // A session whose expiry is already on its way through the log is as good as gone.
         match state.session_passwd(creq.session_id) {
             Some(passwd) if passwd[..] == creq.passwd[..] => {
-                state.attach(
-                    conn,
-                    handle(creq.session_id),
-                    Duration::from_millis(timeout as u64),
-                );
-                (creq.session_id, passwd)
+                let session = creq.session_id;
+                state.attach(conn, handle(session), Duration::from_millis(timeout as u64));
+                if state.must_move(session) {
+                    // ZooKeeper's revalidation: the session is this server's once the move is
+                    // ordered, and the answer waits for it, so that nothing the client sent
+                    // through its former server can be ordered after what it sends here.
+                    state.move_here(
+                        session,
+                        Origin {
+                            conn,
+                            xid: 0,
+                            shape: ReplyShape::Connect {
+                                timeout_ms: timeout as i32,
+                                read_only: creq.read_only.map(|_| false),
+                            },
+                        },
+                    );
+                    return Some(session);
+                }
+                (session, passwd)
             }
             _ => {
                 send(ConnectResponse::expired(creq.read_only));

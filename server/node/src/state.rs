@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use zooid_proto::*;
 use zooid_replication::Consensus;
-use zooid_tree::{ChangeEvent, DataTree, OpOutput, Txn, TxnOp};
+use zooid_tree::{ChangeEvent, DataTree, MultiOutput, OpOutput, Txn, TxnOp};
 
 /// A live client connection as the state sees it.
 pub struct ConnHandle {
@@ -272,6 +272,25 @@ impl State {
             .map(|m| m.passwd)
     }
 
+    /// Whether a client resuming `session` here must first move it to this server through
+    /// the log: it is held by another server (or, restored from an old snapshot, by none).
+    /// A resume where the session already is costs nothing, so clients reconnecting to the
+    /// same member during an election are taken at once. Should this member's copy of the
+    /// owner be behind (a move elsewhere not applied yet), the client's first write here fails
+    /// with SESSIONMOVED and closes the connection; the retry then moves the session here.
+    pub fn must_move(&self, session: i64) -> bool {
+        self.tree
+            .session(session)
+            .is_some_and(|m| m.owner != self.node_id)
+    }
+
+    /// Orders the move of `session` to this server; `origin` (the resuming connection) is
+    /// answered once it is applied.
+    pub fn move_here(&mut self, session: i64, origin: Origin) {
+        let to = self.node_id;
+        self.propose(session, TxnOp::MoveSession { to }, Some(origin));
+    }
+
     /// Whether `conn` connected while this member was read-only.
     pub fn conn_read_only(&self, conn: ConnId) -> bool {
         self.conns.get(&conn).is_some_and(|h| h.read_only)
@@ -391,6 +410,9 @@ impl State {
             zxid,
             time: cmd.time,
             session: cmd.session,
+            // A proposal number means a client of that server is waiting for the answer;
+            // without one the server proposed it by itself (expiry, container cleanup).
+            origin: (cmd.proposal != 0).then_some(cmd.origin_node),
             op: cmd.op,
         };
         self.apply_committed(txn, origin);
@@ -422,6 +444,10 @@ impl State {
             TxnOp::CreateSession { timeout_ms, .. } => Some(timeout_ms),
             _ => None,
         };
+        let moved_to = match txn.op {
+            TxnOp::MoveSession { to } => Some(to),
+            _ => None,
+        };
         let applied = self.tree.apply(txn);
         for ev in &applied.events {
             self.notify(ev, zxid);
@@ -437,6 +463,13 @@ impl State {
                 }
             }
         }
+        if moved_to.is_some_and(|to| to != self.node_id) && applied.result.is_ok() {
+            // The client resumed its session on another server: a connection it left here is
+            // stale, and anything it still sent would fail with SESSIONMOVED.
+            if let Some(conn) = self.session_conn.remove(&session) {
+                self.kill_conn(conn);
+            }
+        }
         if let Some(t) = created {
             // Every member knows every session's deadline, so that a client can resume on
             // any of them.
@@ -446,14 +479,33 @@ impl State {
         }
         let last = self.tree.last_zxid();
         let o = origin?;
+        let moved = matches!(
+            applied.result,
+            Err(ErrorCode::SessionMoved)
+                | Ok(OpOutput::Multi(MultiOutput::Aborted {
+                    code: ErrorCode::SessionMoved,
+                    ..
+                }))
+        );
         let mut b = BytesMut::new();
         match (&o.shape, &applied.result) {
+            // As ZooKeeper does: no answer, the connection closes (the client has moved on).
+            _ if moved => {
+                self.session_conn.remove(&session);
+                self.kill_conn(o.conn);
+            }
+            (ReplyShape::Connect { read_only, .. }, Err(_)) => {
+                // The session ended while its resumption was ordered.
+                let resp = ConnectResponse::expired(*read_only);
+                encode_frame(&mut b, |b| resp.encode(b));
+                self.close_conn(o.conn);
+            }
             (
                 ReplyShape::Connect {
                     timeout_ms,
                     read_only,
                 },
-                _,
+                Ok(_),
             ) => {
                 let passwd = self.tree.session(session).map_or([0; 16], |m| m.passwd);
                 let resp = ConnectResponse {
@@ -471,7 +523,9 @@ impl State {
             }
             (_, Err(e)) => encode_reply(&mut b, o.xid, last, Err(*e)),
         }
-        self.send_to(o.conn, b.freeze());
+        if !b.is_empty() {
+            self.send_to(o.conn, b.freeze());
+        }
         if let Some(h) = self.conns.get_mut(&o.conn) {
             h.pending_writes = h.pending_writes.saturating_sub(1);
             h.write_done.notify_one();

@@ -392,6 +392,78 @@ fn sessions_expire_by_the_leader_everywhere_and_pings_on_followers_keep_them() {
     );
 }
 
+/// ZooKeeper's session ownership: once a client resumes its session on another server, what
+/// it left in flight at the former one cannot change anything after what it does at the new
+/// one (those requests fail with SESSIONMOVED, and the former server drops the connection).
+#[test]
+fn a_session_resumed_elsewhere_no_longer_counts_from_its_former_server() {
+    let root = tempfile::tempdir().unwrap();
+    let members = ensemble::start(root.path());
+    let leader = settled(&members, Duration::from_secs(10));
+    let (a, b) = (
+        members[(leader + 1) % 3].client,
+        members[(leader + 2) % 3].client,
+    );
+    let mut former = RawClient::connect(a);
+    former.create("/moved", b"start", 0).unwrap();
+    let set = |data: &str| Request::SetData {
+        path: "/moved".into(),
+        data: Some(data.as_bytes().to_vec()),
+        version: -1,
+    };
+    // Writes pipelined on the former server, without waiting for their answers...
+    let mut sent = 0;
+    for i in 0..300 {
+        former.send(&set(&format!("former {i}")));
+        sent += 1;
+    }
+    // ...then the client goes on at another server and writes there...
+    let mut now = ensemble::session_on(
+        b,
+        Some((former.session_id, former.passwd)),
+        Duration::from_secs(10),
+    )
+    .expect("the session did not resume on the other member");
+    let (f, _) = now.call(&set("now"));
+    assert_eq!(f.err, 0);
+    // ...while the old connection still carries requests the former server may have read.
+    for i in 300..600 {
+        if former.try_send(&set(&format!("former {i}"))).is_none() {
+            break;
+        }
+        sent += 1;
+    }
+    let mut acked = 0;
+    while let Some(f) = former.recv() {
+        assert_eq!(
+            f.err, 0,
+            "the former server answered {f:?} instead of closing"
+        );
+        acked += 1;
+    }
+    eprintln!("{sent} writes sent through the former server, {acked} acknowledged before it let the connection go");
+    // Nothing the former server held was ordered after the write at the new one.
+    let (data, stat) = now.get("/moved", false).unwrap();
+    assert_eq!(data.as_deref(), Some(&b"now"[..]));
+    assert!(
+        stat.version as usize > acked,
+        "{stat:?} after {acked} acknowledged"
+    );
+    for m in &members {
+        ensemble::wait_until(
+            "every member has the last write",
+            Duration::from_secs(10),
+            || {
+                let mut c = RawClient::connect(m.client);
+                c.get("/moved", false).unwrap() == (data.clone(), stat)
+            },
+        );
+    }
+    // The session goes on where it is now.
+    now.create("/moved/child", b"", CreateMode::Ephemeral.flags())
+        .unwrap();
+}
+
 #[test]
 fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
     let root = tempfile::tempdir().unwrap();

@@ -10,8 +10,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::io::Read;
 use zooid_proto::{Acl, DecodeError, ErrorCode, Reader, Writer};
 
-/// Encoding version written at the start of every snapshot body.
-const SNAPSHOT_VERSION: i32 = 1;
+/// Encoding version written at the start of every snapshot body. Version 1 had no session
+/// owners: its sessions are read as held by no server in particular, until a client resumes one.
+const SNAPSHOT_VERSION: i32 = 2;
 
 fn bad(field: &'static str, value: i64) -> DecodeError {
     DecodeError::BadValue { field, value }
@@ -81,6 +82,10 @@ pub fn encode_op(op: &TxnOp, b: &mut BytesMut) {
         TxnOp::Error(code) => {
             b.put_jint(10);
             b.put_jint(code.code());
+        }
+        TxnOp::MoveSession { to } => {
+            b.put_jint(11);
+            b.put_jlong(*to as i64);
         }
     }
 }
@@ -154,6 +159,9 @@ pub fn decode_op(r: &mut Reader) -> Result<TxnOp, DecodeError> {
             let c = r.i32()?;
             TxnOp::Error(ErrorCode::from_i32(c).ok_or(bad("error code", c as i64))?)
         }
+        11 => TxnOp::MoveSession {
+            to: r.i64()? as u64,
+        },
         t => return Err(bad("op tag", t as i64)),
     })
 }
@@ -188,7 +196,7 @@ impl DataTree {
     pub fn read_snapshot(src: &mut dyn Read) -> Result<DataTree, SnapshotError> {
         let mut w = Window::new(src);
         let (version, last_zxid, n_sessions) = w.record(|r| Ok((r.i32()?, r.i64()?, r.i32()?)))?;
-        if version != SNAPSHOT_VERSION {
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return Err(SnapshotError::Version(version));
         }
         let mut sessions = Vec::new();
@@ -197,7 +205,15 @@ impl DataTree {
                 let id = r.i64()?;
                 let timeout_ms = r.i32()?;
                 let passwd = decode_passwd(r)?;
-                Ok((id, SessionMeta { timeout_ms, passwd }))
+                let owner = if version >= 2 { r.i64()? as u64 } else { 0 };
+                Ok((
+                    id,
+                    SessionMeta {
+                        timeout_ms,
+                        passwd,
+                        owner,
+                    },
+                ))
             })?);
         }
         let mut tree = DataTree::restoring(last_zxid, sessions);
@@ -309,6 +325,7 @@ impl FrozenTree {
             b.put_jlong(*id);
             b.put_jint(m.timeout_ms);
             b.put_jbuffer(Some(&m.passwd));
+            b.put_jlong(m.owner as i64);
         }
         let mut nodes: Vec<(&String, &Node)> = self.nodes.iter().map(|(p, n)| (p, &**n)).collect();
         nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));

@@ -20,6 +20,10 @@ const SPECIAL: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/c
 pub struct SessionMeta {
     pub timeout_ms: i32,
     pub passwd: [u8; 16],
+    /// The server holding the session (ZooKeeper's session owner): where it was created or
+    /// last resumed. 0 for none in particular (a session restored from a snapshot written
+    /// before owners were recorded), whose requests count from any server.
+    pub owner: u64,
 }
 
 /// The whole replicated state: nodes, sessions and the ephemerals each session owns.
@@ -384,6 +388,29 @@ impl DataTree {
     pub fn apply(&mut self, txn: Txn) -> Applied {
         let mut events = Vec::new();
         let result = match txn.op {
+            // A request the client's former server still had: as in ZooKeeper, it fails, and
+            // that server closes the connection it came on.
+            TxnOp::Multi(_) if self.moved_away(&txn) => Ok(OpOutput::Multi(MultiOutput::Aborted {
+                index: 0,
+                code: ErrorCode::SessionMoved,
+            })),
+            _ if self.moved_away(&txn) => Err(ErrorCode::SessionMoved),
+            TxnOp::CreateSession { timeout_ms, passwd } => {
+                let meta = SessionMeta {
+                    timeout_ms,
+                    passwd,
+                    owner: txn.origin.unwrap_or(0),
+                };
+                self.sessions.insert(txn.session, meta);
+                Ok(OpOutput::SessionCreated)
+            }
+            TxnOp::MoveSession { to } => match self.sessions.get_mut(&txn.session) {
+                Some(meta) => {
+                    meta.owner = to;
+                    Ok(OpOutput::SessionMoved)
+                }
+                None => Err(ErrorCode::SessionExpired),
+            },
             TxnOp::Multi(ops) => {
                 let mut undo = Vec::new();
                 let mut outputs = Vec::with_capacity(ops.len());
@@ -420,6 +447,22 @@ impl DataTree {
         Applied { result, events }
     }
 
+    /// Whether `txn` comes from a server other than the one holding its session.
+    fn moved_away(&self, txn: &Txn) -> bool {
+        let Some(from) = txn.origin else {
+            return false;
+        };
+        if matches!(
+            txn.op,
+            TxnOp::CreateSession { .. } | TxnOp::MoveSession { .. }
+        ) {
+            return false;
+        }
+        self.sessions
+            .get(&txn.session)
+            .is_some_and(|m| m.owner != 0 && m.owner != from)
+    }
+
     fn apply_op(
         &mut self,
         op: TxnOp,
@@ -430,11 +473,8 @@ impl DataTree {
         events: &mut Vec<ChangeEvent>,
     ) -> Result<OpOutput, ErrorCode> {
         match op {
-            TxnOp::CreateSession { timeout_ms, passwd } => {
-                self.sessions
-                    .insert(session, SessionMeta { timeout_ms, passwd });
-                Ok(OpOutput::SessionCreated)
-            }
+            // Only whole txns open or move a session (see `apply`), never a multi's op.
+            TxnOp::CreateSession { .. } | TxnOp::MoveSession { .. } => Err(ErrorCode::BadArguments),
             TxnOp::CloseSession => {
                 self.sessions.remove(&session);
                 let paths = self.ephemerals.remove(&session).unwrap_or_default();

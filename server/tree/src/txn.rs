@@ -13,6 +13,10 @@ pub struct Txn {
     pub time: i64,
     /// The session that asked for the change (owner of new ephemerals).
     pub session: i64,
+    /// The server whose client asked for it; `None` for what the ensemble does by itself
+    /// (expiring a session, collecting a container). A session's requests count only from the
+    /// server that holds it (see [`crate::SessionMeta::owner`]).
+    pub origin: Option<u64>,
     pub op: TxnOp,
 }
 
@@ -43,6 +47,12 @@ pub enum TxnOp {
     },
     /// Closes (or expires) `Txn::session`, deleting its ephemerals.
     CloseSession,
+    /// `Txn::session` is now held by server `to`: a client resumed it there. Requests from
+    /// other servers for it fail with SESSIONMOVED from this entry on, so that a connection the
+    /// client left behind cannot change anything after the client went on elsewhere.
+    MoveSession {
+        to: u64,
+    },
     Create(Create),
     Delete {
         path: String,
@@ -88,7 +98,10 @@ impl TxnOp {
             | TxnOp::DeleteContainer { path } => path.len(),
             TxnOp::SetAcl { path, acl, .. } => path.len() + 32 * acl.len(),
             TxnOp::Multi(ops) => ops.iter().map(|o| 16 + o.payload_len_hint()).sum(),
-            TxnOp::CreateSession { .. } | TxnOp::CloseSession | TxnOp::Error(_) => 32,
+            TxnOp::CreateSession { .. }
+            | TxnOp::CloseSession
+            | TxnOp::MoveSession { .. }
+            | TxnOp::Error(_) => 32,
         }
     }
 }
@@ -97,6 +110,7 @@ impl TxnOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpOutput {
     SessionCreated,
+    SessionMoved,
     /// The ephemerals deleted by closing the session.
     SessionClosed {
         deleted: Vec<String>,

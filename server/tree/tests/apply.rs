@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! Stat rules and apply semantics, checked against what ZooKeeper computes.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use zooid_proto::{Acl, ErrorCode, EventType};
 use zooid_tree::*;
 
@@ -11,6 +11,8 @@ struct T {
 }
 
 const S1: i64 = 0x100;
+/// The server the harness's txns come from.
+const SERVER: u64 = 1;
 
 impl T {
     fn new() -> Self {
@@ -34,11 +36,16 @@ impl T {
     }
 
     fn apply(&mut self, session: i64, op: TxnOp) -> Applied {
+        self.apply_from(session, Some(SERVER), op)
+    }
+
+    fn apply_from(&mut self, session: i64, origin: Option<u64>, op: TxnOp) -> Applied {
         self.zxid += 1;
         self.tree.apply(Txn {
             zxid: self.zxid,
             time: 1000 * self.zxid,
             session,
+            origin,
             op,
         })
     }
@@ -816,4 +823,83 @@ fn kept_totals_equal_a_walk_of_the_tree() {
     t.run(S1, TxnOp::CloseSession).unwrap();
     check(&t.tree, "after the session closed");
     assert_eq!(t.tree.ephemeral_count(), 0);
+}
+
+#[test]
+fn a_moved_session_counts_only_from_its_new_server() {
+    let mut t = T::new();
+    t.create("/a", Persistent, false).unwrap();
+    assert_eq!(t.tree.session(S1).unwrap().owner, SERVER);
+    let set = |v: i32| TxnOp::SetData {
+        path: "/a".into(),
+        data: Some(Bytes::from(vec![v as u8])),
+        version: v,
+    };
+    let moved = t.apply_from(S1, Some(2), TxnOp::MoveSession { to: 2 });
+    assert_eq!(moved.result, Ok(OpOutput::SessionMoved));
+    assert_eq!(t.tree.session(S1).unwrap().owner, 2);
+    // What the former server still sends changes nothing.
+    let stale = t.apply_from(S1, Some(SERVER), set(0));
+    assert_eq!(stale.result, Err(ErrorCode::SessionMoved));
+    assert!(stale.events.is_empty());
+    assert_eq!(t.tree.get("/a").unwrap().stat().version, 0);
+    assert_eq!(
+        t.apply_from(S1, Some(SERVER), TxnOp::Multi(vec![set(0)]))
+            .result,
+        Ok(OpOutput::Multi(MultiOutput::Aborted {
+            index: 0,
+            code: ErrorCode::SessionMoved
+        }))
+    );
+    assert_eq!(
+        t.apply_from(S1, Some(SERVER), TxnOp::CloseSession).result,
+        Err(ErrorCode::SessionMoved)
+    );
+    // The new server's requests count.
+    assert!(t.apply_from(S1, Some(2), set(0)).result.is_ok());
+    // Moving back is a move like any other.
+    t.apply_from(S1, Some(SERVER), TxnOp::MoveSession { to: SERVER });
+    assert!(t.apply_from(S1, Some(SERVER), set(1)).result.is_ok());
+    // The ensemble's own expiry comes from no server in particular.
+    assert!(matches!(
+        t.apply_from(S1, None, TxnOp::CloseSession).result,
+        Ok(OpOutput::SessionClosed { .. })
+    ));
+    assert_eq!(
+        t.apply_from(S1, Some(2), TxnOp::MoveSession { to: 2 })
+            .result,
+        Err(ErrorCode::SessionExpired)
+    );
+    // Sessions are opened and moved by whole txns only.
+    assert_eq!(
+        t.run(S1, TxnOp::Multi(vec![TxnOp::MoveSession { to: 2 }])),
+        Ok(OpOutput::Multi(MultiOutput::Aborted {
+            index: 0,
+            code: ErrorCode::BadArguments
+        }))
+    );
+}
+
+/// Snapshots written before session owners were recorded (encoding version 1) still restore:
+/// their sessions are held by no server in particular.
+#[test]
+fn a_snapshot_without_session_owners_restores() {
+    let mut t = T::new();
+    t.create("/a", Ephemeral, false).unwrap();
+    let mut b = BytesMut::new();
+    t.tree.encode_snapshot(&mut b);
+    // Version 2: version, last zxid, session count, then per session: id, timeout, password
+    // (length + 16 bytes) and the owner, last.
+    const HEADER: usize = 4 + 8 + 4;
+    const SESSION_V1: usize = 8 + 4 + 4 + 16;
+    let mut v1 = 1i32.to_be_bytes().to_vec();
+    v1.extend_from_slice(&b[4..HEADER + SESSION_V1]);
+    v1.extend_from_slice(&b[HEADER + SESSION_V1 + 8..]);
+    let restored = DataTree::decode_snapshot(&v1).unwrap();
+    assert_eq!(restored.session(S1).unwrap().owner, 0);
+    assert_eq!(restored.session(S1).unwrap().passwd, [1; 16]);
+    assert_eq!(restored.ephemerals(S1, "/"), vec!["/a".to_string()]);
+    let mut v3 = b.to_vec();
+    v3[..4].copy_from_slice(&3i32.to_be_bytes());
+    assert!(DataTree::decode_snapshot(&v3).is_err());
 }
