@@ -32,10 +32,10 @@ wait_port() {
 }
 
 if [ "$WHICH" != zookeeper ]; then
-  target/release/zooid --client-addr 127.0.0.1:$ZD_PORT --data-dir "$WORK/zooid" \
+  target/release/zooid --client-addr 127.0.0.1:$ZD_PORT --admin-enabled false --data-dir "$WORK/zooid" \
     --four-letter-words '*' >"$WORK/zooid.log" 2>&1 &
   ZD_PID=$!
-  target/release/zooid --client-addr 127.0.0.1:$CONTROL_PORT --data-dir "$WORK/control" \
+  target/release/zooid --client-addr 127.0.0.1:$CONTROL_PORT --admin-enabled false --data-dir "$WORK/control" \
     >"$WORK/control.log" 2>&1 &
   CONTROL_PID=$!
   wait_port $ZD_PORT

@@ -35,7 +35,7 @@ maxClientCnxns=0
 CFG
 java -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" >/dev/null 2>&1 &
 ZK_PID=$!
-target/release/zooid --client-addr 127.0.0.1:$ZD_PORT --data-dir "$WORK/zooid" >/dev/null 2>&1 &
+target/release/zooid --client-addr 127.0.0.1:$ZD_PORT --admin-enabled false --data-dir "$WORK/zooid" >/dev/null 2>&1 &
 ZD_PID=$!
 wait_port $ZK_PORT
 wait_port $ZD_PORT

@@ -3,6 +3,7 @@
 
 pub mod apache;
 pub mod history;
+pub mod http;
 pub mod raw;
 pub mod scenarios;
 pub mod transcript;

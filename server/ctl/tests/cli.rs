@@ -24,6 +24,7 @@ fn commands_and_bench() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut config = Config::defaults();
     config.client_addr = "127.0.0.1:0".parse().unwrap();
+    config.admin_addr = "127.0.0.1:0".parse().unwrap();
     config.data_dir = dir.path().into();
     let server = rt.block_on(Server::start(config)).unwrap();
     let s = server.client_addr.to_string();
@@ -115,6 +116,7 @@ fn members_of_an_ensemble() {
                 cfg_path.clone().into_os_string(),
                 "--data-dir".into(),
                 data.into_os_string(),
+                "--admin-addr=127.0.0.1:0".into(),
             ])
             .unwrap()
         })

@@ -160,6 +160,16 @@ pub struct Config {
     #[arg(long, env = "ZOOID_PEER_LISTEN", value_parser = parse_listen_addr)]
     pub peer_listen: Option<SocketAddr>,
 
+    /// Address of the admin HTTP API (`/commands/<name>`, `/metrics`, `/healthz`, `/readyz`):
+    /// host:port or a bare port on loopback. ZooKeeper's `admin.serverAddress` and
+    /// `admin.serverPort`.
+    #[arg(long, env = "ZOOID_ADMIN_ADDR", default_value = "127.0.0.1:8080", value_parser = parse_listen_addr)]
+    pub admin_addr: SocketAddr,
+
+    /// Serve the admin HTTP API (ZooKeeper's `admin.enableServer`).
+    #[arg(long, env = "ZOOID_ADMIN_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub admin_enabled: bool,
+
     /// The members, when the configuration file describes an ensemble.
     #[arg(skip)]
     pub ensemble: Option<Ensemble>,
@@ -286,6 +296,21 @@ impl Config {
                 };
                 extra.push(format!("--client-addr={host}:{port}"));
             }
+        }
+        // The admin address: admin.serverAddress and admin.serverPort, ZooKeeper's defaults
+        // (every interface, port 8080) for the one not given.
+        if from_file("admin_addr") && (file.admin_address.is_some() || file.admin_port.is_some()) {
+            let host = file
+                .admin_address
+                .clone()
+                .unwrap_or_else(|| "0.0.0.0".into());
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            let port = file.admin_port.unwrap_or(8080);
+            extra.push(format!("--admin-addr={host}:{port}"));
         }
         args.extend(extra.into_iter().map(OsString::from));
         let matches = Config::command().try_get_matches_from(&args)?;

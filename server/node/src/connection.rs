@@ -8,6 +8,7 @@
 
 use crate::fourlw;
 use crate::limits::Admitted;
+use crate::metrics::Limit;
 use crate::ops::{is_write, ReplyShape, WriteContext};
 use crate::outbox::{self, Outbox};
 use crate::reads;
@@ -100,7 +101,10 @@ where
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let wait = config.handshake_timeout();
     let creq = match tokio::time::timeout(wait, opening(&mut rd, &mut buf, max)).await {
-        Err(_) => return Err(ConnError::HandshakeTimeout(wait)),
+        Err(_) => {
+            shared.metrics.limited(Limit::Handshake);
+            return Err(ConnError::HandshakeTimeout(wait));
+        }
         Ok(Err(e)) => return Err(e),
         Ok(Ok(Opening::Word(word))) => {
             let text = fourlw::answer(word, config, &shared.state());
@@ -116,6 +120,7 @@ where
         budget: config.max_conn_outbound_bytes,
         hard_limit: config.outbound_hard_limit(),
         stall_timeout: config.slow_client_timeout(),
+        metrics: shared.metrics.clone(),
     };
     let outbox = Outbox::start(wr, remote, limits, closed.clone());
     let write_done = Arc::new(Notify::new());
@@ -271,7 +276,7 @@ async fn reconfig(shared: &Shared, conn: ConnId, body: &[u8]) -> bool {
             answer,
         },
     );
-    state.record_latency(start.elapsed().as_millis() as u64);
+    state.record_request(OpCode::Reconfig, true, start.elapsed());
     true
 }
 
@@ -463,6 +468,8 @@ fn handshake(
                     timeout_ms: timeout as i32,
                     read_only: creq.read_only.map(|_| false),
                 },
+                op: OpCode::CreateSession,
+                received: Instant::now(),
             }),
         );
         return Some(id);
@@ -485,6 +492,8 @@ fn handshake(
                                 timeout_ms: timeout as i32,
                                 read_only: creq.read_only.map(|_| false),
                             },
+                            op: OpCode::CreateSession,
+                            received: Instant::now(),
                         },
                     );
                     return Some(session);
@@ -516,6 +525,7 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
         return false;
     };
     let req = Request::decode(hdr.op, &body[8..]);
+    let opcode = OpCode::from_i32(hdr.op).unwrap_or(OpCode::Error);
     let is_auth = matches!(req, Ok(Request::Auth { .. }));
     let mut state = shared.state();
     state.counters.packets_received += 1;
@@ -524,7 +534,7 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
     }
     let mut keep_open = true;
     let refused_read_only = state.conn_read_only(conn)
-        && crate::ops::needs_quorum(OpCode::from_i32(hdr.op).unwrap_or(OpCode::Ping));
+        && OpCode::from_i32(hdr.op).is_some_and(crate::ops::needs_quorum);
     let result: Result<Answer, ErrorCode> = match req {
         // A read-only session changes nothing and cannot sync.
         Ok(_) if refused_read_only => Err(ErrorCode::NotReadOnly),
@@ -581,9 +591,10 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
                     conn,
                     xid: hdr.xid,
                     shape,
+                    op: opcode,
+                    received: start,
                 }),
             );
-            state.record_latency(start.elapsed().as_millis() as u64);
             return true;
         }
         Ok(req) => reads::execute(
@@ -609,7 +620,7 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
         },
     );
     if hdr.xid != XID_PING {
-        state.record_latency(start.elapsed().as_millis() as u64);
+        state.record_request(opcode, false, start.elapsed());
     }
     if !keep_open {
         state.close_conn(conn);

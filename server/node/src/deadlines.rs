@@ -55,6 +55,16 @@ impl Deadlines {
         }
     }
 
+    /// Every live session by the time it expires unless touched, soonest first (`dump`).
+    pub fn by_deadline(&self) -> impl Iterator<Item = (Instant, &HashSet<i64>)> {
+        self.groups.iter().map(|(g, sessions)| {
+            let at = self
+                .interval
+                .saturating_mul(u32::try_from(*g).unwrap_or(u32::MAX));
+            (self.origin + at, sessions)
+        })
+    }
+
     /// Gives a session a deadline `timeout` from `now` (a new session, a restored one).
     pub fn set(&mut self, session: i64, timeout: Duration, now: Instant) {
         let group = self.group_at(now + timeout);

@@ -112,18 +112,8 @@ pub fn answer(word: &str, config: &Config, state: &State) -> String {
     out
 }
 
-fn latency(state: &State) -> (u64, f64, u64) {
-    let c = &state.counters;
-    let avg = if c.latency_count == 0 {
-        0.0
-    } else {
-        c.latency_total_ms as f64 / c.latency_count as f64
-    };
-    (c.latency_min_ms, avg, c.latency_max_ms)
-}
-
 fn server_stats(out: &mut String, state: &State) {
-    let (min, avg, max) = latency(state);
+    let (min, avg, max) = crate::monitor::latency(state);
     let _ = writeln!(out, "Zookeeper version: {VERSION}, built on unknown");
     let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:.4}/{max}");
     let _ = writeln!(out, "Received: {}", state.counters.packets_received);
@@ -148,73 +138,7 @@ fn connections(out: &mut String, state: &State) {
 }
 
 fn monitor(out: &mut String, state: &State) {
-    let (min, avg, max) = latency(state);
-    let mut lines: Vec<(&str, String)> = vec![
-        ("zk_version", format!("{VERSION}, built on unknown")),
-        ("zk_server_state", state.mode().into()),
-        ("zk_avg_latency", format!("{avg:.4}")),
-        ("zk_max_latency", max.to_string()),
-        ("zk_min_latency", min.to_string()),
-        (
-            "zk_packets_received",
-            state.counters.packets_received.to_string(),
-        ),
-        ("zk_packets_sent", state.counters.packets_sent.to_string()),
-        ("zk_num_alive_connections", state.conns.len().to_string()),
-        ("zk_outstanding_requests", state.outstanding().to_string()),
-        ("zk_znode_count", state.tree.node_count().to_string()),
-        ("zk_watch_count", state.watches.count().to_string()),
-        (
-            "zk_ephemerals_count",
-            state.tree.ephemeral_count().to_string(),
-        ),
-        (
-            "zk_approximate_data_size",
-            state.tree.approximate_data_size().to_string(),
-        ),
-        ("zk_global_sessions", state.session_count().to_string()),
-    ];
-    if let Some(log) = state.log_stats() {
-        lines.extend(log_lines(&log));
+    for (k, v) in crate::monitor::values(state) {
+        let _ = writeln!(out, "zk_{k}\t{v}");
     }
-    // The leader's view of the ensemble, under ZooKeeper's names (a leader's mntr only).
-    if let Some(f) = state.followers() {
-        lines.extend([
-            ("zk_learners", (f.followers + f.observers).to_string()),
-            ("zk_followers", f.followers.to_string()),
-            ("zk_synced_followers", f.synced_followers.to_string()),
-            ("zk_synced_observers", f.synced_observers.to_string()),
-            // Zooid has no sync phase: a follower catches up through the log or a snapshot.
-            ("zk_pending_syncs", "0".to_string()),
-        ]);
-    }
-    for (k, v) in lines {
-        let _ = writeln!(out, "{k}\t{v}");
-    }
-}
-
-/// The log's fsyncs and group-commit batch sizes under ZooKeeper's names (milliseconds for
-/// times, as ZooKeeper reports them). raft-log keeps no minimum fsync time, so
-/// `zk_min_fsynctime` is left out rather than made up.
-fn log_lines(log: &zooid_replication::LogStats) -> Vec<(&'static str, String)> {
-    let f = &log.fsyncs;
-    let b = &log.batches;
-    let avg = |sum: f64, n: u64| if n == 0 { 0.0 } else { sum / n as f64 };
-    vec![
-        (
-            "zk_avg_fsynctime",
-            format!("{:.4}", avg(f.total_us as f64 / 1000.0, f.count)),
-        ),
-        ("zk_max_fsynctime", (f.max_us / 1000).to_string()),
-        ("zk_cnt_fsynctime", f.count.to_string()),
-        ("zk_sum_fsynctime", (f.total_us / 1000).to_string()),
-        (
-            "zk_avg_sync_processor_batch_size",
-            format!("{:.4}", avg(b.commands as f64, b.entries)),
-        ),
-        ("zk_min_sync_processor_batch_size", b.min.to_string()),
-        ("zk_max_sync_processor_batch_size", b.max.to_string()),
-        ("zk_cnt_sync_processor_batch_size", b.entries.to_string()),
-        ("zk_sum_sync_processor_batch_size", b.commands.to_string()),
-    ]
 }

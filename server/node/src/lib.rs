@@ -1,12 +1,15 @@
 //! The Zooid server: connections, sessions, watches and four-letter words around the
 //! `zooid-tree` state, speaking the ZooKeeper wire protocol from `zooid-proto`.
 
+pub mod admin;
 pub mod command;
 pub mod config;
 pub mod connection;
 pub mod deadlines;
 pub mod fourlw;
 pub mod limits;
+pub mod metrics;
+pub mod monitor;
 pub mod ops;
 pub mod outbox;
 pub mod reads;

@@ -12,6 +12,7 @@
 //! [`Outbox::kill`] closes a connection at once, whatever it has queued (an expired session's
 //! connection must go even when its client never reads).
 
+use crate::metrics::{Limit, Metrics};
 use crate::reply::Reply;
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
@@ -56,10 +57,11 @@ struct Shared {
     /// Told when the queue shrinks to the budget or the connection closes.
     room: Notify,
     remote: SocketAddr,
+    metrics: Arc<Metrics>,
 }
 
 /// Bounds of one connection's queue.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Limits {
     /// Above this many queued bytes the connection's requests are not read.
     pub budget: usize,
@@ -67,6 +69,8 @@ pub struct Limits {
     pub hard_limit: usize,
     /// A socket write making no progress for this long closes the connection.
     pub stall_timeout: Duration,
+    /// Where closes by these limits are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Outbox {
@@ -85,6 +89,7 @@ impl Outbox {
             kill: Notify::new(),
             room: Notify::new(),
             remote,
+            metrics: limits.metrics.clone(),
         });
         tokio::spawn(write_loop(
             wr,
@@ -119,6 +124,7 @@ impl Outbox {
                 queued,
                 "closing a connection whose client does not read its replies"
             );
+            self.shared.metrics.limited(Limit::Outbound);
             self.kill();
             return;
         }
@@ -271,6 +277,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         queued = shared.queued.load(Ordering::Relaxed),
                         "closing a connection whose client read nothing for {stall_timeout:?}"
                     );
+                    shared.metrics.limited(Limit::SlowClient);
                     break;
                 }
             }

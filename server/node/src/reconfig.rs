@@ -81,20 +81,20 @@ fn servers(list: &str) -> Result<Vec<Member>, String> {
 pub fn config_text(members: &Members) -> String {
     let mut s = String::new();
     for m in &members.members {
-        let role = if m.voter { "participant" } else { "observer" };
-        let (peer, client) = match m.spec.split_once(';') {
-            Some((p, c)) => (p, Some(c)),
-            None => (m.spec.as_str(), None),
-        };
-        s.push_str(&format!("server.{}={peer}:{role}", m.id));
-        if let Some(c) = client {
-            s.push(';');
-            s.push_str(c);
-        }
-        s.push('\n');
+        s.push_str(&format!("server.{}={}\n", m.id, server_line(m)));
     }
     s.push_str(&format!("version={:x}", members.version));
     s
+}
+
+/// A member as the right-hand side of ZooKeeper's `server.N=` line:
+/// `host:quorumPort:electionPort:role[;[clientHost:]clientPort]`.
+pub fn server_line(m: &zooid_replication::Member) -> String {
+    let role = if m.voter { "participant" } else { "observer" };
+    match m.spec.split_once(';') {
+        Some((peer, client)) => format!("{peer}:{role};{client}"),
+        None => format!("{}:{role}", m.spec),
+    }
 }
 
 /// What the client is told, or `None` when its connection should be closed instead: the

@@ -4,6 +4,7 @@
 use crate::config::{Config, Ensemble};
 use crate::connection;
 use crate::limits::{ClientCounts, Outstanding};
+use crate::metrics::{Limit, Metrics};
 use crate::state::{now_ms, State};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +49,8 @@ pub struct Shared {
     clients: Arc<ClientCounts>,
     /// Set when the server shuts down: connections stop reading requests.
     stopping: watch::Sender<bool>,
+    /// What is recorded as it happens, for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Shared {
@@ -55,6 +58,17 @@ impl Shared {
     /// consistent one because every change is applied whole, so serving continues.
     pub fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why the server stopped serving, once it has.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.borrow().clone()
+    }
+
+    /// `/metrics`: the state's figures read now, with what was recorded as it happened.
+    pub fn render_metrics(&self) -> String {
+        let families = crate::metrics::state_families(&self.state(), &self.metrics);
+        self.metrics.render(families)
     }
 
     /// Becomes true when the server starts shutting down.
@@ -66,6 +80,8 @@ impl Shared {
 /// A running server.
 pub struct Server {
     pub client_addr: SocketAddr,
+    /// Where the admin HTTP API listens, if enabled.
+    pub admin_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
     consensus: Consensus,
@@ -78,6 +94,14 @@ pub enum StartError {
     Storage(#[from] zooid_replication::ConsensusError),
     #[error("listening on the client port {addr}: {source}")]
     Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "listening on the admin port {addr} (admin.serverAddress/admin.serverPort, \
+         --admin-addr; admin.enableServer=false turns it off): {source}"
+    )]
+    AdminListen {
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -204,13 +228,16 @@ impl Server {
             .map(|e| peers(e, config.peer_listen))
             .transpose()?;
         let node_id = config.ensemble.as_ref().map_or(STANDALONE_ID, |e| e.my_id);
+        let metrics = Arc::new(Metrics::new());
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(
                 node_id,
                 DataTree::new(),
                 outstanding.clone(),
                 expiry_interval,
+                metrics.clone(),
             )),
+            metrics,
             next_conn: AtomicU64::new(1),
             failure: watch::channel(None).0,
             outstanding,
@@ -255,6 +282,14 @@ impl Server {
             st.set_read_only_mode(shared.config.read_only_mode);
             st.sessions_restored();
         }
+        let admin = if shared.config.admin_enabled {
+            let addr = shared.config.admin_addr;
+            let listen = |source| StartError::AdminListen { addr, source };
+            let listener = TcpListener::bind(addr).await.map_err(listen)?;
+            Some((listener.local_addr().map_err(listen)?, listener))
+        } else {
+            None
+        };
         let addr = shared.config.client_addr;
         let listen = |source| StartError::Listen { addr, source };
         let listener = TcpListener::bind(addr).await.map_err(listen)?;
@@ -272,6 +307,11 @@ impl Server {
             );
         }
         let mut tasks = Vec::new();
+        let admin_addr = admin.as_ref().map(|(a, _)| *a);
+        if let Some((admin_addr, listener)) = admin {
+            info!(%admin_addr, "admin API listening");
+            tasks.push(tokio::spawn(crate::admin::serve(listener, shared.clone())));
+        }
         let (s, c) = (shared.clone(), consensus.clone());
         tasks.push(tokio::spawn(async move {
             let reason = c.failed().await;
@@ -301,6 +341,7 @@ impl Server {
                                 remote.ip(),
                                 s.config.max_client_cnxns
                             );
+                            s.metrics.limited(Limit::ClientConnections);
                             continue;
                         };
                         let conn = s.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -374,11 +415,26 @@ impl Server {
             }));
             tasks.push(tokio::spawn(async move {
                 let mut known = None;
+                // Since when this member has had no leader (ZooKeeper's LOOKING state).
+                let mut looking_since = Some(Instant::now());
                 while let Some(now) = c.leader_changed(known).await {
                     if known.is_some() {
                         s.state().leader_lost();
                     }
                     known = now;
+                    match now {
+                        Some(_) => {
+                            if let Some(since) = looking_since.take() {
+                                let ms = since.elapsed().as_secs_f64() * 1000.0;
+                                s.metrics.election_time.record(ms);
+                            }
+                        }
+                        None => {
+                            looking_since.get_or_insert_with(Instant::now);
+                            s.metrics.looking.inc();
+                        }
+                    }
+                    s.state().set_leading(now == Some(me));
                     match now {
                         Some(l) if l == me => {
                             info!("leading the ensemble");
@@ -416,6 +472,7 @@ impl Server {
         }));
         Ok(Server {
             client_addr,
+            admin_addr,
             shared,
             tasks,
             consensus,

@@ -5,6 +5,7 @@
 use crate::command::Command;
 use crate::deadlines::Deadlines;
 use crate::limits::Outstanding;
+use crate::metrics::Metrics;
 use crate::ops::{reply_for, ReplyShape};
 use crate::outbox::Outbox;
 use crate::watches::{ConnId, WatchKind, WatchManager};
@@ -48,6 +49,9 @@ pub struct Origin {
     pub conn: ConnId,
     pub xid: i32,
     pub shape: ReplyShape,
+    /// The request's opcode and arrival, for its latency once answered.
+    pub op: OpCode,
+    pub received: Instant,
 }
 
 /// Counters reported by `srvr`, `mntr` and `stat`.
@@ -101,6 +105,9 @@ pub struct State {
     /// Sessions opened while read-only: known to this member alone (they cannot be ordered),
     /// they end when it rejoins the quorum, as a ZooKeeper read-only server's do.
     local_sessions: HashMap<i64, [u8; 16]>,
+    metrics: Arc<Metrics>,
+    /// Since when this member leads (ZooKeeper's `leader_uptime`).
+    leading_since: Option<Instant>,
 }
 
 /// Wall-clock milliseconds since the epoch: the time stamped into txns (ctime / mtime).
@@ -117,6 +124,7 @@ impl State {
         tree: DataTree,
         outstanding: Arc<Outstanding>,
         expiry_interval: Duration,
+        metrics: Arc<Metrics>,
     ) -> Self {
         // Proposal numbers start from this start's time: a command an earlier run of this
         // server proposed (and the log still applies after a restart) can never match a
@@ -144,6 +152,8 @@ impl State {
             read_only_mode: false,
             read_only: false,
             local_sessions: HashMap::new(),
+            metrics,
+            leading_since: None,
         };
         s.sessions_restored();
         s
@@ -312,6 +322,20 @@ impl State {
         }
     }
 
+    /// Whether this member now leads (told on every leader change).
+    pub fn set_leading(&mut self, leads: bool) {
+        match (leads, self.leading_since) {
+            (true, None) => self.leading_since = Some(Instant::now()),
+            (false, _) => self.leading_since = None,
+            (true, Some(_)) => {}
+        }
+    }
+
+    /// How long this member has led, in an ensemble.
+    pub fn leading_for(&self) -> Option<Duration> {
+        self.leading_since.map(|t| t.elapsed())
+    }
+
     /// This server just became the leader: it did not see the other members' touches, so
     /// every session gets a fresh deadline rather than expiring on stale ones.
     pub fn refresh_deadlines(&mut self) {
@@ -339,6 +363,52 @@ impl State {
     }
 
     /// How the log has been written since start, once the server runs.
+    /// Term, indexes and the followers' progress (`None` before consensus started).
+    pub fn raft_figures(&self) -> Option<zooid_replication::RaftFigures> {
+        self.consensus.as_ref().map(Consensus::figures)
+    }
+
+    /// The replicated membership, in an ensemble.
+    pub fn members(&self) -> Option<zooid_replication::Members> {
+        self.replicated_consensus().map(|c| c.members())
+    }
+
+    /// Whether this server is fit to take clients (Kubernetes' readiness): in a working
+    /// quorum, not read-only, and caught up: it has applied everything its quorum had
+    /// committed at the last check (every 250 ms, so a healthy member under load is caught
+    /// up with a check that old). `Err` says why not.
+    pub fn ready(&self) -> Result<(), String> {
+        if self.failed {
+            return Err("writes can no longer be ordered".into());
+        }
+        if self.stopping {
+            return Err("shutting down".into());
+        }
+        if self.read_only {
+            return Err("cut off from the quorum: serving read-only clients only".into());
+        }
+        if !self.serving {
+            return Err("not in a working quorum".into());
+        }
+        let lag = self.raft_figures().map_or(0, |f| f.apply_lag());
+        if lag > 0 {
+            return Err(format!("{lag} committed entries not applied yet"));
+        }
+        Ok(())
+    }
+
+    /// Live sessions by deadline, soonest first (`dump`).
+    pub fn session_deadlines(&self) -> Vec<(Instant, Vec<i64>)> {
+        self.deadlines
+            .by_deadline()
+            .map(|(at, s)| {
+                let mut s: Vec<i64> = s.iter().copied().collect();
+                s.sort_unstable();
+                (at, s)
+            })
+            .collect()
+    }
+
     pub fn log_stats(&self) -> Option<zooid_replication::LogStats> {
         self.consensus.as_ref().map(Consensus::log_stats)
     }
@@ -525,6 +595,9 @@ impl State {
         }
         if !b.is_empty() {
             self.send_to(o.conn, b.freeze());
+            if !matches!(o.shape, ReplyShape::Connect { .. }) {
+                self.record_request(o.op, true, o.received.elapsed());
+            }
         }
         if let Some(h) = self.conns.get_mut(&o.conn) {
             h.pending_writes = h.pending_writes.saturating_sub(1);
@@ -742,7 +815,10 @@ impl State {
         self.watches.add(conn, kind, path);
     }
 
-    pub fn record_latency(&mut self, ms: u64) {
+    /// A request answered `elapsed` after it arrived: `srvr`'s latency figures (whole
+    /// milliseconds, as ZooKeeper's) and the metrics.
+    pub fn record_request(&mut self, op: OpCode, write: bool, elapsed: Duration) {
+        let ms = elapsed.as_millis() as u64;
         let c = &mut self.counters;
         if c.latency_count == 0 || ms < c.latency_min_ms {
             c.latency_min_ms = ms;
@@ -750,5 +826,6 @@ impl State {
         c.latency_max_ms = c.latency_max_ms.max(ms);
         c.latency_total_ms += ms;
         c.latency_count += 1;
+        self.metrics.request(op.name(), write, elapsed);
     }
 }

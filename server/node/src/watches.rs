@@ -146,6 +146,16 @@ impl WatchManager {
         self.by_path.len()
     }
 
+    /// The paths each connection watches (any kind), for `wchc`.
+    pub fn paths_by_conn(&self) -> impl Iterator<Item = (ConnId, Vec<&str>)> {
+        self.by_conn.iter().map(|(conn, set)| {
+            let mut paths: Vec<&str> = set.iter().map(|(_, p)| p.as_str()).collect();
+            paths.sort_unstable();
+            paths.dedup();
+            (*conn, paths)
+        })
+    }
+
     pub fn conn_count(&self) -> usize {
         self.by_conn.len()
     }

@@ -38,12 +38,15 @@ pub const KEYS: &[(&str, &str)] = &[
     ("peerListenAddress", "peer-listen"),
     // A JVM system property for ZooKeeper (-Dreadonlymode.enabled=true); a key here.
     ("readonlymode.enabled", "read-only-mode"),
+    ("admin.enableServer", "admin-enabled"),
 ];
 
 /// Keys read here rather than mapped onto one flag.
 const STRUCTURAL: &[&str] = &[
     "clientPort",
     "clientPortAddress",
+    "admin.serverAddress",
+    "admin.serverPort",
     "dynamicConfigFile",
     "reconfigEnabled",
     "standaloneEnabled",
@@ -114,6 +117,9 @@ pub struct ZooCfg {
     pub flags: BTreeMap<&'static str, (String, usize)>,
     pub client_port: Option<u16>,
     pub client_port_address: Option<String>,
+    /// `admin.serverAddress` and `admin.serverPort`.
+    pub admin_address: Option<String>,
+    pub admin_port: Option<u16>,
     pub members: Vec<Member>,
     pub dynamic_config_file: Option<PathBuf>,
     pub reconfig_enabled: bool,
@@ -319,6 +325,13 @@ pub fn parse(text: &str, path: &Path) -> Result<ZooCfg, ZooCfgError> {
                 )
             }
             "clientPortAddress" => cfg.client_port_address = Some(value.to_string()),
+            "admin.serverAddress" => cfg.admin_address = Some(value.to_string()),
+            "admin.serverPort" => {
+                cfg.admin_port =
+                    Some(value.parse::<u16>().map_err(|_| {
+                        err(format!("admin.serverPort {value:?} is not a port number"))
+                    })?)
+            }
             "dynamicConfigFile" => cfg.dynamic_config_file = Some(PathBuf::from(value)),
             "reconfigEnabled" | "standaloneEnabled" => {
                 let b = parse_bool(value)

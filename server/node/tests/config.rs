@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 fn zooid(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zooid"));
-    c.args(args).env_remove("ZOOID_FOUR_LETTER_WORDS");
+    c.args(args)
+        .env_remove("ZOOID_FOUR_LETTER_WORDS")
+        .env("ZOOID_ADMIN_ADDR", "127.0.0.1:0");
     c
 }
 
@@ -286,4 +288,68 @@ fn the_zoo_cfg_files_of_a_zookeeper_ensemble_start_a_zooid_ensemble() {
         // ZooKeeper's data in the same dataDir is named, not silently ignored.
         assert!(log.contains("holds ZooKeeper's data"), "{log}");
     }
+}
+
+#[test]
+fn the_admin_port_comes_from_zoo_cfg_and_a_taken_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("zoo.cfg");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!(
+        "tickTime=2000\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\nadmin.serverAddress=127.0.0.1\n",
+        dir.path().join("data").display()
+    );
+    write(
+        &cfg,
+        &format!(
+            "{base}admin.serverPort={}\n",
+            taken.local_addr().unwrap().port()
+        ),
+    );
+    let mut refuse = zooid(&["--config", cfg.to_str().unwrap()]);
+    refuse.env_remove("ZOOID_ADMIN_ADDR");
+    let out = refuse.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("admin port") && err.contains("admin.serverPort"),
+        "{err}"
+    );
+
+    write(&cfg, &format!("{base}admin.serverPort=notaport\n"));
+    let err = refused(&["--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.contains("zoo.cfg:6") && err.contains("admin.serverPort"),
+        "{err}"
+    );
+
+    for _attempt in 0..3 {
+        let port = zooid_e2e::apache::free_port().unwrap();
+        write(&cfg, &format!("{base}admin.serverPort={port}\n"));
+        let mut child = zooid(&["--config", cfg.to_str().unwrap()])
+            .env_remove("ZOOID_ADMIN_ADDR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let answer = loop {
+            if let Some(a) = zooid_e2e::http::get(addr, "/healthz") {
+                break Some(a);
+            }
+            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let Some(answer) = answer else {
+            continue; // another test took the port first
+        };
+        assert_eq!(answer.status, 200, "{answer:?}");
+        return;
+    }
+    panic!("the admin API never answered on its zoo.cfg port");
 }

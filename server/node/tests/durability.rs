@@ -339,7 +339,13 @@ fn snapshot_files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
 /// Starts zooid on `dir` and expects it to refuse within 20 s; returns what it printed.
 fn refused_start(dir: &Path) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zooid"))
-        .args(["--client-addr", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--client-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -40,6 +40,46 @@ pub enum OpCode {
 }
 
 impl OpCode {
+    /// The opcode's name as ZooKeeper spells it in logs and metrics (camelCase).
+    pub fn name(self) -> &'static str {
+        use OpCode::*;
+        match self {
+            Notification => "notification",
+            Create => "create",
+            Delete => "delete",
+            Exists => "exists",
+            GetData => "getData",
+            SetData => "setData",
+            GetAcl => "getACL",
+            SetAcl => "setACL",
+            GetChildren => "getChildren",
+            Sync => "sync",
+            Ping => "ping",
+            GetChildren2 => "getChildren2",
+            Check => "check",
+            Multi => "multi",
+            Create2 => "create2",
+            Reconfig => "reconfig",
+            CheckWatches => "checkWatches",
+            RemoveWatches => "removeWatches",
+            CreateContainer => "createContainer",
+            DeleteContainer => "deleteContainer",
+            CreateTtl => "createTTL",
+            MultiRead => "multiRead",
+            Auth => "auth",
+            SetWatches => "setWatches",
+            Sasl => "sasl",
+            GetEphemerals => "getEphemerals",
+            GetAllChildrenNumber => "getAllChildrenNumber",
+            SetWatches2 => "setWatches2",
+            AddWatch => "addWatch",
+            WhoAmI => "whoAmI",
+            CreateSession => "createSession",
+            CloseSession => "closeSession",
+            Error => "error",
+        }
+    }
+
     pub fn from_i32(v: i32) -> Option<Self> {
         use OpCode::*;
         Some(match v {

@@ -136,6 +136,33 @@ pub struct Consensus {
     /// Carries out membership changes while this member leads.
     reconfigurer: Arc<Reconfigurer>,
     leader_contact: Arc<LeaderContact>,
+    /// The commit index a quorum last confirmed to this member (see [`Consensus::in_quorum`]).
+    quorum_index: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Where this member's log and state stand, for monitoring.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RaftFigures {
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    /// Index of the newest snapshot (0 before the first).
+    pub snapshot_index: u64,
+    /// The commit index a quorum last confirmed to this member: how far it must apply to be
+    /// caught up.
+    pub quorum_index: u64,
+    /// On the leader, each other member's replicated (matched) index.
+    pub matched: Vec<(NodeId, u64)>,
+    /// On the leader, milliseconds since a quorum last acknowledged it.
+    pub millis_since_quorum_ack: Option<u64>,
+}
+
+impl RaftFigures {
+    /// Entries committed by a quorum that this member has not applied yet.
+    pub fn apply_lag(&self) -> u64 {
+        self.quorum_index.saturating_sub(self.applied_index)
+    }
 }
 
 impl Consensus {
@@ -325,6 +352,7 @@ impl Consensus {
             network,
             reconfigurer,
             leader_contact,
+            quorum_index: Arc::default(),
         })
     }
 
@@ -409,18 +437,47 @@ impl Consensus {
     /// a member that heard from its leader lately and whose leader a quorum confirms (a read
     /// index, as for `sync`).
     pub async fn in_quorum(&self, within: Duration) -> bool {
-        if self.is_leader() {
-            matches!(
-                tokio::time::timeout(within, self.raft.get_read_log_id()).await,
-                Ok(Ok(_))
-            )
+        let confirmed = if self.is_leader() {
+            match tokio::time::timeout(within, self.raft.get_read_log_id()).await {
+                Ok(Ok((read, _))) => Some(read.map_or(0, |l| l.index)),
+                _ => None,
+            }
+        } else if self.leader().is_some() && self.leader_contact.silence() <= within {
+            match tokio::time::timeout(within, self.proposer.read_index()).await {
+                Ok(Ok(Some(index))) => Some(index),
+                _ => None,
+            }
         } else {
-            self.leader().is_some()
-                && self.leader_contact.silence() <= within
-                && matches!(
-                    tokio::time::timeout(within, self.proposer.read_index()).await,
-                    Ok(Ok(Some(_)))
-                )
+            None
+        };
+        if let Some(index) = confirmed {
+            self.quorum_index
+                .fetch_max(index, std::sync::atomic::Ordering::Relaxed);
+        }
+        confirmed.is_some()
+    }
+
+    /// Term, indexes and, on the leader, the other members' progress.
+    pub fn figures(&self) -> RaftFigures {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let mut matched: Vec<(NodeId, u64)> = m
+            .replication
+            .iter()
+            .flatten()
+            .filter(|(id, _)| **id != m.id)
+            .map(|(id, l)| (*id, l.map_or(0, |l| l.index)))
+            .collect();
+        matched.sort_unstable();
+        RaftFigures {
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            snapshot_index: m.snapshot.map_or(0, |l| l.index),
+            quorum_index: self.quorum_index.load(std::sync::atomic::Ordering::Relaxed),
+            matched,
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
         }
     }
 

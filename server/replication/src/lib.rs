@@ -22,7 +22,8 @@ pub mod wal_check;
 pub mod wire;
 
 pub use consensus::{
-    Consensus, ConsensusConfig, ConsensusError, Followers, LogStats, Peers, DEFAULT_WAL_CHUNK_BYTES,
+    Consensus, ConsensusConfig, ConsensusError, Followers, LogStats, Peers, RaftFigures,
+    DEFAULT_WAL_CHUNK_BYTES,
 };
 pub use log_store::Fsyncs;
 pub use members::{Member, Members};

@@ -21,10 +21,18 @@ pub struct Member {
     pub log: PathBuf,
     /// Where its peer port listens when the other members reach it through a proxy.
     peer_listen: Option<SocketAddr>,
+    /// Its admin HTTP API.
+    pub admin: SocketAddr,
 }
 
 impl Member {
-    fn spawn(cfg: &Path, dir: &Path, log: &Path, peer_listen: Option<SocketAddr>) -> Child {
+    fn spawn(
+        cfg: &Path,
+        dir: &Path,
+        log: &Path,
+        peer_listen: Option<SocketAddr>,
+        admin: SocketAddr,
+    ) -> Child {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -34,7 +42,9 @@ impl Member {
         if let Some(listen) = peer_listen {
             cmd.arg("--peer-listen").arg(listen.to_string());
         }
-        cmd.arg("--config")
+        cmd.arg("--admin-addr")
+            .arg(admin.to_string())
+            .arg("--config")
             .arg(cfg)
             .arg("--data-dir")
             .arg(dir)
@@ -58,7 +68,13 @@ impl Member {
 
     /// Starts the member again on its data, after [`Member::kill9`].
     pub fn restart(&mut self) {
-        self.child = Self::spawn(&self.cfg, &self.dir, &self.log, self.peer_listen);
+        self.child = Self::spawn(
+            &self.cfg,
+            &self.dir,
+            &self.log,
+            self.peer_listen,
+            self.admin,
+        );
     }
 
     /// Sends a signal (`-STOP`, `-CONT`) to the member's process.
@@ -108,7 +124,7 @@ fn try_start(
     layout: Layout,
 ) -> Option<(Vec<Member>, Option<Proxies>)> {
     let n = layout.voters + layout.observers;
-    let ports: Vec<u16> = (0..4 * n)
+    let ports: Vec<u16> = (0..5 * n)
         .map(|_| zooid_e2e::apache::free_port().unwrap())
         .collect();
     let mut cfg =
@@ -118,17 +134,17 @@ fn try_start(
         cfg += &format!(
             "server.{}=127.0.0.1:{}:{}{};127.0.0.1:{}\n",
             i + 1,
-            ports[4 * i],
-            ports[4 * i + 1],
+            ports[5 * i],
+            ports[5 * i + 1],
             if i >= layout.voters { ":observer" } else { "" },
-            ports[4 * i + 2]
+            ports[5 * i + 2]
         );
     }
     let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let proxies = layout.proxied.then(|| {
         Proxies::start(
             (0..n)
-                .map(|i| (i as u64 + 1, at(ports[4 * i]), at(ports[4 * i + 3])))
+                .map(|i| (i as u64 + 1, at(ports[5 * i]), at(ports[5 * i + 3])))
                 .collect(),
         )
     });
@@ -141,16 +157,18 @@ fn try_start(
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("myid"), format!("{id}\n")).unwrap();
         let log = root.join(format!("zooid{id}.log"));
-        let peer_listen = layout.proxied.then(|| at(ports[4 * i + 3]));
+        let peer_listen = layout.proxied.then(|| at(ports[5 * i + 3]));
+        let admin = at(ports[5 * i + 4]);
         members.push(Member {
             id,
             observer: i >= layout.voters,
-            child: Member::spawn(&cfg_path, &dir, &log, peer_listen),
-            client: at(ports[4 * i + 2]),
+            child: Member::spawn(&cfg_path, &dir, &log, peer_listen, admin),
+            client: at(ports[5 * i + 2]),
             cfg: cfg_path.clone(),
             dir,
             log,
             peer_listen,
+            admin,
         });
     }
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -240,7 +258,7 @@ pub fn settled(members: &[Member], within: Duration) -> usize {
 /// server about to be added: the current members' lines and its own. Returns it and its
 /// `server.N=...` line for the reconfig that adds it.
 pub fn spawn_joiner(root: &Path, current: &[Member], id: u64, observer: bool) -> (Member, String) {
-    let ports: Vec<u16> = (0..3)
+    let ports: Vec<u16> = (0..4)
         .map(|_| zooid_e2e::apache::free_port().unwrap())
         .collect();
     let line = format!(
@@ -259,15 +277,17 @@ pub fn spawn_joiner(root: &Path, current: &[Member], id: u64, observer: bool) ->
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("myid"), format!("{id}\n")).unwrap();
     let log = root.join(format!("zooid{id}.log"));
+    let admin = SocketAddr::from(([127, 0, 0, 1], ports[3]));
     let member = Member {
         id,
         observer,
-        child: Member::spawn(&cfg_path, &dir, &log, None),
+        child: Member::spawn(&cfg_path, &dir, &log, None, admin),
         client: SocketAddr::from(([127, 0, 0, 1], ports[2])),
         cfg: cfg_path,
         dir,
         log,
         peer_listen: None,
+        admin,
     };
     (member, line)
 }

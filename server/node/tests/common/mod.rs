@@ -20,6 +20,7 @@ pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::defaults();
     config.client_addr = "127.0.0.1:0".parse().unwrap();
+    config.admin_addr = "127.0.0.1:0".parse().unwrap();
     config.four_letter_words = "*".into();
     config.data_dir = dir.path().to_path_buf();
     tweak(&mut config);
@@ -31,6 +32,7 @@ pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let server = rt.block_on(Server::start(config)).unwrap();
     TestServer {
         addr: server.client_addr,
+        admin: server.admin_addr,
         server,
         _rt: rt,
         _dir: dir,
@@ -39,6 +41,8 @@ pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The admin HTTP API, unless the tweak turned it off.
+    pub admin: Option<SocketAddr>,
     server: Server,
     _rt: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
@@ -82,6 +86,7 @@ impl Proc {
                 .arg(dir)
                 .args(args)
                 .env("ZOOID_FOUR_LETTER_WORDS", "*")
+                .env("ZOOID_ADMIN_ADDR", "127.0.0.1:0")
                 .stdout(out)
                 .stderr(Stdio::null())
                 .spawn()

@@ -1,0 +1,118 @@
+//! The admin HTTP API, shaped like ZooKeeper's AdminServer: `/commands/<name>` answers JSON
+//! (see [`commands`]), `/metrics` Prometheus's text format, and `/healthz` and `/readyz` the
+//! probes of Kubernetes. It listens on `admin.serverAddress:admin.serverPort` (`--admin-addr`).
+
+pub mod commands;
+
+use crate::server::Shared;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use commands::CommandError;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Serves the admin API on `listener` until the server stops.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut stopping = shared.stopping();
+    let app = Router::new()
+        .route("/commands", get(list))
+        .route("/commands/{name}", get(command).post(command))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(shared);
+    let stopped = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
+        tracing::error!("admin server stopped: {e}");
+    }
+}
+
+/// A JSON answer with a status.
+fn answer(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+async fn list() -> Response {
+    let names: Vec<&str> = commands::primary_names().collect();
+    answer(StatusCode::OK, json!({ "commands": names }))
+}
+
+async fn command(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let result = {
+        let state = shared.state();
+        commands::run(&name, &shared.config, &state)
+    };
+    match result {
+        Ok((primary, fields)) => {
+            let mut body = serde_json::Map::new();
+            body.insert("command".into(), json!(primary));
+            // A command that ran but could not say what was asked (`leader` on a single
+            // server) carries its own error, as in ZooKeeper.
+            let error = fields.get("error").cloned().unwrap_or(Value::Null);
+            body.insert("error".into(), error);
+            body.extend(fields.into_iter().filter(|(k, _)| k != "error"));
+            answer(StatusCode::OK, Value::Object(body))
+        }
+        Err(e) => {
+            let status = match e {
+                CommandError::Unknown(_) => StatusCode::NOT_FOUND,
+                CommandError::NotServing => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            answer(status, json!({ "command": name, "error": e.to_string() }))
+        }
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let text = shared.render_metrics();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Liveness: the process answers, and can still order writes (a server whose log failed
+/// stops on its own; until then it is not healthy).
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.failure() {
+        None => answer(StatusCode::OK, json!({ "status": "ok" })),
+        Some(why) => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "failed", "error": why }),
+        ),
+    }
+}
+
+/// Readiness: serving clients, in a quorum and caught up (see `State::ready`).
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let state = shared.state();
+    let mode = state.mode();
+    match state.ready() {
+        Ok(()) => answer(StatusCode::OK, json!({ "ready": true, "mode": mode })),
+        Err(why) => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "ready": false, "mode": mode, "error": why }),
+        ),
+    }
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    answer(
+        StatusCode::NOT_FOUND,
+        json!({ "error": format!("no such endpoint: {}", uri.path()) }),
+    )
+}

@@ -1,0 +1,241 @@
+//! The admin HTTP API: ZooKeeper's AdminServer commands as JSON, the Kubernetes probes, and
+//! Prometheus metrics whose values follow the workload. Against one server, then against an
+//! ensemble whose members are stopped and cut off.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::ensemble::{self, Layout};
+use common::RawClient;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use zooid_e2e::http::{self, sample};
+use zooid_proto::*;
+
+fn json(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let a = http::get(addr, path).unwrap_or_else(|| panic!("no answer to {path}"));
+    let v = serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("{path}: {e}: {}", a.body));
+    (a.status, v)
+}
+
+fn metrics(addr: SocketAddr) -> String {
+    let a = http::get(addr, "/metrics").expect("no answer to /metrics");
+    assert_eq!(a.status, 200);
+    a.body
+}
+
+fn metric(addr: SocketAddr, series: &str) -> f64 {
+    let text = metrics(addr);
+    sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[test]
+fn commands_probes_and_metrics_of_one_server() {
+    let server = common::start(|_| {});
+    let admin = server.admin.unwrap();
+
+    assert_eq!(
+        json(admin, "/healthz"),
+        (200, serde_json::json!({"status": "ok"}))
+    );
+    let (status, ready) = json(admin, "/readyz");
+    assert_eq!(
+        (status, &ready["ready"], &ready["mode"]),
+        (200, &Value::Bool(true), &"standalone".into())
+    );
+
+    // Commands by any of their names, answered under the primary one.
+    let (status, ruok) = json(admin, "/commands/ruok");
+    assert_eq!(
+        (status, ruok),
+        (200, serde_json::json!({"command": "ruok", "error": null}))
+    );
+    let (_, listed) = json(admin, "/commands");
+    assert!(
+        listed["commands"].as_array().unwrap().len() >= 14,
+        "{listed}"
+    );
+    let (status, srvr) = json(admin, "/commands/srvr");
+    assert_eq!(status, 200);
+    assert_eq!(srvr["command"], "server_stats");
+    assert_eq!(srvr["server_stats"]["server_state"], "standalone");
+    // Bad requests: a JSON error and a status.
+    let (status, unknown) = json(admin, "/commands/nosuch");
+    assert_eq!(
+        (status, &unknown["error"]),
+        (404, &"Unknown command: nosuch".into())
+    );
+    let (status, _) = json(admin, "/nowhere");
+    assert_eq!(status, 404);
+
+    let nodes_before = metric(admin, "znode_count");
+    let watches_before = metric(admin, "watch_count");
+    let mut c = RawClient::connect(server.addr);
+    for i in 0..5 {
+        c.create(&format!("/m{i}"), b"x", 0).unwrap();
+    }
+    c.create("/eph", b"", CreateMode::Ephemeral.flags())
+        .unwrap();
+    c.get("/m0", true).unwrap();
+    c.get("/m1", true).unwrap();
+
+    let text = metrics(admin);
+    assert_eq!(
+        sample(&text, "znode_count"),
+        Some(nodes_before + 6.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "watch_count"),
+        Some(watches_before + 2.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "ephemerals_count"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "global_sessions"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "num_alive_connections"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "zooid_request_duration_seconds_count{op=\"create\"}"),
+        Some(6.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "zooid_request_duration_seconds_count{op=\"getData\"}"
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "updatelatency_count"), Some(6.0), "{text}");
+    assert_eq!(sample(&text, "readlatency_count"), Some(2.0), "{text}");
+    assert!(sample(&text, "fsynctime_count").unwrap() >= 1.0, "{text}");
+    assert!(
+        sample(&text, "zooid_raft_applied_index").unwrap() >= 6.0,
+        "{text}"
+    );
+    assert_eq!(sample(&text, "zooid_ready"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "zooid_connections_limited_total{limit=\"max_client_cnxns\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+
+    // The JSON commands say the same as the metrics.
+    let (_, mntr) = json(admin, "/commands/mntr");
+    assert_eq!(mntr["command"], "monitor");
+    assert_eq!(mntr["znode_count"].as_f64(), Some(nodes_before + 6.0));
+    let session = c.session_id.to_string();
+    let (_, wchc) = json(admin, "/commands/wchc");
+    assert_eq!(
+        wchc["session_id_to_watched_paths"][&session],
+        serde_json::json!(["/m0", "/m1"])
+    );
+    let (_, wchp) = json(admin, "/commands/watches_by_path");
+    assert_eq!(
+        wchp["path_to_session_ids"]["/m1"],
+        serde_json::json!([c.session_id])
+    );
+    let (_, wchs) = json(admin, "/commands/wchs");
+    assert_eq!(wchs["num_total_watches"], 2);
+    let (_, dump) = json(admin, "/commands/dump");
+    assert_eq!(
+        dump["session_id_to_ephemeral_paths"][&session],
+        serde_json::json!(["/eph"])
+    );
+    let (_, cons) = json(admin, "/commands/cons");
+    assert_eq!(
+        cons["connections"][0]["session_id"],
+        format!("0x{:x}", c.session_id)
+    );
+    let (_, conf) = json(admin, "/commands/conf");
+    assert_eq!(conf["command"], "configuration");
+    assert_eq!(conf["tick_time"], 2000);
+    assert_eq!(conf["max_session_timeout"], 40000);
+    let (_, isro) = json(admin, "/commands/isro");
+    assert_eq!(isro["read_only"], false);
+    let (_, lead) = json(admin, "/commands/leader");
+    assert_eq!(lead["error"], "server is not initialized");
+}
+
+/// A follower stopped with SIGSTOP falls behind in the leader's metrics and catches up once
+/// let go; a member cut off from the others is not ready until it is back and caught up.
+#[test]
+fn an_ensemble_reports_lag_and_readiness() {
+    let root = tempfile::tempdir().unwrap();
+    let (members, proxies) = ensemble::start_laid_out(
+        root.path(),
+        "",
+        Layout {
+            voters: 3,
+            observers: 0,
+            proxied: true,
+        },
+    );
+    let proxies = proxies.unwrap();
+    let leader = ensemble::settled(&members, Duration::from_secs(10));
+    let (lead, other) = (&members[leader], &members[(leader + 1) % 3]);
+    let stopped = &members[(leader + 2) % 3];
+    for m in &members {
+        ensemble::wait_until("every member ready", Duration::from_secs(10), || {
+            http::get(m.admin, "/readyz").is_some_and(|a| a.status == 200)
+        });
+    }
+    let text = metrics(lead.admin);
+    assert_eq!(sample(&text, "quorum_size"), Some(3.0), "{text}");
+    assert_eq!(sample(&text, "zooid_is_leader"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "synced_followers"), Some(2.0), "{text}");
+    assert!(sample(&text, "leader_uptime").is_some(), "{text}");
+    assert_eq!(metric(other.admin, "zooid_is_leader"), 0.0);
+    let (_, lj) = json(other.admin, "/commands/leader");
+    assert_eq!(
+        (&lj["is_leader"], lj["leader_id"].as_u64()),
+        (&Value::Bool(false), Some(lead.id))
+    );
+    let (_, view) = json(other.admin, "/commands/voting_view");
+    assert_eq!(
+        view["current_config"].as_object().unwrap().len(),
+        3,
+        "{view}"
+    );
+
+    let lag = format!("zooid_follower_lag{{server_id=\"{}\"}}", stopped.id);
+    stopped.signal("-STOP");
+    let mut c = RawClient::connect(lead.client);
+    for i in 0..100 {
+        c.create(&format!("/lag{i}"), b"", 0).unwrap();
+    }
+    let behind = metric(lead.admin, &lag);
+    assert!(behind >= 1.0, "the stopped follower is {behind} behind");
+    stopped.signal("-CONT");
+    ensemble::wait_until("the follower catches up", Duration::from_secs(10), || {
+        metric(lead.admin, &lag) == 0.0
+    });
+
+    // Cut off alone: not ready (and says why); back: ready once caught up.
+    let all: Vec<u64> = members.iter().map(|m| m.id).collect();
+    proxies.partition(&[stopped.id], &all);
+    ensemble::wait_until(
+        "the cut-off member not ready",
+        Duration::from_secs(10),
+        || http::get(stopped.admin, "/readyz").is_some_and(|a| a.status == 503),
+    );
+    let (_, why) = json(stopped.admin, "/readyz");
+    assert_eq!(why["ready"], false, "{why}");
+    assert_eq!(metric(stopped.admin, "zooid_ready"), 0.0);
+    for i in 0..50 {
+        c.create(&format!("/away{i}"), b"", 0).unwrap();
+    }
+    proxies.heal();
+    ensemble::wait_until("the member ready again", Duration::from_secs(15), || {
+        http::get(stopped.admin, "/readyz").is_some_and(|a| a.status == 200)
+    });
+    let mut back = RawClient::connect(stopped.client);
+    assert!(
+        back.get("/away49", false).is_ok(),
+        "ready before it caught up"
+    );
+}
