@@ -2,6 +2,8 @@
 # Runs the whole test suite on a fresh Debian 12 machine, preparing what it needs first:
 #   - Debian's `zookeeper` (Apache ZooKeeper 3.8 and zkCli.sh) for the differential and zkCli
 #     tests, through apt-get (as root, or with sudo);
+#   - Debian's `prometheus` (prometheus and promtool) for the tests of dashboards/: a real
+#     Prometheus scraping an ensemble, and promtool's checks and unit tests of the alerts;
 #   - kazoo in a virtualenv under target/ (never the system Python), for the kazoo tests;
 # then `cargo test --workspace --locked` with any extra arguments given.
 # Idempotent: a second run installs nothing.
@@ -31,8 +33,11 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-if [ ! -x /usr/share/zookeeper/bin/zkCli.sh ]; then
-  apt_install zookeeper
+missing=()
+[ -x /usr/share/zookeeper/bin/zkCli.sh ] || missing+=(zookeeper)
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "${missing[@]}"
 fi
 
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import kazoo' 2>/dev/null; then

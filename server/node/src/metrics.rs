@@ -433,6 +433,62 @@ pub fn state_families(state: &State, metrics: &Metrics) -> Vec<MetricFamily> {
     out
 }
 
+/// The data disk: what the data and log directories hold, and the room left on their
+/// file systems (read without the state's lock: it walks the directories).
+pub fn disk_families(config: &crate::config::Config) -> Vec<MetricFamily> {
+    let log_dir = config.data_log_dir.as_ref().unwrap_or(&config.data_dir);
+    let mut dirs = vec![("data", config.data_dir.as_path())];
+    if log_dir != &config.data_dir {
+        dirs.push(("log", log_dir.as_path()));
+    }
+    let mut size = Vec::new();
+    let mut free = Vec::new();
+    let mut total = Vec::new();
+    for (name, dir) in dirs {
+        size.push((name.to_string(), dir_size(dir) as f64));
+        if let Ok(fs) = rustix::fs::statvfs(dir) {
+            let block = fs.f_frsize as f64;
+            free.push((name.to_string(), fs.f_bavail as f64 * block));
+            total.push((name.to_string(), fs.f_blocks as f64 * block));
+        }
+    }
+    vec![
+        gauge_with(
+            "zooid_dir_size_bytes",
+            "Bytes of the files in the data (snapshots) and log directories",
+            "dir",
+            size,
+        ),
+        gauge_with(
+            "zooid_dir_free_bytes",
+            "Bytes left to unprivileged writers on the directory's file system",
+            "dir",
+            free,
+        ),
+        gauge_with(
+            "zooid_dir_total_bytes",
+            "Size of the directory's file system",
+            "dir",
+            total,
+        ),
+    ]
+}
+
+/// Bytes of the files in `dir` and below (0 if it cannot be read).
+pub fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// A summary with only its totals (the state keeps no window to take quantiles from).
 fn summary_totals(name: &str, help: &str, count: u64, sum: f64) -> MetricFamily {
     let mut s = proto::Summary::default();

@@ -67,7 +67,8 @@ impl Shared {
 
     /// `/metrics`: the state's figures read now, with what was recorded as it happened.
     pub fn render_metrics(&self) -> String {
-        let families = crate::metrics::state_families(&self.state(), &self.metrics);
+        let mut families = crate::metrics::state_families(&self.state(), &self.metrics);
+        families.extend(crate::metrics::disk_families(&self.config));
         self.metrics.render(families)
     }
 

@@ -189,24 +189,9 @@ fn server_stats(config: &Config, state: &State) -> Value {
         "server_state": state.mode(),
         "last_processed_zxid": state.last_zxid(),
         "num_alive_client_connections": state.conns.len(),
-        "data_dir_size": dir_size(&config.data_dir),
-        "log_dir_size": dir_size(log_dir),
+        "data_dir_size": crate::metrics::dir_size(&config.data_dir),
+        "log_dir_size": crate::metrics::dir_size(log_dir),
     })
-}
-
-/// Bytes of the files in `dir` and below (0 if it cannot be read).
-fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(_) => e.metadata().map_or(0, |m| m.len()),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 fn connections(state: &State) -> Value {
