@@ -5,8 +5,19 @@ use bytes::BytesMut;
 use zooid_proto::{DecodeError, Reader, Writer};
 use zooid_tree::{decode_op, encode_op, TxnOp};
 
-/// Version of this encoding, first in every command.
-const VERSION: i32 = 1;
+/// Version of this encoding, first in every command. Version 2 added the trace context at the
+/// end; version 1 commands (in logs written before) are still read.
+const VERSION: i32 = 2;
+
+/// The trace a command belongs to (W3C trace context: trace id, parent span id, flags), so
+/// that every member applying it records its span in the client request's trace. Carried
+/// only by requests that are traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub flags: u8,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
@@ -18,6 +29,7 @@ pub struct Command {
     /// Which parked request on `origin_node` it answers; 0 for none.
     pub proposal: u64,
     pub op: TxnOp,
+    pub trace: Option<TraceParent>,
 }
 
 impl Command {
@@ -30,25 +42,46 @@ impl Command {
         b.put_jlong(self.origin_node as i64);
         b.put_jlong(self.proposal as i64);
         encode_op(&self.op, &mut b);
+        match &self.trace {
+            None => b.put_jbool(false),
+            Some(t) => {
+                b.put_jbool(true);
+                b.extend_from_slice(&t.trace_id);
+                b.extend_from_slice(&t.span_id);
+                b.extend_from_slice(&[t.flags]);
+            }
+        }
         Vec::from(b)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
         let mut r = Reader::new(bytes);
         let version = r.i32()?;
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(DecodeError::BadValue {
                 field: "command version",
                 value: version as i64,
             });
         }
-        let cmd = Command {
+        let mut cmd = Command {
             time: r.i64()?,
             session: r.i64()?,
             origin_node: r.i64()? as u64,
             proposal: r.i64()? as u64,
             op: decode_op(&mut r)?,
+            trace: None,
         };
+        if version >= 2 && r.bool()? {
+            let bytes = r.take(16 + 8 + 1)?;
+            let mut t = TraceParent {
+                trace_id: [0; 16],
+                span_id: [0; 8],
+                flags: bytes[24],
+            };
+            t.trace_id.copy_from_slice(&bytes[..16]);
+            t.span_id.copy_from_slice(&bytes[16..24]);
+            cmd.trace = Some(t);
+        }
         if r.remaining() != 0 {
             return Err(DecodeError::BadValue {
                 field: "trailing command bytes",
@@ -74,10 +107,25 @@ mod tests {
                 path: "/a".into(),
                 version: 3,
             },
+            trace: None,
         };
         assert_eq!(Command::decode(&c.encode()).unwrap(), c);
         let mut bytes = c.encode();
         bytes.push(0);
         assert!(Command::decode(&bytes).is_err());
+        let traced = Command {
+            trace: Some(TraceParent {
+                trace_id: [7; 16],
+                span_id: [9; 8],
+                flags: 1,
+            }),
+            ..c.clone()
+        };
+        assert_eq!(Command::decode(&traced.encode()).unwrap(), traced);
+        // Version 1, as logs written before hold it: no trace context.
+        let mut v1 = c.encode();
+        v1[..4].copy_from_slice(&1i32.to_be_bytes());
+        v1.pop();
+        assert_eq!(Command::decode(&v1).unwrap(), c);
     }
 }

@@ -170,6 +170,16 @@ pub struct Config {
     #[arg(long, env = "ZOOID_ADMIN_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub admin_enabled: bool,
 
+    /// Log lines as `text` or `json` (one object per line, for log collectors).
+    #[arg(long, env = "ZOOID_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Export traces over OTLP/HTTP to this collector (a base URL such as
+    /// `http://otel-collector:4318`, as `OTEL_EXPORTER_OTLP_ENDPOINT`, which is honoured too).
+    /// Off when neither is set.
+    #[arg(long, env = "ZOOID_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// The members, when the configuration file describes an ensemble.
     #[arg(skip)]
     pub ensemble: Option<Ensemble>,
@@ -180,6 +190,13 @@ pub struct Config {
     pub unused_keys: Vec<String>,
     #[arg(skip)]
     pub unknown_keys: Vec<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// An ensemble as a zoo.cfg describes it.

@@ -470,6 +470,7 @@ fn handshake(
                 },
                 op: OpCode::CreateSession,
                 received: Instant::now(),
+                span: tracing::Span::none(),
             }),
         );
         return Some(id);
@@ -494,6 +495,7 @@ fn handshake(
                             },
                             op: OpCode::CreateSession,
                             received: Instant::now(),
+                            span: tracing::Span::none(),
                         },
                     );
                     return Some(session);
@@ -526,6 +528,20 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
     };
     let req = Request::decode(hdr.op, &body[8..]);
     let opcode = OpCode::from_i32(hdr.op).unwrap_or(OpCode::Error);
+    // Pings are not traced: they would drown the requests.
+    let span = if hdr.xid == XID_PING {
+        tracing::Span::none()
+    } else {
+        tracing::debug_span!(
+            target: crate::telemetry::TRACE_TARGET,
+            "zooid.request",
+            op = opcode.name(),
+            session = format_args!("0x{session:x}"),
+            xid = hdr.xid,
+            zxid = tracing::field::Empty,
+        )
+    };
+    let _entered = span.enter();
     let is_auth = matches!(req, Ok(Request::Auth { .. }));
     let mut state = shared.state();
     state.counters.packets_received += 1;
@@ -593,6 +609,7 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
                     shape,
                     op: opcode,
                     received: start,
+                    span: span.clone(),
                 }),
             );
             return true;
@@ -611,6 +628,7 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
         Err(ErrorCode::Unimplemented) => -1,
         _ => state.last_zxid(),
     };
+    span.record("zxid", format_args!("0x{zxid:x}"));
     state.send_reply(
         conn,
         Reply {

@@ -17,6 +17,7 @@ pub mod reconfig;
 pub mod reply;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 pub mod watches;
 pub mod zoocfg;
 

@@ -1,5 +1,4 @@
 use anyhow::Context;
-use std::io::IsTerminal;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
@@ -51,16 +50,6 @@ fn main() -> std::process::ExitCode {
 
 #[tokio::main]
 async fn run() -> anyhow::Result<()> {
-    // Colours only for a person at a terminal, never in files or log collectors (and never
-    // when NO_COLOR is set).
-    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_ansi(ansi)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn,raft_log=warn,chunked_wal=warn".into()),
-        )
-        .init();
     let config = match Config::load(std::env::args_os()) {
         Ok(c) => c,
         // --help, --version and bad flags, as clap prints them.
@@ -70,6 +59,13 @@ async fn run() -> anyhow::Result<()> {
     if let Err(e) = config.validate() {
         anyhow::bail!("invalid configuration: {e}");
     }
+    let telemetry = zooid_server::telemetry::init(&config).context("starting telemetry")?;
+    let result = serve(config).await;
+    telemetry.shutdown();
+    result
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     if !config.unused_keys.is_empty() || !config.unknown_keys.is_empty() {
         warn!(
             unused = config.unused_keys.join(", "),

@@ -52,6 +52,8 @@ pub struct Origin {
     /// The request's opcode and arrival, for its latency once answered.
     pub op: OpCode,
     pub received: Instant,
+    /// The request's trace span, ended when it is answered.
+    pub span: tracing::Span,
 }
 
 /// Counters reported by `srvr`, `mntr` and `stat`.
@@ -433,6 +435,9 @@ impl State {
             }
             return;
         }
+        let trace = origin
+            .as_ref()
+            .and_then(|o| crate::telemetry::trace_parent(&o.span));
         let proposal = match origin {
             Some(o) => {
                 if let Some(h) = self.conns.get_mut(&o.conn) {
@@ -452,6 +457,7 @@ impl State {
             origin_node: self.node_id,
             proposal,
             op,
+            trace,
         };
         match &self.consensus {
             Some(c) => c.propose(cmd.encode()),
@@ -476,6 +482,11 @@ impl State {
         if origin.is_some() {
             self.outstanding.set(self.parked.len());
         }
+        let span = cmd
+            .trace
+            .as_ref()
+            .map(|t| crate::telemetry::apply_span(t, zxid, cmd.op.kind(), self.node_id));
+        let _entered = span.as_ref().map(|s| s.enter());
         let txn = Txn {
             zxid,
             time: cmd.time,
@@ -598,6 +609,7 @@ impl State {
             if !matches!(o.shape, ReplyShape::Connect { .. }) {
                 self.record_request(o.op, true, o.received.elapsed());
             }
+            o.span.record("zxid", format_args!("0x{zxid:x}"));
         }
         if let Some(h) = self.conns.get_mut(&o.conn) {
             h.pending_writes = h.pending_writes.saturating_sub(1);

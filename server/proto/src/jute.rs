@@ -39,7 +39,8 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    /// The next `n` bytes as they are (a fixed-size field).
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
             return Err(DecodeError::Truncated {
                 offset: self.pos,

@@ -329,6 +329,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.wal().log_state().committed().map(|l| l.0))
     }
 
+    // Spans of the replication steps go to the trace exporter (`zooid::trace`), not the log.
+    #[tracing::instrument(
+        target = "zooid::trace",
+        name = "zooid.log.append",
+        level = "debug",
+        skip_all
+    )]
     async fn append<I>(
         &mut self,
         entries: I,

@@ -155,6 +155,7 @@ impl PeerNetwork {
     }
 
     /// Hands an entry's commands to the leader for ordering.
+    #[tracing::instrument(target = "zooid::trace", name = "zooid.forward", level = "debug", skip_all, fields(leader = leader, bytes = entry.len()))]
     pub(crate) async fn forward(
         &self,
         leader: NodeId,
@@ -357,6 +358,7 @@ fn entries_over_budget(entries: &[openraft::Entry<TypeConfig>]) -> Option<usize>
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
+    #[tracing::instrument(target = "zooid::trace", name = "zooid.replicate", level = "debug", skip_all, fields(to = %self.addr, entries = rpc.entries.len()))]
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
@@ -380,6 +382,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         }
     }
 
+    #[tracing::instrument(target = "zooid::trace", name = "zooid.snapshot.send", level = "debug", skip_all, fields(to = %self.addr, offset = rpc.offset, bytes = rpc.data.len()))]
     async fn install_snapshot(
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,

@@ -106,6 +106,12 @@ pub struct Builder {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for Builder {
+    #[tracing::instrument(
+        target = "zooid::trace",
+        name = "zooid.snapshot.build",
+        level = "debug",
+        skip_all
+    )]
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let werr = |e: std::io::Error| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e);
         let encode_state = self
@@ -193,6 +199,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(file))
     }
 
+    #[tracing::instrument(target = "zooid::trace", name = "zooid.snapshot.install", level = "debug", skip_all, fields(index = meta.last_log_id.map_or(0, |l| l.index)))]
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,

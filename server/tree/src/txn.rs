@@ -86,6 +86,23 @@ pub enum TxnOp {
 }
 
 impl TxnOp {
+    /// A short name of the op, for logs and traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxnOp::CreateSession { .. } => "createSession",
+            TxnOp::CloseSession => "closeSession",
+            TxnOp::MoveSession { .. } => "moveSession",
+            TxnOp::Create(_) => "create",
+            TxnOp::Delete { .. } => "delete",
+            TxnOp::SetData { .. } => "setData",
+            TxnOp::SetAcl { .. } => "setACL",
+            TxnOp::Check { .. } => "check",
+            TxnOp::Multi(_) => "multi",
+            TxnOp::DeleteContainer { .. } => "deleteContainer",
+            TxnOp::Error(_) => "error",
+        }
+    }
+
     /// Roughly how many bytes [`crate::encode_op`] writes: paths and data, not the fixed
     /// fields. Lets encoders allocate once.
     pub fn payload_len_hint(&self) -> usize {

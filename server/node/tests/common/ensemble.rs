@@ -23,6 +23,8 @@ pub struct Member {
     peer_listen: Option<SocketAddr>,
     /// Its admin HTTP API.
     pub admin: SocketAddr,
+    /// Environment variables it runs with.
+    env: Vec<(String, String)>,
 }
 
 impl Member {
@@ -32,6 +34,7 @@ impl Member {
         log: &Path,
         peer_listen: Option<SocketAddr>,
         admin: SocketAddr,
+        env: &[(String, String)],
     ) -> Child {
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -49,6 +52,7 @@ impl Member {
             .arg("--data-dir")
             .arg(dir)
             .env_remove("ZOOID_FOUR_LETTER_WORDS")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(out))
             .stderr(Stdio::null())
             .spawn()
@@ -74,6 +78,7 @@ impl Member {
             &self.log,
             self.peer_listen,
             self.admin,
+            &self.env,
         );
     }
 
@@ -122,6 +127,7 @@ fn try_start(
     root: &Path,
     extra_cfg: &str,
     layout: Layout,
+    env: &[(String, String)],
 ) -> Option<(Vec<Member>, Option<Proxies>)> {
     let n = layout.voters + layout.observers;
     let ports: Vec<u16> = (0..5 * n)
@@ -162,13 +168,14 @@ fn try_start(
         members.push(Member {
             id,
             observer: i >= layout.voters,
-            child: Member::spawn(&cfg_path, &dir, &log, peer_listen, admin),
+            child: Member::spawn(&cfg_path, &dir, &log, peer_listen, admin, env),
             client: at(ports[5 * i + 2]),
             cfg: cfg_path.clone(),
             dir,
             log,
             peer_listen,
             admin,
+            env: env.to_vec(),
         });
     }
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -227,10 +234,20 @@ pub fn start_laid_out(
     extra_cfg: &str,
     layout: Layout,
 ) -> (Vec<Member>, Option<Proxies>) {
+    start_with_env(root, extra_cfg, layout, &[])
+}
+
+/// [`start_laid_out`] with environment variables for every member.
+pub fn start_with_env(
+    root: &Path,
+    extra_cfg: &str,
+    layout: Layout,
+    env: &[(String, String)],
+) -> (Vec<Member>, Option<Proxies>) {
     for attempt in 0..3 {
         let dir = root.join(format!("try{attempt}"));
         std::fs::create_dir_all(&dir).unwrap();
-        if let Some(m) = try_start(&dir, extra_cfg, layout) {
+        if let Some(m) = try_start(&dir, extra_cfg, layout, env) {
             return m;
         }
     }
@@ -281,13 +298,14 @@ pub fn spawn_joiner(root: &Path, current: &[Member], id: u64, observer: bool) ->
     let member = Member {
         id,
         observer,
-        child: Member::spawn(&cfg_path, &dir, &log, None, admin),
+        child: Member::spawn(&cfg_path, &dir, &log, None, admin, &[]),
         client: SocketAddr::from(([127, 0, 0, 1], ports[2])),
         cfg: cfg_path,
         dir,
         log,
         peer_listen: None,
         admin,
+        env: Vec::new(),
     };
     (member, line)
 }
