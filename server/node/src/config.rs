@@ -166,6 +166,16 @@ pub struct Config {
     #[arg(long, env = "ZOOID_ADMIN_ADDR", default_value = "127.0.0.1:8080", value_parser = parse_listen_addr)]
     pub admin_addr: SocketAddr,
 
+    /// The token the admin API's commands that expose or change all data (`snapshot`) ask
+    /// for, as `Authorization: Bearer <token>`. Prefer the variable or `--admin-token-file` to
+    /// the flag, which other users of the machine can read in the process list.
+    #[arg(long, env = "ZOOID_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// A file holding the admin token (a mounted Kubernetes secret, say); read at start.
+    #[arg(long, env = "ZOOID_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
     /// Serve the admin HTTP API (ZooKeeper's `admin.enableServer`).
     #[arg(long, env = "ZOOID_ADMIN_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub admin_enabled: bool,
@@ -409,6 +419,24 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The admin token, from the flag or variable, else the file; `Err` names an unreadable
+    /// or empty file.
+    pub fn admin_token(&self) -> Result<Option<String>, String> {
+        if let Some(t) = self.admin_token.as_ref().filter(|t| !t.is_empty()) {
+            return Ok(Some(t.clone()));
+        }
+        let Some(path) = &self.admin_token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("admin-token-file {}: {e}", path.display()))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(format!("admin-token-file {} is empty", path.display()));
+        }
+        Ok(Some(token.to_string()))
     }
 
     pub fn handshake_timeout(&self) -> Duration {

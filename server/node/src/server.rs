@@ -51,6 +51,8 @@ pub struct Shared {
     stopping: watch::Sender<bool>,
     /// What is recorded as it happens, for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// What the admin API's protected commands ask for (none: they are refused).
+    pub admin_token: Option<String>,
 }
 
 impl Shared {
@@ -98,6 +100,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    AdminToken(String),
     #[error(
         "listening on the admin port {addr} (admin.serverAddress/admin.serverPort, \
          --admin-addr; admin.enableServer=false turns it off): {source}"
@@ -230,7 +234,9 @@ impl Server {
             .transpose()?;
         let node_id = config.ensemble.as_ref().map_or(STANDALONE_ID, |e| e.my_id);
         let metrics = Arc::new(Metrics::new());
+        let admin_token = config.admin_token().map_err(StartError::AdminToken)?;
         let shared = Arc::new(Shared {
+            admin_token,
             state: Mutex::new(State::new(
                 node_id,
                 DataTree::new(),

@@ -365,6 +365,11 @@ impl State {
     }
 
     /// How the log has been written since start, once the server runs.
+    /// The consensus layer, once started.
+    pub fn consensus(&self) -> Option<Consensus> {
+        self.consensus.clone()
+    }
+
     /// Term, indexes and the followers' progress (`None` before consensus started).
     pub fn raft_figures(&self) -> Option<zooid_replication::RaftFigures> {
         self.consensus.as_ref().map(Consensus::figures)

@@ -138,6 +138,20 @@ pub struct Consensus {
     leader_contact: Arc<LeaderContact>,
     /// The commit index a quorum last confirmed to this member (see [`Consensus::in_quorum`]).
     quorum_index: Arc<std::sync::atomic::AtomicU64>,
+    /// The snapshot files, for backups.
+    snapshots: SnapshotDir,
+}
+
+/// A snapshot file opened for a backup (see [`Consensus::backup`]).
+#[derive(Debug)]
+pub struct Backup {
+    pub file: std::fs::File,
+    /// Where it lies (it may be removed once a newer one is taken; `file` stays readable).
+    pub path: std::path::PathBuf,
+    /// Its size in bytes.
+    pub len: u64,
+    /// The last log index (zxid) it covers.
+    pub index: u64,
 }
 
 /// Where this member's log and state stand, for monitoring.
@@ -206,7 +220,7 @@ impl Consensus {
         })?;
         let snaps = SnapshotDir::open(&config.dir.join("snapshots"))
             .map_err(|e| ConsensusError::Snapshots(e.to_string()))?;
-        let sm = StateMachine::open(snaps, applier.clone())
+        let sm = StateMachine::open(snaps.clone(), applier.clone())
             .map_err(|e| ConsensusError::Snapshots(e.to_string()))?;
         // The log must carry on from the snapshot restored: if the newest snapshot was
         // unreadable and an older one was taken, the log must still hold what came after it.
@@ -353,6 +367,7 @@ impl Consensus {
             reconfigurer,
             leader_contact,
             quorum_index: Arc::default(),
+            snapshots: snaps,
         })
     }
 
@@ -455,6 +470,49 @@ impl Consensus {
                 .fetch_max(index, std::sync::atomic::Ordering::Relaxed);
         }
         confirmed.is_some()
+    }
+
+    /// A snapshot of everything this member has applied, in its checked file format, opened
+    /// for reading: built now unless the newest one is already that recent. The open file
+    /// stays readable even if a later snapshot makes it old and it is removed.
+    pub async fn backup(&self, within: Duration) -> Result<Backup, String> {
+        let applied = self.applied_index().unwrap_or(0);
+        let newest = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
+            m.snapshot.map_or(0, |l| l.index)
+        };
+        if newest(&self.raft.metrics().borrow()) < applied {
+            self.raft
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|e| e.to_string())?;
+            self.raft
+                .wait(Some(within))
+                .metrics(|m| newest(m) >= applied, "backup snapshot")
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        // The newest file could be replaced between finding and opening it: look again.
+        for _ in 0..3 {
+            let Some(loaded) = self.snapshots.latest().map_err(|e| e.to_string())? else {
+                return Err("no snapshot file".into());
+            };
+            match std::fs::File::open(&loaded.path) {
+                Ok(file) => {
+                    let len = file.metadata().map_err(|e| e.to_string())?.len();
+                    let index = loaded.checked.meta.last_log_id.map_or(0, |l| l.index);
+                    return Ok(Backup {
+                        file,
+                        path: loaded.path,
+                        len,
+                        index,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err("snapshot files kept being replaced".into())
     }
 
     /// Term, indexes and, on the leader, the other members' progress.

@@ -22,7 +22,7 @@ pub mod wal_check;
 pub mod wire;
 
 pub use consensus::{
-    Consensus, ConsensusConfig, ConsensusError, Followers, LogStats, Peers, RaftFigures,
+    Backup, Consensus, ConsensusConfig, ConsensusError, Followers, LogStats, Peers, RaftFigures,
     DEFAULT_WAL_CHUNK_BYTES,
 };
 pub use log_store::Fsyncs;

@@ -191,6 +191,16 @@ impl DataTree {
         Self::read_snapshot(&mut bytes)
     }
 
+    /// The last zxid a snapshot covers, from the first bytes of its stream (its header).
+    pub fn snapshot_last_zxid(src: &mut dyn Read) -> Result<i64, SnapshotError> {
+        let mut w = Window::new(src);
+        let (version, last_zxid) = w.record(|r| Ok((r.i32()?, r.i64()?)))?;
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
+            return Err(SnapshotError::Version(version));
+        }
+        Ok(last_zxid)
+    }
+
     /// Rebuilds a tree from a stream of [`Self::encode_snapshot`]'s bytes (a decompressor),
     /// holding only a window of them: a restore needs the tree's memory and little more.
     pub fn read_snapshot(src: &mut dyn Read) -> Result<DataTree, SnapshotError> {
