@@ -1,21 +1,24 @@
-//! The everyday commands: ls, get, stat, create, set, delete, tree, and four-letter words.
+//! The everyday commands: ls, get, stat, create, set, delete, deleteall, tree, watch, acl,
+//! members, and four-letter words. Paths are the user's: under the connection string's
+//! chroot, if it has one.
 
-use crate::conn::{error_name, Conn};
+use crate::conn::{error_name, Conn, ConnectString};
 use crate::Cmd;
 use anyhow::{bail, Context};
 use std::io::{Read, Write};
 use zooid_proto::*;
 
 pub fn run(server: &str, cmd: Cmd) -> anyhow::Result<()> {
+    let cs = ConnectString::parse(server)?;
     if let Cmd::Word { word } = &cmd {
-        return four_letter_word(server, word);
+        return four_letter_word(&cs, word);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut c = Conn::connect_any(server, 30_000).await?;
-        let result = execute(&mut c, cmd).await;
+        let mut c = Conn::connect_any(&cs.servers, 30_000).await?;
+        let result = execute(&mut c, &cs, cmd).await;
         let _ = c.call(&Request::CloseSession).await;
         result
     })
@@ -55,17 +58,17 @@ async fn children(c: &mut Conn, path: &str) -> anyhow::Result<Vec<String>> {
     Ok(v)
 }
 
-async fn execute(c: &mut Conn, cmd: Cmd) -> anyhow::Result<()> {
+async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Ls { path } => {
-            for child in children(c, &path).await? {
+            for child in children(c, &cs.full(&path)).await.context(path)? {
                 println!("{child}");
             }
         }
         Cmd::Get { path } => {
             let r = c
                 .call(&Request::GetData {
-                    path: path.clone(),
+                    path: cs.full(&path),
                     watch: false,
                 })
                 .await?;
@@ -81,7 +84,7 @@ async fn execute(c: &mut Conn, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Stat { path } => {
             let r = c
                 .call(&Request::Exists {
-                    path: path.clone(),
+                    path: cs.full(&path),
                     watch: false,
                 })
                 .await?;
@@ -93,25 +96,38 @@ async fn execute(c: &mut Conn, cmd: Cmd) -> anyhow::Result<()> {
             data,
             ephemeral,
             sequential,
+            container,
+            ttl,
         } => {
-            let flags = match (ephemeral, sequential) {
-                (false, false) => CreateMode::Persistent,
-                (true, false) => CreateMode::Ephemeral,
-                (false, true) => CreateMode::PersistentSequential,
-                (true, true) => CreateMode::EphemeralSequential,
+            let mode = match (ephemeral, sequential, container, ttl.is_some()) {
+                (_, _, true, _) if sequential => bail!("a container cannot be sequential"),
+                (_, _, true, _) => CreateMode::Container,
+                (_, false, _, true) => CreateMode::PersistentWithTtl,
+                (_, true, _, true) => CreateMode::PersistentSequentialWithTtl,
+                (false, false, ..) => CreateMode::Persistent,
+                (true, false, ..) => CreateMode::Ephemeral,
+                (false, true, ..) => CreateMode::PersistentSequential,
+                (true, true, ..) => CreateMode::EphemeralSequential,
+            };
+            let (op, ttl) = match (mode, ttl) {
+                (CreateMode::Container, _) => (OpCode::CreateContainer, -1),
+                (_, Some(t)) if t <= 0 => bail!("--ttl must be a positive number of ms"),
+                (_, Some(t)) => (OpCode::CreateTtl, t),
+                _ => (OpCode::Create, -1),
             };
             let r = c
                 .call(&Request::Create(CreateRequest {
-                    op: OpCode::Create,
-                    path: path.clone(),
+                    op,
+                    path: cs.full(&path),
                     data: Some(data.into_bytes()),
                     acl: Acl::open(),
-                    flags: flags.flags(),
-                    ttl: -1,
+                    flags: mode.flags(),
+                    ttl,
                 }))
                 .await?;
             check(&r, &path)?;
-            println!("Created {}", Reader::new(&r.body).string()?);
+            let created = Reader::new(&r.body).string()?;
+            println!("Created {}", cs.strip(&created));
         }
         Cmd::Set {
             path,
@@ -120,7 +136,7 @@ async fn execute(c: &mut Conn, cmd: Cmd) -> anyhow::Result<()> {
         } => {
             let r = c
                 .call(&Request::SetData {
-                    path: path.clone(),
+                    path: cs.full(&path),
                     data: Some(data.into_bytes()),
                     version,
                 })
@@ -130,44 +146,165 @@ async fn execute(c: &mut Conn, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Delete { path, version } => {
             let r = c
                 .call(&Request::Delete {
-                    path: path.clone(),
+                    path: cs.full(&path),
                     version,
                 })
                 .await?;
             check(&r, &path)?;
         }
-        Cmd::Tree { path } => {
-            let mut stack = vec![path];
-            while let Some(p) = stack.pop() {
-                println!("{p}");
-                let mut kids = children(c, &p).await?;
-                kids.reverse();
-                for k in kids {
-                    stack.push(if p == "/" {
-                        format!("/{k}")
-                    } else {
-                        format!("{p}/{k}")
-                    });
+        Cmd::Deleteall { path } => {
+            if path == "/" || path == "/zookeeper" || path.starts_with("/zookeeper/") {
+                bail!("{path}: ZooKeeper's own nodes cannot be deleted");
+            }
+            let nodes = subtree(c, &cs.full(&path)).await.context(path.clone())?;
+            // Deepest first: a node goes once its children are gone.
+            for node in nodes.iter().rev() {
+                let r = c
+                    .call(&Request::Delete {
+                        path: node.clone(),
+                        version: -1,
+                    })
+                    .await?;
+                // Gone meanwhile (an ephemeral, another client): what was asked holds.
+                if r.err != ErrorCode::NoNode as i32 {
+                    check(&r, cs.strip(node))?;
                 }
             }
         }
+        Cmd::Tree { path } => {
+            for node in subtree(c, &cs.full(&path)).await.context(path)? {
+                println!("{}", cs.strip(&node));
+            }
+        }
+        Cmd::Watch {
+            path,
+            recursive,
+            count,
+        } => watch(c, cs, &path, recursive, count).await?,
+        Cmd::Acl { cmd } => acl(c, cs, cmd).await?,
         Cmd::Members {
             change,
             from_version,
         } => members(c, change, from_version).await?,
-        Cmd::Word { .. } | Cmd::Bench(_) => unreachable!("handled before connecting"),
+        Cmd::Word { .. } | Cmd::Bench(_) | Cmd::Status | Cmd::Snapshot { .. } => {
+            unreachable!("handled before connecting")
+        }
+    }
+    Ok(())
+}
+
+/// `path` and every node below it, parents before children, siblings in name order.
+async fn subtree(c: &mut Conn, path: &str) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_string()];
+    while let Some(p) = stack.pop() {
+        let mut kids = children(c, &p).await?;
+        kids.reverse();
+        for k in kids {
+            stack.push(if p == "/" {
+                format!("/{k}")
+            } else {
+                format!("{p}/{k}")
+            });
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// `zooctl watch`: a persistent (or persistent recursive) watch, its events printed as
+/// `<EventType> <path>` as they come.
+async fn watch(
+    c: &mut Conn,
+    cs: &ConnectString,
+    path: &str,
+    recursive: bool,
+    count: Option<u64>,
+) -> anyhow::Result<()> {
+    let mode = if recursive {
+        AddWatchMode::PersistentRecursive
+    } else {
+        AddWatchMode::Persistent
+    };
+    let r = c
+        .call(&Request::AddWatch {
+            path: cs.full(path),
+            mode: mode as i32,
+        })
+        .await?;
+    check(&r, path)?;
+    println!("Watching {path}");
+    let mut seen = 0;
+    // Pings keep the session alive while nothing happens.
+    let mut ping = tokio::time::interval(std::time::Duration::from_secs(5));
+    ping.tick().await;
+    while count.is_none_or(|n| seen < n) {
+        tokio::select! {
+            frame = c.read_frame() => {
+                let reply = Conn::parse_reply(frame?)?;
+                if reply.xid != XID_NOTIFICATION {
+                    continue;
+                }
+                let e = WatcherEvent::decode(&mut Reader::new(&reply.body))?;
+                let kind = match e.event_type {
+                    1 => "NodeCreated",
+                    2 => "NodeDeleted",
+                    3 => "NodeDataChanged",
+                    4 => "NodeChildrenChanged",
+                    _ => "Event",
+                };
+                println!("{kind} {}", cs.strip(&e.path));
+                seen += 1;
+            }
+            _ = ping.tick() => {
+                c.send_with_xid(XID_PING, &Request::Ping).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `zooctl acl get|set`.
+async fn acl(c: &mut Conn, cs: &ConnectString, cmd: crate::AclCmd) -> anyhow::Result<()> {
+    match cmd {
+        crate::AclCmd::Get { path } => {
+            let r = c
+                .call(&Request::GetAcl {
+                    path: cs.full(&path),
+                })
+                .await?;
+            check(&r, &path)?;
+            for a in Acl::decode_list(&mut Reader::new(&r.body))? {
+                println!("{}", crate::acl::format(&a));
+            }
+        }
+        crate::AclCmd::Set { path, acl, version } => {
+            let acl = acl
+                .iter()
+                .flat_map(|a| a.split(','))
+                .map(crate::acl::parse)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let r = c
+                .call(&Request::SetAcl {
+                    path: cs.full(&path),
+                    acl,
+                    version,
+                })
+                .await?;
+            check(&r, &path)?;
+        }
     }
     Ok(())
 }
 
 /// Sends `word` to every server of the connection string (each answer under its address
 /// when there are several).
-fn four_letter_word(connect_string: &str, word: &str) -> anyhow::Result<()> {
+fn four_letter_word(cs: &ConnectString, word: &str) -> anyhow::Result<()> {
     if word.len() != 4 {
         bail!("a four-letter word has four letters: {word:?}");
     }
-    let servers = crate::conn::servers(connect_string)?;
-    for server in &servers {
+    let servers = &cs.servers;
+    for server in servers {
         let mut s = std::net::TcpStream::connect(server)
             .with_context(|| format!("connecting to {server}"))?;
         s.write_all(word.as_bytes())?;

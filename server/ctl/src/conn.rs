@@ -30,33 +30,83 @@ pub struct Reply {
     pub body: bytes::Bytes,
 }
 
-/// The servers of a ZooKeeper connection string, `host:port[,host:port...]`. A chroot suffix
-/// (`/app`) is refused rather than ignored: paths would silently mean other nodes.
+/// A ZooKeeper connection string: `host:port[,host:port...][/chroot]`. With a chroot, every
+/// path a command names is under it, and paths the server returns are shown without it, as
+/// ZooKeeper's clients do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectString {
+    pub servers: Vec<String>,
+    /// `/app`, never `/` or empty (that is no chroot).
+    pub chroot: Option<String>,
+}
+
+impl ConnectString {
+    pub fn parse(s: &str) -> anyhow::Result<ConnectString> {
+        let (hosts, chroot) = match s.find('/') {
+            Some(i) => (&s[..i], Some(s[i..].trim_end_matches('/'))),
+            None => (s, None),
+        };
+        let chroot = chroot.filter(|c| !c.is_empty()).map(str::to_string);
+        if let Some(c) = &chroot {
+            if c.contains("//") || c.split('/').any(|p| p == "." || p == "..") {
+                bail!("{s:?}: the chroot {c:?} is not a valid path");
+            }
+        }
+        let servers: Vec<String> = hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .collect();
+        if servers.is_empty() {
+            bail!("no server in {s:?}");
+        }
+        for h in &servers {
+            if !h.contains(':') {
+                bail!("{h:?} in {s:?} is not host:port");
+            }
+        }
+        Ok(ConnectString { servers, chroot })
+    }
+
+    /// The server's path for a path the user names.
+    pub fn full(&self, path: &str) -> String {
+        match &self.chroot {
+            None => path.to_string(),
+            Some(c) if path == "/" => c.clone(),
+            Some(c) => format!("{c}{path}"),
+        }
+    }
+
+    /// The user's path for a path the server returns.
+    pub fn strip<'a>(&self, path: &'a str) -> &'a str {
+        match &self.chroot {
+            None => path,
+            Some(c) => match path.strip_prefix(c.as_str()) {
+                Some("") => "/",
+                Some(rest) if rest.starts_with('/') => rest,
+                _ => path,
+            },
+        }
+    }
+}
+
+/// The servers of a connection string for the load generator, which names its own paths: a
+/// chroot is refused rather than ignored.
 pub fn servers(connect_string: &str) -> anyhow::Result<Vec<String>> {
-    if let Some(i) = connect_string.find('/') {
-        bail!(
-            "{connect_string:?} has a chroot ({}); zooctl takes full paths instead",
-            &connect_string[i..]
-        );
+    let cs = ConnectString::parse(connect_string)?;
+    if let Some(c) = cs.chroot {
+        bail!("{connect_string:?} has a chroot ({c}); bench writes under /zooctl-bench");
     }
-    let servers: Vec<String> = connect_string
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if servers.is_empty() {
-        bail!("no server in {connect_string:?}");
-    }
-    Ok(servers)
+    Ok(cs.servers)
 }
 
 impl Conn {
-    /// Opens a session on the first server of a connection string that takes one.
-    pub async fn connect_any(connect_string: &str, timeout_ms: i32) -> anyhow::Result<Conn> {
+    /// Opens a session on the first of `servers` that takes one.
+    pub async fn connect_any(servers: &[String], timeout_ms: i32) -> anyhow::Result<Conn> {
         let mut failures = Vec::new();
-        for server in servers(connect_string)? {
-            match Conn::connect(&server, timeout_ms).await {
+        for server in servers {
+            match Conn::connect(server, timeout_ms).await {
                 Ok(c) => return Ok(c),
                 Err(e) => failures.push(format!("{e:#}")),
             }
@@ -137,10 +187,8 @@ impl Conn {
         })
     }
 
-    /// Sends one request and waits for its reply (skipping notifications).
-    pub async fn call(&mut self, req: &Request) -> anyhow::Result<Reply> {
-        self.xid += 1;
-        let xid = self.xid;
+    /// Sends a request with a given xid (a ping's, say) without waiting for its reply.
+    pub async fn send_with_xid(&mut self, xid: i32, req: &Request) -> anyhow::Result<()> {
         let mut b = BytesMut::new();
         encode_frame(&mut b, |b| {
             RequestHeader {
@@ -151,6 +199,14 @@ impl Conn {
             req.encode(b);
         });
         self.wr.write_all(&b).await?;
+        Ok(())
+    }
+
+    /// Sends one request and waits for its reply (skipping notifications).
+    pub async fn call(&mut self, req: &Request) -> anyhow::Result<Reply> {
+        self.xid += 1;
+        let xid = self.xid;
+        self.send_with_xid(xid, req).await?;
         loop {
             let reply = Self::parse_reply(self.read_frame().await?)?;
             if reply.xid == XID_NOTIFICATION {
@@ -169,5 +225,28 @@ pub fn error_name(code: i32) -> String {
     match ErrorCode::from_i32(code) {
         Some(c) => format!("{c:?} ({code})"),
         None => format!("error {code}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_strings_as_zookeeper_reads_them() {
+        let cs = ConnectString::parse("a:1,b:2/app/x").unwrap();
+        assert_eq!(cs.servers, ["a:1", "b:2"]);
+        assert_eq!(cs.chroot.as_deref(), Some("/app/x"));
+        assert_eq!(cs.full("/"), "/app/x");
+        assert_eq!(cs.full("/n"), "/app/x/n");
+        assert_eq!(cs.strip("/app/x/n"), "/n");
+        assert_eq!(cs.strip("/app/x"), "/");
+        assert_eq!(cs.strip("/app/xy"), "/app/xy");
+        let plain = ConnectString::parse("a:1/").unwrap();
+        assert_eq!((plain.full("/n"), plain.chroot), ("/n".to_string(), None));
+        for bad in ["", "/app", "a:1,,/app//x", "host", "a:1/app/../x"] {
+            assert!(ConnectString::parse(bad).is_err(), "{bad}");
+        }
+        assert!(servers("a:1/app").is_err());
     }
 }

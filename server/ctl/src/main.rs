@@ -1,8 +1,11 @@
 //! zooctl: talk to Zooid (or any ZooKeeper-compatible server) from the command line.
 
+mod acl;
+mod backup;
 mod bench;
 mod commands;
 mod conn;
+mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -13,8 +16,9 @@ use clap::{Parser, Subcommand};
     about = "Command line for Zooid and ZooKeeper-compatible servers"
 )]
 struct Cli {
-    /// Servers, as a ZooKeeper connection string: host:port[,host:port...]. Commands use
-    /// the first that takes a session; bench spreads its sessions over all of them.
+    /// Servers, as a ZooKeeper connection string: host:port[,host:port...][/chroot].
+    /// Commands use the first that takes a session (paths are then under the chroot);
+    /// `status` and `word` ask each; bench spreads its sessions over all of them.
     #[arg(
         long,
         short,
@@ -35,15 +39,24 @@ enum Cmd {
     Get { path: String },
     /// Print a node's Stat.
     Stat { path: String },
-    /// Create a node (persistent unless --ephemeral; --sequential appends a counter).
+    /// Create a node: persistent unless --ephemeral, --container or --ttl; --sequential
+    /// appends a counter.
     Create {
         path: String,
         #[arg(default_value = "")]
         data: String,
-        #[arg(long)]
+        /// Deleted when this session ends (that is, when zooctl exits).
+        #[arg(long, short)]
         ephemeral: bool,
+        /// (No `-s`: that is --server.)
         #[arg(long)]
         sequential: bool,
+        /// Deleted by the server once its last child is gone.
+        #[arg(long, short, conflicts_with_all = ["ephemeral", "ttl"])]
+        container: bool,
+        /// Deleted by the server once unchanged and childless for this many milliseconds.
+        #[arg(long, short, conflicts_with = "ephemeral")]
+        ttl: Option<i64>,
     },
     /// Replace a node's data (any version unless --version).
     Set {
@@ -57,6 +70,31 @@ enum Cmd {
         path: String,
         #[arg(long, default_value_t = -1)]
         version: i32,
+    },
+    /// Delete a node and every node below it.
+    Deleteall { path: String },
+    /// Watch a node and print its events as they happen (and "Watching <path>" once the
+    /// watch is set), until interrupted or --count events.
+    Watch {
+        path: String,
+        /// The whole subtree, not only the node and its children.
+        #[arg(long)]
+        recursive: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// A node's ACL: get, or set (`scheme:id:perms`, perms from `cdrwa`).
+    Acl {
+        #[command(subcommand)]
+        cmd: AclCmd,
+    },
+    /// Each server of the connection string: role, zxid, lag, sessions, connections.
+    Status,
+    /// Backups through a server's admin API.
+    Snapshot {
+        #[command(subcommand)]
+        cmd: SnapshotCmd,
     },
     /// Print the nodes below a path, one per line.
     Tree {
@@ -74,6 +112,36 @@ enum Cmd {
         /// Only if the membership is still at this version (hex, as `version=` prints it).
         #[arg(long, global = true)]
         from_version: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AclCmd {
+    /// Print the ACL, one `scheme:id:perms` per line.
+    Get { path: String },
+    /// Replace the ACL (any version unless --version).
+    Set {
+        path: String,
+        /// `world:anyone:cdrwa`, `digest:user:base64hash:cdrwa`, `ip:10.0.0.0/8:r`, ...
+        #[arg(required = true)]
+        acl: Vec<String>,
+        #[arg(long, default_value_t = -1)]
+        version: i32,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SnapshotCmd {
+    /// Save a snapshot of everything the server has applied (its `snapshot` admin command).
+    Save {
+        /// Where to write it (written whole, then renamed into place).
+        file: std::path::PathBuf,
+        /// The server's admin API (admin.serverAddress:admin.serverPort).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        admin: String,
+        /// A file holding the admin token; or ZOOCTL_ADMIN_TOKEN.
+        #[arg(long)]
+        token_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -98,10 +166,37 @@ pub enum MembersCmd {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// Exit codes: 0 done, 1 the command failed (the message says why), 2 bad usage (clap's).
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Cmd::Bench(args) => bench::run(&cli.server, args),
+        Cmd::Status => status::run(&cli.server),
+        Cmd::Snapshot {
+            cmd:
+                SnapshotCmd::Save {
+                    file,
+                    admin,
+                    token_file,
+                },
+        } => backup::save(&admin, token_file.as_deref(), &file),
         other => commands::run(&cli.server, other),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with its causes; never a backtrace.
+            eprintln!("zooctl: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

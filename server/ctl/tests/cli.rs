@@ -92,36 +92,18 @@ fn free_port() -> u16 {
 fn members_of_an_ensemble() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
-    let mut cfg = String::from("tickTime=200\ninitLimit=10\nreconfigEnabled=true\n");
-    for i in 0..3 {
-        cfg += &format!(
-            "server.{}=127.0.0.1:{}:{};127.0.0.1:{}\n",
-            i + 1,
-            ports[3 * i],
-            ports[3 * i + 1],
-            ports[3 * i + 2]
-        );
-    }
-    let cfg_path = dir.path().join("zoo.cfg");
-    std::fs::write(&cfg_path, cfg).unwrap();
-    let servers: Vec<Server> = (1..=3)
-        .map(|id| {
-            let data = dir.path().join(format!("data{id}"));
-            std::fs::create_dir_all(&data).unwrap();
-            std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
-            Config::load([
-                "zooid".into(),
-                "--config".into(),
-                cfg_path.clone().into_os_string(),
-                "--data-dir".into(),
-                data.into_os_string(),
-                "--admin-addr=127.0.0.1:0".into(),
-            ])
-            .unwrap()
+    // Free ports are picked, let go and bound again: another test may take one meanwhile,
+    // and then the ensemble is started again on others.
+    let servers = (0..3)
+        .find_map(|attempt| {
+            let root = dir.path().join(format!("try{attempt}"));
+            let started = start_ensemble(&rt, &root);
+            if started.is_none() {
+                eprintln!("a member could not bind its ports; starting again");
+            }
+            started
         })
-        .map(|config| rt.block_on(Server::start(config)).unwrap())
-        .collect();
+        .expect("the ensemble did not start in three tries");
     let connect: Vec<String> = servers.iter().map(|s| s.client_addr.to_string()).collect();
     let connect = connect.join(",");
     // Members serve once the ensemble has a leader.
@@ -173,9 +155,226 @@ fn members_of_an_ensemble() {
     // The four-letter word goes to every server of the string.
     let (_, out, _) = zooctl(&connect, &["word", "srvr"]);
     assert_eq!(out.matches("Mode: ").count(), 3, "{out}");
-    let (ok, _, err) = zooctl(&format!("{connect}/chroot"), &["ls", "/"]);
-    assert!(!ok && err.contains("chroot"), "{err}");
+    // Status: one line per server, the leader and its followers in step.
+    let (ok, out, err) = zooctl(&connect, &["status"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert_eq!(out.matches(" leader ").count(), 1, "{out}");
+    assert_eq!(out.matches(" follower ").count(), 2, "{out}");
+    // A server that does not answer is shown, and the command fails.
+    let (ok, out, err) = zooctl(&format!("{connect},127.0.0.1:1"), &["status"]);
+    assert!(!ok && err.contains("not serving: 127.0.0.1:1"), "{err}");
+    assert!(out.contains("127.0.0.1:1") && out.contains("down"), "{out}");
     for s in servers {
         rt.block_on(s.shutdown(std::time::Duration::from_secs(1)));
     }
+}
+
+/// Run zooctl without a --server (for commands that take other addresses).
+fn zooctl_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zooctl"))
+        .args(args)
+        .env_remove("ZOOCTL_ADMIN_TOKEN")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What zkCli users reach for: node kinds, deleteall, ACLs, a chroot, watch, snapshot save,
+/// and errors as one line with exit code 1.
+#[test]
+fn zkcli_style_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut config = Config::defaults();
+    config.client_addr = "127.0.0.1:0".parse().unwrap();
+    config.admin_addr = "127.0.0.1:0".parse().unwrap();
+    config.admin_token = Some("tok".into());
+    config.data_dir = dir.path().join("data");
+    let server = rt.block_on(Server::start(config)).unwrap();
+    let s = server.client_addr.to_string();
+
+    // Node kinds.
+    assert_eq!(zooctl(&s, &["create", "/app"]).1, "Created /app\n");
+    assert_eq!(
+        zooctl(&s, &["create", "/app/box", "-c"]).1,
+        "Created /app/box\n"
+    );
+    assert_eq!(
+        zooctl(&s, &["create", "/app/t-", "--ttl", "60000", "--sequential"]).1,
+        "Created /app/t-0000000001\n"
+    );
+    let (ok, _, err) = zooctl(&s, &["create", "/app/bad", "--ttl", "0"]);
+    assert!(
+        !ok && err == "zooctl: --ttl must be a positive number of ms\n",
+        "{err}"
+    );
+    let (ok, _, err) = zooctl(&s, &["create", "/app/bad", "-c", "--sequential"]);
+    assert!(
+        !ok && err.contains("container cannot be sequential"),
+        "{err}"
+    );
+    let (ok, _, err) = zooctl(&s, &["create", "/app/bad", "-c", "-e"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+
+    // A chroot: paths under it, shown without it.
+    let rooted = format!("{s}/app");
+    assert_eq!(zooctl(&rooted, &["create", "/x", "in"]).1, "Created /x\n");
+    assert_eq!(zooctl(&s, &["get", "/app/x"]).1, "in\n");
+    assert_eq!(zooctl(&rooted, &["ls", "/"]).1, "box\nt-0000000001\nx\n");
+    assert_eq!(
+        zooctl(&rooted, &["tree", "/"]).1,
+        "/\n/box\n/t-0000000001\n/x\n"
+    );
+
+    // ACLs, zkCli's notation.
+    assert_eq!(
+        zooctl(&s, &["acl", "get", "/app/x"]).1,
+        "world:anyone:cdrwa\n"
+    );
+    assert!(
+        zooctl(
+            &s,
+            &["acl", "set", "/app/x", "world:anyone:r,ip:127.0.0.1:cdrwa"]
+        )
+        .0
+    );
+    assert_eq!(
+        zooctl(&s, &["acl", "get", "/app/x"]).1,
+        "world:anyone:r\nip:127.0.0.1:cdrwa\n"
+    );
+    let (ok, _, err) = zooctl(&s, &["acl", "set", "/app/x", "world:anyone:z"]);
+    assert!(
+        !ok && err.contains("not one of the permissions cdrwa"),
+        "{err}"
+    );
+
+    // Watch: events stream as they happen.
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_zooctl"))
+        .args(["--server", &s, "watch", "/app/x", "--count", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(watcher.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "Watching /app/x");
+    assert!(zooctl(&s, &["set", "/app/x", "v2"]).0);
+    assert!(zooctl(&s, &["create", "/app/x/kid"]).0);
+    assert_eq!(lines.next().unwrap().unwrap(), "NodeDataChanged /app/x");
+    assert_eq!(lines.next().unwrap().unwrap(), "NodeChildrenChanged /app/x");
+    assert!(watcher.wait().unwrap().success());
+
+    // deleteall, but never ZooKeeper's own nodes.
+    assert!(zooctl(&s, &["deleteall", "/app"]).0);
+    assert_eq!(zooctl(&s, &["ls", "/"]).1, "zookeeper\n");
+    let (ok, _, err) = zooctl(&s, &["deleteall", "/zookeeper"]);
+    assert!(!ok && err.contains("cannot be deleted"), "{err}");
+
+    // Errors: one line, exit code 1, no backtrace.
+    let out = Command::new(env!("CARGO_BIN_EXE_zooctl"))
+        .args(["--server", &s, "get", "/missing"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "zooctl: /missing: NoNode (-101)\n"
+    );
+    let (ok, _, err) = zooctl("nohost", &["ls", "/"]);
+    assert!(!ok && err.contains("is not host:port"), "{err}");
+
+    // snapshot save, through the admin API, with the token.
+    let admin = server.admin_addr.unwrap().to_string();
+    let file = dir.path().join("backup.zsnap");
+    let (ok, _, err) = zooctl_env(
+        &[
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+            "--admin",
+            &admin,
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("ZOOCTL_ADMIN_TOKEN"), "{err}");
+    let (ok, _, err) = zooctl_env(
+        &[
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+            "--admin",
+            &admin,
+        ],
+        &[("ZOOCTL_ADMIN_TOKEN", "wrong")],
+    );
+    assert!(
+        !ok && err.contains("HTTP 401") && err.contains("admin token"),
+        "{err}"
+    );
+    let (ok, out, err) = zooctl_env(
+        &[
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+            "--admin",
+            &admin,
+        ],
+        &[("ZOOCTL_ADMIN_TOKEN", "tok")],
+    );
+    assert!(ok, "{err}");
+    assert!(out.starts_with("Saved a snapshot up to zxid 0x"), "{out}");
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(&bytes[..8], b"ZOOIDSNP");
+    rt.block_on(server.shutdown(std::time::Duration::from_secs(1)));
+}
+
+/// Three members in this process from one zoo.cfg under `root`; `None` if one could not start
+/// (its port was taken meanwhile), after stopping the others.
+fn start_ensemble(rt: &tokio::runtime::Runtime, root: &std::path::Path) -> Option<Vec<Server>> {
+    std::fs::create_dir_all(root).unwrap();
+    let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
+    let mut cfg = String::from("tickTime=200\ninitLimit=10\nreconfigEnabled=true\n");
+    for i in 0..3 {
+        cfg += &format!(
+            "server.{}=127.0.0.1:{}:{};127.0.0.1:{}\n",
+            i + 1,
+            ports[3 * i],
+            ports[3 * i + 1],
+            ports[3 * i + 2]
+        );
+    }
+    let cfg_path = root.join("zoo.cfg");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let mut servers = Vec::new();
+    for id in 1..=3 {
+        let data = root.join(format!("data{id}"));
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+        let config = Config::load([
+            "zooid".into(),
+            "--config".into(),
+            cfg_path.clone().into_os_string(),
+            "--data-dir".into(),
+            data.into_os_string(),
+            "--admin-addr=127.0.0.1:0".into(),
+        ])
+        .unwrap();
+        match rt.block_on(Server::start(config)) {
+            Ok(s) => servers.push(s),
+            Err(e) => {
+                eprintln!("member {id}: {e}");
+                for s in servers {
+                    rt.block_on(s.shutdown(std::time::Duration::from_secs(1)));
+                }
+                return None;
+            }
+        }
+    }
+    Some(servers)
 }

@@ -233,6 +233,12 @@ impl LogStore {
         self.wal().log_state().purged().map(|l| l.0.index)
     }
 
+    /// The index of the last entry in the log (appended, whether or not openraft's metrics
+    /// have caught up with it yet).
+    pub fn last_index(&self) -> Option<u64> {
+        self.wal().log_state().last().map(|l| l.0.index)
+    }
+
     /// The WAL's fsyncs since start.
     pub fn fsyncs(&self) -> Fsyncs {
         let m = self.wal().stat().flush_metrics;

@@ -71,7 +71,11 @@ impl Member {
     }
 
     /// Starts the member again on its data, after [`Member::kill9`].
+    /// Its admin API moves to a port of the kernel's choosing: the one it had may have been
+    /// taken meanwhile (any connection a test opens gets a port from the same range), and
+    /// that would stop it from starting.
     pub fn restart(&mut self) {
+        self.admin = SocketAddr::from(([127, 0, 0, 1], 0));
         self.child = Self::spawn(
             &self.cfg,
             &self.dir,
@@ -331,6 +335,37 @@ pub fn session_on(
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The children of `path` on the member at `addr`, after a `sync`: every write acknowledged
+/// anywhere before the call is in them. A member that lets its clients go meanwhile (it has
+/// just found a new leader, or its quorum again) is asked again, as a client would.
+pub fn synced_children(addr: SocketAddr, path: &str, within: Duration) -> Vec<String> {
+    use zooid_proto::{Reader, Request};
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(mut c) = session_on(addr, None, left) {
+            let answer = std::panic::catch_unwind(move || {
+                let (f, _) = c.call(&Request::Sync { path: path.into() });
+                assert_eq!(f.err, 0, "sync {path}");
+                let (f, _) = c.call(&Request::GetChildren {
+                    path: path.into(),
+                    watch: false,
+                });
+                assert_eq!(f.err, 0, "children of {path}");
+                Reader::new(&f.body).vector(Reader::string).unwrap()
+            });
+            if let Ok(children) = answer {
+                return children;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{addr} did not answer a sync of {path} within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -90,6 +90,21 @@ impl Writers {
             .count()
     }
 
+    /// The longest time without an acknowledgement from the last one before `t` on: the
+    /// stall a fault at `t` caused, leaving out the machine's own pauses before it.
+    pub fn gap_since(&self, t: Instant) -> Duration {
+        let mut times: Vec<Instant> = self.acked.lock().unwrap().iter().map(|a| a.2).collect();
+        times.sort();
+        let from = times.iter().rposition(|at| *at <= t).unwrap_or(0);
+        let mut gap = times
+            .get(from)
+            .map_or(Duration::ZERO, |at| t.saturating_duration_since(*at));
+        for w in times[from..].windows(2) {
+            gap = gap.max(w[1] - w[0]);
+        }
+        gap
+    }
+
     /// Stops the writers; returns what was acknowledged, the longest time without an
     /// acknowledgement, and how many writers lost their member.
     pub fn stop(self) -> (Vec<String>, Duration, usize) {
