@@ -681,26 +681,18 @@ impl Consensus {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
-        // Asked twice, 100 ms apart: a first round can fail (this leader refuses the vote
-        // while its lease runs, but steps down on seeing it; the second round then gets its
-        // vote). Not more: if the target lacks an entry appended after it was chosen (one
-        // forwarded just then), it can never win, and each further round would put off the
-        // election of the member that has it (seen: writes stalled 1.4 s instead of one
-        // election timeout). After two rounds the others elect among themselves.
+        // Asked again every 100 ms: a first round can fail (this leader refuses the vote while
+        // its lease runs, but steps down on seeing it; a later round then gets its vote).
         let me = self.raft.metrics().borrow().id;
-        for round in 0..2 {
+        loop {
             if let Err(e) = self.network.take_over(target, &spec).await {
                 tracing::warn!("server {target} did not take over: {e}");
-                break;
+                return None;
             }
-            let until = if round == 0 {
-                (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline)
-            } else {
-                deadline
-            };
+            let round = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
             let mut known = self.leader();
             while let Ok(Some(now)) =
-                tokio::time::timeout_at(until, self.leader_changed(known)).await
+                tokio::time::timeout_at(round, self.leader_changed(known)).await
             {
                 match now {
                     Some(l) if l != me => return Some(l),
@@ -711,7 +703,6 @@ impl Consensus {
                 return None;
             }
         }
-        None
     }
 
     /// Stops the node (flushing nothing more: what was acknowledged is already durable).
