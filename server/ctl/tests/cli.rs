@@ -4,11 +4,19 @@
 use std::process::Command;
 use zooid_server::{Config, Server};
 
+/// Runs zooctl against `server`: (success, stdout, stderr).
 fn zooctl(server: &str, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["--server", server];
+    all.extend_from_slice(args);
+    zooctl_env(&all, &[])
+}
+
+/// Runs zooctl with `args` only (and `env`, the admin token unset unless given).
+fn zooctl_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_zooctl"))
-        .arg("--server")
-        .arg(server)
         .args(args)
+        .env_remove("ZOOCTL_ADMIN_TOKEN")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -18,15 +26,25 @@ fn zooctl(server: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A server in this process on free loopback ports, its data in `dir`.
+fn start_server(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    tweak: impl FnOnce(&mut Config),
+) -> Server {
+    let mut config = Config::defaults();
+    config.client_addr = "127.0.0.1:0".parse().unwrap();
+    config.admin_addr = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = dir.into();
+    tweak(&mut config);
+    rt.block_on(Server::start(config)).unwrap()
+}
+
 #[test]
 fn commands_and_bench() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut config = Config::defaults();
-    config.client_addr = "127.0.0.1:0".parse().unwrap();
-    config.admin_addr = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = dir.path().into();
-    let server = rt.block_on(Server::start(config)).unwrap();
+    let server = start_server(&rt, dir.path(), |_| {});
     let s = server.client_addr.to_string();
 
     assert_eq!(zooctl(&s, &["create", "/app", "v1"]).1, "Created /app\n");
@@ -170,33 +188,15 @@ fn members_of_an_ensemble() {
     }
 }
 
-/// Run zooctl without a --server (for commands that take other addresses).
-fn zooctl_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zooctl"))
-        .args(args)
-        .env_remove("ZOOCTL_ADMIN_TOKEN")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// What zkCli users reach for: node kinds, deleteall, ACLs, a chroot, watch, snapshot save,
 /// and errors as one line with exit code 1.
 #[test]
 fn zkcli_style_commands() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut config = Config::defaults();
-    config.client_addr = "127.0.0.1:0".parse().unwrap();
-    config.admin_addr = "127.0.0.1:0".parse().unwrap();
-    config.admin_token = Some("tok".into());
-    config.data_dir = dir.path().join("data");
-    let server = rt.block_on(Server::start(config)).unwrap();
+    let server = start_server(&rt, &dir.path().join("data"), |c| {
+        c.admin_token = Some("tok".into())
+    });
     let s = server.client_addr.to_string();
 
     // Node kinds.

@@ -422,6 +422,18 @@ fn handshake(
         write_done: write_done.clone(),
         read_only,
     };
+    // Where the ConnectResponse goes when it waits for an entry (a new session, a move).
+    let connect_origin = || Origin {
+        conn,
+        xid: 0,
+        shape: ReplyShape::Connect {
+            timeout_ms: timeout as i32,
+            read_only: creq.read_only.map(|_| false),
+        },
+        op: OpCode::CreateSession,
+        received: Instant::now(),
+        span: tracing::Span::none(),
+    };
     let send = |resp: ConnectResponse| {
         let mut b = BytesMut::new();
         encode_frame(&mut b, |b| resp.encode(b));
@@ -461,17 +473,7 @@ fn handshake(
                 timeout_ms: timeout as i32,
                 passwd,
             },
-            Some(Origin {
-                conn,
-                xid: 0,
-                shape: ReplyShape::Connect {
-                    timeout_ms: timeout as i32,
-                    read_only: creq.read_only.map(|_| false),
-                },
-                op: OpCode::CreateSession,
-                received: Instant::now(),
-                span: tracing::Span::none(),
-            }),
+            Some(connect_origin()),
         );
         return Some(id);
     } else {
@@ -484,20 +486,7 @@ fn handshake(
                     // ZooKeeper's revalidation: the session is this server's once the move is
                     // ordered, and the answer waits for it, so that nothing the client sent
                     // through its former server can be ordered after what it sends here.
-                    state.move_here(
-                        session,
-                        Origin {
-                            conn,
-                            xid: 0,
-                            shape: ReplyShape::Connect {
-                                timeout_ms: timeout as i32,
-                                read_only: creq.read_only.map(|_| false),
-                            },
-                            op: OpCode::CreateSession,
-                            received: Instant::now(),
-                            span: tracing::Span::none(),
-                        },
-                    );
+                    state.move_here(session, connect_origin());
                     return Some(session);
                 }
                 (session, passwd)
