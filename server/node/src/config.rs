@@ -202,6 +202,18 @@ pub struct Config {
     pub unknown_keys: Vec<String>,
 }
 
+/// Why the admin token file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTokenError {
+    #[error("admin-token-file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin-token-file {} is empty", .0.display())]
+    Empty(PathBuf),
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -421,20 +433,21 @@ impl Config {
         Ok(())
     }
 
-    /// The admin token, from the flag or variable, else the file; `Err` names an unreadable
-    /// or empty file.
-    pub fn admin_token(&self) -> Result<Option<String>, String> {
+    /// The admin token, from the flag or variable, else the file.
+    pub fn admin_token(&self) -> Result<Option<String>, AdminTokenError> {
         if let Some(t) = self.admin_token.as_ref().filter(|t| !t.is_empty()) {
             return Ok(Some(t.clone()));
         }
         let Some(path) = &self.admin_token_file else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("admin-token-file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|source| AdminTokenError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let token = text.trim();
         if token.is_empty() {
-            return Err(format!("admin-token-file {} is empty", path.display()));
+            return Err(AdminTokenError::Empty(path.clone()));
         }
         Ok(Some(token.to_string()))
     }

@@ -100,8 +100,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    AdminToken(String),
+    #[error(transparent)]
+    AdminToken(#[from] crate::config::AdminTokenError),
     #[error(
         "listening on the admin port {addr} (admin.serverAddress/admin.serverPort, \
          --admin-addr; admin.enableServer=false turns it off): {source}"
@@ -234,7 +234,7 @@ impl Server {
             .transpose()?;
         let node_id = config.ensemble.as_ref().map_or(STANDALONE_ID, |e| e.my_id);
         let metrics = Arc::new(Metrics::new());
-        let admin_token = config.admin_token().map_err(StartError::AdminToken)?;
+        let admin_token = config.admin_token()?;
         let shared = Arc::new(Shared {
             admin_token,
             state: Mutex::new(State::new(

@@ -364,7 +364,6 @@ impl State {
         self.touched.drain().collect()
     }
 
-    /// How the log has been written since start, once the server runs.
     /// The consensus layer, once started.
     pub fn consensus(&self) -> Option<Consensus> {
         self.consensus.clone()
@@ -416,6 +415,7 @@ impl State {
             .collect()
     }
 
+    /// How the log has been written since start, once the server runs.
     pub fn log_stats(&self) -> Option<zooid_replication::LogStats> {
         self.consensus.as_ref().map(Consensus::log_stats)
     }

@@ -142,6 +142,20 @@ pub struct Consensus {
     snapshots: SnapshotDir,
 }
 
+/// Why a backup could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// openraft did not build the snapshot (stopped, or not within the time given).
+    #[error("building the snapshot: {0}")]
+    Build(String),
+    #[error("reading the snapshot files: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no snapshot file")]
+    Missing,
+    #[error("snapshot files kept being replaced")]
+    Replaced,
+}
+
 /// A snapshot file opened for a backup (see [`Consensus::backup`]).
 #[derive(Debug)]
 pub struct Backup {
@@ -475,7 +489,7 @@ impl Consensus {
     /// A snapshot of everything this member has applied, in its checked file format, opened
     /// for reading: built now unless the newest one is already that recent. The open file
     /// stays readable even if a later snapshot makes it old and it is removed.
-    pub async fn backup(&self, within: Duration) -> Result<Backup, String> {
+    pub async fn backup(&self, within: Duration) -> Result<Backup, BackupError> {
         let applied = self.applied_index().unwrap_or(0);
         let newest = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
             m.snapshot.map_or(0, |l| l.index)
@@ -485,21 +499,19 @@ impl Consensus {
                 .trigger()
                 .snapshot()
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| BackupError::Build(e.to_string()))?;
             self.raft
                 .wait(Some(within))
                 .metrics(|m| newest(m) >= applied, "backup snapshot")
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| BackupError::Build(e.to_string()))?;
         }
         // The newest file could be replaced between finding and opening it: look again.
         for _ in 0..3 {
-            let Some(loaded) = self.snapshots.latest().map_err(|e| e.to_string())? else {
-                return Err("no snapshot file".into());
-            };
+            let loaded = self.snapshots.latest()?.ok_or(BackupError::Missing)?;
             match std::fs::File::open(&loaded.path) {
                 Ok(file) => {
-                    let len = file.metadata().map_err(|e| e.to_string())?.len();
+                    let len = file.metadata()?.len();
                     let index = loaded.checked.meta.last_log_id.map_or(0, |l| l.index);
                     return Ok(Backup {
                         file,
@@ -509,10 +521,10 @@ impl Consensus {
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
         }
-        Err("snapshot files kept being replaced".into())
+        Err(BackupError::Replaced)
     }
 
     /// Term, indexes and, on the leader, the other members' progress.

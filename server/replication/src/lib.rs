@@ -22,8 +22,8 @@ pub mod wal_check;
 pub mod wire;
 
 pub use consensus::{
-    Backup, Consensus, ConsensusConfig, ConsensusError, Followers, LogStats, Peers, RaftFigures,
-    DEFAULT_WAL_CHUNK_BYTES,
+    Backup, BackupError, Consensus, ConsensusConfig, ConsensusError, Followers, LogStats, Peers,
+    RaftFigures, DEFAULT_WAL_CHUNK_BYTES,
 };
 pub use log_store::Fsyncs;
 pub use members::{Member, Members};
