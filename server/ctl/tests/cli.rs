@@ -292,41 +292,22 @@ fn zkcli_style_commands() {
     // snapshot save, through the admin API, with the token.
     let admin = server.admin_addr.unwrap().to_string();
     let file = dir.path().join("backup.zsnap");
-    let (ok, _, err) = zooctl_env(
-        &[
-            "snapshot",
-            "save",
-            file.to_str().unwrap(),
-            "--admin",
-            &admin,
-        ],
-        &[],
-    );
+    let save = |token: Option<&str>| {
+        let env: Vec<(&str, &str)> = token
+            .map(|t| ("ZOOCTL_ADMIN_TOKEN", t))
+            .into_iter()
+            .collect();
+        let file = file.to_str().unwrap();
+        zooctl_env(&["snapshot", "save", file, "--admin", &admin], &env)
+    };
+    let (ok, _, err) = save(None);
     assert!(!ok && err.contains("ZOOCTL_ADMIN_TOKEN"), "{err}");
-    let (ok, _, err) = zooctl_env(
-        &[
-            "snapshot",
-            "save",
-            file.to_str().unwrap(),
-            "--admin",
-            &admin,
-        ],
-        &[("ZOOCTL_ADMIN_TOKEN", "wrong")],
-    );
+    let (ok, _, err) = save(Some("wrong"));
     assert!(
         !ok && err.contains("HTTP 401") && err.contains("admin token"),
         "{err}"
     );
-    let (ok, out, err) = zooctl_env(
-        &[
-            "snapshot",
-            "save",
-            file.to_str().unwrap(),
-            "--admin",
-            &admin,
-        ],
-        &[("ZOOCTL_ADMIN_TOKEN", "tok")],
-    );
+    let (ok, out, err) = save(Some("tok"));
     assert!(ok, "{err}");
     assert!(out.starts_with("Saved a snapshot up to zxid 0x"), "{out}");
     let bytes = std::fs::read(&file).unwrap();
