@@ -146,6 +146,34 @@ fn dashboard_queries() -> Vec<String> {
         .collect()
 }
 
+/// The dashboards' template variables, `label_values(metric, label)`: each as the query that
+/// finds the label's values, with the label it must find.
+fn variable_queries() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dashboards()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let d: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            for v in d["templating"]["list"].as_array().unwrap() {
+                let Some(def) = v["definition"].as_str() else {
+                    continue;
+                };
+                let inner = def
+                    .strip_prefix("label_values(")
+                    .and_then(|r| r.strip_suffix(')'))
+                    .unwrap_or_else(|| panic!("variable {def}: not label_values(...)"));
+                let (metric, label) = inner.rsplit_once(',').unwrap();
+                let metric = metric.replace("$namespace", "test");
+                out.push((
+                    format!("count by ({}) ({metric})", label.trim()),
+                    label.trim().to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The query of every alert, without its threshold (a healthy ensemble fires none, but every
 /// query must find its series).
 fn alert_queries() -> Vec<String> {
@@ -210,6 +238,15 @@ fn every_dashboard_and_alert_query_returns_data_from_a_scraped_ensemble() {
             Ok(r) if !r.is_empty() => {}
             Ok(_) => missing.push(format!("{q}: no data")),
             Err(e) => missing.push(format!("{q}: {e}")),
+        }
+    }
+    // The namespace and pod pickers find the scraped targets.
+    let variables = variable_queries();
+    assert_eq!(variables.len(), 2, "{variables:?}");
+    for (q, label) in &variables {
+        match prom.query(q) {
+            Ok(r) if r.iter().any(|s| s["metric"][label].is_string()) => {}
+            other => missing.push(format!("{q}: no {label} values: {other:?}")),
         }
     }
     // The rules loaded, and every one has been evaluated without error.
