@@ -307,17 +307,12 @@ pub fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
 }
 
 /// The figures the state holds, read at scrape time: ZooKeeper's gauges (the numeric `mntr`
-/// values, under the same names without `zk_`), its summaries of the log's fsyncs and batch
+/// values but the log's, under the same names without `zk_`), its summaries of the log's fsyncs and batch
 /// sizes, and Zooid's own figures of Raft, the limits and the process.
 pub fn state_families(state: &State, metrics: &Metrics) -> Vec<MetricFamily> {
     let mut out = Vec::new();
-    for (name, value) in crate::monitor::values(state) {
-        // The `mntr` spellings of summaries become summaries below.
-        let summary_part = ["avg_", "min_", "max_", "cnt_", "sum_"]
-            .iter()
-            .any(|p| name.starts_with(p))
-            && !name.ends_with("_latency");
-        if let (false, Some(v)) = (summary_part, value.as_f64()) {
+    for (name, value) in crate::monitor::gauges(state) {
+        if let Some(v) = value.as_f64() {
             out.push(gauge(name, &format!("ZooKeeper's {name}"), v));
         }
     }

@@ -62,9 +62,25 @@ pub fn latency(state: &State) -> (u64, f64, u64) {
 
 /// Every figure, in `mntr`'s order, named without the `zk_` prefix.
 pub fn values(state: &State) -> Vec<(&'static str, Value)> {
+    let mut v = server(state);
+    v.extend(log(state));
+    v.extend(ensemble(state));
+    v
+}
+
+/// The figures that are one value each (Prometheus gauges): all but the log's, which `mntr`
+/// spells as the avg/min/max/cnt/sum of a summary.
+pub fn gauges(state: &State) -> Vec<(&'static str, Value)> {
+    let mut v = server(state);
+    v.extend(ensemble(state));
+    v
+}
+
+/// The server's own figures.
+fn server(state: &State) -> Vec<(&'static str, Value)> {
     let (min, avg, max) = latency(state);
     let c = &state.counters;
-    let mut v = vec![
+    vec![
         (
             "version",
             Value::Text(format!("{VERSION}, built on unknown")),
@@ -85,7 +101,12 @@ pub fn values(state: &State) -> Vec<(&'static str, Value)> {
             int(state.tree.approximate_data_size()),
         ),
         ("global_sessions", int(state.session_count())),
-    ];
+    ]
+}
+
+/// The log's fsyncs and batch sizes, as ZooKeeper's summaries.
+fn log(state: &State) -> Vec<(&'static str, Value)> {
+    let mut v = Vec::new();
     if let Some(log) = state.log_stats() {
         let f = &log.fsyncs;
         let b = &log.batches;
@@ -110,7 +131,12 @@ pub fn values(state: &State) -> Vec<(&'static str, Value)> {
             ("sum_sync_processor_batch_size", int(b.commands)),
         ]);
     }
-    // The leader's view of the ensemble (a leader's only, as in ZooKeeper).
+    v
+}
+
+/// The leader's view of the ensemble (a leader's only, as in ZooKeeper).
+fn ensemble(state: &State) -> Vec<(&'static str, Value)> {
+    let mut v = Vec::new();
     if let Some(f) = state.followers() {
         v.extend([
             ("learners", int(f.followers + f.observers)),

@@ -164,8 +164,9 @@ pub struct Backup {
     pub path: std::path::PathBuf,
     /// Its size in bytes.
     pub len: u64,
-    /// The last log index (zxid) it covers.
-    pub index: u64,
+    /// What checking it found (its meta; where its state lies, to read it without checking
+    /// the whole file again).
+    pub checked: crate::snapshot_file::Checked,
 }
 
 /// Where this member's log and state stand, for monitoring.
@@ -512,12 +513,11 @@ impl Consensus {
             match std::fs::File::open(&loaded.path) {
                 Ok(file) => {
                     let len = file.metadata()?.len();
-                    let index = loaded.checked.meta.last_log_id.map_or(0, |l| l.index);
                     return Ok(Backup {
                         file,
                         path: loaded.path,
                         len,
-                        index,
+                        checked: loaded.checked,
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

@@ -133,9 +133,11 @@ async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
     };
     let len = backup.len;
     // The state's own last zxid, from the head of the file's state (a snapshot's zxid is
-    // finer than its log index: several writes can share an entry).
-    let last_zxid = zooid_replication::snapshot_file::check(&backup.path)
-        .and_then(|c| c.state(&backup.path))
+    // finer than its log index: several writes can share an entry). The file was checked
+    // when the backup found it: only its first bytes are read here.
+    let last_zxid = backup
+        .checked
+        .state(&backup.path)
         .ok()
         .and_then(|mut state| zooid_tree::DataTree::snapshot_last_zxid(&mut state).ok());
     let Some(last_zxid) = last_zxid else {
