@@ -143,6 +143,18 @@ pub enum SnapshotCmd {
         #[arg(long)]
         token_file: Option<std::path::PathBuf>,
     },
+    /// Replace the whole state of the server's ensemble by a saved snapshot (its `restore`
+    /// admin command): every member at once; clients are let go and reconnect.
+    Restore {
+        /// A file `snapshot save` wrote.
+        file: std::path::PathBuf,
+        /// The server's admin API (admin.serverAddress:admin.serverPort).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        admin: String,
+        /// A file holding the admin token; or ZOOCTL_ADMIN_TOKEN.
+        #[arg(long)]
+        token_file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,6 +192,14 @@ fn main() -> std::process::ExitCode {
                     token_file,
                 },
         } => backup::save(&admin, token_file.as_deref(), &file),
+        Cmd::Snapshot {
+            cmd:
+                SnapshotCmd::Restore {
+                    file,
+                    admin,
+                    token_file,
+                },
+        } => backup::restore(&admin, token_file.as_deref(), &file),
         other => commands::run(&cli.server, other),
     };
     match result {

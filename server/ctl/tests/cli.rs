@@ -188,8 +188,8 @@ fn members_of_an_ensemble() {
     }
 }
 
-/// What zkCli users reach for: node kinds, deleteall, ACLs, a chroot, watch, snapshot save,
-/// and errors as one line with exit code 1.
+/// What zkCli users reach for: node kinds, deleteall, ACLs, a chroot, watch, snapshot save and
+/// restore, and errors as one line with exit code 1.
 #[test]
 fn zkcli_style_commands() {
     let dir = tempfile::tempdir().unwrap();
@@ -312,6 +312,32 @@ fn zkcli_style_commands() {
     assert!(out.starts_with("Saved a snapshot up to zxid 0x"), "{out}");
     let bytes = std::fs::read(&file).unwrap();
     assert_eq!(&bytes[..8], b"ZOOIDSNP");
+
+    // snapshot restore: what came after the save goes, what the save held comes back.
+    assert!(zooctl(&s, &["create", "/after"]).0);
+    let restore = |token: &str, file: &std::path::Path| {
+        let file = file.to_str().unwrap();
+        zooctl_env(
+            &["snapshot", "restore", file, "--admin", &admin],
+            &[("ZOOCTL_ADMIN_TOKEN", token)],
+        )
+    };
+    let (ok, _, err) = restore("wrong", &file);
+    assert!(!ok && err.contains("HTTP 401"), "{err}");
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"not a snapshot").unwrap();
+    let (ok, _, err) = restore("tok", &junk);
+    assert!(
+        !ok && err.contains("HTTP 400") && err.contains("not a Zooid backup"),
+        "{err}"
+    );
+    let (ok, out, err) = restore("tok", &dir.path().join("missing"));
+    assert!(!ok && err.contains("opening"), "{out}{err}");
+    assert_eq!(zooctl(&s, &["ls", "/"]).1, "after\nzookeeper\n");
+    let (ok, out, err) = restore("tok", &file);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("Restored "), "{out}");
+    assert_eq!(zooctl(&s, &["ls", "/"]).1, "zookeeper\n");
     rt.block_on(server.shutdown(std::time::Duration::from_secs(1)));
 }
 

@@ -176,6 +176,12 @@ pub struct Config {
     #[arg(long, env = "ZOOID_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
 
+    /// The largest backup the admin API's `restore` takes, in bytes of its state (the upload
+    /// and the state it holds, uncompressed, are both held to it). Every member keeps the
+    /// state staged in memory until the swap, so this bounds what a restore can cost.
+    #[arg(long, env = "ZOOID_MAX_RESTORE_BYTES", default_value_t = 1 << 30)]
+    pub max_restore_bytes: u64,
+
     /// Serve the admin HTTP API (ZooKeeper's `admin.enableServer`).
     #[arg(long, env = "ZOOID_ADMIN_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub admin_enabled: bool,

@@ -53,6 +53,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// What the admin API's protected commands ask for (none: they are refused).
     pub admin_token: Option<String>,
+    /// Held while the admin API restores a backup: one at a time.
+    pub restoring: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -237,6 +239,7 @@ impl Server {
         let admin_token = config.admin_token()?;
         let shared = Arc::new(Shared {
             admin_token,
+            restoring: tokio::sync::Mutex::new(()),
             state: Mutex::new(State::new(
                 node_id,
                 DataTree::new(),

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use zooid_proto::*;
 use zooid_replication::Consensus;
 use zooid_tree::{ChangeEvent, DataTree, MultiOutput, OpOutput, Txn, TxnOp};
@@ -74,6 +74,10 @@ pub struct State {
     consensus: Option<Consensus>,
     /// Writes proposed here, waiting for their entry to be applied, by proposal number.
     parked: HashMap<u64, Origin>,
+    /// Txns this server proposed for a caller of its own (the admin API's restore), waiting
+    /// for their result, by proposal number. Dropped, so the caller hears the txn may be lost,
+    /// wherever parked writes are.
+    awaited: HashMap<u64, oneshot::Sender<Result<OpOutput, ErrorCode>>>,
     next_proposal: u64,
     pub tree: DataTree,
     pub watches: WatchManager,
@@ -136,6 +140,7 @@ impl State {
             node_id,
             consensus: None,
             parked: HashMap::new(),
+            awaited: HashMap::new(),
             next_proposal: incarnation,
             tree,
             watches: WatchManager::default(),
@@ -210,6 +215,7 @@ impl State {
     /// their sessions and retry, not knowing whether those writes were applied, exactly as
     /// after any lost connection.
     pub fn leader_lost(&mut self) {
+        self.awaited.clear();
         let parked: Vec<Origin> = self.parked.drain().map(|(_, o)| o).collect();
         self.outstanding.set(0);
         for o in parked {
@@ -220,6 +226,7 @@ impl State {
     /// Closes every client connection at once and forgets the writes they were waiting for.
     pub fn drop_clients(&mut self) {
         self.parked.clear();
+        self.awaited.clear();
         self.outstanding.set(0);
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
@@ -470,6 +477,33 @@ impl State {
         }
     }
 
+    /// Proposes a txn of the server's own whose result someone waits for; `None` if writes
+    /// can no longer be ordered here. The receiver fails if the txn may have been lost (a
+    /// leader change, the quorum lost): whether it was applied is then unknown.
+    pub fn propose_awaited(
+        &mut self,
+        op: TxnOp,
+    ) -> Option<oneshot::Receiver<Result<OpOutput, ErrorCode>>> {
+        if self.failed || self.stopping {
+            return None;
+        }
+        let consensus = self.consensus.as_ref()?;
+        let proposal = self.next_proposal;
+        self.next_proposal += 1;
+        let (tx, rx) = oneshot::channel();
+        self.awaited.insert(proposal, tx);
+        let cmd = Command {
+            time: now_ms(),
+            session: 0,
+            origin_node: self.node_id,
+            proposal,
+            op,
+            trace: None,
+        };
+        consensus.propose(cmd.encode());
+        Some(rx)
+    }
+
     /// Applies a committed command at log index `zxid`.
     pub fn apply_command(&mut self, zxid: i64, bytes: &[u8]) {
         let cmd = match Command::decode(bytes) {
@@ -481,12 +515,12 @@ impl State {
                 return;
             }
         };
-        let origin = (cmd.origin_node == self.node_id && cmd.proposal != 0)
-            .then(|| self.parked.remove(&cmd.proposal))
-            .flatten();
+        let mine = cmd.origin_node == self.node_id && cmd.proposal != 0;
+        let origin = mine.then(|| self.parked.remove(&cmd.proposal)).flatten();
         if origin.is_some() {
             self.outstanding.set(self.parked.len());
         }
+        let waiter = mine.then(|| self.awaited.remove(&cmd.proposal)).flatten();
         let span = cmd
             .trace
             .as_ref()
@@ -501,7 +535,27 @@ impl State {
             origin: (cmd.proposal != 0).then_some(cmd.origin_node),
             op: cmd.op,
         };
-        self.apply_committed(txn, origin);
+        let restore = matches!(txn.op, TxnOp::Restore { .. });
+        let result = self.apply_committed(txn, origin);
+        if restore && matches!(result, Ok(OpOutput::Restored { .. })) {
+            self.restored();
+        }
+        if let Some(w) = waiter {
+            let _ = w.send(result);
+        }
+    }
+
+    /// A backup replaced the whole state: as after a snapshot install, the clients are let
+    /// go (their watches and cached views belong to the state before), and the backup's
+    /// sessions get fresh deadlines so their clients can resume them.
+    fn restored(&mut self) {
+        self.drop_clients();
+        self.sessions_restored();
+        tracing::info!(
+            "restored a backup: {} nodes, {} sessions",
+            self.tree.node_count(),
+            self.tree.sessions().count()
+        );
     }
 
     /// Commands proposed here that will not be applied (see `Applier::lost`): their clients'
@@ -518,11 +572,12 @@ impl State {
                 self.outstanding.set(self.parked.len());
                 self.close_conn(o.conn);
             }
+            self.awaited.remove(&cmd.proposal);
         }
     }
 
     /// Applies an ordered txn: notifications first, then the reply to its origin.
-    fn apply_committed(&mut self, txn: Txn, origin: Option<Origin>) -> Option<OpOutput> {
+    fn apply_committed(&mut self, txn: Txn, origin: Option<Origin>) -> Result<OpOutput, ErrorCode> {
         let zxid = txn.zxid;
         let session = txn.session;
         let is_close = matches!(txn.op, TxnOp::CloseSession);
@@ -564,7 +619,9 @@ impl State {
             }
         }
         let last = self.tree.last_zxid();
-        let o = origin?;
+        let Some(o) = origin else {
+            return applied.result;
+        };
         let moved = matches!(
             applied.result,
             Err(ErrorCode::SessionMoved)
@@ -628,7 +685,7 @@ impl State {
         if o.shape == ReplyShape::CloseSession {
             self.close_conn(o.conn);
         }
-        applied.result.ok()
+        applied.result
     }
 
     /// Sends `ev` to the connections watching for it.
@@ -697,6 +754,7 @@ impl State {
     pub fn fail(&mut self) {
         self.failed = true;
         self.parked.clear();
+        self.awaited.clear();
         self.outstanding.set(0);
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {

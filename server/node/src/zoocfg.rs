@@ -39,6 +39,7 @@ pub const KEYS: &[(&str, &str)] = &[
     // A JVM system property for ZooKeeper (-Dreadonlymode.enabled=true); a key here.
     ("readonlymode.enabled", "read-only-mode"),
     ("admin.enableServer", "admin-enabled"),
+    ("admin.maxRestoreBytes", "max-restore-bytes"),
 ];
 
 /// Keys read here rather than mapped onto one flag.

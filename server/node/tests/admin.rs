@@ -288,3 +288,173 @@ fn a_snapshot_streams_a_consistent_backup_to_the_token_holder() {
     let forbidden = http::get(open.admin.unwrap(), "/commands/snapshot").unwrap();
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
 }
+
+/// ZooKeeper 3.9's `restore`: a backup replaces everything, its sessions included, and the
+/// clients are let go; uploads that are not a whole backup, or too large, or without the
+/// token, are refused and change nothing.
+#[test]
+fn a_restore_brings_back_a_backup_and_refuses_bad_uploads() {
+    let server = common::start(|c| c.admin_token = Some("s3cret".into()));
+    let admin = server.admin.unwrap();
+    let auth = [("Authorization", "Bearer s3cret")];
+    let mut a = RawClient::connect(server.addr);
+    a.create("/kept", b"", 0).unwrap();
+    a.create("/kept/e", b"", 1).unwrap();
+    // About 1.5 MB of state: more than one chunk.
+    for i in 0..1500 {
+        a.create(&format!("/kept/n{i}"), &[(i % 251) as u8; 1000], 0)
+            .unwrap();
+    }
+    let backup = http::request_with(admin, "GET", "/commands/snapshot", &auth, b"").unwrap();
+    assert_eq!(backup.status, 200, "{}", backup.body);
+    let mut b = RawClient::connect(server.addr);
+    b.create("/after", b"", 0).unwrap();
+    let (f, _) = b.call(&Request::Delete {
+        path: "/kept/n0".into(),
+        version: -1,
+    });
+    assert_eq!(f.err, 0);
+
+    let post = |headers: &[(&str, &str)], body: &[u8]| {
+        http::request_with(admin, "POST", "/commands/restore", headers, body).unwrap()
+    };
+    assert_eq!(post(&[], &backup.bytes).status, 401);
+    let junk = post(&auth, b"not a backup");
+    assert_eq!(junk.status, 400, "{}", junk.body);
+    assert!(junk.body.contains("not a Zooid backup"), "{}", junk.body);
+    let mut damaged = backup.bytes.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 1;
+    let refused = post(&auth, &damaged);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("checksum"), "{}", refused.body);
+    assert!(
+        b.get("/after", false).is_ok(),
+        "a refused restore changed the state"
+    );
+
+    let done = post(&auth, &backup.bytes);
+    assert_eq!(done.status, 200, "{}", done.body);
+    let v: Value = serde_json::from_str(&done.body).unwrap();
+    assert_eq!(v["command"], "restore");
+    assert_eq!(
+        Some(format!("0x{:x}", v["last_zxid"].as_i64().unwrap())).as_deref(),
+        backup.header("last_zxid")
+    );
+    // The root, /zookeeper and its two children, /kept, its ephemeral and 1500 nodes.
+    assert_eq!(v["nodes"], 1506, "{v}");
+    ensemble::wait_until("the clients let go", Duration::from_secs(5), || {
+        a.is_closed() && b.is_closed()
+    });
+    // The backup's session comes back with its ephemeral; one opened after it is gone.
+    let mut again = RawClient::connect_with(server.addr, a.session_id, a.passwd, 30000, 0)
+        .expect("the backup's session resumes");
+    assert!(again.get("/kept/e", false).is_ok());
+    assert_eq!(
+        again.get("/kept/n0", false).unwrap().0,
+        Some(vec![0u8; 1000])
+    );
+    assert_eq!(again.get("/after", false).unwrap_err(), -101);
+    assert!(RawClient::connect_with(server.addr, b.session_id, b.passwd, 30000, 0).is_none());
+    // The order goes on from where it was, not from the backup's zxid.
+    let created = again.create("/later", b"", 0);
+    assert!(created.is_ok());
+    let (_, stat) = again.get("/later", false).unwrap();
+    assert!(stat.czxid > v["last_zxid"].as_i64().unwrap());
+
+    let small = common::start(|c| {
+        c.admin_token = Some("s3cret".into());
+        c.max_restore_bytes = 1000;
+    });
+    let too_large = http::request_with(
+        small.admin.unwrap(),
+        "POST",
+        "/commands/restore",
+        &auth,
+        &backup.bytes[..4000],
+    )
+    .unwrap();
+    assert_eq!(too_large.status, 413, "{}", too_large.body);
+    assert!(
+        too_large.body.contains("--max-restore-bytes"),
+        "{}",
+        too_large.body
+    );
+}
+
+/// A restore sent to one member restores every member at the same point in the order: one
+/// that was down meanwhile catches up to the restored state, and one restarted afterwards
+/// comes back with it.
+#[test]
+fn a_restore_through_one_member_restores_the_ensemble() {
+    let root = tempfile::tempdir().unwrap();
+    let env = [("ZOOID_ADMIN_TOKEN".to_string(), "t0k3n".to_string())];
+    let layout = Layout {
+        voters: 3,
+        observers: 0,
+        proxied: false,
+    };
+    // Snapshots every 512 KiB of log: some are taken while the backup's chunks are staged,
+    // and members restart from them.
+    let (mut members, _) =
+        ensemble::start_with_env(root.path(), "snapshotEveryBytes=524288\n", layout, &env);
+    let leader = ensemble::settled(&members, Duration::from_secs(10));
+    let (l, f, z) = (leader, (leader + 1) % 3, (leader + 2) % 3);
+    let mut c = RawClient::connect(members[l].client);
+    c.create("/kept", b"", 0).unwrap();
+    for i in 0..1200 {
+        c.create(&format!("/kept/n{i}"), &[(i % 251) as u8; 1000], 0)
+            .unwrap();
+    }
+    // The follower has applied every write before its backup is taken.
+    assert_eq!(
+        ensemble::synced_children(members[f].client, "/kept", Duration::from_secs(10)).len(),
+        1200
+    );
+    let auth = [("Authorization", "Bearer t0k3n")];
+    let backup =
+        http::request_with(members[f].admin, "GET", "/commands/snapshot", &auth, b"").unwrap();
+    assert_eq!(backup.status, 200, "{}", backup.body);
+    c.create("/after", b"", 0).unwrap();
+    members[z].kill9();
+
+    let done = http::request_with(
+        members[f].admin,
+        "POST",
+        "/commands/restore",
+        &auth,
+        &backup.bytes,
+    )
+    .unwrap();
+    assert_eq!(done.status, 200, "{}", done.body);
+    let within = Duration::from_secs(20);
+    let restored = |m: &ensemble::Member| {
+        let top = ensemble::synced_children(m.client, "/", within);
+        let kept = ensemble::synced_children(m.client, "/kept", within);
+        (top.contains(&"after".to_string()), kept.len())
+    };
+    for m in [l, f] {
+        assert_eq!(
+            restored(&members[m]),
+            (false, 1200),
+            "member {}",
+            members[m].id
+        );
+    }
+    // Down during the restore: catches up to it.
+    members[z].restart();
+    assert_eq!(
+        restored(&members[z]),
+        (false, 1200),
+        "the member that was down"
+    );
+    // Restarted after it: replays it, or starts from a snapshot that has it.
+    members[f].kill9();
+    members[f].restart();
+    assert_eq!(restored(&members[f]), (false, 1200), "the restarted member");
+    let mut c = ensemble::session_on(members[z].client, None, within).unwrap();
+    assert_eq!(
+        c.get("/kept/n1199", false).unwrap().0,
+        Some(vec![(1199 % 251) as u8; 1000])
+    );
+}

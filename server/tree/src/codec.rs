@@ -4,6 +4,7 @@
 
 use crate::node::{Node, NodeKind};
 use crate::path;
+use crate::restore::StagedRestore;
 use crate::tree::{DataTree, SessionMeta};
 use crate::txn::{Create, CreateKind, TxnOp};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -12,7 +13,8 @@ use zooid_proto::{Acl, DecodeError, ErrorCode, Reader, Writer};
 
 /// Encoding version written at the start of every snapshot body. Version 1 had no session
 /// owners: its sessions are read as held by no server in particular, until a client resumes one.
-const SNAPSHOT_VERSION: i32 = 2;
+/// Version 3 added the staged restore after the nodes (see [`crate::restore`]).
+const SNAPSHOT_VERSION: i32 = 3;
 
 fn bad(field: &'static str, value: i64) -> DecodeError {
     DecodeError::BadValue { field, value }
@@ -86,6 +88,21 @@ pub fn encode_op(op: &TxnOp, b: &mut BytesMut) {
         TxnOp::MoveSession { to } => {
             b.put_jint(11);
             b.put_jlong(*to as i64);
+        }
+        TxnOp::RestoreChunk { id, offset, bytes } => {
+            b.put_jint(12);
+            b.put_jlong(*id);
+            b.put_jlong(*offset);
+            b.put_jbuffer(Some(bytes));
+        }
+        TxnOp::Restore { id, len } => {
+            b.put_jint(13);
+            b.put_jlong(*id);
+            b.put_jlong(*len);
+        }
+        TxnOp::CancelRestore { id } => {
+            b.put_jint(14);
+            b.put_jlong(*id);
         }
     }
 }
@@ -162,6 +179,16 @@ pub fn decode_op(r: &mut Reader) -> Result<TxnOp, DecodeError> {
         11 => TxnOp::MoveSession {
             to: r.i64()? as u64,
         },
+        12 => TxnOp::RestoreChunk {
+            id: r.i64()?,
+            offset: r.i64()?,
+            bytes: Bytes::from(r.buffer()?.unwrap_or_default()),
+        },
+        13 => TxnOp::Restore {
+            id: r.i64()?,
+            len: r.i64()?,
+        },
+        14 => TxnOp::CancelRestore { id: r.i64()? },
         t => return Err(bad("op tag", t as i64)),
     })
 }
@@ -177,6 +204,8 @@ pub enum SnapshotError {
     Version(i32),
     #[error("snapshot node {0} has no parent in the snapshot")]
     Orphan(String),
+    #[error("the snapshot's staged restore holds {held} bytes, not the {said} it says")]
+    StagedLength { said: u64, held: u64 },
 }
 
 impl DataTree {
@@ -252,7 +281,28 @@ impl DataTree {
             })?;
             tree.add(path, node);
         }
-        tree.finish().map_err(SnapshotError::Orphan)
+        let mut tree = tree.finish().map_err(SnapshotError::Orphan)?;
+        if version >= 3 && w.record(|r| r.bool())? {
+            let (id, said, n) = w.record(|r| Ok((r.i64()?, r.i64()? as u64, r.i32()?)))?;
+            let mut staged = StagedRestore {
+                id,
+                chunks: Vec::new(),
+                len: 0,
+            };
+            for _ in 0..n.max(0) {
+                let chunk = Bytes::from(w.record(|r| r.buffer())?.unwrap_or_default());
+                staged.len += chunk.len() as u64;
+                staged.chunks.push(chunk);
+            }
+            if staged.len != said {
+                return Err(SnapshotError::StagedLength {
+                    said,
+                    held: staged.len,
+                });
+            }
+            tree.staged = Some(staged);
+        }
+        Ok(tree)
     }
 }
 
@@ -315,6 +365,7 @@ pub struct FrozenTree {
     pub(crate) last_zxid: i64,
     pub(crate) sessions: imbl::OrdMap<i64, SessionMeta>,
     pub(crate) nodes: imbl::HashMap<String, std::sync::Arc<Node>>,
+    pub(crate) staged: Option<StagedRestore>,
 }
 
 impl FrozenTree {
@@ -363,6 +414,22 @@ impl FrozenTree {
             if b.len() >= STREAM_PIECE {
                 w.write_all(&b)?;
                 b.clear();
+            }
+        }
+        match &self.staged {
+            None => b.put_jbool(false),
+            Some(s) => {
+                b.put_jbool(true);
+                b.put_jlong(s.id);
+                b.put_jlong(s.len as i64);
+                b.put_jint(s.chunks.len() as i32);
+                // Each chunk as a jute buffer, written as it is rather than copied into `b`.
+                for chunk in &s.chunks {
+                    b.put_jint(chunk.len() as i32);
+                    w.write_all(&b)?;
+                    b.clear();
+                    w.write_all(chunk)?;
+                }
             }
         }
         w.write_all(&b)

@@ -6,10 +6,12 @@ pub mod codec;
 pub mod node;
 pub mod path;
 pub mod quota;
+pub mod restore;
 pub mod tree;
 pub mod txn;
 
 pub use codec::{decode_op, encode_op, FrozenTree, SnapshotError};
 pub use node::{Node, NodeKind};
+pub use restore::StagedRestore;
 pub use tree::{CollectionView, DataTree, SessionMeta, Subtree, MAX_TTL_MS};
 pub use txn::*;

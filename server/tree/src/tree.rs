@@ -3,6 +3,7 @@
 use crate::node::{Node, NodeKind};
 use crate::path;
 use crate::quota::{self, QuotaNode, StatsTrack};
+use crate::restore::StagedRestore;
 use crate::txn::*;
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
@@ -34,11 +35,11 @@ pub struct DataTree {
     /// entries inline whatever their fill, so each node sits behind an `Arc`: an entry is a
     /// path and a pointer instead of a whole node, and a write after a freeze copies small
     /// chunks and one node.
-    nodes: imbl::HashMap<String, Arc<Node>>,
+    pub(crate) nodes: imbl::HashMap<String, Arc<Node>>,
     /// Persistent too, so that freezing the state does not copy the session table.
-    sessions: imbl::OrdMap<i64, SessionMeta>,
+    pub(crate) sessions: imbl::OrdMap<i64, SessionMeta>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
-    last_zxid: i64,
+    pub(crate) last_zxid: i64,
     /// ACL lists are interned: nodes share one allocation per distinct list.
     acl_cache: HashMap<Vec<Acl>, Arc<[Acl]>>,
     /// Kept as nodes come and go, so that monitoring never walks the tree.
@@ -49,6 +50,8 @@ pub struct DataTree {
     collectable: imbl::OrdSet<String>,
     /// Paths that have a quota (a `zookeeper_limits` node), kept as those nodes come and go.
     quotas: BTreeSet<String>,
+    /// A backup being restored, chunk by chunk (see [`crate::restore`]).
+    pub(crate) staged: Option<StagedRestore>,
 }
 
 /// Figures over every node, kept current by each insert, remove and data change.
@@ -125,6 +128,7 @@ impl DataTree {
             totals: Totals::default(),
             collectable: imbl::OrdSet::new(),
             quotas: BTreeSet::new(),
+            staged: None,
         };
         let open = t.intern(Acl::open());
         let read = t.intern(Acl::read_only());
@@ -148,7 +152,7 @@ impl DataTree {
     }
 
     /// Inserts a node, keeping the totals and the collection candidates.
-    fn put_node(&mut self, path: String, node: Arc<Node>) {
+    pub(crate) fn put_node(&mut self, path: String, node: Arc<Node>) {
         self.totals.added(&path, &node);
         if matches!(node.kind, NodeKind::Container | NodeKind::Ttl(_)) {
             self.collectable.insert(path.clone());
@@ -251,6 +255,7 @@ impl DataTree {
             last_zxid: self.last_zxid,
             sessions: self.sessions.clone(),
             nodes: self.nodes.clone(),
+            staged: self.staged.clone(),
         }
     }
 
@@ -270,6 +275,7 @@ impl DataTree {
             totals: Totals::default(),
             collectable: imbl::OrdSet::new(),
             quotas: BTreeSet::new(),
+            staged: None,
         })
     }
 
@@ -411,6 +417,9 @@ impl DataTree {
                 }
                 None => Err(ErrorCode::SessionExpired),
             },
+            op @ (TxnOp::RestoreChunk { .. }
+            | TxnOp::Restore { .. }
+            | TxnOp::CancelRestore { .. }) => self.apply_restore(op),
             TxnOp::Multi(ops) => {
                 let mut undo = Vec::new();
                 let mut outputs = Vec::with_capacity(ops.len());
@@ -473,8 +482,13 @@ impl DataTree {
         events: &mut Vec<ChangeEvent>,
     ) -> Result<OpOutput, ErrorCode> {
         match op {
-            // Only whole txns open or move a session (see `apply`), never a multi's op.
-            TxnOp::CreateSession { .. } | TxnOp::MoveSession { .. } => Err(ErrorCode::BadArguments),
+            // Only whole txns open or move a session or restore a backup (see `apply`), never a
+            // multi's op.
+            TxnOp::CreateSession { .. }
+            | TxnOp::MoveSession { .. }
+            | TxnOp::RestoreChunk { .. }
+            | TxnOp::Restore { .. }
+            | TxnOp::CancelRestore { .. } => Err(ErrorCode::BadArguments),
             TxnOp::CloseSession => {
                 self.sessions.remove(&session);
                 let paths = self.ephemerals.remove(&session).unwrap_or_default();

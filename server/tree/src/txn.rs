@@ -83,6 +83,22 @@ pub enum TxnOp {
     /// A request the server refused before ordering (bad flags, unsupported type...). Like
     /// ZooKeeper's error txn it still takes a zxid, and inside a multi it fails that op.
     Error(ErrorCode),
+    /// A piece of a backup being restored (see [`crate::restore`]): `bytes` go at `offset` of
+    /// restore `id`'s staged state; offset 0 starts that restore, dropping any other.
+    RestoreChunk {
+        id: i64,
+        offset: i64,
+        bytes: Bytes,
+    },
+    /// Replaces the whole state by restore `id`'s staged state, which must be `len` bytes long.
+    Restore {
+        id: i64,
+        len: i64,
+    },
+    /// Drops restore `id`'s staged chunks: its upload failed.
+    CancelRestore {
+        id: i64,
+    },
 }
 
 impl TxnOp {
@@ -100,6 +116,9 @@ impl TxnOp {
             TxnOp::Multi(_) => "multi",
             TxnOp::DeleteContainer { .. } => "deleteContainer",
             TxnOp::Error(_) => "error",
+            TxnOp::RestoreChunk { .. } => "restoreChunk",
+            TxnOp::Restore { .. } => "restore",
+            TxnOp::CancelRestore { .. } => "cancelRestore",
         }
     }
 
@@ -115,9 +134,12 @@ impl TxnOp {
             | TxnOp::DeleteContainer { path } => path.len(),
             TxnOp::SetAcl { path, acl, .. } => path.len() + 32 * acl.len(),
             TxnOp::Multi(ops) => ops.iter().map(|o| 16 + o.payload_len_hint()).sum(),
+            TxnOp::RestoreChunk { bytes, .. } => bytes.len() + 16,
             TxnOp::CreateSession { .. }
             | TxnOp::CloseSession
             | TxnOp::MoveSession { .. }
+            | TxnOp::Restore { .. }
+            | TxnOp::CancelRestore { .. }
             | TxnOp::Error(_) => 32,
         }
     }
@@ -142,6 +164,17 @@ pub enum OpOutput {
     Stat(Stat),
     Checked,
     Multi(MultiOutput),
+    /// A restore's chunk was staged: `len` bytes of it so far.
+    RestoreStaged {
+        len: u64,
+    },
+    /// The state was replaced by a backup's: the zxid the backup went up to, and how many
+    /// nodes it holds.
+    Restored {
+        last_zxid: i64,
+        nodes: usize,
+    },
+    RestoreCancelled,
 }
 
 /// The outcome of a multi: every result, or which op failed and why (nothing was applied).

@@ -3,12 +3,13 @@
 //! probes of Kubernetes. It listens on `admin.serverAddress:admin.serverPort` (`--admin-addr`).
 
 pub mod commands;
+mod restore;
 
 use crate::server::Shared;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use commands::CommandError;
 use serde_json::{json, Value};
@@ -22,6 +23,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         .route("/commands", get(list))
         .route("/commands/snapshot", get(snapshot))
         .route("/commands/snap", get(snapshot))
+        .route("/commands/restore", post(restore::restore))
+        .route("/commands/rest", post(restore::restore))
         .route("/commands/{name}", get(command).post(command))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -45,7 +48,9 @@ fn answer(status: StatusCode, body: Value) -> Response {
 }
 
 async fn list() -> Response {
-    let names: Vec<&str> = commands::primary_names().collect();
+    let names: Vec<&str> = commands::primary_names()
+        .chain(["snapshot", "restore"])
+        .collect();
     answer(StatusCode::OK, json!({ "commands": names }))
 }
 

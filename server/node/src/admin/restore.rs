@@ -1,0 +1,286 @@
+//! ZooKeeper 3.9's `restore`: the whole state replaced by a backup (what `snapshot` streams).
+//!
+//! ZooKeeper restores the one server it is sent to, and asks the operator to restore every
+//! member from the same file. Here the backup goes through the log instead (see
+//! `zooid_tree::restore`), so one request restores the whole ensemble and every member swaps
+//! to the backup at the same zxid: the upload is kept in a file of the data dir, checked
+//! whole, then its state is proposed in chunks, each applied before the next is sent, and one
+//! last txn swaps it in. Until then nothing changes; an upload that fails half-way is
+//! cancelled.
+
+use super::{answer, authorized};
+use crate::server::Shared;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::json;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use zooid_proto::ErrorCode;
+use zooid_replication::snapshot_file::{self, SnapshotFileError};
+use zooid_tree::{DataTree, OpOutput, SnapshotError, TxnOp};
+
+/// Bytes of state per chunk: small against the log's batches (`MAX_BATCH_BYTES` in
+/// `zooid_replication::proposer`), so client writes still get through between chunks.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// How long one chunk may take to be applied here before the restore gives up. A leader
+/// change or a lost quorum ends the wait sooner (see `State::propose_awaited`).
+const CHUNK_WITHIN: Duration = Duration::from_secs(30);
+
+/// The upload, in the data dir (the one disk that is sure to be there), until it is proposed.
+const UPLOAD_FILE: &str = "restore.upload";
+
+/// Why a restore did not happen. Nothing was changed, whichever it is.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("the backup is larger than this server takes ({limit} bytes; --max-restore-bytes)")]
+    TooLarge { limit: u64 },
+    #[error("receiving the backup: {0}")]
+    Receive(#[source] axum::Error),
+    #[error("keeping the upload in {path}: {source}")]
+    Keep {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("not a Zooid backup: {0}")]
+    NotABackup(#[from] SnapshotFileError),
+    #[error("not a Zooid backup: {0}")]
+    State(#[from] SnapshotError),
+    #[error("this server is not serving (not in a working quorum, or stopping)")]
+    NotServing,
+    #[error(
+        "the ensemble lost its leader or its quorum during the restore; nothing was restored, \
+         try again"
+    )]
+    Lost,
+    #[error("the ensemble refused the restore ({0:?}): the backup's state does not decode")]
+    Refused(ErrorCode),
+}
+
+impl RestoreError {
+    fn status(&self) -> StatusCode {
+        match self {
+            RestoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RestoreError::Receive(_)
+            | RestoreError::NotABackup(_)
+            | RestoreError::State(_)
+            | RestoreError::Refused(_) => StatusCode::BAD_REQUEST,
+            RestoreError::Keep { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            RestoreError::NotServing | RestoreError::Lost => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// `POST /commands/restore` with the backup as the body, behind the admin token.
+pub async fn restore(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(refused) = authorized(&shared, &headers) {
+        return refused;
+    }
+    // One at a time: two uploads would cancel each other's staged chunks.
+    let Ok(_one) = shared.restoring.try_lock() else {
+        return answer(
+            StatusCode::CONFLICT,
+            json!({ "command": "restore", "error": "a restore is already running on this server" }),
+        );
+    };
+    let upload = shared.config.data_dir.join(UPLOAD_FILE);
+    let result = run(&shared, body, &upload).await;
+    let _ = tokio::fs::remove_file(&upload).await;
+    match result {
+        Ok(done) => {
+            tracing::info!(
+                "restored a backup up to zxid 0x{:x}: {} nodes",
+                done.last_zxid,
+                done.nodes
+            );
+            answer(
+                StatusCode::OK,
+                json!({
+                    "command": "restore",
+                    "error": null,
+                    "last_zxid": done.last_zxid,
+                    "nodes": done.nodes,
+                    "bytes": done.bytes,
+                }),
+            )
+        }
+        Err(e) => {
+            tracing::warn!("restore refused: {e}");
+            answer(
+                e.status(),
+                json!({ "command": "restore", "error": e.to_string() }),
+            )
+        }
+    }
+}
+
+/// What a restore did.
+struct Restored {
+    /// The zxid the backup went up to.
+    last_zxid: i64,
+    nodes: usize,
+    /// Bytes of state restored.
+    bytes: u64,
+}
+
+async fn run(shared: &Arc<Shared>, body: Body, upload: &Path) -> Result<Restored, RestoreError> {
+    if !shared.state().serving() {
+        return Err(RestoreError::NotServing);
+    }
+    let limit = shared.config.max_restore_bytes;
+    receive(body, upload, limit).await?;
+    let (tx, mut chunks) = tokio::sync::mpsc::channel(2);
+    let path = upload.to_path_buf();
+    // Checking and decompressing are blocking reads of the file.
+    tokio::task::spawn_blocking(move || read_state(&path, limit, &tx));
+    let mut staging = Staging {
+        shared: shared.clone(),
+        id: rand::random::<i64>() & i64::MAX,
+        staged: false,
+    };
+    let mut offset = 0u64;
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk?;
+        let len = chunk.len() as u64;
+        let op = TxnOp::RestoreChunk {
+            id: staging.id,
+            offset: offset as i64,
+            bytes: chunk,
+        };
+        staging.staged = true;
+        match ordered(shared, op).await? {
+            OpOutput::RestoreStaged { .. } => offset += len,
+            _ => return Err(RestoreError::Lost),
+        }
+    }
+    let swap = TxnOp::Restore {
+        id: staging.id,
+        len: offset as i64,
+    };
+    let out = ordered(shared, swap).await;
+    // Applied or refused, the staged chunks are gone; only a lost swap leaves them to cancel.
+    staging.staged = matches!(out, Err(RestoreError::Lost));
+    match out? {
+        OpOutput::Restored { last_zxid, nodes } => Ok(Restored {
+            last_zxid,
+            nodes,
+            bytes: offset,
+        }),
+        _ => Err(RestoreError::Lost),
+    }
+}
+
+/// Streams the request body into `path`, up to `limit` bytes.
+async fn receive(body: Body, path: &Path, limit: u64) -> Result<(), RestoreError> {
+    let keep = |source| RestoreError::Keep {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = tokio::io::BufWriter::with_capacity(
+        256 << 10,
+        tokio::fs::File::create(path).await.map_err(keep)?,
+    );
+    let mut stream = body.into_data_stream();
+    let mut received = 0u64;
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(RestoreError::Receive)?;
+        received += piece.len() as u64;
+        if received > limit {
+            return Err(RestoreError::TooLarge { limit });
+        }
+        file.write_all(&piece).await.map_err(keep)?;
+    }
+    file.flush().await.map_err(keep)
+}
+
+/// Checks the upload whole (its checksum), then sends its state in chunks of
+/// [`CHUNK_BYTES`], decompressed as they are read, to `tx`: the first error ends it.
+fn read_state(
+    path: &Path,
+    limit: u64,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, RestoreError>>,
+) {
+    let send = |item| tx.blocking_send(item).is_ok();
+    let mut state = match snapshot_file::check(path).and_then(|c| c.state(path)) {
+        Ok(s) => s,
+        Err(e) => {
+            send(Err(e.into()));
+            return;
+        }
+    };
+    let mut total = 0u64;
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK_BYTES);
+        let read = (&mut state)
+            .take(CHUNK_BYTES as u64)
+            .read_to_end(&mut chunk);
+        if let Err(e) = read {
+            send(Err(SnapshotFileError::Io(e).into()));
+            return;
+        }
+        if chunk.is_empty() {
+            return;
+        }
+        if total == 0 {
+            // The head says which encoding follows: one this server cannot read is refused
+            // before anything is proposed.
+            if let Err(e) = DataTree::snapshot_last_zxid(&mut &chunk[..]) {
+                send(Err(e.into()));
+                return;
+            }
+        }
+        total += chunk.len() as u64;
+        if total > limit {
+            send(Err(RestoreError::TooLarge { limit }));
+            return;
+        }
+        if !send(Ok(Bytes::from(chunk))) {
+            return;
+        }
+    }
+}
+
+/// Proposes `op` and waits until it is applied here: its result.
+async fn ordered(shared: &Shared, op: TxnOp) -> Result<OpOutput, RestoreError> {
+    let waiting = shared
+        .state()
+        .propose_awaited(op)
+        .ok_or(RestoreError::NotServing)?;
+    match tokio::time::timeout(CHUNK_WITHIN, waiting).await {
+        Ok(Ok(Ok(out))) => Ok(out),
+        Ok(Ok(Err(code))) => Err(RestoreError::Refused(code)),
+        Ok(Err(_)) | Err(_) => Err(RestoreError::Lost),
+    }
+}
+
+/// A restore whose chunks are being staged: unless it finished, its chunks are cancelled
+/// when it ends (an error, or the client hanging up), so no member keeps them in memory.
+struct Staging {
+    shared: Arc<Shared>,
+    id: i64,
+    /// Chunks may be staged under `id` on the members.
+    staged: bool,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.staged {
+            let _ = self
+                .shared
+                .state()
+                .propose_awaited(TxnOp::CancelRestore { id: self.id });
+        }
+    }
+}
