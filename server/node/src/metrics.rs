@@ -405,6 +405,11 @@ pub fn state_families(state: &State, metrics: &Metrics) -> Vec<MetricFamily> {
                 .collect(),
         ));
     }
+    out.push(gauge(
+        "zooid_restore_staged_bytes",
+        "Bytes of a backup being restored that this member holds until the swap (0 when none)",
+        state.tree.staged_restore().map_or(0, |s| s.len()) as f64,
+    ));
     let queued: usize = state.conns.values().map(|h| h.outbox.queued()).sum();
     out.push(gauge(
         "zooid_outbound_queued_bytes",

@@ -456,6 +456,9 @@ impl Server {
                 }
             }));
         }
+        tasks.push(tokio::spawn(crate::admin::restore::cancel_abandoned(
+            shared.clone(),
+        )));
         let s = shared.clone();
         let every = Duration::from_millis(s.config.container_check_ms.max(10));
         tasks.push(tokio::spawn(async move {

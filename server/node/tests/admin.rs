@@ -68,6 +68,20 @@ fn commands_probes_and_metrics_of_one_server() {
     );
     let (status, _) = json(admin, "/nowhere");
     assert_eq!(status, 404);
+    let (status, wrong) = json(admin, "/commands/restore");
+    assert_eq!(status, 405);
+    assert_eq!(
+        wrong["error"],
+        "GET is not allowed on /commands/restore: use POST"
+    );
+    let (status, list) = json(admin, "/commands");
+    assert_eq!(status, 200);
+    for name in ["ruok", "monitor", "snapshot", "restore"] {
+        assert!(
+            list["commands"].as_array().unwrap().contains(&name.into()),
+            "{list}"
+        );
+    }
 
     let nodes_before = metric(admin, "znode_count");
     let watches_before = metric(admin, "watch_count");
@@ -457,4 +471,97 @@ fn a_restore_through_one_member_restores_the_ensemble() {
         c.get("/kept/n1199", false).unwrap().0,
         Some(vec![(1199 % 251) as u8; 1000])
     );
+}
+
+/// The leader killed while a backup is being restored through a follower: the restore is
+/// applied everywhere or nowhere (the answer says which, or that it cannot tell), the staged
+/// chunks are dropped, the old leader comes back to the same state, and a second attempt
+/// restores.
+#[test]
+fn a_restore_interrupted_by_the_leaders_death_is_all_or_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let env = [("ZOOID_ADMIN_TOKEN".to_string(), "t0k3n".to_string())];
+    let layout = Layout {
+        voters: 3,
+        observers: 0,
+        proxied: false,
+    };
+    let (mut members, _) = ensemble::start_with_env(root.path(), "", layout, &env);
+    let leader = ensemble::settled(&members, Duration::from_secs(10));
+    let (l, f, z) = (leader, (leader + 1) % 3, (leader + 2) % 3);
+    let mut c = RawClient::connect(members[l].client);
+    c.create("/kept", b"", 0).unwrap();
+    // 30 MB of state: 30 chunks, long enough to be caught half-way.
+    for i in 0..50 {
+        c.create(&format!("/kept/n{i}"), &[i as u8; 600_000], 0)
+            .unwrap();
+    }
+    let within = Duration::from_secs(20);
+    assert_eq!(
+        ensemble::synced_children(members[f].client, "/kept", within).len(),
+        50
+    );
+    let auth = [("Authorization", "Bearer t0k3n")];
+    let backup =
+        http::request_with(members[f].admin, "GET", "/commands/snapshot", &auth, b"").unwrap();
+    assert_eq!(backup.status, 200, "{}", backup.body);
+    c.create("/after", b"", 0).unwrap();
+
+    let restore = |admin: SocketAddr, body: Vec<u8>| {
+        std::thread::spawn(move || {
+            let auth = [("Authorization", "Bearer t0k3n")];
+            http::request_with(admin, "POST", "/commands/restore", &auth, &body)
+        })
+    };
+    let staged = |admin| metric(admin, "zooid_restore_staged_bytes");
+    let first = restore(members[f].admin, backup.bytes.clone());
+    let deadline = std::time::Instant::now() + within;
+    while staged(members[l].admin) == 0.0 {
+        assert!(
+            !first.is_finished() && std::time::Instant::now() < deadline,
+            "the restore was never seen half-way"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    members[l].kill9();
+    let answer = first.join().unwrap().expect("no answer to the restore");
+    assert!(
+        answer.status == 200 || answer.status == 503,
+        "{} {}",
+        answer.status,
+        answer.body
+    );
+    // The two left agree, and hold no staged chunks once the restore is over either way.
+    let state = |m: &ensemble::Member| {
+        let top = ensemble::synced_children(m.client, "/", within);
+        (
+            top.contains(&"after".to_string()),
+            ensemble::synced_children(m.client, "/kept", within).len(),
+        )
+    };
+    let seen = state(&members[f]);
+    assert_eq!(state(&members[z]), seen);
+    assert!(seen == (true, 50) || seen == (false, 50), "{seen:?}");
+    if answer.status == 200 {
+        assert_eq!(seen, (false, 50), "answered restored, but not restored");
+    } else if answer.body.contains("nothing was restored") {
+        assert_eq!(seen, (true, 50), "{}", answer.body);
+    }
+    for m in [f, z] {
+        ensemble::wait_until("the staged chunks dropped", within, || {
+            staged(members[m].admin) == 0.0
+        });
+    }
+    members[l].restart();
+    assert_eq!(state(&members[l]), seen, "the old leader, back");
+
+    let second = restore(members[z].admin, backup.bytes.clone());
+    let answer = second
+        .join()
+        .unwrap()
+        .expect("no answer to the second restore");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    for m in &members {
+        assert_eq!(state(m), (false, 50), "member {}", m.id);
+    }
 }

@@ -3,7 +3,7 @@
 //! probes of Kubernetes. It listens on `admin.serverAddress:admin.serverPort` (`--admin-addr`).
 
 pub mod commands;
-mod restore;
+pub mod restore;
 
 use crate::server::Shared;
 use axum::extract::{Path, State};
@@ -30,6 +30,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(shared);
     let stopped = async move {
         let _ = stopping.wait_for(|s| *s).await;
@@ -216,6 +217,22 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
             json!({ "ready": false, "mode": mode, "error": why }),
         ),
     }
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    // `restore` takes the backup as a POST body; everything else is read with GET.
+    let allowed = if uri.path().ends_with("/restore") || uri.path().ends_with("/rest") {
+        "POST"
+    } else {
+        "GET"
+    };
+    let mut r = answer(
+        StatusCode::METHOD_NOT_ALLOWED,
+        json!({ "error": format!("{method} is not allowed on {}: use {allowed}", uri.path()) }),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+    r
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {

@@ -20,7 +20,7 @@ use serde_json::json;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use zooid_proto::ErrorCode;
 use zooid_replication::snapshot_file::{self, SnapshotFileError};
@@ -61,6 +61,11 @@ pub enum RestoreError {
          try again"
     )]
     Lost,
+    #[error(
+        "the ensemble lost its leader or its quorum as the swap was ordered: it may or may not \
+         have been applied (the nodes show which); a retry restores the backup either way"
+    )]
+    SwapLost,
     #[error("the ensemble refused the restore ({0:?}): the backup's state does not decode")]
     Refused(ErrorCode),
 }
@@ -74,7 +79,9 @@ impl RestoreError {
             | RestoreError::State(_)
             | RestoreError::Refused(_) => StatusCode::BAD_REQUEST,
             RestoreError::Keep { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            RestoreError::NotServing | RestoreError::Lost => StatusCode::SERVICE_UNAVAILABLE,
+            RestoreError::NotServing | RestoreError::Lost | RestoreError::SwapLost => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 }
@@ -95,9 +102,9 @@ pub async fn restore(
             json!({ "command": "restore", "error": "a restore is already running on this server" }),
         );
     };
-    let upload = shared.config.data_dir.join(UPLOAD_FILE);
-    let result = run(&shared, body, &upload).await;
-    let _ = tokio::fs::remove_file(&upload).await;
+    let upload = Upload(shared.config.data_dir.join(UPLOAD_FILE));
+    let result = run(&shared, body, &upload.0).await;
+    drop(upload);
     match result {
         Ok(done) => {
             tracing::info!(
@@ -123,6 +130,16 @@ pub async fn restore(
                 json!({ "command": "restore", "error": e.to_string() }),
             )
         }
+    }
+}
+
+/// The upload's file, removed when the restore ends, whichever way (the client hanging up
+/// included: the handler is then dropped where it waits).
+struct Upload(PathBuf);
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -172,13 +189,14 @@ async fn run(shared: &Arc<Shared>, body: Body, upload: &Path) -> Result<Restored
     let out = ordered(shared, swap).await;
     // Applied or refused, the staged chunks are gone; only a lost swap leaves them to cancel.
     staging.staged = matches!(out, Err(RestoreError::Lost));
-    match out? {
-        OpOutput::Restored { last_zxid, nodes } => Ok(Restored {
+    match out {
+        Ok(OpOutput::Restored { last_zxid, nodes }) => Ok(Restored {
             last_zxid,
             nodes,
             bytes: offset,
         }),
-        _ => Err(RestoreError::Lost),
+        Err(RestoreError::Lost) | Ok(_) => Err(RestoreError::SwapLost),
+        Err(e) => Err(e),
     }
 }
 
@@ -265,6 +283,64 @@ async fn ordered(shared: &Shared, op: TxnOp) -> Result<OpOutput, RestoreError> {
     }
 }
 
+/// A staged restore that nobody has added to for this long was abandoned: its uploader's
+/// server died with it (a server that lives on cancels its own, see [`Staging`]). Longer than
+/// one chunk may take ([`CHUNK_WITHIN`]), so a live upload is never taken for one.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+/// How often the leader looks for an abandoned restore.
+const ABANDONED_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Watches the staged restore, as the leader sees it, for one that stopped moving.
+#[derive(Default)]
+struct Abandoned {
+    /// The staged restore last seen (id and length), and since when it has not changed.
+    seen: Option<((i64, u64), Instant)>,
+}
+
+impl Abandoned {
+    /// Given what is staged now, the id of a restore to cancel, if it has stood still for
+    /// [`ABANDONED_AFTER`].
+    fn observe(&mut self, staged: Option<(i64, u64)>, now: Instant) -> Option<i64> {
+        match (staged, self.seen) {
+            (None, _) => {
+                self.seen = None;
+                None
+            }
+            (Some(s), Some((seen, since))) if s == seen => {
+                (now.duration_since(since) >= ABANDONED_AFTER).then_some(s.0)
+            }
+            (Some(s), _) => {
+                self.seen = Some((s, now));
+                None
+            }
+        }
+    }
+}
+
+/// Runs for as long as the server: the leader cancels restores abandoned half-way, so that no
+/// member keeps their chunks in memory until the next restore.
+pub async fn cancel_abandoned(shared: Arc<Shared>) {
+    let mut abandoned = Abandoned::default();
+    let mut every = tokio::time::interval(ABANDONED_CHECK_EVERY);
+    loop {
+        every.tick().await;
+        let mut state = shared.state();
+        if !state.leads() {
+            abandoned = Abandoned::default();
+            continue;
+        }
+        let staged = state.tree.staged_restore().map(|s| (s.id(), s.len()));
+        if let Some(id) = abandoned.observe(staged, Instant::now()) {
+            tracing::warn!(
+                "cancelling restore {id:x}: no chunk for {ABANDONED_AFTER:?}, its upload was \
+                 abandoned"
+            );
+            let _ = state.propose_awaited(TxnOp::CancelRestore { id });
+        }
+    }
+}
+
 /// A restore whose chunks are being staged: unless it finished, its chunks are cancelled
 /// when it ends (an error, or the client hanging up), so no member keeps them in memory.
 struct Staging {
@@ -282,5 +358,26 @@ impl Drop for Staging {
                 .state()
                 .propose_awaited(TxnOp::CancelRestore { id: self.id });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restore_standing_still_is_abandoned_one_that_moves_is_not() {
+        let mut a = Abandoned::default();
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        assert_eq!(a.observe(None, at(0)), None);
+        assert_eq!(a.observe(Some((7, 100)), at(0)), None);
+        assert_eq!(a.observe(Some((7, 200)), at(50)), None, "it moved");
+        assert_eq!(a.observe(Some((7, 200)), at(100)), None);
+        assert_eq!(a.observe(Some((7, 200)), at(110)), Some(7));
+        // Another restore starts the count again; none staged forgets.
+        assert_eq!(a.observe(Some((8, 200)), at(120)), None);
+        assert_eq!(a.observe(None, at(200)), None);
+        assert_eq!(a.observe(Some((8, 200)), at(210)), None);
     }
 }
