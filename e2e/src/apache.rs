@@ -13,7 +13,8 @@ const CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
 pub struct ApacheZk {
     pub addr: SocketAddr,
     child: Child,
-    _dir: tempfile::TempDir,
+    cfg: std::path::PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl ApacheZk {
@@ -32,31 +33,45 @@ impl ApacheZk {
                 dir.path().join("data").display()
             ),
         )?;
-        let child = Command::new("java")
-            .args([
-                "-Dzookeeper.extendedTypesEnabled=true",
-                // Look for empty containers and expired TTL nodes often, so tests can wait.
-                "-Dznode.container.checkIntervalMs=100",
-                "-Dzookeeper.root.logger=ERROR,CONSOLE",
-                "-Xms64m",
-                "-cp",
-                CLASSPATH,
-                "org.apache.zookeeper.server.ZooKeeperServerMain",
-            ])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let zk = ApacheZk {
-            addr,
-            child,
-            _dir: dir,
+        let mut zk = ApacheZk {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child: spawn(&cfg)?,
+            cfg,
+            dir,
         };
+        zk.wait_serving()?;
+        Ok(zk)
+    }
+
+    /// Stops the server (SIGKILL) and starts it again on its data: at start ZooKeeper writes a
+    /// snapshot of everything it loaded (see [`ApacheZk::newest_snapshot`]).
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.cfg)?;
+        self.wait_serving()
+    }
+
+    /// The newest `snapshot.<zxid>` file of its data dir.
+    pub fn newest_snapshot(&self) -> Option<std::path::PathBuf> {
+        let dir = self.dir.path().join("data").join("version-2");
+        std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let zxid = u64::from_str_radix(name.strip_prefix("snapshot.")?, 16).ok()?;
+                Some((zxid, e.path()))
+            })
+            .max()
+            .map(|(_, p)| p)
+    }
+
+    fn wait_serving(&mut self) -> std::io::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if serving(addr) {
-                return Ok(zk);
+            if serving(self.addr) {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -64,6 +79,24 @@ impl ApacheZk {
             "Apache ZooKeeper did not start within 60 s (is Debian's zookeeper installed?)",
         ))
     }
+}
+
+fn spawn(cfg: &std::path::Path) -> std::io::Result<Child> {
+    Command::new("java")
+        .args([
+            "-Dzookeeper.extendedTypesEnabled=true",
+            // Look for empty containers and expired TTL nodes often, so tests can wait.
+            "-Dznode.container.checkIntervalMs=100",
+            "-Dzookeeper.root.logger=ERROR,CONSOLE",
+            "-Xms64m",
+            "-cp",
+            CLASSPATH,
+            "org.apache.zookeeper.server.ZooKeeperServerMain",
+        ])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
 }
 
 impl Drop for ApacheZk {

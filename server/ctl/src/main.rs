@@ -146,7 +146,7 @@ pub enum SnapshotCmd {
     /// Replace the whole state of the server's ensemble by a saved snapshot (its `restore`
     /// admin command): every member at once; clients are let go and reconnect.
     Restore {
-        /// A file `snapshot save` wrote.
+        /// A file `snapshot save` wrote, or an Apache ZooKeeper snapshot (`snapshot.<zxid>`).
         file: std::path::PathBuf,
         /// The server's admin API (admin.serverAddress:admin.serverPort).
         #[arg(long, default_value = "127.0.0.1:8080")]

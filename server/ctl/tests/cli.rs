@@ -328,7 +328,7 @@ fn zkcli_style_commands() {
     std::fs::write(&junk, b"not a snapshot").unwrap();
     let (ok, _, err) = restore("tok", &junk);
     assert!(
-        !ok && err.contains("HTTP 400") && err.contains("not a Zooid backup"),
+        !ok && err.contains("HTTP 400") && err.contains("neither a Zooid backup"),
         "{err}"
     );
     let (ok, out, err) = restore("tok", &dir.path().join("missing"));

@@ -335,7 +335,12 @@ fn a_restore_brings_back_a_backup_and_refuses_bad_uploads() {
     assert_eq!(post(&[], &backup.bytes).status, 401);
     let junk = post(&auth, b"not a backup");
     assert_eq!(junk.status, 400, "{}", junk.body);
-    assert!(junk.body.contains("not a Zooid backup"), "{}", junk.body);
+    assert!(
+        junk.body
+            .contains("neither a Zooid backup nor a ZooKeeper snapshot"),
+        "{}",
+        junk.body
+    );
     let mut damaged = backup.bytes.clone();
     let middle = damaged.len() / 2;
     damaged[middle] ^= 1;
@@ -564,4 +569,153 @@ fn a_restore_interrupted_by_the_leaders_death_is_all_or_nothing() {
     for m in &members {
         assert_eq!(state(m), (false, 50), "member {}", m.id);
     }
+}
+
+/// A node as a client sees it: path, data, Stat and ACL (its reply bytes).
+type Seen = (String, Option<Vec<u8>>, Stat, Vec<u8>);
+
+/// Every node under `path`, parents first, children in name order.
+fn walk(c: &mut RawClient, path: &str, out: &mut Vec<Seen>) {
+    let (data, stat) = c.get(path, false).unwrap();
+    let (acl, _) = c.call(&Request::GetAcl { path: path.into() });
+    assert_eq!(acl.err, 0, "getACL {path}");
+    out.push((path.to_string(), data, stat, acl.body));
+    let (f, _) = c.call(&Request::GetChildren {
+        path: path.into(),
+        watch: false,
+    });
+    assert_eq!(f.err, 0, "children of {path}");
+    let mut children = Reader::new(&f.body).vector(Reader::string).unwrap();
+    children.sort();
+    for child in children {
+        let p = if path == "/" {
+            format!("/{child}")
+        } else {
+            format!("{path}/{child}")
+        };
+        walk(c, &p, out);
+    }
+}
+
+/// An Apache ZooKeeper's data moves to Zooid: the newest snapshot file of its data dir,
+/// restored through the admin API, gives every node the data, Stat and ACL ZooKeeper serves,
+/// and a client's ZooKeeper session resumes on Zooid with its ephemeral.
+#[test]
+fn a_zookeeper_snapshot_restores_with_its_nodes_and_sessions() {
+    let mut zk = zooid_e2e::apache::ApacheZk::start(2000).unwrap();
+    let mut a = RawClient::connect(zk.addr);
+    let create = |c: &mut RawClient, op, path: &str, acl: Vec<Acl>, flags, ttl| {
+        let (f, _) = c.call(&Request::Create(CreateRequest {
+            op,
+            path: path.into(),
+            data: Some(path.as_bytes().to_vec()),
+            acl,
+            flags,
+            ttl,
+        }));
+        assert_eq!(f.err, 0, "create {path}");
+    };
+    create(&mut a, OpCode::Create, "/app", Acl::open(), 0, -1);
+    for _ in 0..3 {
+        create(&mut a, OpCode::Create, "/app/seq-", Acl::open(), 2, -1);
+    }
+    let (f, _) = a.call(&Request::Delete {
+        path: "/app/seq-0000000001".into(),
+        version: -1,
+    });
+    assert_eq!(f.err, 0);
+    create(&mut a, OpCode::Create, "/app/e", Acl::open(), 1, -1);
+    create(&mut a, OpCode::CreateContainer, "/box", Acl::open(), 4, -1);
+    create(&mut a, OpCode::Create, "/box/in", Acl::open(), 0, -1);
+    create(&mut a, OpCode::CreateTtl, "/ttl", Acl::open(), 5, 600_000);
+    let guarded = vec![
+        Acl {
+            perms: perms::READ,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        },
+        Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: "ip".into(),
+                id: "127.0.0.1".into(),
+            },
+        },
+    ];
+    create(&mut a, OpCode::Create, "/guarded", guarded, 0, -1);
+    for v in 0..2 {
+        let (f, _) = a.call(&Request::SetData {
+            path: "/app".into(),
+            data: Some(vec![v; 300]),
+            version: v as i32,
+        });
+        assert_eq!(f.err, 0);
+    }
+    // ZooKeeper writes a snapshot of everything it loaded when it starts; the session lives on.
+    zk.restart().unwrap();
+    let snapshot = std::fs::read(zk.newest_snapshot().unwrap()).unwrap();
+    let mut expected = Vec::new();
+    walk(&mut RawClient::connect(zk.addr), "/", &mut expected);
+    assert!(expected.len() >= 10, "{expected:?}");
+    assert_eq!(
+        zooid_tree::zookeeper_snapshot::session_passwd(a.session_id),
+        a.passwd,
+        "ZooKeeper's session password"
+    );
+
+    let server = common::start(|c| c.admin_token = Some("s3cret".into()));
+    let auth = [("Authorization", "Bearer s3cret")];
+    let done = http::request_with(
+        server.admin.unwrap(),
+        "POST",
+        "/commands/restore",
+        &auth,
+        &snapshot,
+    )
+    .unwrap();
+    assert_eq!(done.status, 200, "{}", done.body);
+    let mut restored = Vec::new();
+    walk(&mut RawClient::connect(server.addr), "/", &mut restored);
+    assert_eq!(restored.len(), expected.len());
+    for (z, e) in restored.iter().zip(&expected) {
+        assert_eq!(z, e, "{}", e.0);
+    }
+    // The client of ZooKeeper resumes its session here; closing it takes its ephemeral.
+    let mut resumed = RawClient::connect_with(server.addr, a.session_id, a.passwd, 30000, 0)
+        .expect("the ZooKeeper session resumes");
+    let (_, stat) = resumed.get("/app/e", false).unwrap();
+    assert_eq!(stat.ephemeral_owner, a.session_id);
+    resumed.call(&Request::CloseSession);
+    let mut c = RawClient::connect(server.addr);
+    assert_eq!(c.get("/app/e", false).unwrap_err(), -101);
+
+    // Damaged or compressed: refused, naming why.
+    let mut damaged = snapshot.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0x40;
+    let refused = http::request_with(
+        server.admin.unwrap(),
+        "POST",
+        "/commands/restore",
+        &auth,
+        &damaged,
+    )
+    .unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("ZooKeeper snapshot"),
+        "{}",
+        refused.body
+    );
+    let gz = http::request_with(
+        server.admin.unwrap(),
+        "POST",
+        "/commands/restore",
+        &auth,
+        &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0],
+    )
+    .unwrap();
+    assert_eq!(gz.status, 415, "{}", gz.body);
 }

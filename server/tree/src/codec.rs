@@ -311,24 +311,28 @@ const WINDOW_READ: usize = 64 * 1024;
 
 /// The part of a snapshot stream read and not yet decoded. Each record is decoded from the
 /// bytes at hand; a record that runs past them is decoded again once more bytes are in.
-struct Window<'a> {
+pub(crate) struct Window<'a> {
     src: &'a mut dyn Read,
     buf: Vec<u8>,
     start: usize,
     eof: bool,
+    /// The checksum of the bytes decoded so far, for formats that seal their stream with one
+    /// (ZooKeeper's snapshots).
+    pub(crate) consumed: Option<crate::zookeeper_snapshot::Adler32>,
 }
 
 impl<'a> Window<'a> {
-    fn new(src: &'a mut dyn Read) -> Self {
+    pub(crate) fn new(src: &'a mut dyn Read) -> Self {
         Window {
             src,
             buf: Vec::new(),
             start: 0,
             eof: false,
+            consumed: None,
         }
     }
 
-    fn record<T>(
+    pub(crate) fn record<T>(
         &mut self,
         mut decode: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
     ) -> Result<T, SnapshotError> {
@@ -336,13 +340,26 @@ impl<'a> Window<'a> {
             let mut r = Reader::new(&self.buf[self.start..]);
             match decode(&mut r) {
                 Ok(v) => {
-                    self.start += r.position();
+                    let end = self.start + r.position();
+                    if let Some(sum) = &mut self.consumed {
+                        sum.update(&self.buf[self.start..end]);
+                    }
+                    self.start = end;
                     return Ok(v);
                 }
                 Err(DecodeError::Truncated { needed, .. }) if !self.eof => self.read(needed)?,
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// What is left of the stream, if it is at most `max` bytes (`None` if more).
+    pub(crate) fn rest(&mut self, max: usize) -> Result<Option<Vec<u8>>, SnapshotError> {
+        while !self.eof && self.buf.len() - self.start <= max {
+            self.read(max + 1)?;
+        }
+        let rest = &self.buf[self.start..];
+        Ok((rest.len() <= max).then(|| rest.to_vec()))
     }
 
     /// Drops the decoded bytes and reads at least `needed` more, or up to the stream's end.

@@ -9,9 +9,11 @@ pub mod quota;
 pub mod restore;
 pub mod tree;
 pub mod txn;
+pub mod zookeeper_snapshot;
 
 pub use codec::{decode_op, encode_op, FrozenTree, SnapshotError};
 pub use node::{Node, NodeKind};
 pub use restore::StagedRestore;
 pub use tree::{CollectionView, DataTree, SessionMeta, Subtree, MAX_TTL_MS};
 pub use txn::*;
+pub use zookeeper_snapshot::{read_zookeeper_snapshot, ZooKeeperSnapshotError};

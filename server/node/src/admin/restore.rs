@@ -1,4 +1,6 @@
-//! ZooKeeper 3.9's `restore`: the whole state replaced by a backup (what `snapshot` streams).
+//! ZooKeeper 3.9's `restore`: the whole state replaced by a backup (what `snapshot` streams),
+//! or by an Apache ZooKeeper snapshot (a `snapshot.<zxid>` file of its data dir, or what its
+//! own `snapshot` command streams), which is how an ensemble's data moves to Zooid.
 //!
 //! ZooKeeper restores the one server it is sent to, and asks the operator to restore every
 //! member from the same file. Here the backup goes through the log instead (see
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use zooid_proto::ErrorCode;
 use zooid_replication::snapshot_file::{self, SnapshotFileError};
-use zooid_tree::{DataTree, OpOutput, SnapshotError, TxnOp};
+use zooid_tree::{DataTree, OpOutput, SnapshotError, TxnOp, ZooKeeperSnapshotError};
 
 /// Bytes of state per chunk: small against the log's batches (`MAX_BATCH_BYTES` in
 /// `zooid_replication::proposer`), so client writes still get through between chunks.
@@ -54,6 +56,15 @@ pub enum RestoreError {
     NotABackup(#[from] SnapshotFileError),
     #[error("not a Zooid backup: {0}")]
     State(#[from] SnapshotError),
+    #[error("not a readable ZooKeeper snapshot: {0}")]
+    ZooKeeper(#[from] ZooKeeperSnapshotError),
+    #[error(
+        "a compressed ZooKeeper snapshot (zookeeper.snapshot.compression.method): decompress it \
+         first (gunzip, or snappy's tools)"
+    )]
+    Compressed,
+    #[error("neither a Zooid backup nor a ZooKeeper snapshot")]
+    UnknownFormat,
     #[error("this server is not serving (not in a working quorum, or stopping)")]
     NotServing,
     #[error(
@@ -77,7 +88,10 @@ impl RestoreError {
             RestoreError::Receive(_)
             | RestoreError::NotABackup(_)
             | RestoreError::State(_)
+            | RestoreError::ZooKeeper(_)
+            | RestoreError::UnknownFormat
             | RestoreError::Refused(_) => StatusCode::BAD_REQUEST,
+            RestoreError::Compressed => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RestoreError::Keep { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             RestoreError::NotServing | RestoreError::Lost | RestoreError::SwapLost => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -223,50 +237,128 @@ async fn receive(body: Body, path: &Path, limit: u64) -> Result<(), RestoreError
     file.flush().await.map_err(keep)
 }
 
-/// Checks the upload whole (its checksum), then sends its state in chunks of
-/// [`CHUNK_BYTES`], decompressed as they are read, to `tx`: the first error ends it.
+/// Checks the upload whole, then sends its state (the snapshot encoding of a tree) to `tx` in
+/// chunks of [`CHUNK_BYTES`]: the first error ends it. A Zooid backup's state is decompressed as
+/// it is read; a ZooKeeper snapshot is read into a tree first (checked to its last seal), and
+/// that tree is encoded.
 fn read_state(
     path: &Path,
     limit: u64,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, RestoreError>>,
 ) {
-    let send = |item| tx.blocking_send(item).is_ok();
-    let mut state = match snapshot_file::check(path).and_then(|c| c.state(path)) {
-        Ok(s) => s,
-        Err(e) => {
-            send(Err(e.into()));
-            return;
-        }
+    let mut chunks = Chunks {
+        tx,
+        pending: Vec::with_capacity(CHUNK_BYTES),
+        total: 0,
+        limit,
+        stopped: None,
     };
-    let mut total = 0u64;
-    loop {
-        let mut chunk = Vec::with_capacity(CHUNK_BYTES);
-        let read = (&mut state)
-            .take(CHUNK_BYTES as u64)
-            .read_to_end(&mut chunk);
-        if let Err(e) = read {
-            send(Err(SnapshotFileError::Io(e).into()));
-            return;
+    let copied = match Format::of(path) {
+        Ok(Format::Zooid) => zooid_state(path, &mut chunks),
+        Ok(Format::ZooKeeper) => zookeeper_state(path, &mut chunks),
+        Err(e) => Err(e),
+    };
+    let sent = copied.and_then(|()| chunks.flush_chunk());
+    if let Err(e) = sent {
+        // A chunk refused by its limit or by a receiver gone says so itself.
+        let e = chunks.stopped.take().unwrap_or(e);
+        let _ = tx.blocking_send(Err(e));
+    }
+}
+
+/// What an upload holds, from its first bytes.
+enum Format {
+    /// What Zooid's `snapshot` streams.
+    Zooid,
+    /// An Apache ZooKeeper snapshot, uncompressed.
+    ZooKeeper,
+}
+
+impl Format {
+    fn of(path: &Path) -> Result<Format, RestoreError> {
+        let mut head = [0u8; 8];
+        let mut file = std::fs::File::open(path).map_err(SnapshotFileError::Io)?;
+        let n = file.read(&mut head).map_err(SnapshotFileError::Io)?;
+        match &head[..n] {
+            h if h.starts_with(b"ZOOIDSNP") => Ok(Format::Zooid),
+            h if h.starts_with(b"ZKSN") => Ok(Format::ZooKeeper),
+            // ZooKeeper's `zookeeper.snapshot.compression.method`: gz or snappy.
+            h if h.starts_with(&[0x1f, 0x8b]) || h.starts_with(b"\x82SNAPPY") => {
+                Err(RestoreError::Compressed)
+            }
+            _ => Err(RestoreError::UnknownFormat),
         }
-        if chunk.is_empty() {
-            return;
+    }
+}
+
+fn zooid_state(path: &Path, chunks: &mut Chunks) -> Result<(), RestoreError> {
+    let checked = snapshot_file::check(path)?;
+    // The head says which encoding follows: one this server cannot read is refused before
+    // anything is proposed.
+    DataTree::snapshot_last_zxid(&mut checked.state(path)?)?;
+    let mut state = checked.state(path)?;
+    std::io::copy(&mut state, chunks).map_err(SnapshotFileError::Io)?;
+    Ok(())
+}
+
+fn zookeeper_state(path: &Path, chunks: &mut Chunks) -> Result<(), RestoreError> {
+    let file = std::fs::File::open(path).map_err(SnapshotFileError::Io)?;
+    let mut src = std::io::BufReader::with_capacity(256 << 10, file);
+    let tree = zooid_tree::read_zookeeper_snapshot(&mut src)?;
+    tree.freeze()
+        .encode_to(chunks)
+        .map_err(|e| SnapshotFileError::Io(e).into())
+}
+
+/// Gathers the state's bytes into chunks and sends each as it fills, up to the limit.
+struct Chunks<'a> {
+    tx: &'a tokio::sync::mpsc::Sender<Result<Bytes, RestoreError>>,
+    pending: Vec<u8>,
+    total: u64,
+    limit: u64,
+    /// Why writing stopped, when it was not the reader's doing.
+    stopped: Option<RestoreError>,
+}
+
+impl Chunks<'_> {
+    /// Sends what is pending as one chunk.
+    fn flush_chunk(&mut self) -> Result<(), RestoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
-        if total == 0 {
-            // The head says which encoding follows: one this server cannot read is refused
-            // before anything is proposed.
-            if let Err(e) = DataTree::snapshot_last_zxid(&mut &chunk[..]) {
-                send(Err(e.into()));
-                return;
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK_BYTES));
+        // The receiver is gone only when the restore already ended: nothing is left to say.
+        self.tx
+            .blocking_send(Ok(Bytes::from(chunk)))
+            .map_err(|_| RestoreError::Lost)
+    }
+}
+
+impl std::io::Write for Chunks<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.total += buf.len() as u64;
+        if self.total > self.limit {
+            self.stopped = Some(RestoreError::TooLarge { limit: self.limit });
+            return Err(std::io::Error::other("over the restore limit"));
+        }
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let room = CHUNK_BYTES - self.pending.len();
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.pending.extend_from_slice(now);
+            rest = later;
+            if self.pending.len() == CHUNK_BYTES {
+                if let Err(e) = self.flush_chunk() {
+                    self.stopped = Some(e);
+                    return Err(std::io::Error::other("the restore ended"));
+                }
             }
         }
-        total += chunk.len() as u64;
-        if total > limit {
-            send(Err(RestoreError::TooLarge { limit }));
-            return;
-        }
-        if !send(Ok(Bytes::from(chunk))) {
-            return;
-        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
