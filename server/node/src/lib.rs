@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod ops;
 pub mod outbox;
+pub mod proposals;
 pub mod reads;
 pub mod reconfig;
 pub mod reply;

@@ -8,13 +8,14 @@ use crate::limits::Outstanding;
 use crate::metrics::Metrics;
 use crate::ops::{reply_for, ReplyShape};
 use crate::outbox::Outbox;
+use crate::proposals::{Awaited, Proposals, Waiter};
 use crate::watches::{ConnId, WatchKind, WatchManager};
 use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 use zooid_proto::*;
 use zooid_replication::Consensus;
 use zooid_tree::{ChangeEvent, DataTree, MultiOutput, OpOutput, Txn, TxnOp};
@@ -72,13 +73,8 @@ pub struct State {
     node_id: u64,
     /// Orders commands; `None` only until the server has started.
     consensus: Option<Consensus>,
-    /// Writes proposed here, waiting for their entry to be applied, by proposal number.
-    parked: HashMap<u64, Origin>,
-    /// Txns this server proposed for a caller of its own (the admin API's restore), waiting
-    /// for their result, by proposal number. Dropped, so the caller hears the txn may be lost,
-    /// wherever parked writes are.
-    awaited: HashMap<u64, oneshot::Sender<Result<OpOutput, ErrorCode>>>,
-    next_proposal: u64,
+    /// Writes proposed here, waiting for their entry to be applied.
+    proposals: Proposals,
     pub tree: DataTree,
     pub watches: WatchManager,
     pub conns: HashMap<ConnId, ConnHandle>,
@@ -92,8 +88,6 @@ pub struct State {
     failed: bool,
     /// Set while the server shuts down: writes already parked finish, new ones are refused.
     stopping: bool,
-    /// `parked.len()`, readable without the lock, against the global outstanding limit.
-    outstanding: Arc<Outstanding>,
     /// Part of a replicated ensemble: only the leader expires sessions, and the others tell
     /// it which of their sessions are alive.
     replicated: bool,
@@ -132,16 +126,10 @@ impl State {
         expiry_interval: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
-        // Proposal numbers start from this start's time: a command an earlier run of this
-        // server proposed (and the log still applies after a restart) can never match a
-        // request parked by this run.
-        let incarnation = (now_ms().max(1) as u64) << 20;
         let mut s = State {
             node_id,
             consensus: None,
-            parked: HashMap::new(),
-            awaited: HashMap::new(),
-            next_proposal: incarnation,
+            proposals: Proposals::new(outstanding),
             tree,
             watches: WatchManager::default(),
             conns: HashMap::new(),
@@ -151,7 +139,6 @@ impl State {
             counters: Counters::default(),
             failed: false,
             stopping: false,
-            outstanding,
             replicated: false,
             touched: HashSet::new(),
             serving: true,
@@ -215,19 +202,14 @@ impl State {
     /// their sessions and retry, not knowing whether those writes were applied, exactly as
     /// after any lost connection.
     pub fn leader_lost(&mut self) {
-        self.awaited.clear();
-        let parked: Vec<Origin> = self.parked.drain().map(|(_, o)| o).collect();
-        self.outstanding.set(0);
-        for o in parked {
+        for o in self.proposals.drain() {
             self.close_conn(o.conn);
         }
     }
 
     /// Closes every client connection at once and forgets the writes they were waiting for.
     pub fn drop_clients(&mut self) {
-        self.parked.clear();
-        self.awaited.clear();
-        self.outstanding.set(0);
+        self.proposals.drain();
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
             self.kill_conn(conn);
@@ -455,11 +437,7 @@ impl State {
                 if let Some(h) = self.conns.get_mut(&o.conn) {
                     h.pending_writes += 1;
                 }
-                let n = self.next_proposal;
-                self.next_proposal += 1;
-                self.parked.insert(n, o);
-                self.outstanding.set(self.parked.len());
-                n
+                self.proposals.park(o)
             }
             None => 0,
         };
@@ -480,18 +458,12 @@ impl State {
     /// Proposes a txn of the server's own whose result someone waits for; `None` if writes
     /// can no longer be ordered here. The receiver fails if the txn may have been lost (a
     /// leader change, the quorum lost): whether it was applied is then unknown.
-    pub fn propose_awaited(
-        &mut self,
-        op: TxnOp,
-    ) -> Option<oneshot::Receiver<Result<OpOutput, ErrorCode>>> {
+    pub fn propose_awaited(&mut self, op: TxnOp) -> Option<Awaited> {
         if self.failed || self.stopping {
             return None;
         }
         let consensus = self.consensus.as_ref()?;
-        let proposal = self.next_proposal;
-        self.next_proposal += 1;
-        let (tx, rx) = oneshot::channel();
-        self.awaited.insert(proposal, tx);
+        let (proposal, rx) = self.proposals.await_result();
         let cmd = Command {
             time: now_ms(),
             session: 0,
@@ -516,11 +488,11 @@ impl State {
             }
         };
         let mine = cmd.origin_node == self.node_id && cmd.proposal != 0;
-        let origin = mine.then(|| self.parked.remove(&cmd.proposal)).flatten();
-        if origin.is_some() {
-            self.outstanding.set(self.parked.len());
-        }
-        let waiter = mine.then(|| self.awaited.remove(&cmd.proposal)).flatten();
+        let (origin, caller) = match mine.then(|| self.proposals.take(cmd.proposal)).flatten() {
+            Some(Waiter::Client(o)) => (Some(o), None),
+            Some(Waiter::Caller(c)) => (None, Some(c)),
+            None => (None, None),
+        };
         let span = cmd
             .trace
             .as_ref()
@@ -540,8 +512,8 @@ impl State {
         if restore && matches!(result, Ok(OpOutput::Restored { .. })) {
             self.restored();
         }
-        if let Some(w) = waiter {
-            let _ = w.send(result);
+        if let Some(c) = caller {
+            let _ = c.send(result);
         }
     }
 
@@ -568,11 +540,10 @@ impl State {
             if cmd.origin_node != self.node_id || cmd.proposal == 0 {
                 continue;
             }
-            if let Some(o) = self.parked.remove(&cmd.proposal) {
-                self.outstanding.set(self.parked.len());
+            // A caller awaiting it hears so when its sender goes.
+            if let Some(Waiter::Client(o)) = self.proposals.take(cmd.proposal) {
                 self.close_conn(o.conn);
             }
-            self.awaited.remove(&cmd.proposal);
         }
     }
 
@@ -753,9 +724,7 @@ impl State {
     /// instead of waiting for replies that cannot come, and refuses writes from now on.
     pub fn fail(&mut self) {
         self.failed = true;
-        self.parked.clear();
-        self.awaited.clear();
-        self.outstanding.set(0);
+        self.proposals.drain();
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
             self.close_conn(conn);
@@ -770,7 +739,7 @@ impl State {
 
     /// Writes proposed here and not yet applied.
     pub fn outstanding(&self) -> usize {
-        self.parked.len()
+        self.proposals.parked()
     }
 
     /// Asks a connection's writer to flush and close.
