@@ -2,10 +2,11 @@
 //! at the same zxid.
 //!
 //! A backup can be far larger than one log entry may be, so its state (the snapshot encoding
-//! of a tree) arrives as a run of [`TxnOp::RestoreChunk`]s that every replica stages, then one
-//! [`TxnOp::Restore`] replaces the whole state by the staged one at once. The staged chunks
-//! are part of the replicated state (snapshots carry them), so a replica that catches up from
-//! a snapshot taken half-way through, or restarts from one, still has every chunk at the swap.
+//! of a tree, compressed chunk by chunk) arrives as a run of [`TxnOp::RestoreChunk`]s that
+//! every replica stages, then one [`TxnOp::Restore`] replaces the whole state by the staged
+//! one at once. The staged chunks are part of the replicated state (snapshots carry them), so
+//! a replica that catches up from a snapshot taken half-way through, or restarts from one,
+//! still has every chunk at the swap.
 
 use crate::node::Node;
 use crate::tree::DataTree;
@@ -15,7 +16,14 @@ use std::io::Read;
 use std::sync::Arc;
 use zooid_proto::ErrorCode;
 
-/// The staged state of one restore, in the order its chunks were applied.
+/// The most state one chunk may hold once decompressed. The proposer makes chunks of 1 MiB;
+/// a chunk claiming more is refused before anything is allocated for it.
+pub const MAX_CHUNK_STATE: usize = 16 << 20;
+
+/// The staged state of one restore, in the order its chunks were applied. Each chunk is an LZ4
+/// block with its decompressed size in front (`lz4_flex`'s `compress_prepend_size`): a backup's
+/// state usually shrinks several times, and so do the log entries that carry it and what every
+/// member holds until the swap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedRestore {
     pub(crate) id: i64,
@@ -29,7 +37,7 @@ impl StagedRestore {
         self.id
     }
 
-    /// Bytes staged so far.
+    /// Bytes staged so far (compressed, as they came).
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -41,31 +49,52 @@ impl StagedRestore {
     fn reader(&self) -> Chunks<'_> {
         Chunks {
             chunks: &self.chunks,
+            current: Vec::new(),
             at: 0,
         }
     }
 }
 
-/// Reads the staged chunks as one stream.
+/// Reads the staged chunks as one stream, decompressing one chunk at a time.
 struct Chunks<'a> {
     chunks: &'a [Bytes],
+    current: Vec<u8>,
     at: usize,
 }
 
 impl Read for Chunks<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while let Some((first, rest)) = self.chunks.split_first() {
-            if self.at < first.len() {
-                let n = buf.len().min(first.len() - self.at);
-                buf[..n].copy_from_slice(&first[self.at..self.at + n]);
-                self.at += n;
-                return Ok(n);
-            }
+        while self.at == self.current.len() {
+            let Some((first, rest)) = self.chunks.split_first() else {
+                return Ok(0);
+            };
             self.chunks = rest;
+            self.current = decompress(first)?;
             self.at = 0;
         }
-        Ok(0)
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
+}
+
+/// One chunk's state, its claimed size checked first.
+fn decompress(chunk: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let size = chunk
+        .get(..4)
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
+        .ok_or_else(|| bad("a restore chunk without its size".into()))?;
+    if size > MAX_CHUNK_STATE {
+        return Err(bad(format!("a restore chunk claims {size} bytes of state")));
+    }
+    lz4_flex::block::decompress_size_prepended(chunk).map_err(|e| bad(e.to_string()))
+}
+
+/// Compresses `state` into a chunk as [`TxnOp::RestoreChunk`] carries it.
+pub fn compress_chunk(state: &[u8]) -> Bytes {
+    Bytes::from(lz4_flex::block::compress_prepend_size(state))
 }
 
 /// `/zookeeper/config` describes the ensemble that holds the tree, not the one a backup was

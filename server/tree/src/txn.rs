@@ -83,14 +83,16 @@ pub enum TxnOp {
     /// A request the server refused before ordering (bad flags, unsupported type...). Like
     /// ZooKeeper's error txn it still takes a zxid, and inside a multi it fails that op.
     Error(ErrorCode),
-    /// A piece of a backup being restored (see [`crate::restore`]): `bytes` go at `offset` of
-    /// restore `id`'s staged state; offset 0 starts that restore, dropping any other.
+    /// A piece of a backup being restored (see [`crate::restore`]): `bytes` (a compressed chunk
+    /// of its state, [`crate::restore::compress_chunk`]) go at `offset` of restore `id`'s staged
+    /// bytes; offset 0 starts that restore, dropping any other.
     RestoreChunk {
         id: i64,
         offset: i64,
         bytes: Bytes,
     },
-    /// Replaces the whole state by restore `id`'s staged state, which must be `len` bytes long.
+    /// Replaces the whole state by restore `id`'s staged state, which must be `len` bytes long
+    /// (as staged, compressed).
     Restore {
         id: i64,
         len: i64,

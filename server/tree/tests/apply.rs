@@ -917,11 +917,11 @@ fn a_snapshot_without_session_owners_restores() {
     assert!(DataTree::decode_snapshot(&v4).is_err());
 }
 
-/// The snapshot encoding of `tree`, cut into chunks of `size` bytes.
+/// The snapshot encoding of `tree`, cut into chunks of `size` bytes, each compressed.
 fn chunks_of(tree: &DataTree, size: usize) -> Vec<Bytes> {
     let mut b = BytesMut::new();
     tree.encode_snapshot(&mut b);
-    b.chunks(size).map(Bytes::copy_from_slice).collect()
+    b.chunks(size).map(restore::compress_chunk).collect()
 }
 
 fn stage(t: &mut T, id: i64, offset: usize, chunk: &Bytes) -> Result<OpOutput, ErrorCode> {

@@ -26,10 +26,13 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use zooid_proto::ErrorCode;
 use zooid_replication::snapshot_file::{self, SnapshotFileError};
+use zooid_tree::restore::compress_chunk;
 use zooid_tree::{DataTree, OpOutput, SnapshotError, TxnOp, ZooKeeperSnapshotError};
 
-/// Bytes of state per chunk: small against the log's batches (`MAX_BATCH_BYTES` in
-/// `zooid_replication::proposer`), so client writes still get through between chunks.
+/// Bytes of state per chunk, before compression: small against the log's batches
+/// (`MAX_BATCH_BYTES` in `zooid_replication::proposer`), so client writes still get through
+/// between chunks, and well under what a member decompresses at most
+/// (`zooid_tree::restore::MAX_CHUNK_STATE`).
 const CHUNK_BYTES: usize = 1 << 20;
 
 /// How long one chunk may take to be applied here before the restore gives up. A leader
@@ -133,7 +136,7 @@ pub async fn restore(
                     "error": null,
                     "last_zxid": done.last_zxid,
                     "nodes": done.nodes,
-                    "bytes": done.bytes,
+                    "staged_bytes": done.staged_bytes,
                 }),
             )
         }
@@ -162,8 +165,8 @@ struct Restored {
     /// The zxid the backup went up to.
     last_zxid: i64,
     nodes: usize,
-    /// Bytes of state restored.
-    bytes: u64,
+    /// Bytes that went through the log (the state, compressed chunk by chunk).
+    staged_bytes: u64,
 }
 
 async fn run(shared: &Arc<Shared>, body: Body, upload: &Path) -> Result<Restored, RestoreError> {
@@ -207,7 +210,7 @@ async fn run(shared: &Arc<Shared>, body: Body, upload: &Path) -> Result<Restored
         Ok(OpOutput::Restored { last_zxid, nodes }) => Ok(Restored {
             last_zxid,
             nodes,
-            bytes: offset,
+            staged_bytes: offset,
         }),
         Err(RestoreError::Lost) | Ok(_) => Err(RestoreError::SwapLost),
         Err(e) => Err(e),
@@ -326,10 +329,11 @@ impl Chunks<'_> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK_BYTES));
+        let chunk = compress_chunk(&self.pending);
+        self.pending.clear();
         // The receiver is gone only when the restore already ended: nothing is left to say.
         self.tx
-            .blocking_send(Ok(Bytes::from(chunk)))
+            .blocking_send(Ok(chunk))
             .map_err(|_| RestoreError::Lost)
     }
 }
