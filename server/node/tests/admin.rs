@@ -401,80 +401,125 @@ fn a_restore_brings_back_a_backup_and_refuses_bad_uploads() {
     );
 }
 
-/// A restore sent to one member restores every member at the same point in the order: one
-/// that was down meanwhile catches up to the restored state, and one restarted afterwards
-/// comes back with it.
-#[test]
-fn a_restore_through_one_member_restores_the_ensemble() {
-    let root = tempfile::tempdir().unwrap();
+/// The admin token of the ensembles below, as a request header.
+const AUTH: [(&str, &str); 1] = [("Authorization", "Bearer t0k3n")];
+
+/// `len` bytes that do not compress (a xorshift stream), so that a restore's chunks stay as
+/// large in the log as the state they carry.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A settled 3-member ensemble (admin token `t0k3n`) holding `/kept` with `n` children of
+/// `size` bytes ([`noise`]), a backup of it from a follower that had applied them all, and
+/// `/after`, created after the backup.
+struct BackedUp {
+    members: Vec<ensemble::Member>,
+    /// The leader, the follower the backup came from, the other follower.
+    l: usize,
+    f: usize,
+    z: usize,
+    backup: http::Answer,
+}
+
+fn backed_up(root: &std::path::Path, extra_cfg: &str, n: usize, size: usize) -> BackedUp {
     let env = [("ZOOID_ADMIN_TOKEN".to_string(), "t0k3n".to_string())];
     let layout = Layout {
         voters: 3,
         observers: 0,
         proxied: false,
     };
-    // Snapshots every 512 KiB of log: some are taken while the backup's chunks are staged,
-    // and members restart from them.
-    let (mut members, _) =
-        ensemble::start_with_env(root.path(), "snapshotEveryBytes=524288\n", layout, &env);
+    let (members, _) = ensemble::start_with_env(root, extra_cfg, layout, &env);
     let leader = ensemble::settled(&members, Duration::from_secs(10));
     let (l, f, z) = (leader, (leader + 1) % 3, (leader + 2) % 3);
     let mut c = RawClient::connect(members[l].client);
     c.create("/kept", b"", 0).unwrap();
-    for i in 0..1200 {
-        c.create(&format!("/kept/n{i}"), &[(i % 251) as u8; 1000], 0)
+    for i in 0..n {
+        c.create(&format!("/kept/n{i}"), &noise(i as u64, size), 0)
             .unwrap();
     }
-    // The follower has applied every write before its backup is taken.
-    assert_eq!(
-        ensemble::synced_children(members[f].client, "/kept", Duration::from_secs(10)).len(),
-        1200
-    );
-    let auth = [("Authorization", "Bearer t0k3n")];
+    let kept = ensemble::synced_children(members[f].client, "/kept", Duration::from_secs(20));
+    assert_eq!(kept.len(), n);
     let backup =
-        http::request_with(members[f].admin, "GET", "/commands/snapshot", &auth, b"").unwrap();
+        http::request_with(members[f].admin, "GET", "/commands/snapshot", &AUTH, b"").unwrap();
     assert_eq!(backup.status, 200, "{}", backup.body);
     c.create("/after", b"", 0).unwrap();
-    members[z].kill9();
+    BackedUp {
+        members,
+        l,
+        f,
+        z,
+        backup,
+    }
+}
 
-    let done = http::request_with(
-        members[f].admin,
-        "POST",
-        "/commands/restore",
-        &auth,
-        &backup.bytes,
-    )
-    .unwrap();
-    assert_eq!(done.status, 200, "{}", done.body);
+/// Whether `/after` is there, and how many children `/kept` has, on a member after a sync.
+fn contents(m: &ensemble::Member) -> (bool, usize) {
     let within = Duration::from_secs(20);
-    let restored = |m: &ensemble::Member| {
-        let top = ensemble::synced_children(m.client, "/", within);
-        let kept = ensemble::synced_children(m.client, "/kept", within);
-        (top.contains(&"after".to_string()), kept.len())
-    };
+    let top = ensemble::synced_children(m.client, "/", within);
+    let kept = ensemble::synced_children(m.client, "/kept", within);
+    (top.contains(&"after".to_string()), kept.len())
+}
+
+/// Posts `backup` to `admin`'s restore from a thread of its own.
+fn restore_from_thread(
+    admin: SocketAddr,
+    backup: Vec<u8>,
+) -> std::thread::JoinHandle<Option<http::Answer>> {
+    std::thread::spawn(move || {
+        http::request_with(admin, "POST", "/commands/restore", &AUTH, &backup)
+    })
+}
+
+/// A restore sent to one member restores every member at the same point in the order: one
+/// that was down meanwhile catches up to the restored state, and one restarted afterwards
+/// comes back with it.
+#[test]
+fn a_restore_through_one_member_restores_the_ensemble() {
+    let root = tempfile::tempdir().unwrap();
+    // Snapshots every 512 KiB of log: some are taken while the backup's chunks are staged,
+    // and members restart from them.
+    let BackedUp {
+        mut members,
+        l,
+        f,
+        z,
+        backup,
+    } = backed_up(root.path(), "snapshotEveryBytes=524288\n", 1200, 1000);
+    members[z].kill9();
+    let done = restore_from_thread(members[f].admin, backup.bytes)
+        .join()
+        .unwrap()
+        .expect("no answer to the restore");
+    assert_eq!(done.status, 200, "{}", done.body);
     for m in [l, f] {
-        assert_eq!(
-            restored(&members[m]),
-            (false, 1200),
-            "member {}",
-            members[m].id
-        );
+        let id = members[m].id;
+        assert_eq!(contents(&members[m]), (false, 1200), "member {id}");
     }
     // Down during the restore: catches up to it.
     members[z].restart();
     assert_eq!(
-        restored(&members[z]),
+        contents(&members[z]),
         (false, 1200),
         "the member that was down"
     );
     // Restarted after it: replays it, or starts from a snapshot that has it.
     members[f].kill9();
     members[f].restart();
-    assert_eq!(restored(&members[f]), (false, 1200), "the restarted member");
+    assert_eq!(contents(&members[f]), (false, 1200), "the restarted member");
+    let within = Duration::from_secs(20);
     let mut c = ensemble::session_on(members[z].client, None, within).unwrap();
     assert_eq!(
         c.get("/kept/n1199", false).unwrap().0,
-        Some(vec![(1199 % 251) as u8; 1000])
+        Some(noise(1199, 1000))
     );
 }
 
@@ -485,41 +530,17 @@ fn a_restore_through_one_member_restores_the_ensemble() {
 #[test]
 fn a_restore_interrupted_by_the_leaders_death_is_all_or_nothing() {
     let root = tempfile::tempdir().unwrap();
-    let env = [("ZOOID_ADMIN_TOKEN".to_string(), "t0k3n".to_string())];
-    let layout = Layout {
-        voters: 3,
-        observers: 0,
-        proxied: false,
-    };
-    let (mut members, _) = ensemble::start_with_env(root.path(), "", layout, &env);
-    let leader = ensemble::settled(&members, Duration::from_secs(10));
-    let (l, f, z) = (leader, (leader + 1) % 3, (leader + 2) % 3);
-    let mut c = RawClient::connect(members[l].client);
-    c.create("/kept", b"", 0).unwrap();
     // 30 MB of state: 30 chunks, long enough to be caught half-way.
-    for i in 0..50 {
-        c.create(&format!("/kept/n{i}"), &[i as u8; 600_000], 0)
-            .unwrap();
-    }
-    let within = Duration::from_secs(20);
-    assert_eq!(
-        ensemble::synced_children(members[f].client, "/kept", within).len(),
-        50
-    );
-    let auth = [("Authorization", "Bearer t0k3n")];
-    let backup =
-        http::request_with(members[f].admin, "GET", "/commands/snapshot", &auth, b"").unwrap();
-    assert_eq!(backup.status, 200, "{}", backup.body);
-    c.create("/after", b"", 0).unwrap();
-
-    let restore = |admin: SocketAddr, body: Vec<u8>| {
-        std::thread::spawn(move || {
-            let auth = [("Authorization", "Bearer t0k3n")];
-            http::request_with(admin, "POST", "/commands/restore", &auth, &body)
-        })
-    };
+    let BackedUp {
+        mut members,
+        l,
+        f,
+        z,
+        backup,
+    } = backed_up(root.path(), "", 50, 600_000);
     let staged = |admin| metric(admin, "zooid_restore_staged_bytes");
-    let first = restore(members[f].admin, backup.bytes.clone());
+    let first = restore_from_thread(members[f].admin, backup.bytes.clone());
+    let within = Duration::from_secs(20);
     let deadline = std::time::Instant::now() + within;
     while staged(members[l].admin) == 0.0 {
         assert!(
@@ -537,15 +558,8 @@ fn a_restore_interrupted_by_the_leaders_death_is_all_or_nothing() {
         answer.body
     );
     // The two left agree, and hold no staged chunks once the restore is over either way.
-    let state = |m: &ensemble::Member| {
-        let top = ensemble::synced_children(m.client, "/", within);
-        (
-            top.contains(&"after".to_string()),
-            ensemble::synced_children(m.client, "/kept", within).len(),
-        )
-    };
-    let seen = state(&members[f]);
-    assert_eq!(state(&members[z]), seen);
+    let seen = contents(&members[f]);
+    assert_eq!(contents(&members[z]), seen);
     assert!(seen == (true, 50) || seen == (false, 50), "{seen:?}");
     if answer.status == 200 {
         assert_eq!(seen, (false, 50), "answered restored, but not restored");
@@ -558,16 +572,15 @@ fn a_restore_interrupted_by_the_leaders_death_is_all_or_nothing() {
         });
     }
     members[l].restart();
-    assert_eq!(state(&members[l]), seen, "the old leader, back");
+    assert_eq!(contents(&members[l]), seen, "the old leader, back");
 
-    let second = restore(members[z].admin, backup.bytes.clone());
-    let answer = second
+    let answer = restore_from_thread(members[z].admin, backup.bytes)
         .join()
         .unwrap()
         .expect("no answer to the second restore");
     assert_eq!(answer.status, 200, "{}", answer.body);
     for m in &members {
-        assert_eq!(state(m), (false, 50), "member {}", m.id);
+        assert_eq!(contents(m), (false, 50), "member {}", m.id);
     }
 }
 
