@@ -68,6 +68,8 @@ pub enum RestoreError {
     Compressed,
     #[error("neither a Zooid backup nor a ZooKeeper snapshot")]
     UnknownFormat,
+    #[error("reading the upload stopped unexpectedly (see the server's log)")]
+    ReaderDied,
     #[error("this server is not serving (not in a working quorum, or stopping)")]
     NotServing,
     #[error(
@@ -95,7 +97,9 @@ impl RestoreError {
             | RestoreError::UnknownFormat
             | RestoreError::Refused(_) => StatusCode::BAD_REQUEST,
             RestoreError::Compressed => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            RestoreError::Keep { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            RestoreError::Keep { .. } | RestoreError::ReaderDied => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             RestoreError::NotServing | RestoreError::Lost | RestoreError::SwapLost => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -185,8 +189,11 @@ async fn run(shared: &Arc<Shared>, body: Body, upload: &Path) -> Result<Restored
         staged: false,
     };
     let mut offset = 0u64;
-    while let Some(chunk) = chunks.recv().await {
-        let chunk = chunk?;
+    loop {
+        let chunk = match chunks.recv().await.ok_or(RestoreError::ReaderDied)?? {
+            Reading::Chunk(c) => c,
+            Reading::End => break,
+        };
         let len = chunk.len() as u64;
         let op = TxnOp::RestoreChunk {
             id: staging.id,
@@ -240,15 +247,20 @@ async fn receive(body: Body, path: &Path, limit: u64) -> Result<(), RestoreError
     file.flush().await.map_err(keep)
 }
 
+/// What the reader of the upload sends: chunks of state, then the end (or the error that ended
+/// it). A channel closed before either means the reader died.
+enum Reading {
+    Chunk(Bytes),
+    End,
+}
+
+type ReadingTx = tokio::sync::mpsc::Sender<Result<Reading, RestoreError>>;
+
 /// Checks the upload whole, then sends its state (the snapshot encoding of a tree) to `tx` in
-/// chunks of [`CHUNK_BYTES`]: the first error ends it. A Zooid backup's state is decompressed as
-/// it is read; a ZooKeeper snapshot is read into a tree first (checked to its last seal), and
-/// that tree is encoded.
-fn read_state(
-    path: &Path,
-    limit: u64,
-    tx: &tokio::sync::mpsc::Sender<Result<Bytes, RestoreError>>,
-) {
+/// chunks of [`CHUNK_BYTES`], then [`Reading::End`]: the first error ends it instead. A Zooid
+/// backup's state is decompressed as it is read; a ZooKeeper snapshot is read into a tree first
+/// (checked to its last seal), and that tree is encoded.
+fn read_state(path: &Path, limit: u64, tx: &ReadingTx) {
     let mut chunks = Chunks {
         tx,
         pending: Vec::with_capacity(CHUNK_BYTES),
@@ -262,11 +274,12 @@ fn read_state(
         Err(e) => Err(e),
     };
     let sent = copied.and_then(|()| chunks.flush_chunk());
-    if let Err(e) = sent {
+    let last = match sent {
+        Ok(()) => Ok(Reading::End),
         // A chunk refused by its limit or by a receiver gone says so itself.
-        let e = chunks.stopped.take().unwrap_or(e);
-        let _ = tx.blocking_send(Err(e));
-    }
+        Err(e) => Err(chunks.stopped.take().unwrap_or(e)),
+    };
+    let _ = tx.blocking_send(last);
 }
 
 /// What an upload holds, from its first bytes.
@@ -315,7 +328,7 @@ fn zookeeper_state(path: &Path, chunks: &mut Chunks) -> Result<(), RestoreError>
 
 /// Gathers the state's bytes into chunks and sends each as it fills, up to the limit.
 struct Chunks<'a> {
-    tx: &'a tokio::sync::mpsc::Sender<Result<Bytes, RestoreError>>,
+    tx: &'a ReadingTx,
     pending: Vec<u8>,
     total: u64,
     limit: u64,
@@ -333,7 +346,7 @@ impl Chunks<'_> {
         self.pending.clear();
         // The receiver is gone only when the restore already ended: nothing is left to say.
         self.tx
-            .blocking_send(Ok(chunk))
+            .blocking_send(Ok(Reading::Chunk(chunk)))
             .map_err(|_| RestoreError::Lost)
     }
 }
