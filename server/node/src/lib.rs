@@ -17,6 +17,7 @@ pub mod reads;
 pub mod reconfig;
 pub mod reply;
 pub mod server;
+pub mod sessions;
 pub mod state;
 pub mod telemetry;
 pub mod watches;

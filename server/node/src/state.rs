@@ -1,17 +1,19 @@
-//! The server's in-memory state behind one lock: the tree, watches, live connections and session
-//! deadlines. Writes are ordered by [`State::propose`] and applied by [`State::apply_committed`],
-//! which queues watch notifications before the reply of the write that caused them.
+//! The server's in-memory state behind one lock: the tree, watches, live connections, the
+//! sessions' deadlines and holders ([`crate::sessions`]) and the writes waiting for their entry
+//! ([`crate::proposals`]). Writes are ordered by [`State::propose`] and applied by
+//! [`State::apply_committed`], which queues watch notifications before the reply of the write
+//! that caused them.
 
 use crate::command::Command;
-use crate::deadlines::Deadlines;
 use crate::limits::Outstanding;
 use crate::metrics::Metrics;
 use crate::ops::{reply_for, ReplyShape};
 use crate::outbox::Outbox;
 use crate::proposals::{Awaited, Proposals, Waiter};
+use crate::sessions::Sessions;
 use crate::watches::{ConnId, WatchKind, WatchManager};
 use bytes::{Bytes, BytesMut};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -78,11 +80,8 @@ pub struct State {
     pub tree: DataTree,
     pub watches: WatchManager,
     pub conns: HashMap<ConnId, ConnHandle>,
-    /// Which connection currently holds each session.
-    session_conn: HashMap<i64, ConnId>,
-    /// When each live session expires unless touched.
-    deadlines: Deadlines,
-    next_session: i64,
+    /// Deadlines, holders and ids of the sessions (the path of a session through this server).
+    sessions: Sessions,
     pub counters: Counters,
     /// Set when consensus failed: writes can no longer be ordered, so none is accepted.
     failed: bool,
@@ -91,8 +90,6 @@ pub struct State {
     /// Part of a replicated ensemble: only the leader expires sessions, and the others tell
     /// it which of their sessions are alive.
     replicated: bool,
-    /// Sessions heard from since the last touch sent to the leader.
-    touched: HashSet<i64>,
     /// False while this member is cut off from a quorum for longer than the grace period.
     serving: bool,
     /// A member that replicates and serves but never votes.
@@ -102,9 +99,6 @@ pub struct State {
     read_only_mode: bool,
     /// Serving read-only clients now (cut off, with `read_only_mode`).
     read_only: bool,
-    /// Sessions opened while read-only: known to this member alone (they cannot be ordered),
-    /// they end when it rejoins the quorum, as a ZooKeeper read-only server's do.
-    local_sessions: HashMap<i64, [u8; 16]>,
     metrics: Arc<Metrics>,
     /// Since when this member leads (ZooKeeper's `leader_uptime`).
     leading_since: Option<Instant>,
@@ -133,19 +127,15 @@ impl State {
             tree,
             watches: WatchManager::default(),
             conns: HashMap::new(),
-            session_conn: HashMap::new(),
-            deadlines: Deadlines::new(expiry_interval),
-            next_session: 1,
+            sessions: Sessions::new(node_id, expiry_interval),
             counters: Counters::default(),
             failed: false,
             stopping: false,
             replicated: false,
-            touched: HashSet::new(),
             serving: true,
             observer: false,
             read_only_mode: false,
             read_only: false,
-            local_sessions: HashMap::new(),
             metrics,
             leading_since: None,
         };
@@ -153,30 +143,17 @@ impl State {
         s
     }
 
-    /// After the state was restored (start, snapshot install): every session gets a fresh
-    /// deadline, since its clients may reconnect before it passes, and new session ids start
-    /// above every known one.
+    /// After the state was restored (start, snapshot install, a backup swapped in): see
+    /// [`Sessions::restored`].
     pub fn sessions_restored(&mut self) {
-        // Session ids as ZooKeeper makes them: a time-derived base (top byte = server id),
-        // counting up; never 0 and never with the top bit set.
-        let base = ((now_ms() << 24) as u64 >> 8) as i64 | ((self.node_id as i64 & 0x7f) << 56);
-        let highest = self.tree.sessions().map(|(id, _)| id).max().unwrap_or(0);
-        self.next_session = base.max(highest + 1).max(1);
-        let restored: Vec<(i64, i32)> = self
-            .tree
-            .sessions()
-            .map(|(id, m)| (id, m.timeout_ms))
-            .collect();
-        self.deadlines.clear();
-        for (id, t) in restored {
-            self.touch_with(id, Duration::from_millis(t.max(0) as u64));
-        }
+        self.sessions.restored(&self.tree);
     }
 
     /// Connects the state to the consensus layer that orders its writes.
     pub fn set_consensus(&mut self, consensus: Consensus, replicated: bool, observer: bool) {
         self.consensus = Some(consensus);
         self.replicated = replicated;
+        self.sessions.set_replicated(replicated);
         self.observer = observer;
     }
 
@@ -236,9 +213,7 @@ impl State {
         self.serving = true;
         if std::mem::take(&mut self.read_only) {
             self.drop_clients();
-            for (session, _) in std::mem::take(&mut self.local_sessions) {
-                self.deadlines.remove(session);
-            }
+            self.sessions.end_local();
         }
     }
 
@@ -254,17 +229,14 @@ impl State {
 
     /// Opens a session on this member alone, while it is read-only.
     pub fn open_local_session(&mut self) -> (i64, [u8; 16]) {
-        let id = self.new_session_id();
-        let passwd: [u8; 16] = rand::random();
-        self.local_sessions.insert(id, passwd);
-        (id, passwd)
+        self.sessions.open_local()
     }
 
     /// The password of a session that may be resumed here: a replicated one still live, or
     /// one opened here while read-only.
     pub fn session_passwd(&self, session: i64) -> Option<[u8; 16]> {
-        if let Some(p) = self.local_sessions.get(&session) {
-            return Some(*p);
+        if let Some(p) = self.sessions.local_passwd(session) {
+            return Some(p);
         }
         let live = self.is_live(session);
         self.tree
@@ -330,27 +302,20 @@ impl State {
     /// This server just became the leader: it did not see the other members' touches, so
     /// every session gets a fresh deadline rather than expiring on stale ones.
     pub fn refresh_deadlines(&mut self) {
-        let all: Vec<(i64, i32)> = self
-            .tree
-            .sessions()
-            .map(|(id, m)| (id, m.timeout_ms))
-            .collect();
-        for (id, t) in all {
-            self.touch_with(id, Duration::from_millis(t.max(0) as u64));
-        }
+        self.sessions.refresh(&self.tree);
     }
 
     /// A session's deadline passed on a server that does not lead: the leader decides, so
     /// the session stays resumable here until its close is applied.
     pub fn rearm(&mut self, session: i64) {
         if let Some(t) = self.tree.session(session).map(|m| m.timeout_ms) {
-            self.touch_with(session, Duration::from_millis(t.max(0) as u64));
+            self.sessions.arm_ms(session, t);
         }
     }
 
     /// The sessions heard from since the last call, for the leader.
     pub fn take_touched(&mut self) -> Vec<i64> {
-        self.touched.drain().collect()
+        self.sessions.take_touched()
     }
 
     /// The consensus layer, once started.
@@ -394,14 +359,7 @@ impl State {
 
     /// Live sessions by deadline, soonest first (`dump`).
     pub fn session_deadlines(&self) -> Vec<(Instant, Vec<i64>)> {
-        self.deadlines
-            .by_deadline()
-            .map(|(at, s)| {
-                let mut s: Vec<i64> = s.iter().copied().collect();
-                s.sort_unstable();
-                (at, s)
-            })
-            .collect()
+        self.sessions.by_deadline()
     }
 
     /// How the log has been written since start, once the server runs.
@@ -414,9 +372,7 @@ impl State {
     }
 
     pub fn new_session_id(&mut self) -> i64 {
-        let id = self.next_session;
-        self.next_session += 1;
-        id
+        self.sessions.new_id()
     }
 
     /// Proposes a write for ordering. Its effects, and the reply to `origin`, come when the
@@ -565,12 +521,12 @@ impl State {
             self.notify(ev, zxid);
         }
         if is_close {
-            self.deadlines.remove(session);
+            self.sessions.forget(session);
             // Expired by the leader: the client, wherever it is connected, is told by losing
             // its connection (an explicit close is answered first, below).
-            if let Some(conn) = self.session_conn.get(&session).copied() {
+            if let Some(conn) = self.sessions.holder(session) {
                 if origin.as_ref().map(|o| o.conn) != Some(conn) {
-                    self.session_conn.remove(&session);
+                    self.sessions.release(session);
                     self.kill_conn(conn);
                 }
             }
@@ -578,16 +534,14 @@ impl State {
         if moved_to.is_some_and(|to| to != self.node_id) && applied.result.is_ok() {
             // The client resumed its session on another server: a connection it left here is
             // stale, and anything it still sent would fail with SESSIONMOVED.
-            if let Some(conn) = self.session_conn.remove(&session) {
+            if let Some(conn) = self.sessions.release(session) {
                 self.kill_conn(conn);
             }
         }
         if let Some(t) = created {
             // Every member knows every session's deadline, so that a client can resume on
             // any of them.
-            if !self.deadlines.contains(session) {
-                self.touch_with(session, Duration::from_millis(t.max(0) as u64));
-            }
+            self.sessions.arm_new(session, t);
         }
         let last = self.tree.last_zxid();
         let Some(o) = origin else {
@@ -605,7 +559,7 @@ impl State {
         match (&o.shape, &applied.result) {
             // As ZooKeeper does: no answer, the connection closes (the client has moved on).
             _ if moved => {
-                self.session_conn.remove(&session);
+                self.sessions.release(session);
                 self.kill_conn(o.conn);
             }
             (ReplyShape::Connect { read_only, .. }, Err(_)) => {
@@ -766,74 +720,57 @@ impl State {
     /// Binds a session to a connection, closing any other connection that held it.
     pub fn attach(&mut self, conn: ConnId, handle: ConnHandle, timeout: Duration) {
         let session = handle.session;
-        if let Some(old) = self.session_conn.insert(session, conn) {
-            if old != conn {
-                // The session moved: nothing more is meant for the old connection.
-                self.kill_conn(old);
-            }
+        if let Some(old) = self.sessions.hold(session, conn) {
+            // The session moved: nothing more is meant for the old connection.
+            self.kill_conn(old);
         }
         self.conns.insert(conn, handle);
-        self.touch_with(session, timeout);
+        self.sessions.arm(session, timeout);
     }
 
     /// Forgets a connection: its watches go, its session lives on until its deadline.
     pub fn detach(&mut self, conn: ConnId) {
         if let Some(h) = self.conns.remove(&conn) {
-            if self.session_conn.get(&h.session) == Some(&conn) {
-                self.session_conn.remove(&h.session);
-            }
+            self.sessions.released_by(h.session, conn);
         }
         self.watches.remove_conn(conn);
     }
 
-    fn touch_with(&mut self, session: i64, timeout: Duration) {
-        self.deadlines.set(session, timeout, Instant::now());
-    }
-
     /// Pushes a session's deadline out by its timeout (any traffic from its client).
     pub fn touch(&mut self, session: i64) {
-        if self.deadlines.touch(session, Instant::now())
-            && self.replicated
-            && !self.local_sessions.contains_key(&session)
-        {
-            self.touched.insert(session);
-        }
+        self.sessions.touch(session);
     }
 
     /// Touches reported by another member (this one leads).
     pub fn touched_elsewhere(&mut self, sessions: &[i64]) {
-        let now = Instant::now();
-        for s in sessions {
-            self.deadlines.touch(*s, now);
-        }
+        self.sessions.touched_elsewhere(sessions);
     }
 
     /// Sessions whose deadline passed: the caller closes them through the log.
     pub fn expired_sessions(&self, now: Instant) -> Vec<i64> {
-        self.deadlines.expired(now)
+        self.sessions.expired(now)
     }
 
     /// Ends a session opened while read-only, if `session` is one: it has nothing in the
     /// replicated state to close.
     pub fn expire_local(&mut self, session: i64) -> bool {
-        if self.local_sessions.remove(&session).is_none() {
+        let Some(holder) = self.sessions.expire_local(session) else {
             return false;
-        }
-        if let Some(conn) = self.session_conn.remove(&session) {
+        };
+        if let Some(conn) = holder {
             self.kill_conn(conn);
         }
-        self.deadlines.remove(session);
         true
     }
 
     /// Expires a session: closes it through the log (deleting its ephemerals) and drops its
     /// connection, if any.
     pub fn expire(&mut self, session: i64) {
-        if let Some(conn) = self.session_conn.remove(&session) {
+        if let Some(conn) = self.sessions.release(session) {
             // Even if its client has stopped reading and its queue is full.
             self.kill_conn(conn);
         }
-        self.deadlines.remove(session);
+        self.sessions.forget(session);
         if self.tree.session(session).is_some() {
             self.propose(session, TxnOp::CloseSession, None);
         }
@@ -842,16 +779,16 @@ impl State {
     /// The client asked to close its session: from now on it cannot be resumed nor expire,
     /// while its closeSession is ordered.
     pub fn closing(&mut self, session: i64) {
-        self.deadlines.remove(session);
+        self.sessions.forget(session);
     }
 
     /// Whether the session has a deadline here (not expired, not closing).
     pub fn is_live(&self, session: i64) -> bool {
-        self.deadlines.contains(session)
+        self.sessions.is_live(session)
     }
 
     pub fn session_count(&self) -> usize {
-        self.deadlines.len()
+        self.sessions.count()
     }
 
     /// Registers a one-shot or persistent watch for a connection.
