@@ -6,6 +6,7 @@
 //! `global-outstanding-limit` across the server, and its outbound queue is within budget.
 //! Until then its socket is not read, so a client cannot make the server queue without end.
 
+use crate::connections::ConnHandle;
 use crate::fourlw;
 use crate::limits::Admitted;
 use crate::metrics::Limit;
@@ -14,7 +15,7 @@ use crate::outbox::{self, Outbox};
 use crate::reads;
 use crate::reply::{Answer, Reply};
 use crate::server::Shared;
-use crate::state::{ConnHandle, Origin};
+use crate::state::Origin;
 use crate::watches::ConnId;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
@@ -245,10 +246,7 @@ async fn reconfig(shared: &Shared, conn: ConnId, body: &[u8]) -> bool {
     };
     let consensus = {
         let mut state = shared.state();
-        state.counters.packets_received += 1;
-        if let Some(h) = state.conns.get_mut(&conn) {
-            h.received += 1;
-        }
+        state.conns.received(conn);
         state.replicated_consensus()
     };
     let answer =
@@ -533,10 +531,7 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
     let _entered = span.enter();
     let is_auth = matches!(req, Ok(Request::Auth { .. }));
     let mut state = shared.state();
-    state.counters.packets_received += 1;
-    if let Some(h) = state.conns.get_mut(&conn) {
-        h.received += 1;
-    }
+    state.conns.received(conn);
     let mut keep_open = true;
     let refused_read_only = state.conn_read_only(conn)
         && OpCode::from_i32(hdr.op).is_some_and(crate::ops::needs_quorum);
@@ -557,7 +552,7 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
         Ok(Request::Auth { scheme, auth, .. }) => {
             match authenticate(&scheme, &auth, &state, conn) {
                 Some(id) => {
-                    if let Some(h) = state.conns.get_mut(&conn) {
+                    if let Some(h) = state.conns.get_mut(conn) {
                         if !h.auth_ids.contains(&id) {
                             h.auth_ids.push(id);
                         }
@@ -577,7 +572,7 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
         Ok(req) if is_write(&req) => {
             let auth_ids = state
                 .conns
-                .get(&conn)
+                .get(conn)
                 .map(|h| h.auth_ids.clone())
                 .unwrap_or_default();
             let ctx = WriteContext {
@@ -652,7 +647,7 @@ fn authenticate(
                 id: format!("{user}:{hash}"),
             })
         }
-        "ip" => state.conns.get(&conn).map(|h| Id {
+        "ip" => state.conns.get(conn).map(|h| Id {
             scheme: "ip".into(),
             id: h.remote.ip().to_string(),
         }),

@@ -116,8 +116,8 @@ fn server_stats(out: &mut String, state: &State) {
     let (min, avg, max) = crate::monitor::latency(state);
     let _ = writeln!(out, "Zookeeper version: {VERSION}, built on unknown");
     let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:.4}/{max}");
-    let _ = writeln!(out, "Received: {}", state.counters.packets_received);
-    let _ = writeln!(out, "Sent: {}", state.counters.packets_sent);
+    let _ = writeln!(out, "Received: {}", state.conns.packets_received());
+    let _ = writeln!(out, "Sent: {}", state.conns.packets_sent());
     let _ = writeln!(out, "Connections: {}", state.conns.len());
     let _ = writeln!(out, "Outstanding: {}", state.outstanding());
     let _ = writeln!(out, "Zxid: 0x{:x}", state.last_zxid());
@@ -126,7 +126,7 @@ fn server_stats(out: &mut String, state: &State) {
 }
 
 fn connections(out: &mut String, state: &State) {
-    let mut conns: Vec<_> = state.conns.values().collect();
+    let mut conns: Vec<_> = state.conns.handles().collect();
     conns.sort_by_key(|h| h.connected_at);
     for h in conns {
         let _ = writeln!(

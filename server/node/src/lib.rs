@@ -5,6 +5,7 @@ pub mod admin;
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod connections;
 pub mod deadlines;
 pub mod fourlw;
 pub mod limits;

@@ -410,7 +410,7 @@ pub fn state_families(state: &State, metrics: &Metrics) -> Vec<MetricFamily> {
         "Bytes of a backup being restored that this member holds until the swap (0 when none)",
         state.tree.staged_restore().map_or(0, |s| s.len()) as f64,
     ));
-    let queued: usize = state.conns.values().map(|h| h.outbox.queued()).sum();
+    let queued = state.conns.queued_bytes();
     out.push(gauge(
         "zooid_outbound_queued_bytes",
         "Reply bytes queued for clients that have not read them yet",

@@ -79,7 +79,6 @@ pub fn gauges(state: &State) -> Vec<(&'static str, Value)> {
 /// The server's own figures.
 fn server(state: &State) -> Vec<(&'static str, Value)> {
     let (min, avg, max) = latency(state);
-    let c = &state.counters;
     vec![
         (
             "version",
@@ -89,8 +88,8 @@ fn server(state: &State) -> Vec<(&'static str, Value)> {
         ("avg_latency", Value::Float(avg)),
         ("max_latency", int(max)),
         ("min_latency", int(min)),
-        ("packets_received", int(c.packets_received)),
-        ("packets_sent", int(c.packets_sent)),
+        ("packets_received", int(state.conns.packets_received())),
+        ("packets_sent", int(state.conns.packets_sent())),
         ("num_alive_connections", int(state.conns.len())),
         ("outstanding_requests", int(state.outstanding())),
         ("znode_count", int(state.tree.node_count())),

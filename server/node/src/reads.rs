@@ -111,7 +111,7 @@ pub fn execute(
         Request::WhoAmI => ready(Response::WhoAmI(
             state
                 .conns
-                .get(&conn)
+                .get(conn)
                 .map(|h| {
                     // ZooKeeper lists the address identity last.
                     let (ip, other): (Vec<&Id>, Vec<&Id>) =

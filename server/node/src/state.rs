@@ -5,46 +5,19 @@
 //! that caused them.
 
 use crate::command::Command;
+use crate::connections::{ConnHandle, Connections};
 use crate::limits::Outstanding;
 use crate::metrics::Metrics;
 use crate::ops::{reply_for, ReplyShape};
-use crate::outbox::Outbox;
 use crate::proposals::{Awaited, Proposals, Waiter};
 use crate::sessions::Sessions;
 use crate::watches::{ConnId, WatchKind, WatchManager};
 use bytes::{Bytes, BytesMut};
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::Notify;
 use zooid_proto::*;
 use zooid_replication::Consensus;
 use zooid_tree::{ChangeEvent, DataTree, MultiOutput, OpOutput, Txn, TxnOp};
-
-/// A live client connection as the state sees it.
-pub struct ConnHandle {
-    pub outbox: Outbox,
-    pub session: i64,
-    pub remote: SocketAddr,
-    pub auth_ids: Vec<Id>,
-    pub connected_at: Instant,
-    pub received: u64,
-    pub sent: u64,
-    /// Writes of this connection proposed but not yet applied here. Its reads wait for them
-    /// (FIFO order per client: a read sees the client's own earlier writes).
-    pub pending_writes: usize,
-    /// Signalled each time `pending_writes` drops.
-    pub write_done: Arc<Notify>,
-    /// Connected while this member served read-only: its writes are refused.
-    pub read_only: bool,
-}
-
-impl ConnHandle {
-    pub fn send(&self, frame: Bytes) {
-        self.outbox.send(frame);
-    }
-}
 
 /// Where the reply to an ordered write goes once it is applied.
 #[derive(Debug, Clone)]
@@ -59,11 +32,9 @@ pub struct Origin {
     pub span: tracing::Span,
 }
 
-/// Counters reported by `srvr`, `mntr` and `stat`.
+/// Request latency as `srvr`, `mntr` and `stat` report it.
 #[derive(Debug, Default)]
 pub struct Counters {
-    pub packets_received: u64,
-    pub packets_sent: u64,
     pub latency_total_ms: u64,
     pub latency_count: u64,
     pub latency_min_ms: u64,
@@ -79,7 +50,7 @@ pub struct State {
     proposals: Proposals,
     pub tree: DataTree,
     pub watches: WatchManager,
-    pub conns: HashMap<ConnId, ConnHandle>,
+    pub conns: Connections,
     /// Deadlines, holders and ids of the sessions (the path of a session through this server).
     sessions: Sessions,
     pub counters: Counters,
@@ -126,7 +97,7 @@ impl State {
             proposals: Proposals::new(outstanding),
             tree,
             watches: WatchManager::default(),
-            conns: HashMap::new(),
+            conns: Connections::default(),
             sessions: Sessions::new(node_id, expiry_interval),
             counters: Counters::default(),
             failed: false,
@@ -187,10 +158,7 @@ impl State {
     /// Closes every client connection at once and forgets the writes they were waiting for.
     pub fn drop_clients(&mut self) {
         self.proposals.drain();
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        for conn in conns {
-            self.kill_conn(conn);
-        }
+        self.conns.kill_all();
     }
 
     /// Whether clients are served: false while cut off from a quorum.
@@ -266,7 +234,7 @@ impl State {
 
     /// Whether `conn` connected while this member was read-only.
     pub fn conn_read_only(&self, conn: ConnId) -> bool {
-        self.conns.get(&conn).is_some_and(|h| h.read_only)
+        self.conns.get(conn).is_some_and(|h| h.read_only)
     }
 
     /// ZooKeeper's name for this server's role: `standalone`, `leader`, `follower` or
@@ -390,7 +358,7 @@ impl State {
             .and_then(|o| crate::telemetry::trace_parent(&o.span));
         let proposal = match origin {
             Some(o) => {
-                if let Some(h) = self.conns.get_mut(&o.conn) {
+                if let Some(h) = self.conns.get_mut(o.conn) {
                     h.pending_writes += 1;
                 }
                 self.proposals.park(o)
@@ -598,7 +566,7 @@ impl State {
             }
             o.span.record("zxid", format_args!("0x{zxid:x}"));
         }
-        if let Some(h) = self.conns.get_mut(&o.conn) {
+        if let Some(h) = self.conns.get_mut(o.conn) {
             h.pending_writes = h.pending_writes.saturating_sub(1);
             h.write_done.notify_one();
         }
@@ -631,10 +599,7 @@ impl State {
         );
         let frame = b.freeze();
         for c in targets {
-            if let Some(h) = self.conns.get_mut(&c) {
-                h.sent += 1;
-                h.send(frame.clone());
-            }
+            self.conns.notify(c, frame.clone());
         }
     }
 
@@ -653,25 +618,17 @@ impl State {
 
     /// Writes of `conn` not yet applied.
     pub fn pending_writes(&self, conn: ConnId) -> usize {
-        self.conns.get(&conn).map_or(0, |h| h.pending_writes)
+        self.conns.get(conn).map_or(0, |h| h.pending_writes)
     }
 
     /// Queues a read's reply on a connection, to be encoded outside the lock (counted as sent).
     pub fn send_reply(&mut self, conn: ConnId, reply: crate::reply::Reply) {
-        if let Some(h) = self.conns.get_mut(&conn) {
-            h.sent += 1;
-            h.outbox.send_reply(reply);
-        }
-        self.counters.packets_sent += 1;
+        self.conns.send_reply(conn, reply);
     }
 
     /// Queues a frame on a connection (counted as sent).
     pub fn send_to(&mut self, conn: ConnId, frame: Bytes) {
-        if let Some(h) = self.conns.get_mut(&conn) {
-            h.sent += 1;
-            h.send(frame);
-        }
-        self.counters.packets_sent += 1;
+        self.conns.send(conn, frame);
     }
 
     /// Consensus failed: closes every connection, so that clients move to another server
@@ -679,10 +636,7 @@ impl State {
     pub fn fail(&mut self) {
         self.failed = true;
         self.proposals.drain();
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        for conn in conns {
-            self.close_conn(conn);
-        }
+        self.conns.close_all();
     }
 
     /// The server is shutting down: writes already parked finish, new ones close their
@@ -698,23 +652,17 @@ impl State {
 
     /// Asks a connection's writer to flush and close.
     pub fn close_conn(&mut self, conn: ConnId) {
-        if let Some(h) = self.conns.get(&conn) {
-            h.outbox.close();
-        }
+        self.conns.close(conn);
     }
 
     /// Closes a connection at once, dropping what it has queued.
     pub fn kill_conn(&mut self, conn: ConnId) {
-        if let Some(h) = self.conns.get(&conn) {
-            h.outbox.kill();
-        }
+        self.conns.kill(conn);
     }
 
     /// Asks every connection to flush and close.
     pub fn close_all(&mut self) {
-        for h in self.conns.values() {
-            h.outbox.close();
-        }
+        self.conns.close_all();
     }
 
     /// Binds a session to a connection, closing any other connection that held it.
@@ -730,7 +678,7 @@ impl State {
 
     /// Forgets a connection: its watches go, its session lives on until its deadline.
     pub fn detach(&mut self, conn: ConnId) {
-        if let Some(h) = self.conns.remove(&conn) {
+        if let Some(h) = self.conns.remove(conn) {
             self.sessions.released_by(h.session, conn);
         }
         self.watches.remove_conn(conn);

@@ -132,7 +132,7 @@ pub fn run(
         "watches" => {
             let mut by_session = Map::new();
             for (conn, paths) in state.watches.paths_by_conn() {
-                let session = state.conns.get(&conn).map_or(0, |h| h.session);
+                let session = state.conns.get(conn).map_or(0, |h| h.session);
                 by_session.insert(session.to_string(), json!(paths));
             }
             put("session_id_to_watched_paths", Value::Object(by_session));
@@ -140,7 +140,7 @@ pub fn run(
         "watches_by_path" => {
             let mut by_path: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
             for (conn, paths) in state.watches.paths_by_conn() {
-                let session = state.conns.get(&conn).map_or(0, |h| h.session);
+                let session = state.conns.get(conn).map_or(0, |h| h.session);
                 for p in paths {
                     by_path.entry(p).or_default().push(session);
                 }
@@ -180,8 +180,8 @@ fn server_stats(config: &Config, state: &State) -> Value {
     let (min, avg, max) = crate::monitor::latency(state);
     let log_dir = config.data_log_dir.as_ref().unwrap_or(&config.data_dir);
     json!({
-        "packets_sent": state.counters.packets_sent,
-        "packets_received": state.counters.packets_received,
+        "packets_sent": state.conns.packets_sent(),
+        "packets_received": state.conns.packets_received(),
         "max_latency": max,
         "min_latency": min,
         "avg_latency": avg,
@@ -195,7 +195,7 @@ fn server_stats(config: &Config, state: &State) -> Value {
 }
 
 fn connections(state: &State) -> Value {
-    let mut conns: Vec<_> = state.conns.values().collect();
+    let mut conns: Vec<_> = state.conns.handles().collect();
     conns.sort_by_key(|h| h.connected_at);
     let now = (Instant::now(), now_ms());
     Value::Array(
