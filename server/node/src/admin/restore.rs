@@ -188,6 +188,20 @@ async fn run(shared: &Arc<Shared>, body: Body, upload: &Path) -> Result<Restored
         id: rand::random::<i64>() & i64::MAX,
         staged: false,
     };
+    let result = stage_and_swap(shared, &mut chunks, &mut staging).await;
+    if staging.staged {
+        cancel(shared, staging.id).await;
+        staging.staged = false;
+    }
+    result
+}
+
+/// Proposes the state's chunks one after the other, then the swap.
+async fn stage_and_swap(
+    shared: &Shared,
+    chunks: &mut tokio::sync::mpsc::Receiver<Result<Reading, RestoreError>>,
+    staging: &mut Staging,
+) -> Result<Restored, RestoreError> {
     let mut offset = 0u64;
     loop {
         let chunk = match chunks.recv().await.ok_or(RestoreError::ReaderDied)?? {
@@ -223,6 +237,25 @@ async fn run(shared: &Arc<Shared>, body: Body, upload: &Path) -> Result<Restored
         Err(e) => Err(e),
     }
 }
+
+/// Drops restore `id`'s staged chunks on every member, trying again while the ensemble has no
+/// leader to order the cancel (a leader change is what usually ends a restore half-way), for
+/// up to [`CHUNK_WITHIN`]; the leader's check for abandoned restores is the last resort.
+async fn cancel(shared: &Shared, id: i64) {
+    let deadline = tokio::time::Instant::now() + CHUNK_WITHIN;
+    while tokio::time::Instant::now() < deadline {
+        match ordered(shared, TxnOp::CancelRestore { id }).await {
+            Err(RestoreError::Lost) => tokio::time::sleep(CANCEL_RETRY).await,
+            // Cancelled; or nothing is staged under `id` any more (the swap took it); or the
+            // server stops, and the leader's check takes over.
+            _ => return,
+        }
+    }
+    tracing::warn!("restore {id:x} could not be cancelled; the leader drops it in time");
+}
+
+/// Wait before proposing a cancel again: about what an election takes to begin.
+const CANCEL_RETRY: Duration = Duration::from_millis(100);
 
 /// Streams the request body into `path`, up to `limit` bytes.
 async fn receive(body: Body, path: &Path, limit: u64) -> Result<(), RestoreError> {
