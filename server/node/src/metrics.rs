@@ -119,6 +119,12 @@ pub struct Metrics {
     pub election_time: WindowedSummary,
     /// ZooKeeper's `looking_count`: times this member was left without a leader.
     pub looking: prometheus::IntCounter,
+    /// ZooKeeper's `restore_time`: milliseconds the admin API's restores took, upload included.
+    pub restore_time: WindowedSummary,
+    /// ZooKeeper's `restore_error_count` and `snapshot_error_count`: admin `restore` and
+    /// `snapshot` commands that failed (refused for their token not counted).
+    pub restore_errors: prometheus::IntCounter,
+    pub snapshot_errors: prometheus::IntCounter,
     started: Instant,
 }
 
@@ -182,10 +188,24 @@ impl Metrics {
             "Times this member was left without a leader",
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let counter = |name: &str, help: &str| {
+            prometheus::IntCounter::new(name, help)
+                .unwrap_or_else(|e| unreachable!("static metric definition: {e}"))
+        };
+        let restore_errors = counter(
+            "restore_error_count",
+            "Admin restore commands that failed (nothing was restored)",
+        );
+        let snapshot_errors = counter(
+            "snapshot_error_count",
+            "Admin snapshot commands that failed",
+        );
         for c in [
             Box::new(request_seconds.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(limited.clone()),
             Box::new(looking.clone()),
+            Box::new(restore_errors.clone()),
+            Box::new(snapshot_errors.clone()),
         ] {
             registry
                 .register(c)
@@ -208,6 +228,9 @@ impl Metrics {
             update_latency: WindowedSummary::default(),
             election_time: WindowedSummary::default(),
             looking,
+            restore_time: WindowedSummary::default(),
+            restore_errors,
+            snapshot_errors,
             started: Instant::now(),
         }
     }
@@ -249,6 +272,10 @@ impl Metrics {
         families.push(self.election_time.family(
             "election_time",
             "Time without a leader before the next one was known (ms)",
+        ));
+        families.push(self.restore_time.family(
+            "restore_time",
+            "Time admin restores took, upload included (ms)",
         ));
         // The encoder refuses a family without samples (a leader's per-follower lag on a
         // single server).

@@ -351,6 +351,8 @@ fn a_restore_brings_back_a_backup_and_refuses_bad_uploads() {
         b.get("/after", false).is_ok(),
         "a refused restore changed the state"
     );
+    // ZooKeeper's metric names: the two bad uploads failed (the missing token is no failure).
+    assert_eq!(metric(admin, "restore_error_count"), 2.0);
 
     let done = post(&auth, &backup.bytes);
     assert_eq!(done.status, 200, "{}", done.body);
@@ -362,6 +364,8 @@ fn a_restore_brings_back_a_backup_and_refuses_bad_uploads() {
     );
     // The root, /zookeeper and its two children, /kept, its ephemeral and 1500 nodes.
     assert_eq!(v["nodes"], 1506, "{v}");
+    assert_eq!(metric(admin, "restore_time_count"), 1.0);
+    assert_eq!(metric(admin, "restore_error_count"), 2.0);
     ensemble::wait_until("the clients let go", Duration::from_secs(5), || {
         a.is_closed() && b.is_closed()
     });

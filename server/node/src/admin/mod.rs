@@ -131,10 +131,11 @@ async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
     let backup = match consensus.backup(SNAPSHOT_WITHIN).await {
         Ok(b) => b,
         Err(e) => {
+            shared.metrics.snapshot_errors.inc();
             return answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "command": "snapshot", "error": format!("taking the snapshot: {e}") }),
-            )
+            );
         }
     };
     let len = backup.len;
@@ -147,6 +148,7 @@ async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
         .ok()
         .and_then(|mut state| zooid_tree::DataTree::snapshot_last_zxid(&mut state).ok());
     let Some(last_zxid) = last_zxid else {
+        shared.metrics.snapshot_errors.inc();
         return answer(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({ "command": "snapshot", "error": "the snapshot file could not be read back" }),

@@ -124,10 +124,13 @@ pub async fn restore(
         );
     };
     let upload = Upload(shared.config.data_dir.join(UPLOAD_FILE));
+    let started = std::time::Instant::now();
     let result = run(&shared, body, &upload.0).await;
     drop(upload);
     match result {
         Ok(done) => {
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            shared.metrics.restore_time.record(ms);
             tracing::info!(
                 "restored a backup up to zxid 0x{:x}: {} nodes",
                 done.last_zxid,
@@ -145,6 +148,7 @@ pub async fn restore(
             )
         }
         Err(e) => {
+            shared.metrics.restore_errors.inc();
             tracing::warn!("restore refused: {e}");
             answer(
                 e.status(),
