@@ -156,7 +156,7 @@ where
         // receipt, not when the request's turn comes.
         let pending = {
             let mut state = shared.state();
-            state.touch(session);
+            state.sessions.touch(session);
             state.pending_writes(conn)
         };
         // Anything but a write (and a ping, whose reply clients match by its own xid) waits
@@ -440,7 +440,7 @@ fn handshake(
     let (session, passwd) = if read_only {
         // Nothing can be ordered: a new session is this member's alone; a known one resumes.
         let (session, passwd) = if creq.session_id == 0 {
-            state.open_local_session()
+            state.sessions.open_local()
         } else {
             match state.session_passwd(creq.session_id) {
                 Some(p) if p[..] == creq.passwd[..] => (creq.session_id, p),
@@ -462,7 +462,7 @@ fn handshake(
     } else if creq.session_id == 0 {
         // The answer goes out when the createSession entry is applied; requests pipelined
         // behind the handshake wait for it like reads wait for earlier writes.
-        let id = state.new_session_id();
+        let id = state.sessions.new_id();
         let passwd: [u8; 16] = rand::random();
         state.attach(conn, handle(id), Duration::from_millis(timeout as u64));
         state.propose(
@@ -582,7 +582,7 @@ fn handle_request(shared: &Shared, conn: ConnId, session: i64, body: &[u8]) -> b
             let (op, shape) = ctx.to_txn(req);
             if shape == ReplyShape::CloseSession {
                 // A reconnect from now on finds the session gone, as it will be.
-                state.closing(session);
+                state.sessions.forget(session);
             }
             state.propose(
                 session,

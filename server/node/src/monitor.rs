@@ -99,7 +99,7 @@ fn server(state: &State) -> Vec<(&'static str, Value)> {
             "approximate_data_size",
             int(state.tree.approximate_data_size()),
         ),
-        ("global_sessions", int(state.session_count())),
+        ("global_sessions", int(state.sessions.count())),
     ]
 }
 

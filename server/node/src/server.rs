@@ -215,7 +215,7 @@ impl Applier for StateApplier {
     }
 
     fn touched(&self, sessions: &[i64]) {
-        self.0.state().touched_elsewhere(sessions);
+        self.0.state().sessions.touched_elsewhere(sessions);
     }
 
     fn membership(&self, members: &zooid_replication::Members) {
@@ -312,7 +312,7 @@ impl Server {
                 data_dir = %shared.config.data_dir.display(),
                 zxid = format_args!("0x{:x}", st.last_zxid()),
                 nodes = st.tree.node_count(),
-                sessions = st.session_count(),
+                sessions = st.sessions.count(),
                 "zooid serving clients"
             );
         }
@@ -374,7 +374,7 @@ impl Server {
                 iv.tick().await;
                 let mut st = s.state();
                 let leads = st.leads();
-                for session in st.expired_sessions(Instant::now()) {
+                for session in st.sessions.expired(Instant::now()) {
                     if st.expire_local(session) {
                         info!("read-only session 0x{session:x} expired");
                     } else if leads {
@@ -384,7 +384,7 @@ impl Server {
                         st.rearm(session);
                     }
                 }
-                let touched = st.take_touched();
+                let touched = st.sessions.take_touched();
                 drop(st);
                 if !leads && !touched.is_empty() {
                     let c = c.clone();

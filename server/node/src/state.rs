@@ -52,7 +52,7 @@ pub struct State {
     pub watches: WatchManager,
     pub conns: Connections,
     /// Deadlines, holders and ids of the sessions (the path of a session through this server).
-    sessions: Sessions,
+    pub sessions: Sessions,
     pub counters: Counters,
     /// Set when consensus failed: writes can no longer be ordered, so none is accepted.
     failed: bool,
@@ -195,18 +195,13 @@ impl State {
         !self.serving && self.read_only
     }
 
-    /// Opens a session on this member alone, while it is read-only.
-    pub fn open_local_session(&mut self) -> (i64, [u8; 16]) {
-        self.sessions.open_local()
-    }
-
     /// The password of a session that may be resumed here: a replicated one still live, or
     /// one opened here while read-only.
     pub fn session_passwd(&self, session: i64) -> Option<[u8; 16]> {
         if let Some(p) = self.sessions.local_passwd(session) {
             return Some(p);
         }
-        let live = self.is_live(session);
+        let live = self.sessions.is_live(session);
         self.tree
             .session(session)
             .filter(|_| live)
@@ -281,11 +276,6 @@ impl State {
         }
     }
 
-    /// The sessions heard from since the last call, for the leader.
-    pub fn take_touched(&mut self) -> Vec<i64> {
-        self.sessions.take_touched()
-    }
-
     /// The consensus layer, once started.
     pub fn consensus(&self) -> Option<Consensus> {
         self.consensus.clone()
@@ -325,11 +315,6 @@ impl State {
         Ok(())
     }
 
-    /// Live sessions by deadline, soonest first (`dump`).
-    pub fn session_deadlines(&self) -> Vec<(Instant, Vec<i64>)> {
-        self.sessions.by_deadline()
-    }
-
     /// How the log has been written since start, once the server runs.
     pub fn log_stats(&self) -> Option<zooid_replication::LogStats> {
         self.consensus.as_ref().map(Consensus::log_stats)
@@ -337,10 +322,6 @@ impl State {
 
     pub fn last_zxid(&self) -> i64 {
         self.tree.last_zxid()
-    }
-
-    pub fn new_session_id(&mut self) -> i64 {
-        self.sessions.new_id()
     }
 
     /// Proposes a write for ordering. Its effects, and the reply to `origin`, come when the
@@ -573,7 +554,7 @@ impl State {
         // The client was waiting on this server, not silent: a write that took long to order
         // (the connection was not read meanwhile) must not cost it its session.
         if !is_close {
-            self.touch(session);
+            self.sessions.touch(session);
         }
         if o.shape == ReplyShape::CloseSession {
             self.close_conn(o.conn);
@@ -684,21 +665,6 @@ impl State {
         self.watches.remove_conn(conn);
     }
 
-    /// Pushes a session's deadline out by its timeout (any traffic from its client).
-    pub fn touch(&mut self, session: i64) {
-        self.sessions.touch(session);
-    }
-
-    /// Touches reported by another member (this one leads).
-    pub fn touched_elsewhere(&mut self, sessions: &[i64]) {
-        self.sessions.touched_elsewhere(sessions);
-    }
-
-    /// Sessions whose deadline passed: the caller closes them through the log.
-    pub fn expired_sessions(&self, now: Instant) -> Vec<i64> {
-        self.sessions.expired(now)
-    }
-
     /// Ends a session opened while read-only, if `session` is one: it has nothing in the
     /// replicated state to close.
     pub fn expire_local(&mut self, session: i64) -> bool {
@@ -722,21 +688,6 @@ impl State {
         if self.tree.session(session).is_some() {
             self.propose(session, TxnOp::CloseSession, None);
         }
-    }
-
-    /// The client asked to close its session: from now on it cannot be resumed nor expire,
-    /// while its closeSession is ordered.
-    pub fn closing(&mut self, session: i64) {
-        self.sessions.forget(session);
-    }
-
-    /// Whether the session has a deadline here (not expired, not closing).
-    pub fn is_live(&self, session: i64) -> bool {
-        self.sessions.is_live(session)
-    }
-
-    pub fn session_count(&self) -> usize {
-        self.sessions.count()
     }
 
     /// Registers a one-shot or persistent watch for a connection.

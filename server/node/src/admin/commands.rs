@@ -96,7 +96,7 @@ pub fn run(
         "dump" => {
             let (now, wall) = (Instant::now(), now_ms());
             let mut by_time = Map::new();
-            for (at, sessions) in state.session_deadlines() {
+            for (at, sessions) in state.sessions.by_deadline() {
                 let ms = wall + at.saturating_duration_since(now).as_millis() as i64;
                 let ids: Vec<Value> = sessions.iter().map(|s| json!(s)).collect();
                 by_time.insert(ms.to_string(), Value::Array(ids));
