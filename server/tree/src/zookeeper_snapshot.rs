@@ -338,6 +338,95 @@ mod tests {
         assert_eq!(split.value(), of(&big));
     }
 
+    /// A snapshot as ZooKeeper 3.9 writes it: the tree, sealed; the digest, sealed; the last
+    /// processed zxid, sealed (each seal the Adler-32 of everything before it).
+    fn zookeeper_39_snapshot(last_zxid: i64) -> Vec<u8> {
+        use zooid_proto::Writer;
+        let mut b = bytes::BytesMut::new();
+        b.put_jint(MAGIC);
+        b.put_jint(VERSION);
+        b.put_jlong(-1);
+        b.put_jint(1); // one session
+        b.put_jlong(0x0100_0000_0000_0001);
+        b.put_jint(30_000);
+        b.put_jint(1); // one ACL list, number 1: world:anyone:r
+        b.put_jlong(1);
+        Acl::encode_list(&Acl::read_only(), &mut b);
+        let node = |b: &mut bytes::BytesMut, path: &str, acl: i64, owner: i64, zxid: i64| {
+            b.put_jstring(path);
+            b.put_jbuffer(Some(path.as_bytes()));
+            b.put_jlong(acl);
+            for v in [zxid, zxid, 1000, 2000] {
+                b.put_jlong(v);
+            }
+            for v in [0, 0, 0] {
+                b.put_jint(v);
+            }
+            b.put_jlong(owner);
+            b.put_jlong(zxid);
+        };
+        node(&mut b, "", OPEN_ACL, 0, 0);
+        node(&mut b, "/zookeeper", OPEN_ACL, 0, 0);
+        node(&mut b, "/a", 1, 0, 5);
+        node(&mut b, "/a/e", OPEN_ACL, 0x0100_0000_0000_0001, 6);
+        b.put_jstring("/");
+        let seal = |b: &mut bytes::BytesMut| {
+            let mut sum = Adler32::default();
+            sum.update(b);
+            b.put_jlong(sum.value() as i64);
+            b.put_jstring("/");
+        };
+        seal(&mut b);
+        b.put_jlong(6); // the digest: zxid, version 2, value
+        b.put_jint(2);
+        b.put_jlong(0x1234);
+        seal(&mut b);
+        b.put_jlong(last_zxid);
+        seal(&mut b);
+        b.to_vec()
+    }
+
+    #[test]
+    fn a_zookeeper_39_snapshot_with_its_digest_and_last_zxid() {
+        let bytes = zookeeper_39_snapshot(9);
+        let tree = read_zookeeper_snapshot(&mut &bytes[..]).unwrap();
+        assert_eq!(
+            tree.last_zxid(),
+            9,
+            "the last processed zxid, over the nodes' 6"
+        );
+        assert_eq!(tree.get("/a").unwrap().acl.to_vec(), Acl::read_only());
+        assert_eq!(
+            tree.get("/a/e").unwrap().data.as_deref(),
+            Some(&b"/a/e"[..])
+        );
+        assert_eq!(
+            tree.ephemerals(0x0100_0000_0000_0001, "/"),
+            vec!["/a/e".to_string()]
+        );
+        let session = tree.session(0x0100_0000_0000_0001).unwrap();
+        assert_eq!((session.timeout_ms, session.owner), (30_000, 0));
+        // Any byte changed breaks a seal, or what it seals.
+        for at in [20, bytes.len() / 2, bytes.len() - 30, bytes.len() - 10] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 1;
+            assert!(read_zookeeper_snapshot(&mut &bad[..]).is_err(), "byte {at}");
+        }
+        // Before 3.6 there was no trailer; a trailer of another size is refused.
+        let tree_only = &bytes[..bytes.len() - (DIGEST_BYTES + LAST_ZXID_BYTES + 2 * SEAL_BYTES)];
+        assert_eq!(
+            read_zookeeper_snapshot(&mut &tree_only[..])
+                .unwrap()
+                .last_zxid(),
+            6
+        );
+        let cut = &bytes[..bytes.len() - 3];
+        assert!(matches!(
+            read_zookeeper_snapshot(&mut &cut[..]),
+            Err(ZooKeeperSnapshotError::Trailer(_))
+        ));
+    }
+
     #[test]
     fn extended_owners() {
         assert_eq!(kind_of(0), Some(NodeKind::Persistent));
