@@ -259,7 +259,7 @@ fn every_dashboard_and_alert_query_returns_data_from_a_scraped_ensemble() {
             .flatten()
             .flat_map(|g| g["rules"].as_array().into_iter().flatten())
             .collect();
-        rules.len() == 10 && rules.iter().all(|r| r["health"] == "ok")
+        rules.len() == 11 && rules.iter().all(|r| r["health"] == "ok")
     });
     stop.store(true, Ordering::Relaxed);
     for t in load {
