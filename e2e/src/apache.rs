@@ -21,7 +21,26 @@ impl ApacheZk {
     /// Starts ZooKeeper with TTL nodes enabled and every four-letter word allowed, and waits
     /// until it serves (`ruok` answers before that, `srvr` does not).
     pub fn start(tick_time_ms: u32) -> std::io::Result<ApacheZk> {
+        Self::start_from(tick_time_ms, None)
+    }
+
+    /// [`ApacheZk::start`] on a data dir that holds `snapshot` (ZooKeeper's format) as the
+    /// snapshot of `zxid`: ZooKeeper starts from it.
+    pub fn start_from_snapshot(
+        tick_time_ms: u32,
+        snapshot: &[u8],
+        zxid: i64,
+    ) -> std::io::Result<ApacheZk> {
+        Self::start_from(tick_time_ms, Some((snapshot, zxid)))
+    }
+
+    fn start_from(tick_time_ms: u32, snapshot: Option<(&[u8], i64)>) -> std::io::Result<ApacheZk> {
         let dir = tempfile::tempdir()?;
+        if let Some((bytes, zxid)) = snapshot {
+            let version2 = dir.path().join("data").join("version-2");
+            std::fs::create_dir_all(&version2)?;
+            std::fs::write(version2.join(format!("snapshot.{zxid:x}")), bytes)?;
+        }
         let port = free_port()?;
         let cfg = dir.path().join("zoo.cfg");
         std::fs::write(

@@ -35,7 +35,9 @@ impl Head {
 }
 
 /// Sends `method path` with the token (and `body`, streamed, if any) and reads the answer's
-/// head. Building or restoring a large snapshot takes a while before the answer comes.
+/// head. Building or restoring a large snapshot takes a while before the answer comes. The
+/// request is HTTP/1.0, so that a body of unknown length (a ZooKeeper-format snapshot is
+/// streamed as it is encoded) comes as it is, ending when the server closes, not chunked.
 fn exchange(
     admin: &str,
     method: &str,
@@ -48,7 +50,7 @@ fn exchange(
     let length = body.as_ref().map_or(0, |(_, len)| *len);
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {token}\r\n\
+        "{method} {path} HTTP/1.0\r\nHost: {admin}\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\
          Connection: close\r\n\r\n"
     )?;
@@ -90,10 +92,26 @@ fn json_body(r: &mut impl Read) -> (serde_json::Value, String) {
     (v, why)
 }
 
+/// The format `snapshot save` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Zooid,
+    Zookeeper,
+}
+
 /// Downloads the snapshot to `file` (through a temporary file beside it, renamed once whole).
-pub fn save(admin: &str, token_file: Option<&Path>, file: &Path) -> anyhow::Result<()> {
+pub fn save(
+    admin: &str,
+    token_file: Option<&Path>,
+    file: &Path,
+    format: Format,
+) -> anyhow::Result<()> {
     let token = token(token_file)?;
-    let (head, mut r) = exchange(admin, "GET", "/commands/snapshot", &token, None)?;
+    let path = match format {
+        Format::Zooid => "/commands/snapshot",
+        Format::Zookeeper => "/commands/snapshot?format=zookeeper",
+    };
+    let (head, mut r) = exchange(admin, "GET", path, &token, None)?;
     if head.status != 200 {
         let (_, why) = json_body(&mut r);
         bail!("{admin} refused the snapshot (HTTP {}): {why}", head.status);

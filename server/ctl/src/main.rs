@@ -136,6 +136,11 @@ pub enum SnapshotCmd {
     Save {
         /// Where to write it (written whole, then renamed into place).
         file: std::path::PathBuf,
+        /// `zooid` (a backup `snapshot restore` takes), or `zookeeper`: Apache ZooKeeper's
+        /// snapshot format, which a ZooKeeper server starts from as
+        /// `version-2/snapshot.<zxid in hex>` of its data dir.
+        #[arg(long, value_enum, default_value_t = backup::Format::Zooid)]
+        format: backup::Format,
         /// The server's admin API (admin.serverAddress:admin.serverPort).
         #[arg(long, default_value = "127.0.0.1:8080")]
         admin: String,
@@ -188,10 +193,11 @@ fn main() -> std::process::ExitCode {
             cmd:
                 SnapshotCmd::Save {
                     file,
+                    format,
                     admin,
                     token_file,
                 },
-        } => backup::save(&admin, token_file.as_deref(), &file),
+        } => backup::save(&admin, token_file.as_deref(), &file, format),
         Cmd::Snapshot {
             cmd:
                 SnapshotCmd::Restore {

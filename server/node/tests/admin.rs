@@ -614,13 +614,9 @@ fn walk(c: &mut RawClient, path: &str, out: &mut Vec<Seen>) {
     }
 }
 
-/// An Apache ZooKeeper's data moves to Zooid: the newest snapshot file of its data dir,
-/// restored through the admin API, gives every node the data, Stat and ACL ZooKeeper serves,
-/// and a client's ZooKeeper session resumes on Zooid with its ephemeral.
-#[test]
-fn a_zookeeper_snapshot_restores_with_its_nodes_and_sessions() {
-    let mut zk = zooid_e2e::apache::ApacheZk::start(2000).unwrap();
-    let mut a = RawClient::connect(zk.addr);
+/// Nodes of every kind through `a`: sequential children (one deleted), an ephemeral, a
+/// container with a child, a TTL node, an ACL of two entries, data set twice.
+fn populate(a: &mut RawClient) {
     let create = |c: &mut RawClient, op, path: &str, acl: Vec<Acl>, flags, ttl| {
         let (f, _) = c.call(&Request::Create(CreateRequest {
             op,
@@ -632,19 +628,19 @@ fn a_zookeeper_snapshot_restores_with_its_nodes_and_sessions() {
         }));
         assert_eq!(f.err, 0, "create {path}");
     };
-    create(&mut a, OpCode::Create, "/app", Acl::open(), 0, -1);
+    create(a, OpCode::Create, "/app", Acl::open(), 0, -1);
     for _ in 0..3 {
-        create(&mut a, OpCode::Create, "/app/seq-", Acl::open(), 2, -1);
+        create(a, OpCode::Create, "/app/seq-", Acl::open(), 2, -1);
     }
     let (f, _) = a.call(&Request::Delete {
         path: "/app/seq-0000000001".into(),
         version: -1,
     });
     assert_eq!(f.err, 0);
-    create(&mut a, OpCode::Create, "/app/e", Acl::open(), 1, -1);
-    create(&mut a, OpCode::CreateContainer, "/box", Acl::open(), 4, -1);
-    create(&mut a, OpCode::Create, "/box/in", Acl::open(), 0, -1);
-    create(&mut a, OpCode::CreateTtl, "/ttl", Acl::open(), 5, 600_000);
+    create(a, OpCode::Create, "/app/e", Acl::open(), 1, -1);
+    create(a, OpCode::CreateContainer, "/box", Acl::open(), 4, -1);
+    create(a, OpCode::Create, "/box/in", Acl::open(), 0, -1);
+    create(a, OpCode::CreateTtl, "/ttl", Acl::open(), 5, 600_000);
     let guarded = vec![
         Acl {
             perms: perms::READ,
@@ -661,7 +657,7 @@ fn a_zookeeper_snapshot_restores_with_its_nodes_and_sessions() {
             },
         },
     ];
-    create(&mut a, OpCode::Create, "/guarded", guarded, 0, -1);
+    create(a, OpCode::Create, "/guarded", guarded, 0, -1);
     for v in 0..2 {
         let (f, _) = a.call(&Request::SetData {
             path: "/app".into(),
@@ -670,6 +666,16 @@ fn a_zookeeper_snapshot_restores_with_its_nodes_and_sessions() {
         });
         assert_eq!(f.err, 0);
     }
+}
+
+/// An Apache ZooKeeper's data moves to Zooid: the newest snapshot file of its data dir,
+/// restored through the admin API, gives every node the data, Stat and ACL ZooKeeper serves,
+/// and a client's ZooKeeper session resumes on Zooid with its ephemeral.
+#[test]
+fn a_zookeeper_snapshot_restores_with_its_nodes_and_sessions() {
+    let mut zk = zooid_e2e::apache::ApacheZk::start(2000).unwrap();
+    let mut a = RawClient::connect(zk.addr);
+    populate(&mut a);
     // ZooKeeper writes a snapshot of everything it loaded when it starts; the session lives on.
     zk.restart().unwrap();
     let snapshot = std::fs::read(zk.newest_snapshot().unwrap()).unwrap();
@@ -735,4 +741,36 @@ fn a_zookeeper_snapshot_restores_with_its_nodes_and_sessions() {
     )
     .unwrap();
     assert_eq!(gz.status, 415, "{}", gz.body);
+}
+
+/// The way back: `snapshot?format=zookeeper` gives a file an Apache ZooKeeper starts from
+/// (`version-2/snapshot.<zxid>`), serving every node with the data, Stat and ACL Zooid served.
+#[test]
+fn a_snapshot_in_zookeepers_format_starts_apache_zookeeper_with_the_same_tree() {
+    let server = common::start(|c| {
+        c.admin_token = Some("s3cret".into());
+        c.extended_types = true;
+    });
+    let admin = server.admin.unwrap();
+    let mut a = RawClient::connect(server.addr);
+    populate(&mut a);
+    let auth = [("Authorization", "Bearer s3cret")];
+    let get = |path: &str| http::request_with(admin, "GET", path, &auth, b"").unwrap();
+    let snapshot = get("/commands/snapshot?format=zookeeper");
+    assert_eq!(snapshot.status, 200, "{}", snapshot.body);
+    let zxid = snapshot.header("last_zxid").unwrap();
+    let zxid = i64::from_str_radix(zxid.trim_start_matches("0x"), 16).unwrap();
+    let mut expected = Vec::new();
+    walk(&mut RawClient::connect(server.addr), "/", &mut expected);
+    assert!(expected.len() >= 10, "{expected:?}");
+
+    let zk = zooid_e2e::apache::ApacheZk::start_from_snapshot(2000, &snapshot.bytes, zxid).unwrap();
+    let mut served = Vec::new();
+    walk(&mut RawClient::connect(zk.addr), "/", &mut served);
+    assert_eq!(served.len(), expected.len());
+    for (z, e) in served.iter().zip(&expected) {
+        assert_eq!(z, e, "{}", e.0);
+    }
+    let unknown = get("/commands/snapshot?format=xml");
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
 }

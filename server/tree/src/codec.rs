@@ -386,6 +386,11 @@ pub struct FrozenTree {
 }
 
 impl FrozenTree {
+    /// The zxid of the last txn the frozen state holds.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
     /// The snapshot encoding of [`DataTree::encode_snapshot`].
     pub fn encode(&self, b: &mut BytesMut) {
         // Writing into memory cannot fail.

@@ -16,4 +16,6 @@ pub use node::{Node, NodeKind};
 pub use restore::StagedRestore;
 pub use tree::{CollectionView, DataTree, SessionMeta, Subtree, MAX_TTL_MS};
 pub use txn::*;
-pub use zookeeper_snapshot::{read_zookeeper_snapshot, ZooKeeperSnapshotError};
+pub use zookeeper_snapshot::{
+    read_zookeeper_snapshot, write_zookeeper_snapshot, ZooKeeperSnapshotError,
+};

@@ -153,6 +153,110 @@ pub fn read_zookeeper_snapshot(src: &mut dyn Read) -> Result<DataTree, ZooKeeper
     Ok(tree)
 }
 
+/// Writes `tree` as ZooKeeper 3.9 writes a snapshot (`snapshot.<zxid>`, uncompressed), so
+/// that an Apache ZooKeeper server starts from it: the way back from Zooid. Sessions keep their
+/// ids and timeouts (ZooKeeper derives their passwords from the ids: a client of a session that
+/// Zooid created cannot resume it there). The digest is written empty, as ZooKeeper writes it
+/// when it has none, so that ZooKeeper does not compare it with its own.
+pub fn write_zookeeper_snapshot(
+    tree: &crate::FrozenTree,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    use std::sync::Arc;
+    use zooid_proto::Writer;
+    let mut out = Sealed {
+        w,
+        sum: Adler32::default(),
+        buf: bytes::BytesMut::with_capacity(crate::codec::STREAM_PIECE * 2),
+    };
+    let b = &mut out.buf;
+    b.put_jint(MAGIC);
+    b.put_jint(VERSION);
+    b.put_jlong(-1);
+    b.put_jint(tree.sessions.len() as i32);
+    for (id, m) in &tree.sessions {
+        b.put_jlong(*id);
+        b.put_jint(m.timeout_ms);
+    }
+    // Parents sort before their children (a parent's path is a prefix of theirs), as
+    // ZooKeeper's reader needs.
+    let mut nodes: Vec<(&String, &Node)> = tree.nodes.iter().map(|(p, n)| (p, &**n)).collect();
+    nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // Nodes share their ACL lists: each distinct list is numbered once, from 1.
+    let mut numbers: HashMap<*const [Acl], i64> = HashMap::new();
+    let mut lists: Vec<&Arc<[Acl]>> = Vec::new();
+    for (_, n) in &nodes {
+        numbers.entry(Arc::as_ptr(&n.acl)).or_insert_with(|| {
+            lists.push(&n.acl);
+            lists.len() as i64
+        });
+    }
+    b.put_jint(lists.len() as i32);
+    for (i, list) in lists.iter().enumerate() {
+        b.put_jlong(i as i64 + 1);
+        Acl::encode_list(list, b);
+    }
+    for (path, n) in nodes {
+        let b = &mut out.buf;
+        b.put_jstring(if path == "/" { "" } else { path });
+        b.put_jbuffer(n.data.as_deref());
+        b.put_jlong(numbers[&Arc::as_ptr(&n.acl)]);
+        b.put_jlong(n.czxid);
+        b.put_jlong(n.mzxid);
+        b.put_jlong(n.ctime);
+        b.put_jlong(n.mtime);
+        b.put_jint(n.version);
+        b.put_jint(n.stored_cversion);
+        b.put_jint(n.aversion);
+        b.put_jlong(match n.kind {
+            NodeKind::Persistent => 0,
+            NodeKind::Ephemeral(s) => s,
+            NodeKind::Container => CONTAINER_OWNER,
+            NodeKind::Ttl(t) => (EXTENDED_MASK | (t as u64 & EXTENDED_VALUE_MASK)) as i64,
+        });
+        b.put_jlong(n.pzxid);
+        if b.len() >= crate::codec::STREAM_PIECE {
+            out.flush()?;
+        }
+    }
+    out.buf.put_jstring("/");
+    out.seal()?;
+    // An empty digest (zxid 0), then the last processed zxid (3.9; older readers stop after
+    // the digest).
+    out.buf.put_jlong(0);
+    out.buf.put_jint(2);
+    out.buf.put_jlong(0);
+    out.seal()?;
+    out.buf.put_jlong(tree.last_zxid);
+    out.seal()?;
+    out.flush()
+}
+
+/// A writer that keeps the Adler-32 of everything written, to seal with.
+struct Sealed<'a> {
+    w: &'a mut dyn std::io::Write,
+    sum: Adler32,
+    buf: bytes::BytesMut,
+}
+
+impl Sealed<'_> {
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sum.update(&self.buf);
+        self.w.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// The checksum of everything so far, and `/`.
+    fn seal(&mut self) -> std::io::Result<()> {
+        use zooid_proto::Writer;
+        self.flush()?;
+        self.buf.put_jlong(self.sum.value() as i64);
+        self.buf.put_jstring("/");
+        self.flush()
+    }
+}
+
 /// How a seal ends, after its checksum: `/` as a jute string.
 const SEALED: [u8; 5] = [0, 0, 0, 1, b'/'];
 
@@ -425,6 +529,28 @@ mod tests {
             read_zookeeper_snapshot(&mut &cut[..]),
             Err(ZooKeeperSnapshotError::Trailer(_))
         ));
+    }
+
+    #[test]
+    fn a_tree_written_as_zookeeper_snapshot_reads_back_the_same() {
+        let bytes = zookeeper_39_snapshot(9);
+        let tree = read_zookeeper_snapshot(&mut &bytes[..]).unwrap();
+        let mut written = Vec::new();
+        write_zookeeper_snapshot(&tree.freeze(), &mut written).unwrap();
+        let back = read_zookeeper_snapshot(&mut &written[..]).unwrap();
+        let (mut a, mut b) = (bytes::BytesMut::new(), bytes::BytesMut::new());
+        tree.encode_snapshot(&mut a);
+        back.encode_snapshot(&mut b);
+        assert_eq!(a, b, "nodes, Stats, ACLs, sessions and the last zxid");
+        // Containers and TTL nodes keep their kind through the owner's encoding.
+        for kind in [NodeKind::Container, NodeKind::Ttl(600_000)] {
+            let owner = match kind {
+                NodeKind::Container => CONTAINER_OWNER,
+                NodeKind::Ttl(t) => (EXTENDED_MASK | t as u64) as i64,
+                _ => unreachable!(),
+            };
+            assert_eq!(kind_of(owner), Some(kind));
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod restore;
+mod snapshot;
 
 use crate::server::Shared;
 use axum::extract::{Path, State};
@@ -21,8 +22,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let mut stopping = shared.stopping();
     let app = Router::new()
         .route("/commands", get(list))
-        .route("/commands/snapshot", get(snapshot))
-        .route("/commands/snap", get(snapshot))
+        .route("/commands/snapshot", get(snapshot::snapshot))
+        .route("/commands/snap", get(snapshot::snapshot))
         .route("/commands/restore", post(restore::restore))
         .route("/commands/rest", post(restore::restore))
         .route("/commands/{name}", get(command).post(command))
@@ -114,75 +115,6 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
-
-/// ZooKeeper 3.9's `snapshot`: a consistent snapshot of everything this server has applied,
-/// streamed in Zooid's checked snapshot format (a backup; the `last_zxid` header says how far
-/// it goes). Needs the admin token: it holds all the data.
-async fn snapshot(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = authorized(&shared, &headers) {
-        return refused;
-    }
-    let Some(consensus) = shared.state().consensus() else {
-        return answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "command": "snapshot", "error": "not started" }),
-        );
-    };
-    let backup = match consensus.backup(SNAPSHOT_WITHIN).await {
-        Ok(b) => b,
-        Err(e) => {
-            shared.metrics.snapshot_errors.inc();
-            return answer(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({ "command": "snapshot", "error": format!("taking the snapshot: {e}") }),
-            );
-        }
-    };
-    let len = backup.len;
-    // The state's own last zxid, from the head of the file's state (a snapshot's zxid is
-    // finer than its log index: several writes can share an entry). The file was checked
-    // when the backup found it: only its first bytes are read here.
-    let last_zxid = backup
-        .checked
-        .state(&backup.path)
-        .ok()
-        .and_then(|mut state| zooid_tree::DataTree::snapshot_last_zxid(&mut state).ok());
-    let Some(last_zxid) = last_zxid else {
-        shared.metrics.snapshot_errors.inc();
-        return answer(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({ "command": "snapshot", "error": "the snapshot file could not be read back" }),
-        );
-    };
-    let file = tokio::fs::File::from_std(backup.file);
-    let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = bytes::BytesMut::with_capacity(256 << 10);
-        match file.read_buf(&mut buf).await? {
-            0 => Ok::<_, std::io::Error>(None),
-            _ => Ok(Some((buf.freeze(), file))),
-        }
-    });
-    (
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, len.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"zooid-{last_zxid:x}.zsnap\""),
-            ),
-            (
-                header::HeaderName::from_static("last_zxid"),
-                format!("0x{last_zxid:x}"),
-            ),
-        ],
-        axum::body::Body::from_stream(chunks),
-    )
-        .into_response()
-}
-
-/// How long a backup may wait for its snapshot to be built.
-const SNAPSHOT_WITHIN: std::time::Duration = std::time::Duration::from_secs(300);
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let text = shared.render_metrics();

@@ -1,0 +1,175 @@
+//! ZooKeeper 3.9's `snapshot` admin command: a backup, in Zooid's format or ZooKeeper's.
+
+use super::{answer, authorized};
+use crate::server::Shared;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// ZooKeeper 3.9's `snapshot`: a consistent snapshot of everything this server has applied,
+/// streamed in Zooid's checked snapshot format (a backup; the `last_zxid` header says how far
+/// it goes), or with `?format=zookeeper` in Apache ZooKeeper's. Needs the admin token: it
+/// holds all the data.
+pub async fn snapshot(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = authorized(&shared, &headers) {
+        return refused;
+    }
+    match params.get("format").map(String::as_str) {
+        None | Some("zooid") => {}
+        Some("zookeeper") => return zookeeper(&shared),
+        Some(other) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                json!({ "command": "snapshot",
+                        "error": format!("format {other:?}: zooid (the default) or zookeeper") }),
+            )
+        }
+    }
+    let Some(consensus) = shared.state().consensus() else {
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "command": "snapshot", "error": "not started" }),
+        );
+    };
+    let backup = match consensus.backup(SNAPSHOT_WITHIN).await {
+        Ok(b) => b,
+        Err(e) => {
+            shared.metrics.snapshot_errors.inc();
+            return answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "command": "snapshot", "error": format!("taking the snapshot: {e}") }),
+            );
+        }
+    };
+    let len = backup.len;
+    // The state's own last zxid, from the head of the file's state (a snapshot's zxid is
+    // finer than its log index: several writes can share an entry). The file was checked
+    // when the backup found it: only its first bytes are read here.
+    let last_zxid = backup
+        .checked
+        .state(&backup.path)
+        .ok()
+        .and_then(|mut state| zooid_tree::DataTree::snapshot_last_zxid(&mut state).ok());
+    let Some(last_zxid) = last_zxid else {
+        shared.metrics.snapshot_errors.inc();
+        return answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "command": "snapshot", "error": "the snapshot file could not be read back" }),
+        );
+    };
+    let file = tokio::fs::File::from_std(backup.file);
+    let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = bytes::BytesMut::with_capacity(256 << 10);
+        match file.read_buf(&mut buf).await? {
+            0 => Ok::<_, std::io::Error>(None),
+            _ => Ok(Some((buf.freeze(), file))),
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"zooid-{last_zxid:x}.zsnap\""),
+            ),
+            (
+                header::HeaderName::from_static("last_zxid"),
+                format!("0x{last_zxid:x}"),
+            ),
+        ],
+        Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+/// How long a backup may wait for its snapshot to be built.
+const SNAPSHOT_WITHIN: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The state this server has applied now, in Apache ZooKeeper's snapshot format, streamed as
+/// it is encoded (from a frozen copy of the tree, taken in O(1) under the lock): a file that
+/// an Apache ZooKeeper server starts from as `version-2/snapshot.<last zxid in hex>` of its
+/// data dir, which is how data moves back from Zooid to ZooKeeper.
+fn zookeeper(shared: &Shared) -> Response {
+    let frozen = shared.state().tree.freeze();
+    let last_zxid = frozen.last_zxid();
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let errors = shared.metrics.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = Pieces {
+            tx: &tx,
+            buf: BytesMut::new(),
+        };
+        let written = zooid_tree::write_zookeeper_snapshot(&frozen, &mut out).and_then(|()| {
+            let rest = out.buf.split().freeze();
+            send(&tx, rest)
+        });
+        if let Err(e) = written {
+            errors.snapshot_errors.inc();
+            tracing::warn!("streaming a ZooKeeper snapshot: {e}");
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let pieces = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"snapshot.{last_zxid:x}\""),
+            ),
+            (
+                header::HeaderName::from_static("last_zxid"),
+                format!("0x{last_zxid:x}"),
+            ),
+        ],
+        Body::from_stream(pieces),
+    )
+        .into_response()
+}
+
+/// Gathers what is written into pieces of [`PIECE_BYTES`] for the response body.
+struct Pieces<'a> {
+    tx: &'a tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buf: BytesMut,
+}
+
+const PIECE_BYTES: usize = 256 << 10;
+
+fn send(
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    piece: Bytes,
+) -> std::io::Result<()> {
+    if piece.is_empty() {
+        return Ok(());
+    }
+    tx.blocking_send(Ok(piece))
+        .map_err(|_| std::io::Error::other("the client went away"))
+}
+
+impl std::io::Write for Pieces<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PIECE_BYTES {
+            let piece = self.buf.split().freeze();
+            send(self.tx, piece)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
