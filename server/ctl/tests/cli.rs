@@ -338,6 +338,29 @@ fn zkcli_style_commands() {
     assert!(ok, "{err}");
     assert!(out.starts_with("Restored "), "{out}");
     assert_eq!(zooctl(&s, &["ls", "/"]).1, "zookeeper\n");
+
+    // ZooKeeper's format, streamed as it is encoded, and back through restore.
+    assert!(zooctl(&s, &["create", "/in-zk-format", "v"]).0);
+    let zk = dir.path().join("snapshot.zk");
+    let (ok, out, err) = zooctl_env(
+        &[
+            "snapshot",
+            "save",
+            zk.to_str().unwrap(),
+            "--format",
+            "zookeeper",
+            "--admin",
+            &admin,
+        ],
+        &[("ZOOCTL_ADMIN_TOKEN", "tok")],
+    );
+    assert!(ok, "{err}");
+    assert!(out.starts_with("Saved a snapshot up to zxid 0x"), "{out}");
+    assert_eq!(&std::fs::read(&zk).unwrap()[..4], b"ZKSN");
+    assert!(zooctl(&s, &["delete", "/in-zk-format"]).0);
+    let (ok, _, err) = restore("tok", &zk);
+    assert!(ok, "{err}");
+    assert_eq!(zooctl(&s, &["get", "/in-zk-format"]).1, "v\n");
     rt.block_on(server.shutdown(std::time::Duration::from_secs(1)));
 }
 
