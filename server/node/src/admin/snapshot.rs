@@ -75,22 +75,39 @@ pub async fn snapshot(
             _ => Ok(Some((buf.freeze(), file))),
         }
     });
-    (
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, len.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"zooid-{last_zxid:x}.zsnap\""),
-            ),
-            (
-                header::HeaderName::from_static("last_zxid"),
-                format!("0x{last_zxid:x}"),
-            ),
-        ],
+    download(
+        &format!("zooid-{last_zxid:x}.zsnap"),
+        last_zxid,
+        Some(len),
         Body::from_stream(chunks),
     )
-        .into_response()
+}
+
+/// A snapshot's answer: the file's suggested name, how far it goes (`last_zxid`, as
+/// ZooKeeper's header names it) and its length when known before it is sent.
+fn download(name: &str, last_zxid: i64, len: Option<u64>, body: Body) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    let value = |v: String| {
+        header::HeaderValue::from_str(&v)
+            .unwrap_or_else(|e| unreachable!("a file name and numbers are header values: {e}"))
+    };
+    h.insert(
+        header::CONTENT_TYPE,
+        value("application/octet-stream".into()),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        value(format!("attachment; filename=\"{name}\"")),
+    );
+    h.insert(
+        header::HeaderName::from_static("last_zxid"),
+        value(format!("0x{last_zxid:x}")),
+    );
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, value(len.to_string()));
+    }
+    r
 }
 
 /// How long a backup may wait for its snapshot to be built.
@@ -123,21 +140,12 @@ fn zookeeper(shared: &Shared) -> Response {
     let pieces = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|piece| (piece, rx))
     });
-    (
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"snapshot.{last_zxid:x}\""),
-            ),
-            (
-                header::HeaderName::from_static("last_zxid"),
-                format!("0x{last_zxid:x}"),
-            ),
-        ],
+    download(
+        &format!("snapshot.{last_zxid:x}"),
+        last_zxid,
+        None,
         Body::from_stream(pieces),
     )
-        .into_response()
 }
 
 /// Gathers what is written into pieces of [`PIECE_BYTES`] for the response body.
