@@ -69,10 +69,6 @@ impl Connections {
         self.handles.values()
     }
 
-    pub fn ids(&self) -> Vec<ConnId> {
-        self.handles.keys().copied().collect()
-    }
-
     /// A request was read from `conn`.
     pub fn received(&mut self, conn: ConnId) {
         self.packets_received += 1;

@@ -8,7 +8,7 @@
 mod common;
 
 use common::ensemble::{self, mode, settled, Member};
-use common::writers::Writers;
+use common::writers::{try_create, Writers};
 use common::RawClient;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -16,25 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zooid_proto::*;
-
-/// Creates `path`; `Some(true)` once acknowledged, `Some(false)` if refused, `None` if the
-/// connection was lost first (the outcome is then unknown, as for any ZooKeeper client).
-fn try_create(c: &mut RawClient, path: &str) -> Option<bool> {
-    let xid = c.try_send(&Request::Create(CreateRequest {
-        op: OpCode::Create,
-        path: path.into(),
-        data: Some(b"v".to_vec()),
-        acl: Acl::open(),
-        flags: 0,
-        ttl: -1,
-    }))?;
-    loop {
-        let f = c.recv()?;
-        if f.xid == xid {
-            return Some(f.err == 0);
-        }
-    }
-}
 
 fn children(c: &mut RawClient, path: &str) -> Vec<String> {
     let (f, _) = c.call(&Request::GetChildren {

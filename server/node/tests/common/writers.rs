@@ -9,6 +9,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zooid_proto::*;
 
+/// Creates `path` (data `v`); `Some(true)` once acknowledged, `Some(false)` if refused, `None`
+/// if the connection was lost first (the outcome is then unknown, as for any ZooKeeper client).
+pub fn try_create(c: &mut RawClient, path: &str) -> Option<bool> {
+    let xid = c.try_send(&Request::Create(CreateRequest {
+        op: OpCode::Create,
+        path: path.into(),
+        data: Some(b"v".to_vec()),
+        acl: Acl::open(),
+        flags: 0,
+        ttl: -1,
+    }))?;
+    loop {
+        let f = c.recv()?;
+        if f.xid == xid {
+            return Some(f.err == 0);
+        }
+    }
+}
+
 /// Each writer creates its own sequence of nodes under `/w` through one member, and records
 /// when each acknowledged write was sent and answered.
 pub struct Writers {
@@ -34,23 +53,9 @@ impl Writers {
                         let path = format!("/w/m{id}-{i:06}");
                         i += 1;
                         let sent = Instant::now();
-                        let xid = c.send(&Request::Create(CreateRequest {
-                            op: OpCode::Create,
-                            path: path.clone(),
-                            data: Some(b"v".to_vec()),
-                            acl: Acl::open(),
-                            flags: 0,
-                            ttl: -1,
-                        }));
-                        let answer = loop {
-                            let Some(f) = c.recv() else { break None };
-                            if f.xid == xid {
-                                break Some(f);
-                            }
-                        };
-                        match answer {
-                            Some(f) => {
-                                assert_eq!(f.err, 0, "create {path}");
+                        match try_create(&mut c, &path) {
+                            Some(created) => {
+                                assert!(created, "create {path}");
                                 acked.lock().unwrap().push((path, sent, Instant::now()));
                             }
                             // Connection lost (members let their clients go when the leader
