@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 WHICH=${2:-both}
-cargo build --release -q -p zooid-server -p zooid-e2e
+cargo build --release -q -p zooid-node -p zooid-e2e
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 ZK_PORT=22182

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${1:-100000}
 VALUE=${2:-1000}
-cargo build --release -q -p zooid-server -p zooid-ctl
+cargo build --release -q -p zooid-node -p zooid-ctl
 ZOOCTL=target/release/zooctl
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT

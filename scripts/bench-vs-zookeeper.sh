@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 shift || true
-cargo build --release -q -p zooid-server -p zooid-ctl
+cargo build --release -q -p zooid-node -p zooid-ctl
 ZOOCTL=target/release/zooctl
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT

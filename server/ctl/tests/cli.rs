@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
-use zooid_server::{Config, Server};
+use zooid_node::{Config, Server};
 
 /// Runs zooctl against `server`: (success, stdout, stderr).
 fn zooctl(server: &str, args: &[&str]) -> (bool, String, String) {

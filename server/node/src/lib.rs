@@ -1,28 +1,28 @@
-//! The Zooid server: connections, sessions, watches and four-letter words around the
-//! `zooid-tree` state, speaking the ZooKeeper wire protocol from `zooid-proto`.
+//! The Zooid server: ZooKeeper's wire protocol, sessions and watches around the replicated
+//! `zooid-tree` state, ordered by `zooid-replication`.
+//!
+//! Start at [`Server::start`]. The folders follow a request's path, each importing only the
+//! ones below it:
+//!
+//! - [`client`]: the client path: listener, connection, handshake, dispatch, auth, reconfig.
+//! - [`admin`]: the admin HTTP API (ZooKeeper's AdminServer shape, `/metrics`, probes).
+//! - [`runtime`]: the state's lock and the duties that drive it (expiry, quorum, leadership,
+//!   containers), the connections' outbound queues, the consensus layer's view of the state.
+//! - [`observe`]: figures, four-letter words, metrics, logs and traces.
+//! - [`state`]: the replicated state and what it answers: apply, reads, writes, watches,
+//!   parked writes.
+//! - [`session`]: session deadlines and holders.
+//! - [`config`]: flags, environment and zoo.cfg, validated once.
 
 pub mod admin;
-pub mod command;
+pub mod client;
+pub mod clock;
 pub mod config;
-pub mod connection;
-pub mod connections;
-pub mod deadlines;
-pub mod fourlw;
-pub mod limits;
-pub mod metrics;
-pub mod monitor;
-pub mod ops;
-pub mod outbox;
-pub mod proposals;
-pub mod reads;
-pub mod reconfig;
-pub mod reply;
+pub mod observe;
+pub mod runtime;
 pub mod server;
-pub mod sessions;
+pub mod session;
 pub mod state;
-pub mod telemetry;
-pub mod watches;
-pub mod zoocfg;
 
 pub use config::Config;
 pub use server::Server;

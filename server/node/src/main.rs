@@ -7,7 +7,7 @@ use tracing::{info, warn};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Duration;
-use zooid_server::{Config, Server};
+use zooid_node::{Config, Server};
 
 /// File descriptors asked for at start: each client connection holds one, and the usual soft
 /// limit of 1024 would cap a server at about a thousand clients.
@@ -53,13 +53,13 @@ async fn run() -> anyhow::Result<()> {
     let config = match Config::load(std::env::args_os()) {
         Ok(c) => c,
         // --help, --version and bad flags, as clap prints them.
-        Err(zooid_server::config::ConfigError::Flags(e)) => e.exit(),
+        Err(zooid_node::config::ConfigError::Flags(e)) => e.exit(),
         Err(e) => anyhow::bail!("invalid configuration: {e}"),
     };
     if let Err(e) = config.validate() {
         anyhow::bail!("invalid configuration: {e}");
     }
-    let telemetry = zooid_server::telemetry::init(&config).context("starting telemetry")?;
+    let telemetry = zooid_node::observe::telemetry::init(&config).context("starting telemetry")?;
     let result = serve(config).await;
     telemetry.shutdown();
     result

@@ -10,7 +10,7 @@
 //! a leader killed.
 //!
 //! Each run lasts about `ZOOID_HISTORY_SECS` seconds (default 10, the faults spread over it); a
-//! longer run: `ZOOID_HISTORY_SECS=120 cargo test -p zooid-server --test history --release`.
+//! longer run: `ZOOID_HISTORY_SECS=120 cargo test -p zooid-node --test history --release`.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -40,6 +40,40 @@ pub enum OpCode {
 }
 
 impl OpCode {
+    /// Whether a request with this opcode changes the replicated state, and so is ordered
+    /// through the log (ZooKeeper's "write" requests).
+    pub fn is_write(self) -> bool {
+        use OpCode::*;
+        matches!(
+            self,
+            Create
+                | Create2
+                | CreateContainer
+                | CreateTtl
+                | Delete
+                | SetData
+                | SetAcl
+                | Multi
+                | DeleteContainer
+                | CloseSession
+        )
+    }
+
+    /// Whether a read-only server refuses this opcode with NOTREADONLY: every change, and
+    /// what needs the quorum (sync, check, reconfig), as ZooKeeper's read-only server does.
+    /// Closing the session is not refused: it ends the connection.
+    pub fn needs_quorum(self) -> bool {
+        use OpCode::*;
+        (self.is_write() && self != CloseSession) || matches!(self, Check | Sync | Reconfig)
+    }
+
+    /// Whether a request with this opcode waits for the connection's earlier writes to be
+    /// applied before it runs: everything but a write (ordered by the log) and a ping (whose
+    /// reply clients match by its own xid).
+    pub fn waits_for_own_writes(self) -> bool {
+        !self.is_write() && self != OpCode::Ping
+    }
+
     /// The opcode's name as ZooKeeper spells it in logs and metrics (camelCase).
     pub fn name(self) -> &'static str {
         use OpCode::*;

@@ -2,7 +2,7 @@
 
 use crate::codes::OpCode;
 use crate::jute::{DecodeError, Reader, Writer};
-use crate::records::Acl;
+use crate::records::{Acl, RequestHeader};
 use bytes::BytesMut;
 
 /// Every kind of create shares one record; `op` keeps which opcode sent it because the opcode
@@ -115,6 +115,30 @@ pub enum Request {
     },
     WhoAmI,
     CloseSession,
+}
+
+/// A client's request frame, decoded once: its header, its opcode and its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRequest {
+    pub xid: i32,
+    /// The opcode as sent; [`OpCode::Error`] if it names none.
+    pub opcode: OpCode,
+    /// The body, or why it is not a request ZooKeeper would take.
+    pub request: Result<Request, RequestError>,
+}
+
+impl ClientRequest {
+    /// Decodes a frame's body (without its length prefix). `Err` when even the header is
+    /// missing: there is then no xid to answer, and the connection closes.
+    pub fn decode(frame: &[u8]) -> Result<ClientRequest, DecodeError> {
+        let mut r = Reader::new(frame);
+        let hdr = RequestHeader::decode(&mut r)?;
+        Ok(ClientRequest {
+            xid: hdr.xid,
+            opcode: OpCode::from_i32(hdr.op).unwrap_or(OpCode::Error),
+            request: Request::decode(hdr.op, &frame[8..]),
+        })
+    }
 }
 
 /// Why a request could not be turned into a [`Request`].

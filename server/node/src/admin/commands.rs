@@ -2,9 +2,11 @@
 //! with `command` (its primary name), `error` (null when it ran) and its own fields. A
 //! command is reached by any of its names (`srvr` or `server_stats`).
 
+use crate::clock::now_ms;
 use crate::config::Config;
-use crate::fourlw::VERSION;
-use crate::state::{now_ms, State};
+use crate::observe::fourlw::VERSION;
+use crate::observe::monitor::View;
+use crate::state::State;
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
@@ -58,8 +60,9 @@ pub enum CommandError {
 pub fn run(
     name: &str,
     config: &Config,
-    state: &State,
+    view: &View,
 ) -> Result<(&'static str, Map<String, Value>), CommandError> {
+    let state = view.state;
     let c = COMMANDS
         .iter()
         .find(|c| c.names.contains(&name))
@@ -77,18 +80,18 @@ pub fn run(
         "server_stats" | "stats" => {
             put("version", json!(format!("{VERSION}, built on unknown")));
             put("read_only", json!(state.read_only()));
-            put("server_stats", server_stats(config, state));
-            put("node_count", json!(state.tree.node_count()));
+            put("server_stats", server_stats(config, view));
+            put("node_count", json!(state.tree().node_count()));
             if primary == "stats" {
                 put("connections", connections(state));
             }
         }
         "monitor" => {
-            for (k, v) in crate::monitor::values(state) {
+            for (k, v) in crate::observe::monitor::values(view) {
                 put(k, json!(v));
             }
         }
-        "configuration" => configuration(config, state, &mut put),
+        "configuration" => configuration(config, view, &mut put),
         "connections" => {
             put("connections", connections(state));
             put("secure_connections", json!([]));
@@ -96,15 +99,15 @@ pub fn run(
         "dump" => {
             let (now, wall) = (Instant::now(), now_ms());
             let mut by_time = Map::new();
-            for (at, sessions) in state.sessions.by_deadline() {
+            for (at, sessions) in state.sessions().by_deadline() {
                 let ms = wall + at.saturating_duration_since(now).as_millis() as i64;
                 let ids: Vec<Value> = sessions.iter().map(|s| json!(s)).collect();
                 by_time.insert(ms.to_string(), Value::Array(ids));
             }
             put("expiry_time_to_session_ids", Value::Object(by_time));
             let mut ephemerals = Map::new();
-            for (id, _) in state.tree.sessions() {
-                let paths = state.tree.ephemerals(id, "/");
+            for (id, _) in state.tree().sessions() {
+                let paths = state.tree().ephemerals(id, "/");
                 if !paths.is_empty() {
                     ephemerals.insert(id.to_string(), json!(paths));
                 }
@@ -124,32 +127,32 @@ pub fn run(
             }
         }
         "watch_summary" => {
-            let w = &state.watches;
+            let w = state.watches();
             put("num_connections", json!(w.conn_count()));
             put("num_paths", json!(w.path_count()));
             put("num_total_watches", json!(w.count()));
         }
         "watches" => {
             let mut by_session = Map::new();
-            for (conn, paths) in state.watches.paths_by_conn() {
-                let session = state.conns.get(conn).map_or(0, |h| h.session);
+            for (conn, paths) in state.watches().paths_by_conn() {
+                let session = state.conns().get(conn).map_or(0, |h| h.session);
                 by_session.insert(session.to_string(), json!(paths));
             }
             put("session_id_to_watched_paths", Value::Object(by_session));
         }
         "watches_by_path" => {
             let mut by_path: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
-            for (conn, paths) in state.watches.paths_by_conn() {
-                let session = state.conns.get(conn).map_or(0, |h| h.session);
+            for (conn, paths) in state.watches().paths_by_conn() {
+                let session = state.conns().get(conn).map_or(0, |h| h.session);
                 for p in paths {
                     by_path.entry(p).or_default().push(session);
                 }
             }
             put("path_to_session_ids", json!(by_path));
         }
-        "leader" => match state.members() {
+        "leader" => match view.replicated().map(|c| c.members()) {
             Some(members) => {
-                let leader = state.raft_figures().and_then(|f| f.leader);
+                let leader = view.consensus.map(|c| c.figures()).and_then(|f| f.leader);
                 put("is_leader", json!(state.leads()));
                 put("leader_id", json!(leader.map_or(-1, |l| l as i64)));
                 let addr = leader
@@ -161,13 +164,17 @@ pub fn run(
             None => put("error", json!("server is not initialized")),
         },
         "voting_view" => {
-            let mut view = Map::new();
-            for m in state.members().map(|m| m.members).unwrap_or_default() {
+            let mut voters = Map::new();
+            let members = view.replicated().map(|c| c.members());
+            for m in members.map(|m| m.members).unwrap_or_default() {
                 if m.voter {
-                    view.insert(m.id.to_string(), json!(crate::reconfig::server_line(&m)));
+                    voters.insert(
+                        m.id.to_string(),
+                        json!(crate::state::membership::server_line(&m)),
+                    );
                 }
             }
-            put("current_config", Value::Object(view));
+            put("current_config", Value::Object(voters));
         }
         "is_read_only" => put("read_only", json!(state.read_only())),
         _ => unreachable!("every command in COMMANDS is run above"),
@@ -176,26 +183,27 @@ pub fn run(
 }
 
 /// ZooKeeper's `ServerStats` object, with the figures Zooid has.
-fn server_stats(config: &Config, state: &State) -> Value {
-    let (min, avg, max) = crate::monitor::latency(state);
+fn server_stats(config: &Config, view: &View) -> Value {
+    let state = view.state;
+    let (min, avg, max) = crate::observe::monitor::latency(view);
     let log_dir = config.data_log_dir.as_ref().unwrap_or(&config.data_dir);
     json!({
-        "packets_sent": state.conns.packets_sent(),
-        "packets_received": state.conns.packets_received(),
+        "packets_sent": state.conns().packets_sent(),
+        "packets_received": state.conns().packets_received(),
         "max_latency": max,
         "min_latency": min,
         "avg_latency": avg,
         "outstanding_requests": state.outstanding(),
         "server_state": state.mode(),
         "last_processed_zxid": state.last_zxid(),
-        "num_alive_client_connections": state.conns.len(),
-        "data_dir_size": crate::metrics::dir_size(&config.data_dir),
-        "log_dir_size": crate::metrics::dir_size(log_dir),
+        "num_alive_client_connections": state.conns().len(),
+        "data_dir_size": crate::observe::metrics::dir_size(&config.data_dir),
+        "log_dir_size": crate::observe::metrics::dir_size(log_dir),
     })
 }
 
 fn connections(state: &State) -> Value {
-    let mut conns: Vec<_> = state.conns.handles().collect();
+    let mut conns: Vec<_> = state.conns().handles().collect();
     conns.sort_by_key(|h| h.connected_at);
     let now = (Instant::now(), now_ms());
     Value::Array(
@@ -217,7 +225,7 @@ fn connections(state: &State) -> Value {
     )
 }
 
-fn configuration(config: &Config, state: &State, put: &mut impl FnMut(&str, Value)) {
+fn configuration(config: &Config, view: &View, put: &mut impl FnMut(&str, Value)) {
     let log_dir = config.data_log_dir.as_ref().unwrap_or(&config.data_dir);
     put("client_port", json!(config.client_addr.port()));
     put(
@@ -234,12 +242,12 @@ fn configuration(config: &Config, state: &State, put: &mut impl FnMut(&str, Valu
         "server_id",
         json!(config.ensemble.as_ref().map_or(0, |e| e.my_id)),
     );
-    if let Some(members) = state.members() {
+    if let Some(members) = view.replicated().map(|c| c.members()) {
         put("config_version", json!(format!("{:x}", members.version)));
         let lines: Vec<String> = members
             .members
             .iter()
-            .map(crate::reconfig::server_line)
+            .map(crate::state::membership::server_line)
             .collect();
         put("members", json!(lines));
     }

@@ -6,7 +6,7 @@ pub mod commands;
 pub mod restore;
 mod snapshot;
 
-use crate::server::Shared;
+use crate::runtime::Node;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,8 +18,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Serves the admin API on `listener` until the server stops.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut stopping = shared.stopping();
+pub async fn serve(listener: TcpListener, node: Arc<Node>) {
+    let mut stopping = node.stopping();
     let app = Router::new()
         .route("/commands", get(list))
         .route("/commands/snapshot", get(snapshot::snapshot))
@@ -32,7 +32,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
-        .with_state(shared);
+        .with_state(node);
     let stopped = async move {
         let _ = stopping.wait_for(|s| *s).await;
     };
@@ -56,11 +56,8 @@ async fn list() -> Response {
     answer(StatusCode::OK, json!({ "commands": names }))
 }
 
-async fn command(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
-    let result = {
-        let state = shared.state();
-        commands::run(&name, &shared.config, &state)
-    };
+async fn command(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Response {
+    let result = { node.with_view(|view| commands::run(&name, &node.config, view)) };
     match result {
         Ok((primary, fields)) => {
             let mut body = serde_json::Map::new();
@@ -83,8 +80,8 @@ async fn command(State(shared): State<Arc<Shared>>, Path(name): Path<String>) ->
 }
 
 /// Whether the request carries the admin token; `Err` is the answer when it does not.
-fn authorized(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(token) = &shared.admin_token else {
+fn authorized(node: &Node, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &node.admin_token else {
         return Err(answer(
             StatusCode::FORBIDDEN,
             json!({ "error": "this command needs the admin token, and none is configured \
@@ -116,8 +113,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let text = shared.render_metrics();
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    let text = node.render_metrics();
     (
         [(
             header::CONTENT_TYPE,
@@ -130,8 +127,8 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 /// Liveness: the process answers, and can still order writes (a server whose log failed
 /// stops on its own; until then it is not healthy).
-async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.failure() {
+async fn healthz(State(node): State<Arc<Node>>) -> Response {
+    match node.failure() {
         None => answer(StatusCode::OK, json!({ "status": "ok" })),
         Some(why) => answer(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -140,15 +137,15 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-/// Readiness: serving clients, in a quorum and caught up (see `State::ready`).
-async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let state = shared.state();
-    let mode = state.mode();
-    match state.ready() {
+/// Readiness: serving clients, in a quorum and caught up (see [`Node::ready`]).
+async fn readyz(State(node): State<Arc<Node>>) -> Response {
+    let ready = node.ready();
+    let mode = node.state().mode();
+    match ready {
         Ok(()) => answer(StatusCode::OK, json!({ "ready": true, "mode": mode })),
         Err(why) => answer(
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "ready": false, "mode": mode, "error": why }),
+            json!({ "ready": false, "mode": mode, "error": why.to_string() }),
         ),
     }
 }

@@ -11,7 +11,7 @@
 //! cancelled.
 
 use super::{answer, authorized};
-use crate::server::Shared;
+use crate::runtime::Node;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -108,29 +108,25 @@ impl RestoreError {
 }
 
 /// `POST /commands/restore` with the backup as the body, behind the admin token.
-pub async fn restore(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    if let Err(refused) = authorized(&shared, &headers) {
+pub async fn restore(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(refused) = authorized(&node, &headers) {
         return refused;
     }
     // One at a time: two uploads would cancel each other's staged chunks.
-    let Ok(_one) = shared.restoring.try_lock() else {
+    let Ok(_one) = node.restoring.try_lock() else {
         return answer(
             StatusCode::CONFLICT,
             json!({ "command": "restore", "error": "a restore is already running on this server" }),
         );
     };
-    let upload = Upload(shared.config.data_dir.join(UPLOAD_FILE));
+    let upload = Upload(node.config.data_dir.join(UPLOAD_FILE));
     let started = std::time::Instant::now();
-    let result = run(&shared, body, &upload.0).await;
+    let result = run(&node, body, &upload.0).await;
     drop(upload);
     match result {
         Ok(done) => {
             let ms = started.elapsed().as_secs_f64() * 1000.0;
-            shared.metrics.restore_time.record(ms);
+            node.metrics.restore_time.record(ms);
             tracing::info!(
                 "restored a backup up to zxid 0x{:x}: {} nodes",
                 done.last_zxid,
@@ -148,7 +144,7 @@ pub async fn restore(
             )
         }
         Err(e) => {
-            shared.metrics.restore_errors.inc();
+            node.metrics.restore_errors.inc();
             tracing::warn!("restore refused: {e}");
             answer(
                 e.status(),
@@ -177,24 +173,24 @@ struct Restored {
     staged_bytes: u64,
 }
 
-async fn run(shared: &Arc<Shared>, body: Body, upload: &Path) -> Result<Restored, RestoreError> {
-    if !shared.state().serving() {
+async fn run(node: &Arc<Node>, body: Body, upload: &Path) -> Result<Restored, RestoreError> {
+    if !node.state().serving() {
         return Err(RestoreError::NotServing);
     }
-    let limit = shared.config.max_restore_bytes;
+    let limit = node.config.max_restore_bytes;
     receive(body, upload, limit).await?;
     let (tx, mut chunks) = tokio::sync::mpsc::channel(2);
     let path = upload.to_path_buf();
     // Checking and decompressing are blocking reads of the file.
     tokio::task::spawn_blocking(move || read_state(&path, limit, &tx));
     let mut staging = Staging {
-        shared: shared.clone(),
+        node: node.clone(),
         id: rand::random::<i64>() & i64::MAX,
         staged: false,
     };
-    let result = stage_and_swap(shared, &mut chunks, &mut staging).await;
+    let result = stage_and_swap(node, &mut chunks, &mut staging).await;
     if staging.staged {
-        cancel(shared, staging.id).await;
+        cancel(node, staging.id).await;
         staging.staged = false;
     }
     result
@@ -202,7 +198,7 @@ async fn run(shared: &Arc<Shared>, body: Body, upload: &Path) -> Result<Restored
 
 /// Proposes the state's chunks one after the other, then the swap.
 async fn stage_and_swap(
-    shared: &Shared,
+    node: &Node,
     chunks: &mut tokio::sync::mpsc::Receiver<Result<Reading, RestoreError>>,
     staging: &mut Staging,
 ) -> Result<Restored, RestoreError> {
@@ -219,7 +215,7 @@ async fn stage_and_swap(
             bytes: chunk,
         };
         staging.staged = true;
-        match ordered(shared, op).await? {
+        match ordered(node, op).await? {
             OpOutput::RestoreStaged { .. } => offset += len,
             _ => return Err(RestoreError::Lost),
         }
@@ -228,7 +224,7 @@ async fn stage_and_swap(
         id: staging.id,
         len: offset as i64,
     };
-    let out = ordered(shared, swap).await;
+    let out = ordered(node, swap).await;
     // Applied or refused, the staged chunks are gone; only a lost swap leaves them to cancel.
     staging.staged = matches!(out, Err(RestoreError::Lost));
     match out {
@@ -245,10 +241,10 @@ async fn stage_and_swap(
 /// Drops restore `id`'s staged chunks on every member, trying again while the ensemble has no
 /// leader to order the cancel (a leader change is what usually ends a restore half-way), for
 /// up to [`CHUNK_WITHIN`]; the leader's check for abandoned restores is the last resort.
-async fn cancel(shared: &Shared, id: i64) {
+async fn cancel(node: &Node, id: i64) {
     let deadline = tokio::time::Instant::now() + CHUNK_WITHIN;
     while tokio::time::Instant::now() < deadline {
-        match ordered(shared, TxnOp::CancelRestore { id }).await {
+        match ordered(node, TxnOp::CancelRestore { id }).await {
             Err(RestoreError::Lost) => tokio::time::sleep(CANCEL_RETRY).await,
             // Cancelled; or nothing is staged under `id` any more (the swap took it); or the
             // server stops, and the leader's check takes over.
@@ -417,8 +413,8 @@ impl std::io::Write for Chunks<'_> {
 }
 
 /// Proposes `op` and waits until it is applied here: its result.
-async fn ordered(shared: &Shared, op: TxnOp) -> Result<OpOutput, RestoreError> {
-    let waiting = shared
+async fn ordered(node: &Node, op: TxnOp) -> Result<OpOutput, RestoreError> {
+    let waiting = node
         .state()
         .propose_awaited(op)
         .ok_or(RestoreError::NotServing)?;
@@ -466,17 +462,17 @@ impl Abandoned {
 
 /// Runs for as long as the server: the leader cancels restores abandoned half-way, so that no
 /// member keeps their chunks in memory until the next restore.
-pub async fn cancel_abandoned(shared: Arc<Shared>) {
+pub async fn cancel_abandoned(node: Arc<Node>) {
     let mut abandoned = Abandoned::default();
     let mut every = tokio::time::interval(ABANDONED_CHECK_EVERY);
     loop {
         every.tick().await;
-        let mut state = shared.state();
+        let mut state = node.state();
         if !state.leads() {
             abandoned = Abandoned::default();
             continue;
         }
-        let staged = state.tree.staged_restore().map(|s| (s.id(), s.len()));
+        let staged = state.tree().staged_restore().map(|s| (s.id(), s.len()));
         if let Some(id) = abandoned.observe(staged, Instant::now()) {
             tracing::warn!(
                 "cancelling restore {id:x}: no chunk for {ABANDONED_AFTER:?}, its upload was \
@@ -490,7 +486,7 @@ pub async fn cancel_abandoned(shared: Arc<Shared>) {
 /// A restore whose chunks are being staged: unless it finished, its chunks are cancelled
 /// when it ends (an error, or the client hanging up), so no member keeps them in memory.
 struct Staging {
-    shared: Arc<Shared>,
+    node: Arc<Node>,
     id: i64,
     /// Chunks may be staged under `id` on the members.
     staged: bool,
@@ -500,7 +496,7 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if self.staged {
             let _ = self
-                .shared
+                .node
                 .state()
                 .propose_awaited(TxnOp::CancelRestore { id: self.id });
         }

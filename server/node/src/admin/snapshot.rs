@@ -1,7 +1,7 @@
 //! ZooKeeper 3.9's `snapshot` admin command: a backup, in Zooid's format or ZooKeeper's.
 
 use super::{answer, authorized};
-use crate::server::Shared;
+use crate::runtime::Node;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -16,16 +16,16 @@ use std::sync::Arc;
 /// it goes), or with `?format=zookeeper` in Apache ZooKeeper's. Needs the admin token: it
 /// holds all the data.
 pub async fn snapshot(
-    State(shared): State<Arc<Shared>>,
+    State(node): State<Arc<Node>>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = authorized(&shared, &headers) {
+    if let Err(refused) = authorized(&node, &headers) {
         return refused;
     }
     match params.get("format").map(String::as_str) {
         None | Some("zooid") => {}
-        Some("zookeeper") => return zookeeper(&shared),
+        Some("zookeeper") => return zookeeper(&node),
         Some(other) => {
             return answer(
                 StatusCode::BAD_REQUEST,
@@ -34,7 +34,7 @@ pub async fn snapshot(
             )
         }
     }
-    let Some(consensus) = shared.state().consensus() else {
+    let Some(consensus) = node.consensus().cloned() else {
         return answer(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({ "command": "snapshot", "error": "not started" }),
@@ -43,7 +43,7 @@ pub async fn snapshot(
     let backup = match consensus.backup(SNAPSHOT_WITHIN).await {
         Ok(b) => b,
         Err(e) => {
-            shared.metrics.snapshot_errors.inc();
+            node.metrics.snapshot_errors.inc();
             return answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "command": "snapshot", "error": format!("taking the snapshot: {e}") }),
@@ -60,7 +60,7 @@ pub async fn snapshot(
         .ok()
         .and_then(|mut state| zooid_tree::DataTree::snapshot_last_zxid(&mut state).ok());
     let Some(last_zxid) = last_zxid else {
-        shared.metrics.snapshot_errors.inc();
+        node.metrics.snapshot_errors.inc();
         return answer(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({ "command": "snapshot", "error": "the snapshot file could not be read back" }),
@@ -117,11 +117,11 @@ const SNAPSHOT_WITHIN: std::time::Duration = std::time::Duration::from_secs(300)
 /// it is encoded (from a frozen copy of the tree, taken in O(1) under the lock): a file that
 /// an Apache ZooKeeper server starts from as `version-2/snapshot.<last zxid in hex>` of its
 /// data dir, which is how data moves back from Zooid to ZooKeeper.
-fn zookeeper(shared: &Shared) -> Response {
-    let frozen = shared.state().tree.freeze();
+fn zookeeper(node: &Node) -> Response {
+    let frozen = node.state().tree().freeze();
     let last_zxid = frozen.last_zxid();
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    let errors = shared.metrics.clone();
+    let errors = node.metrics.clone();
     tokio::task::spawn_blocking(move || {
         let mut out = Pieces {
             tx: &tx,

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use zooid_server::{Config, Server};
+use zooid_node::{Config, Server};
 
 #[allow(unused_imports)]
 pub use zooid_e2e::raw::*;

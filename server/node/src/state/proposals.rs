@@ -2,12 +2,15 @@
 //! (parked, answered on its connection) or a txn of the server's own whose result a caller
 //! awaits (the admin API's restore). Numbered by proposal, the number the command carries back.
 
-use crate::limits::Outstanding;
-use crate::state::{now_ms, Origin};
+use crate::clock::now_ms;
+use crate::session::ConnId;
+use crate::state::command::TraceParent;
+use crate::state::writes::ReplyShape;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::oneshot;
 use zooid_proto::ErrorCode;
+use zooid_proto::OpCode;
 use zooid_tree::OpOutput;
 
 /// What an awaited txn's caller is told: the txn's result once applied here.
@@ -19,17 +22,35 @@ pub enum Waiter {
     Caller(oneshot::Sender<Result<OpOutput, ErrorCode>>),
 }
 
+/// Where the reply to an ordered write goes once it is applied.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub conn: ConnId,
+    pub xid: i32,
+    pub shape: ReplyShape,
+    /// The request's opcode and arrival, for its latency once answered.
+    pub op: OpCode,
+    pub received: Instant,
+    /// The request's trace span, ended when it is answered.
+    pub span: tracing::Span,
+    /// The trace context its command carries to the other members, if it is sampled.
+    pub trace: Option<TraceParent>,
+}
+
 pub struct Proposals {
     next: u64,
     parked: HashMap<u64, Origin>,
     awaited: HashMap<u64, oneshot::Sender<Result<OpOutput, ErrorCode>>>,
-    /// The number of parked client writes, readable without the state's lock, against the
-    /// global outstanding limit: kept equal to `parked.len()` by every method here.
-    outstanding: Arc<Outstanding>,
+}
+
+impl Default for Proposals {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Proposals {
-    pub fn new(outstanding: Arc<Outstanding>) -> Self {
+    pub fn new() -> Self {
         // Numbers start from this start's time: a command an earlier run of this server
         // proposed (and the log still applies after a restart) can never match a request
         // waiting in this run.
@@ -38,7 +59,6 @@ impl Proposals {
             next: incarnation,
             parked: HashMap::new(),
             awaited: HashMap::new(),
-            outstanding,
         }
     }
 
@@ -52,7 +72,6 @@ impl Proposals {
     pub fn park(&mut self, origin: Origin) -> u64 {
         let n = self.number();
         self.parked.insert(n, origin);
-        self.outstanding.set(self.parked.len());
         n
     }
 
@@ -68,7 +87,6 @@ impl Proposals {
     /// waiting here.
     pub fn take(&mut self, proposal: u64) -> Option<Waiter> {
         if let Some(o) = self.parked.remove(&proposal) {
-            self.outstanding.set(self.parked.len());
             return Some(Waiter::Client(o));
         }
         self.awaited.remove(&proposal).map(Waiter::Caller)
@@ -79,7 +97,6 @@ impl Proposals {
     /// txn may be lost.
     pub fn drain(&mut self) -> Vec<Origin> {
         self.awaited.clear();
-        self.outstanding.set(0);
         self.parked.drain().map(|(_, o)| o).collect()
     }
 

@@ -1,117 +1,141 @@
-//! The server's in-memory state behind one lock: the tree, watches, live connections, the
-//! sessions' deadlines and holders ([`crate::sessions`]) and the writes waiting for their entry
-//! ([`crate::proposals`]). Writes are ordered by [`State::propose`] and applied by
-//! [`State::apply_committed`], which queues watch notifications before the reply of the write
-//! that caused them.
+//! The server's state as one core that decides and returns effects: the replicated tree, the
+//! watches and connections it serves, the sessions' deadlines and holders
+//! ([`crate::session`]), the writes waiting for their entry ([`proposals`]) and this member's
+//! role ([`role`]). It touches no socket, no consensus handle and no metric: each call leaves
+//! [`Effect`]s (replies, events, closes, commands to order, latencies) that the runtime takes
+//! with [`State::take_effects`] and carries out in order.
+//!
+//! Writes are ordered by [`State::propose`] and applied by [`State::apply`], which queues watch
+//! events before the reply of the write that caused them; reads are answered by
+//! [`reads::execute`].
 
-use crate::command::Command;
-use crate::connections::{ConnHandle, Connections};
-use crate::limits::Outstanding;
-use crate::metrics::Metrics;
-use crate::ops::{reply_for, ReplyShape};
-use crate::proposals::{Awaited, Proposals, Waiter};
-use crate::sessions::Sessions;
-use crate::watches::{ConnId, WatchKind, WatchManager};
+pub mod command;
+pub mod connections;
+pub mod effect;
+pub mod membership;
+pub mod proposals;
+pub mod reads;
+pub mod reply;
+pub mod role;
+pub mod watches;
+pub mod writes;
+
+pub use proposals::Origin;
+
+use crate::clock::now_ms;
+use crate::session::ConnId;
+use crate::session::Sessions;
+use crate::state::command::Command;
+use crate::state::connections::{Conn, Connections};
+use crate::state::effect::{Answered, Effect};
+use crate::state::proposals::{Awaited, Proposals, Waiter};
+use crate::state::role::Position;
+use crate::state::watches::{WatchKind, WatchManager};
+use crate::state::writes::{reply_for, ReplyShape};
 use bytes::{Bytes, BytesMut};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use zooid_proto::*;
-use zooid_replication::Consensus;
 use zooid_tree::{ChangeEvent, DataTree, MultiOutput, OpOutput, Txn, TxnOp};
 
-/// Where the reply to an ordered write goes once it is applied.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    pub conn: ConnId,
-    pub xid: i32,
-    pub shape: ReplyShape,
-    /// The request's opcode and arrival, for its latency once answered.
-    pub op: OpCode,
-    pub received: Instant,
-    /// The request's trace span, ended when it is answered.
-    pub span: tracing::Span,
-}
-
-/// Request latency as `srvr`, `mntr` and `stat` report it.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub latency_total_ms: u64,
-    pub latency_count: u64,
-    pub latency_min_ms: u64,
-    pub latency_max_ms: u64,
+/// Whether writes are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intake {
+    Open,
+    /// The server shuts down: writes already parked finish, new ones are refused.
+    Stopping,
+    /// Consensus failed: writes can no longer be ordered, so none is accepted.
+    Failed,
 }
 
 pub struct State {
     /// This server's id, stamped into the commands it proposes.
     node_id: u64,
-    /// Orders commands; `None` only until the server has started.
-    consensus: Option<Consensus>,
     /// Writes proposed here, waiting for their entry to be applied.
     proposals: Proposals,
-    pub tree: DataTree,
-    pub watches: WatchManager,
-    pub conns: Connections,
+    tree: DataTree,
+    watches: WatchManager,
+    conns: Connections,
     /// Deadlines, holders and ids of the sessions (the path of a session through this server).
-    pub sessions: Sessions,
-    pub counters: Counters,
-    /// Set when consensus failed: writes can no longer be ordered, so none is accepted.
-    failed: bool,
-    /// Set while the server shuts down: writes already parked finish, new ones are refused.
-    stopping: bool,
-    /// Part of a replicated ensemble: only the leader expires sessions, and the others tell
-    /// it which of their sessions are alive.
-    replicated: bool,
-    /// False while this member is cut off from a quorum for longer than the grace period.
-    serving: bool,
-    /// A member that replicates and serves but never votes.
-    observer: bool,
-    /// ZooKeeper's `readonlymode.enabled`: cut off from the quorum, serve clients that asked
-    /// for a read-only session instead of none.
-    read_only_mode: bool,
-    /// Serving read-only clients now (cut off, with `read_only_mode`).
-    read_only: bool,
-    metrics: Arc<Metrics>,
-    /// Since when this member leads (ZooKeeper's `leader_uptime`).
-    leading_since: Option<Instant>,
-}
-
-/// Wall-clock milliseconds since the epoch: the time stamped into txns (ctime / mtime).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    sessions: Sessions,
+    /// What this member is to its ensemble (standalone, leader, follower...).
+    position: Position,
+    intake: Intake,
+    /// What the runtime must carry out, in order (see [`State::take_effects`]).
+    effects: Vec<Effect>,
 }
 
 impl State {
     /// `expiry_interval` is how often expiry is checked: deadlines are kept to that grain.
-    pub fn new(
-        node_id: u64,
-        tree: DataTree,
-        outstanding: Arc<Outstanding>,
-        expiry_interval: Duration,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    /// `replicated`: a member of an ensemble (else a standalone server).
+    pub fn new(node_id: u64, tree: DataTree, expiry_interval: Duration, replicated: bool) -> Self {
+        let mut sessions = Sessions::new(node_id, expiry_interval);
+        sessions.set_replicated(replicated);
         let mut s = State {
             node_id,
-            consensus: None,
-            proposals: Proposals::new(outstanding),
+            proposals: Proposals::new(),
             tree,
             watches: WatchManager::default(),
             conns: Connections::default(),
-            sessions: Sessions::new(node_id, expiry_interval),
-            counters: Counters::default(),
-            failed: false,
-            stopping: false,
-            replicated: false,
-            serving: true,
-            observer: false,
-            read_only_mode: false,
-            read_only: false,
-            metrics,
-            leading_since: None,
+            sessions,
+            position: Position::new(node_id, replicated),
+            intake: Intake::Open,
+            effects: Vec::new(),
         };
         s.sessions_restored();
         s
+    }
+
+    /// What the calls since the last take decided, in the order it must happen; the runtime
+    /// carries it out (sockets, consensus, metrics) before it lets go of the state.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Gives back the (emptied) buffer of [`State::take_effects`], so its allocation is kept.
+    pub fn reuse_effects(&mut self, mut buffer: Vec<Effect>) {
+        if self.effects.is_empty() {
+            buffer.clear();
+            self.effects = buffer;
+        }
+    }
+
+    /// This server's id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// The replicated tree, to read.
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    /// The watches registered here.
+    pub fn watches(&self) -> &WatchManager {
+        &self.watches
+    }
+
+    /// The client connections held here.
+    pub fn conns(&self) -> &Connections {
+        &self.conns
+    }
+
+    /// The sessions' deadlines and holders.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// This member's role and what follows from it.
+    pub fn position(&self) -> &Position {
+        &self.position
+    }
+
+    /// A snapshot from the leader replaced the state: as ZooKeeper does on a resync, the
+    /// clients are let go, so none waits on a parked write or a watch that the new state no
+    /// longer knows (at start there are none).
+    pub fn install(&mut self, tree: DataTree) {
+        self.drop_clients();
+        self.tree = tree;
+        self.sessions_restored();
     }
 
     /// After the state was restored (start, snapshot install, a backup swapped in): see
@@ -120,28 +144,10 @@ impl State {
         self.sessions.restored(&self.tree);
     }
 
-    /// Connects the state to the consensus layer that orders its writes.
-    pub fn set_consensus(&mut self, consensus: Consensus, replicated: bool, observer: bool) {
-        self.consensus = Some(consensus);
-        self.replicated = replicated;
-        self.sessions.set_replicated(replicated);
-        self.observer = observer;
-    }
-
-    /// The consensus layer, if this server is part of a replicated ensemble.
-    pub fn replicated_consensus(&self) -> Option<Consensus> {
-        self.consensus.clone().filter(|_| self.replicated)
-    }
-
-    /// The other members as this leader sees them; `None` unless it leads an ensemble.
-    pub fn followers(&self) -> Option<zooid_replication::Followers> {
-        self.replicated_consensus()?.followers()
-    }
-
     /// Whether this server expires sessions and collects containers: a standalone server, or
     /// the leader of an ensemble.
     pub fn leads(&self) -> bool {
-        !self.replicated || self.consensus.as_ref().is_some_and(Consensus::is_leader)
+        self.position.leads()
     }
 
     /// The leader this server forwarded to is gone: writes parked here may have been taken by
@@ -158,28 +164,27 @@ impl State {
     /// Closes every client connection at once and forgets the writes they were waiting for.
     pub fn drop_clients(&mut self) {
         self.proposals.drain();
-        self.conns.kill_all();
+        let all: Vec<ConnId> = self.conns.ids().collect();
+        self.effects.extend(all.into_iter().map(Effect::Kill));
     }
 
     /// Whether clients are served: false while cut off from a quorum.
     pub fn serving(&self) -> bool {
-        self.serving
+        self.position.serving()
     }
 
     /// Cut off from a quorum for longer than the grace period: every client connection
     /// closes, whatever it has queued, and new ones are refused until the quorum is back, so
     /// that clients move to members that can serve them (as ZooKeeper's do).
     pub fn quorum_lost(&mut self) {
-        self.serving = false;
-        self.read_only = self.read_only_mode;
+        self.position.quorum_lost();
         self.drop_clients();
     }
 
     /// Back in a quorum. Read-only clients are let go: they reconnect for read-write
     /// sessions (their read-only sessions, unknown to the ensemble, end here).
     pub fn quorum_regained(&mut self) {
-        self.serving = true;
-        if std::mem::take(&mut self.read_only) {
+        if self.position.quorum_regained(Instant::now()) {
             self.drop_clients();
             self.sessions.end_local();
         }
@@ -187,12 +192,17 @@ impl State {
 
     /// ZooKeeper's `readonlymode.enabled`.
     pub fn set_read_only_mode(&mut self, enabled: bool) {
-        self.read_only_mode = enabled;
+        self.position.set_read_only_mode(enabled);
+    }
+
+    /// A learner of the membership (an observer), by its start-up config or a reconfig.
+    pub fn set_observer(&mut self, observer: bool) {
+        self.position.set_observer(observer);
     }
 
     /// Whether this member serves read-only clients now (cut off from the quorum).
     pub fn read_only(&self) -> bool {
-        !self.serving && self.read_only
+        self.position.read_only()
     }
 
     /// The password of a session that may be resumed here: a replicated one still live, or
@@ -232,34 +242,27 @@ impl State {
         self.conns.get(conn).is_some_and(|h| h.read_only)
     }
 
-    /// ZooKeeper's name for this server's role: `standalone`, `leader`, `follower` or
-    /// `observer`.
+    /// ZooKeeper's name for this server's role: `standalone`, `leader`, `follower`,
+    /// `observer` or `read-only`.
     pub fn mode(&self) -> &'static str {
-        let learner = self.consensus.as_ref().is_some_and(|c| c.is_learner());
-        if self.read_only() {
-            return "read-only";
-        }
-        match (self.replicated, self.leads()) {
-            (false, _) => "standalone",
-            (true, true) => "leader",
-            // An observer by its start-up config, or since a reconfig made it one.
-            (true, false) if self.observer || learner => "observer",
-            (true, false) => "follower",
-        }
+        self.position.mode()
     }
 
-    /// Whether this member now leads (told on every leader change).
-    pub fn set_leading(&mut self, leads: bool) {
-        match (leads, self.leading_since) {
-            (true, None) => self.leading_since = Some(Instant::now()),
-            (false, _) => self.leading_since = None,
-            (true, Some(_)) => {}
+    /// Consensus reports a new leader (or none): writes parked for a leader that is gone are
+    /// let go, and a member that now leads gives every session a fresh deadline.
+    pub fn leader_changed(&mut self, before: Option<u64>, now: Option<u64>) {
+        if before.is_some() {
+            self.leader_lost();
+        }
+        self.position.leader_changed(now, Instant::now());
+        if now == Some(self.node_id) {
+            self.refresh_deadlines();
         }
     }
 
     /// How long this member has led, in an ensemble.
     pub fn leading_for(&self) -> Option<Duration> {
-        self.leading_since.map(|t| t.elapsed())
+        self.position.leading_for(Instant::now())
     }
 
     /// This server just became the leader: it did not see the other members' touches, so
@@ -276,67 +279,21 @@ impl State {
         }
     }
 
-    /// The consensus layer, once started.
-    pub fn consensus(&self) -> Option<Consensus> {
-        self.consensus.clone()
-    }
-
-    /// Term, indexes and the followers' progress (`None` before consensus started).
-    pub fn raft_figures(&self) -> Option<zooid_replication::RaftFigures> {
-        self.consensus.as_ref().map(Consensus::figures)
-    }
-
-    /// The replicated membership, in an ensemble.
-    pub fn members(&self) -> Option<zooid_replication::Members> {
-        self.replicated_consensus().map(|c| c.members())
-    }
-
-    /// Whether this server is fit to take clients (Kubernetes' readiness): in a working
-    /// quorum, not read-only, and caught up: it has applied everything its quorum had
-    /// committed at the last check (every 250 ms, so a healthy member under load is caught
-    /// up with a check that old). `Err` says why not.
-    pub fn ready(&self) -> Result<(), String> {
-        if self.failed {
-            return Err("writes can no longer be ordered".into());
-        }
-        if self.stopping {
-            return Err("shutting down".into());
-        }
-        if self.read_only {
-            return Err("cut off from the quorum: serving read-only clients only".into());
-        }
-        if !self.serving {
-            return Err("not in a working quorum".into());
-        }
-        let lag = self.raft_figures().map_or(0, |f| f.apply_lag());
-        if lag > 0 {
-            return Err(format!("{lag} committed entries not applied yet"));
-        }
-        Ok(())
-    }
-
-    /// How the log has been written since start, once the server runs.
-    pub fn log_stats(&self) -> Option<zooid_replication::LogStats> {
-        self.consensus.as_ref().map(Consensus::log_stats)
-    }
-
     pub fn last_zxid(&self) -> i64 {
         self.tree.last_zxid()
     }
 
     /// Proposes a write for ordering. Its effects, and the reply to `origin`, come when the
-    /// entry is applied ([`State::apply_command`]).
+    /// entry is applied ([`State::apply`]).
     pub fn propose(&mut self, session: i64, op: TxnOp, origin: Option<Origin>) {
-        if self.failed || self.stopping {
+        if self.intake != Intake::Open {
             // No reply could ever come: the client is better off reconnecting elsewhere.
             if let Some(o) = origin {
                 self.close_conn(o.conn);
             }
             return;
         }
-        let trace = origin
-            .as_ref()
-            .and_then(|o| crate::telemetry::trace_parent(&o.span));
+        let trace = origin.as_ref().and_then(|o| o.trace);
         let proposal = match origin {
             Some(o) => {
                 if let Some(h) = self.conns.get_mut(o.conn) {
@@ -354,20 +311,16 @@ impl State {
             op,
             trace,
         };
-        match &self.consensus {
-            Some(c) => c.propose(cmd.encode()),
-            None => tracing::error!("write proposed before the server started; dropped"),
-        }
+        self.effects.push(Effect::Propose(cmd.encode()));
     }
 
     /// Proposes a txn of the server's own whose result someone waits for; `None` if writes
     /// can no longer be ordered here. The receiver fails if the txn may have been lost (a
     /// leader change, the quorum lost): whether it was applied is then unknown.
     pub fn propose_awaited(&mut self, op: TxnOp) -> Option<Awaited> {
-        if self.failed || self.stopping {
+        if self.intake != Intake::Open {
             return None;
         }
-        let consensus = self.consensus.as_ref()?;
         let (proposal, rx) = self.proposals.await_result();
         let cmd = Command {
             time: now_ms(),
@@ -377,32 +330,18 @@ impl State {
             op,
             trace: None,
         };
-        consensus.propose(cmd.encode());
+        self.effects.push(Effect::Propose(cmd.encode()));
         Some(rx)
     }
 
-    /// Applies a committed command at log index `zxid`.
-    pub fn apply_command(&mut self, zxid: i64, bytes: &[u8]) {
-        let cmd = match Command::decode(bytes) {
-            Ok(c) => c,
-            Err(e) => {
-                // Every replica decodes the same bytes the same way, so skipping keeps them
-                // identical; it can only mean a bug, so say so loudly.
-                tracing::error!("undecodable command at zxid {zxid}: {e}");
-                return;
-            }
-        };
+    /// Applies the committed command at log index `zxid`.
+    pub fn apply(&mut self, zxid: i64, cmd: Command) {
         let mine = cmd.origin_node == self.node_id && cmd.proposal != 0;
         let (origin, caller) = match mine.then(|| self.proposals.take(cmd.proposal)).flatten() {
             Some(Waiter::Client(o)) => (Some(o), None),
             Some(Waiter::Caller(c)) => (None, Some(c)),
             None => (None, None),
         };
-        let span = cmd
-            .trace
-            .as_ref()
-            .map(|t| crate::telemetry::apply_span(t, zxid, cmd.op.kind(), self.node_id));
-        let _entered = span.as_ref().map(|s| s.enter());
         let txn = Txn {
             zxid,
             time: cmd.time,
@@ -543,13 +482,18 @@ impl State {
         if !b.is_empty() {
             self.send_to(o.conn, b.freeze());
             if !matches!(o.shape, ReplyShape::Connect { .. }) {
-                self.record_request(o.op, true, o.received.elapsed());
+                self.answered(Answered {
+                    op: o.op,
+                    write: true,
+                    received: o.received,
+                    span: o.span,
+                    zxid,
+                });
             }
-            o.span.record("zxid", format_args!("0x{zxid:x}"));
         }
         if let Some(h) = self.conns.get_mut(o.conn) {
             h.pending_writes = h.pending_writes.saturating_sub(1);
-            h.write_done.notify_one();
+            self.effects.push(Effect::WriteDone(o.conn));
         }
         // The client was waiting on this server, not silent: a write that took long to order
         // (the connection was not read meanwhile) must not cost it its session.
@@ -579,8 +523,11 @@ impl State {
             },
         );
         let frame = b.freeze();
-        for c in targets {
-            self.conns.notify(c, frame.clone());
+        for conn in targets {
+            if self.conns.notified(conn) {
+                let frame = frame.clone();
+                self.effects.push(Effect::Frame { conn, frame });
+            }
         }
     }
 
@@ -591,7 +538,7 @@ impl State {
         if members.members.iter().all(|m| m.spec.is_empty()) {
             return;
         }
-        let text = crate::reconfig::config_text(members);
+        let text = crate::state::membership::config_text(members);
         let zxid = members.version as i64;
         let ev = self.tree.set_config(text.into(), zxid, now_ms());
         self.notify(&ev, zxid);
@@ -603,27 +550,43 @@ impl State {
     }
 
     /// Queues a read's reply on a connection, to be encoded outside the lock (counted as sent).
-    pub fn send_reply(&mut self, conn: ConnId, reply: crate::reply::Reply) {
-        self.conns.send_reply(conn, reply);
+    pub fn send_reply(&mut self, conn: ConnId, reply: crate::state::reply::Reply) {
+        if self.conns.replied(conn) {
+            self.effects.push(Effect::Reply { conn, reply });
+        }
     }
 
     /// Queues a frame on a connection (counted as sent).
     pub fn send_to(&mut self, conn: ConnId, frame: Bytes) {
-        self.conns.send(conn, frame);
+        if self.conns.replied(conn) {
+            self.effects.push(Effect::Frame { conn, frame });
+        }
     }
 
     /// Consensus failed: closes every connection, so that clients move to another server
     /// instead of waiting for replies that cannot come, and refuses writes from now on.
     pub fn fail(&mut self) {
-        self.failed = true;
+        self.intake = Intake::Failed;
         self.proposals.drain();
-        self.conns.close_all();
+        self.close_all();
     }
 
     /// The server is shutting down: writes already parked finish, new ones close their
     /// connection (the client reconnects elsewhere or after the restart).
     pub fn stop_taking_writes(&mut self) {
-        self.stopping = true;
+        if self.intake == Intake::Open {
+            self.intake = Intake::Stopping;
+        }
+    }
+
+    /// Whether writes can still be ordered here (consensus has not failed).
+    pub fn failed(&self) -> bool {
+        self.intake == Intake::Failed
+    }
+
+    /// Whether the server is shutting down.
+    pub fn stopping(&self) -> bool {
+        self.intake == Intake::Stopping
     }
 
     /// Writes proposed here and not yet applied.
@@ -633,28 +596,89 @@ impl State {
 
     /// Asks a connection's writer to flush and close.
     pub fn close_conn(&mut self, conn: ConnId) {
-        self.conns.close(conn);
+        self.effects.push(Effect::Close(conn));
     }
 
     /// Closes a connection at once, dropping what it has queued.
     pub fn kill_conn(&mut self, conn: ConnId) {
-        self.conns.kill(conn);
+        self.effects.push(Effect::Kill(conn));
     }
 
     /// Asks every connection to flush and close.
     pub fn close_all(&mut self) {
-        self.conns.close_all();
+        let all: Vec<ConnId> = self.conns.ids().collect();
+        self.effects.extend(all.into_iter().map(Effect::Close));
     }
 
     /// Binds a session to a connection, closing any other connection that held it.
-    pub fn attach(&mut self, conn: ConnId, handle: ConnHandle, timeout: Duration) {
-        let session = handle.session;
-        if let Some(old) = self.sessions.hold(session, conn) {
+    pub fn attach(&mut self, id: ConnId, conn: Conn, timeout: Duration) {
+        let session = conn.session;
+        if let Some(old) = self.sessions.hold(session, id) {
             // The session moved: nothing more is meant for the old connection.
             self.kill_conn(old);
         }
-        self.conns.insert(conn, handle);
+        self.conns.insert(id, conn);
         self.sessions.arm(session, timeout);
+    }
+
+    /// A request was read from `conn`: counted, and its session touched (any request, pings
+    /// first, shows the client alive, on receipt rather than when the request's turn comes).
+    pub fn received(&mut self, conn: ConnId) {
+        self.conns.received(conn);
+        if let Some(session) = self.conns.get(conn).map(|c| c.session) {
+            self.sessions.touch(session);
+        }
+    }
+
+    /// Adds an identity an auth packet proved to the connection.
+    pub fn add_auth(&mut self, conn: ConnId, id: Id) {
+        if let Some(h) = self.conns.get_mut(conn) {
+            if !h.auth_ids.contains(&id) {
+                h.auth_ids.push(id);
+            }
+        }
+    }
+
+    /// A new session id, unique in the ensemble (see [`Sessions::new_id`]).
+    pub fn new_session_id(&mut self) -> i64 {
+        self.sessions.new_id()
+    }
+
+    /// Opens a session on this member alone, while it is read-only.
+    pub fn open_local_session(&mut self) -> (i64, [u8; 16]) {
+        self.sessions.open_local()
+    }
+
+    /// The client closes its session: a reconnect from now on finds it gone, as it will be.
+    pub fn closing(&mut self, session: i64) {
+        self.sessions.forget(session);
+    }
+
+    /// Touches another member reported (this one leads).
+    pub fn touched_elsewhere(&mut self, sessions: &[i64]) {
+        self.sessions.touched_elsewhere(sessions);
+    }
+
+    /// The expiry round at `now`: sessions past their deadline are expired (by the leader,
+    /// through the log; read-only ones here), or kept for the leader to decide. Returns the
+    /// sessions heard from since the last round, for a member to tell its leader.
+    pub fn expire_due(&mut self, now: Instant) -> Vec<i64> {
+        let leads = self.leads();
+        for session in self.sessions.expired(now) {
+            if self.expire_local(session) {
+                tracing::info!("read-only session 0x{session:x} expired");
+            } else if leads {
+                tracing::info!("session 0x{session:x} expired");
+                self.expire(session);
+            } else {
+                self.rearm(session);
+            }
+        }
+        let touched = self.sessions.take_touched();
+        if leads {
+            return Vec::new();
+        }
+        touched
     }
 
     /// Forgets a connection: its watches go, its session lives on until its deadline.
@@ -695,17 +719,11 @@ impl State {
         self.watches.add(conn, kind, path);
     }
 
-    /// A request answered `elapsed` after it arrived: `srvr`'s latency figures (whole
-    /// milliseconds, as ZooKeeper's) and the metrics.
-    pub fn record_request(&mut self, op: OpCode, write: bool, elapsed: Duration) {
-        let ms = elapsed.as_millis() as u64;
-        let c = &mut self.counters;
-        if c.latency_count == 0 || ms < c.latency_min_ms {
-            c.latency_min_ms = ms;
-        }
-        c.latency_max_ms = c.latency_max_ms.max(ms);
-        c.latency_total_ms += ms;
-        c.latency_count += 1;
-        self.metrics.request(op.name(), write, elapsed);
+    /// A request was answered: its latency goes to the figures and its span gets the zxid.
+    pub fn answered(&mut self, answered: Answered) {
+        self.effects.push(Effect::Answered(answered));
     }
 }
+
+#[cfg(test)]
+mod tests;

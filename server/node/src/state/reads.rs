@@ -1,15 +1,16 @@
 //! Requests answered from the local tree without ordering: reads, watch management, sync.
 
-use crate::reply::{Answer, Part};
+use crate::session::ConnId;
+use crate::state::reply::{Answer, Part};
+use crate::state::watches::WatchKind;
 use crate::state::State;
-use crate::watches::{ConnId, WatchKind};
 use bytes::BytesMut;
 use zooid_proto::*;
 
 /// Answers a read-only request for connection `conn` of `session`. Watches are registered as
 /// ZooKeeper registers them (exists even on NONODE; getData / getChildren only on success).
 /// The answer holds the nodes it read, shared; it is encoded after the lock is released
-/// (see [`crate::reply`]).
+/// (see [`crate::state::reply`]).
 pub fn execute(
     state: &mut State,
     conn: ConnId,

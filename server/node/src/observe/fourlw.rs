@@ -1,16 +1,12 @@
 //! Four-letter words: plain-text admin commands sent as the first four bytes of a connection.
 
 use crate::config::Config;
-use crate::state::State;
+use crate::observe::monitor::View;
 use std::fmt::Write;
 
-/// The words this server answers (when allowed by the configuration).
-pub const WORDS: [&str; 9] = [
-    "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "isro",
-];
+use crate::config::FOUR_LETTER_WORDS as WORDS;
 
-/// The version clients see; kazoo and monitoring tools parse the leading `x.y.z`.
-pub const VERSION: &str = concat!("3.9.0-zooid-", env!("CARGO_PKG_VERSION"));
+pub use crate::observe::monitor::VERSION;
 
 /// Recognizes a four-letter word in the first four bytes of a connection.
 pub fn recognize(first: &[u8]) -> Option<&'static str> {
@@ -18,7 +14,8 @@ pub fn recognize(first: &[u8]) -> Option<&'static str> {
 }
 
 /// The text answer to `word`.
-pub fn answer(word: &str, config: &Config, state: &State) -> String {
+pub fn answer(word: &str, config: &Config, view: &View) -> String {
+    let state = view.state;
     if !config.allows_word(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
@@ -33,14 +30,14 @@ pub fn answer(word: &str, config: &Config, state: &State) -> String {
     match word {
         "ruok" => out.push_str("imok"),
         "isro" => out.push_str(if state.read_only() { "ro" } else { "rw" }),
-        "srvr" => server_stats(&mut out, state),
+        "srvr" => server_stats(&mut out, view),
         "stat" => {
             let _ = writeln!(out, "Zookeeper version: {VERSION}, built on unknown");
             out.push_str("Clients:\n");
             connections(&mut out, state);
             out.push('\n');
             let mut rest = String::new();
-            server_stats(&mut rest, state);
+            server_stats(&mut rest, view);
             // srvr's first line is the version, already written.
             out.push_str(rest.split_once('\n').map_or("", |(_, r)| r));
         }
@@ -48,7 +45,7 @@ pub fn answer(word: &str, config: &Config, state: &State) -> String {
             connections(&mut out, state);
             out.push('\n');
         }
-        "mntr" => monitor(&mut out, state),
+        "mntr" => monitor(&mut out, view),
         "conf" => {
             let _ = writeln!(out, "clientPort={}", config.client_addr.port());
             let _ = writeln!(out, "clientPortAddress={}", config.client_addr.ip());
@@ -65,7 +62,7 @@ pub fn answer(word: &str, config: &Config, state: &State) -> String {
                     // The replicated membership, as `/zookeeper/config` holds it (it moves
                     // with reconfig); the configured one until the first is applied.
                     let members = state
-                        .tree
+                        .tree()
                         .get("/zookeeper/config")
                         .and_then(|n| n.data.clone())
                         .filter(|d| !d.is_empty());
@@ -75,8 +72,8 @@ pub fn answer(word: &str, config: &Config, state: &State) -> String {
                     }
                     for m in &e.members {
                         let role = match m.role {
-                            crate::zoocfg::Role::Participant => "participant",
-                            crate::zoocfg::Role::Observer => "observer",
+                            crate::config::zoocfg::Role::Participant => "participant",
+                            crate::config::zoocfg::Role::Observer => "observer",
                         };
                         let _ = writeln!(
                             out,
@@ -98,7 +95,7 @@ pub fn answer(word: &str, config: &Config, state: &State) -> String {
             let _ = writeln!(out, "zooid.version={}", env!("CARGO_PKG_VERSION"));
         }
         "wchs" => {
-            let w = &state.watches;
+            let w = state.watches();
             let _ = writeln!(
                 out,
                 "{} connections watching {} paths\nTotal watches:{}",
@@ -112,21 +109,22 @@ pub fn answer(word: &str, config: &Config, state: &State) -> String {
     out
 }
 
-fn server_stats(out: &mut String, state: &State) {
-    let (min, avg, max) = crate::monitor::latency(state);
+fn server_stats(out: &mut String, view: &View) {
+    let state = view.state;
+    let (min, avg, max) = crate::observe::monitor::latency(view);
     let _ = writeln!(out, "Zookeeper version: {VERSION}, built on unknown");
     let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:.4}/{max}");
-    let _ = writeln!(out, "Received: {}", state.conns.packets_received());
-    let _ = writeln!(out, "Sent: {}", state.conns.packets_sent());
-    let _ = writeln!(out, "Connections: {}", state.conns.len());
+    let _ = writeln!(out, "Received: {}", state.conns().packets_received());
+    let _ = writeln!(out, "Sent: {}", state.conns().packets_sent());
+    let _ = writeln!(out, "Connections: {}", state.conns().len());
     let _ = writeln!(out, "Outstanding: {}", state.outstanding());
     let _ = writeln!(out, "Zxid: 0x{:x}", state.last_zxid());
     let _ = writeln!(out, "Mode: {}", state.mode());
-    let _ = writeln!(out, "Node count: {}", state.tree.node_count());
+    let _ = writeln!(out, "Node count: {}", state.tree().node_count());
 }
 
-fn connections(out: &mut String, state: &State) {
-    let mut conns: Vec<_> = state.conns.handles().collect();
+fn connections(out: &mut String, state: &crate::state::State) {
+    let mut conns: Vec<_> = state.conns().handles().collect();
     conns.sort_by_key(|h| h.connected_at);
     for h in conns {
         let _ = writeln!(
@@ -137,8 +135,8 @@ fn connections(out: &mut String, state: &State) {
     }
 }
 
-fn monitor(out: &mut String, state: &State) {
-    for (k, v) in crate::monitor::values(state) {
+fn monitor(out: &mut String, view: &View) {
+    for (k, v) in crate::observe::monitor::values(view) {
         let _ = writeln!(out, "zk_{k}\t{v}");
     }
 }

@@ -6,7 +6,7 @@
 //! EnsembleTracker rewrites its connection string from the client addresses) and zkCli's
 //! `config` parse it.
 
-use crate::zoocfg::{parse_member, Role};
+use crate::config::zoocfg::{parse_member, Role};
 use zooid_proto::ErrorCode;
 use zooid_replication::{Member, MemberChange, Members, ReconfigError};
 

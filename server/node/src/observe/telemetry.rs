@@ -5,8 +5,8 @@
 //! a span per client request, per applied write on every member it reaches, and per replication
 //! step. Off by default; the spans then cost one disabled-callsite check each.
 
-use crate::command::TraceParent;
 use crate::config::{Config, LogFormat};
+use crate::state::command::TraceParent;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -144,7 +144,7 @@ pub fn init(config: &Config) -> Result<Telemetry, TelemetryError> {
 }
 
 /// The trace context of `span`, if it is recorded in a sampled trace: what a write carries
-/// to the other members (see [`crate::command::TraceParent`]).
+/// to the other members (see [`crate::state::command::TraceParent`]).
 pub fn trace_parent(span: &tracing::Span) -> Option<TraceParent> {
     use opentelemetry::trace::TraceContextExt;
     use tracing_opentelemetry::OpenTelemetrySpanExt;

@@ -7,8 +7,7 @@ use std::collections::{HashMap, HashSet};
 use zooid_proto::{EventType, WatcherType};
 use zooid_tree::ChangeEvent;
 
-/// Identifies a client connection for the life of the server.
-pub type ConnId = u64;
+pub use crate::session::ConnId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WatchKind {

@@ -12,8 +12,8 @@
 //! [`Outbox::kill`] closes a connection at once, whatever it has queued (an expired session's
 //! connection must go even when its client never reads).
 
-use crate::metrics::{Limit, Metrics};
-use crate::reply::Reply;
+use crate::observe::metrics::{Limit, Metrics};
+use crate::state::reply::Reply;
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -31,7 +31,7 @@ const WRITE_SLICE_BYTES: usize = 64 * 1024;
 
 enum Outbound {
     Frame(Bytes),
-    /// Encoded by the writer (see [`crate::reply`]); charged its estimate until then.
+    /// Encoded by the writer (see [`crate::state::reply`]); charged its estimate until then.
     Reply(Reply),
     /// Flush what was queued, then close the socket.
     Close,

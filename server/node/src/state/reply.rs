@@ -61,6 +61,16 @@ const PART_HEADER: usize = 12;
 /// once the real size is known.
 const TYPICAL_CHILD: usize = 4 + 16;
 
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("xid", &self.xid)
+            .field("zxid", &self.zxid)
+            .field("error", &self.answer.as_ref().err())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Reply {
     /// Bytes this reply is charged against its connection's outbound budget while queued: the
     /// exact size for data, an estimate in O(1) for lists of children.

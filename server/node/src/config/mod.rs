@@ -1,16 +1,23 @@
 //! Server settings. Every key is a command-line flag and an environment variable named after
 //! it (`--max-client-cnxns` is `ZOOID_MAX_CLIENT_CNXNS`), and a key of a ZooKeeper-style
-//! `zoo.cfg` given with `--config` (see [`crate::zoocfg`]); flags and variables override the
+//! `zoo.cfg` given with `--config` (see [`crate::config::zoocfg`]); flags and variables override the
 //! file. The limits that bound what one client can make the server hold are grouped here;
 //! `docs/limits.md` says what each one protects.
 
-use crate::zoocfg::{self, Member, ZooCfgError};
+pub mod zoocfg;
+
+/// The four-letter words the server answers, when `4lw.commands.whitelist` allows them.
+pub const FOUR_LETTER_WORDS: [&str; 9] = [
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "isro",
+];
+
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
+use zoocfg::{Member, ZooCfgError};
 
 /// Where the client port listens when only a port is given: loopback, so that a server is
 /// exposed to the network only when asked to be.
@@ -244,6 +251,8 @@ pub struct Ensemble {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(transparent)]
+    Invalid(#[from] InvalidConfig),
+    #[error(transparent)]
     File(#[from] ZooCfgError),
     #[error("{path}:{line}: {key}: {reason}")]
     Value {
@@ -254,6 +263,24 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Flags(#[from] clap::Error),
+}
+
+/// The smallest `max-frame-bytes` taken: a frame must hold a request's header and a path.
+const MIN_FRAME_BYTES: usize = 1024;
+
+/// Settings that are each valid but do not go together, found by [`Config::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidConfig {
+    #[error("{key} must be positive")]
+    NotPositive { key: &'static str },
+    #[error("min-session-timeout-ms ({min}) is above max-session-timeout-ms ({max})")]
+    SessionTimeouts { min: u32, max: u32 },
+    #[error("max-frame-bytes ({0}) must be at least 1024")]
+    FrameTooSmall(usize),
+    #[error("max-reply-bytes ({reply}) is below max-frame-bytes ({frame})")]
+    ReplyBelowFrame { reply: usize, frame: usize },
+    #[error("unknown four-letter word {0:?} in four-letter-words")]
+    UnknownWord(String),
 }
 
 impl Config {
@@ -396,44 +423,38 @@ impl Config {
     }
 
     /// Checks relations between settings once, at start.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.tick_time_ms == 0 {
-            return Err("tick-time-ms must be positive".into());
-        }
-        if self.min_session_timeout() > self.max_session_timeout() {
-            return Err(format!(
-                "min-session-timeout-ms ({}) is above max-session-timeout-ms ({})",
-                self.min_session_timeout(),
-                self.max_session_timeout()
-            ));
-        }
-        if self.snapshot_every == 0 {
-            return Err("snapshot-every must be positive".into());
-        }
-        if self.max_frame_bytes < 1024 {
-            return Err("max-frame-bytes must be at least 1024".into());
-        }
-        for (name, value) in [
-            ("max-conn-outstanding", self.max_conn_outstanding),
-            ("global-outstanding-limit", self.global_outstanding_limit),
-            ("max-conn-outbound-bytes", self.max_conn_outbound_bytes),
-        ] {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let positive = |key: &'static str, value: usize| {
             if value == 0 {
-                return Err(format!("{name} must be positive"));
+                Err(InvalidConfig::NotPositive { key })
+            } else {
+                Ok(())
             }
+        };
+        positive("tick-time-ms", self.tick_time_ms as usize)?;
+        if self.min_session_timeout() > self.max_session_timeout() {
+            return Err(InvalidConfig::SessionTimeouts {
+                min: self.min_session_timeout(),
+                max: self.max_session_timeout(),
+            });
         }
+        positive("snapshot-every", self.snapshot_every as usize)?;
+        if self.max_frame_bytes < MIN_FRAME_BYTES {
+            return Err(InvalidConfig::FrameTooSmall(self.max_frame_bytes));
+        }
+        positive("max-conn-outstanding", self.max_conn_outstanding)?;
+        positive("global-outstanding-limit", self.global_outstanding_limit)?;
+        positive("max-conn-outbound-bytes", self.max_conn_outbound_bytes)?;
         if self.max_reply_bytes < self.max_frame_bytes {
             // A node's data can be as large as a request frame; its getData must fit.
-            return Err(format!(
-                "max-reply-bytes ({}) is below max-frame-bytes ({})",
-                self.max_reply_bytes, self.max_frame_bytes
-            ));
+            return Err(InvalidConfig::ReplyBelowFrame {
+                reply: self.max_reply_bytes,
+                frame: self.max_frame_bytes,
+            });
         }
         for w in self.four_letter_words.split(',').map(str::trim) {
-            if !w.is_empty() && w != "*" && !crate::fourlw::WORDS.contains(&w) {
-                return Err(format!(
-                    "unknown four-letter word {w:?} in four-letter-words"
-                ));
+            if !w.is_empty() && w != "*" && !FOUR_LETTER_WORDS.contains(&w) {
+                return Err(InvalidConfig::UnknownWord(w.to_string()));
             }
         }
         Ok(())
@@ -510,8 +531,14 @@ mod tests {
         let mut c = Config::defaults();
         assert_eq!(c.validate(), Ok(()));
         c.max_conn_outstanding = 0;
-        assert!(c
-            .validate()
-            .is_err_and(|e| e.contains("max-conn-outstanding")));
+        assert_eq!(
+            c.validate(),
+            Err(InvalidConfig::NotPositive {
+                key: "max-conn-outstanding"
+            })
+        );
+        c.max_conn_outstanding = 1;
+        c.four_letter_words = "ruok,oops".into();
+        assert_eq!(c.validate(), Err(InvalidConfig::UnknownWord("oops".into())));
     }
 }

@@ -3,8 +3,83 @@
 //! `monitor` command (JSON, without it, as ZooKeeper's AdminServer does) and `/metrics`
 //! (Prometheus gauges named as ZooKeeper's Prometheus provider names them).
 
-use crate::fourlw::VERSION;
+use crate::state::role::Role;
 use crate::state::State;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use zooid_replication::Consensus;
+
+/// Request latency since start in whole milliseconds, as `srvr`, `stat` and `mntr` report
+/// it (min / avg / max). Kept without a lock: every answered request records here.
+#[derive(Debug)]
+pub struct Latency {
+    total_ms: AtomicU64,
+    count: AtomicU64,
+    min_ms: AtomicU64,
+    max_ms: AtomicU64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            total_ms: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            min_ms: AtomicU64::new(u64::MAX),
+            max_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Latency {
+    pub fn record(&self, elapsed: Duration) {
+        let ms = elapsed.as_millis() as u64;
+        self.total_ms.fetch_add(ms, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.min_ms.fetch_min(ms, Ordering::Relaxed);
+        self.max_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// (min, avg, max) in milliseconds; all 0 before the first request.
+    pub fn figures(&self) -> (u64, f64, u64) {
+        let count = self.count.load(Ordering::Relaxed);
+        if count == 0 {
+            return (0, 0.0, 0);
+        }
+        let total = self.total_ms.load(Ordering::Relaxed);
+        (
+            self.min_ms.load(Ordering::Relaxed),
+            total as f64 / count as f64,
+            self.max_ms.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What the figures are read from, at one moment: the state (locked), the consensus layer and
+/// what was recorded as it happened.
+pub struct View<'a> {
+    pub state: &'a State,
+    pub consensus: Option<&'a Consensus>,
+    /// Request latency since start.
+    pub latency: &'a Latency,
+    /// Since when the server runs.
+    pub uptime: Duration,
+    /// `/readyz`'s answer, taken just before.
+    pub ready: bool,
+    /// Reply bytes queued for clients that have not read them yet.
+    pub queued_bytes: usize,
+}
+
+impl View<'_> {
+    /// The consensus layer, in an ensemble (a standalone server has one of its own, which no
+    /// figure of ZooKeeper's shows).
+    pub fn replicated(&self) -> Option<&Consensus> {
+        self.consensus
+            .filter(|_| self.state.position().role() != Role::Standalone)
+    }
+}
+
+/// The version clients see; kazoo and monitoring tools parse the leading `x.y.z`.
+pub const VERSION: &str = concat!("3.9.0-zooid-", env!("CARGO_PKG_VERSION"));
 
 /// One figure's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,35 +125,30 @@ fn int(n: impl TryInto<i64>) -> Value {
 }
 
 /// Request latency since start, in milliseconds: (min, avg, max).
-pub fn latency(state: &State) -> (u64, f64, u64) {
-    let c = &state.counters;
-    let avg = if c.latency_count == 0 {
-        0.0
-    } else {
-        c.latency_total_ms as f64 / c.latency_count as f64
-    };
-    (c.latency_min_ms, avg, c.latency_max_ms)
+pub fn latency(view: &View) -> (u64, f64, u64) {
+    view.latency.figures()
 }
 
 /// Every figure, in `mntr`'s order, named without the `zk_` prefix.
-pub fn values(state: &State) -> Vec<(&'static str, Value)> {
-    let mut v = server(state);
-    v.extend(log(state));
-    v.extend(ensemble(state));
+pub fn values(view: &View) -> Vec<(&'static str, Value)> {
+    let mut v = server(view);
+    v.extend(log(view));
+    v.extend(ensemble(view));
     v
 }
 
 /// The figures that are one value each (Prometheus gauges): all but the log's, which `mntr`
 /// spells as the avg/min/max/cnt/sum of a summary.
-pub fn gauges(state: &State) -> Vec<(&'static str, Value)> {
-    let mut v = server(state);
-    v.extend(ensemble(state));
+pub fn gauges(view: &View) -> Vec<(&'static str, Value)> {
+    let mut v = server(view);
+    v.extend(ensemble(view));
     v
 }
 
 /// The server's own figures.
-fn server(state: &State) -> Vec<(&'static str, Value)> {
-    let (min, avg, max) = latency(state);
+fn server(view: &View) -> Vec<(&'static str, Value)> {
+    let state = view.state;
+    let (min, avg, max) = latency(view);
     vec![
         (
             "version",
@@ -88,25 +158,25 @@ fn server(state: &State) -> Vec<(&'static str, Value)> {
         ("avg_latency", Value::Float(avg)),
         ("max_latency", int(max)),
         ("min_latency", int(min)),
-        ("packets_received", int(state.conns.packets_received())),
-        ("packets_sent", int(state.conns.packets_sent())),
-        ("num_alive_connections", int(state.conns.len())),
+        ("packets_received", int(state.conns().packets_received())),
+        ("packets_sent", int(state.conns().packets_sent())),
+        ("num_alive_connections", int(state.conns().len())),
         ("outstanding_requests", int(state.outstanding())),
-        ("znode_count", int(state.tree.node_count())),
-        ("watch_count", int(state.watches.count())),
-        ("ephemerals_count", int(state.tree.ephemeral_count())),
+        ("znode_count", int(state.tree().node_count())),
+        ("watch_count", int(state.watches().count())),
+        ("ephemerals_count", int(state.tree().ephemeral_count())),
         (
             "approximate_data_size",
-            int(state.tree.approximate_data_size()),
+            int(state.tree().approximate_data_size()),
         ),
-        ("global_sessions", int(state.sessions.count())),
+        ("global_sessions", int(state.sessions().count())),
     ]
 }
 
 /// The log's fsyncs and batch sizes, as ZooKeeper's summaries.
-fn log(state: &State) -> Vec<(&'static str, Value)> {
+fn log(view: &View) -> Vec<(&'static str, Value)> {
     let mut v = Vec::new();
-    if let Some(log) = state.log_stats() {
+    if let Some(log) = view.consensus.map(|c| c.log_stats()) {
         let f = &log.fsyncs;
         let b = &log.batches;
         let avg = |sum: f64, n: u64| if n == 0 { 0.0 } else { sum / n as f64 };
@@ -134,9 +204,9 @@ fn log(state: &State) -> Vec<(&'static str, Value)> {
 }
 
 /// The leader's view of the ensemble (a leader's only, as in ZooKeeper).
-fn ensemble(state: &State) -> Vec<(&'static str, Value)> {
+fn ensemble(view: &View) -> Vec<(&'static str, Value)> {
     let mut v = Vec::new();
-    if let Some(f) = state.followers() {
+    if let Some(f) = view.replicated().and_then(|c| c.followers()) {
         v.extend([
             ("learners", int(f.followers + f.observers)),
             ("followers", int(f.followers)),

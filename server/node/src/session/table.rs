@@ -3,9 +3,9 @@
 //! is heard from, which connection holds it, the sessions opened while read-only (this
 //! member's alone), and which sessions were heard from since the leader was last told.
 
-use crate::deadlines::Deadlines;
-use crate::state::now_ms;
-use crate::watches::ConnId;
+use crate::clock::now_ms;
+use crate::session::deadlines::Deadlines;
+use crate::session::ConnId;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use zooid_tree::DataTree;

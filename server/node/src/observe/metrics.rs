@@ -4,7 +4,7 @@
 //! only happens in passing (a request's latency, a connection refused or closed by a limit) is
 //! recorded here as it happens.
 
-use crate::state::State;
+use crate::observe::monitor::{Latency, View};
 use hdrhistogram::Histogram as Hdr;
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
@@ -106,6 +106,8 @@ impl Window {
 
 /// What the server records as it runs.
 pub struct Metrics {
+    /// `srvr`'s latency figures.
+    pub latency: Latency,
     registry: Registry,
     /// Per opcode, from the request's arrival to its reply being queued (a write's when it
     /// is applied here).
@@ -221,6 +223,7 @@ impl Metrics {
             limited.with_label_values(&[l.label()]);
         }
         Metrics {
+            latency: Latency::default(),
             registry,
             request_seconds,
             limited,
@@ -237,6 +240,7 @@ impl Metrics {
 
     /// A request answered `elapsed` after it arrived.
     pub fn request(&self, op: &str, write: bool, elapsed: Duration) {
+        self.latency.record(elapsed);
         self.request_seconds
             .with_label_values(&[op])
             .observe(elapsed.as_secs_f64());
@@ -336,14 +340,15 @@ pub fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
 /// The figures the state holds, read at scrape time: ZooKeeper's gauges (the numeric `mntr`
 /// values but the log's, under the same names without `zk_`), its summaries of the log's fsyncs and batch
 /// sizes, and Zooid's own figures of Raft, the limits and the process.
-pub fn state_families(state: &State, metrics: &Metrics) -> Vec<MetricFamily> {
+pub fn state_families(view: &View) -> Vec<MetricFamily> {
+    let state = view.state;
     let mut out = Vec::new();
-    for (name, value) in crate::monitor::gauges(state) {
+    for (name, value) in crate::observe::monitor::gauges(view) {
         if let Some(v) = value.as_f64() {
             out.push(gauge(name, &format!("ZooKeeper's {name}"), v));
         }
     }
-    if let Some(log) = state.log_stats() {
+    if let Some(log) = view.consensus.map(|c| c.log_stats()) {
         out.push(summary_totals(
             "fsynctime",
             "Log fsync time (ms)",
@@ -360,7 +365,7 @@ pub fn state_families(state: &State, metrics: &Metrics) -> Vec<MetricFamily> {
     out.push(gauge(
         "uptime",
         "Milliseconds since the server started",
-        metrics.uptime().as_millis() as f64,
+        view.uptime.as_millis() as f64,
     ));
     if let Some(t) = state.leading_for() {
         out.push(gauge(
@@ -369,7 +374,7 @@ pub fn state_families(state: &State, metrics: &Metrics) -> Vec<MetricFamily> {
             t.as_millis() as f64,
         ));
     }
-    if let Some(members) = state.members() {
+    if let Some(members) = view.replicated().map(|c| c.members()) {
         let voters = members.members.iter().filter(|m| m.voter).count();
         out.push(gauge("quorum_size", "Voting members", voters as f64));
     }
@@ -382,7 +387,7 @@ pub fn state_families(state: &State, metrics: &Metrics) -> Vec<MetricFamily> {
     out.push(gauge(
         "zooid_ready",
         "1 while /readyz says ready: in a quorum, caught up, read-write",
-        flag(state.ready().is_ok()),
+        flag(view.ready),
     ));
     out.push(gauge(
         "zooid_read_only",
@@ -394,7 +399,7 @@ pub fn state_families(state: &State, metrics: &Metrics) -> Vec<MetricFamily> {
         "1 on the member that orders writes",
         flag(state.leads()),
     ));
-    if let Some(f) = state.raft_figures() {
+    if let Some(f) = view.consensus.map(|c| c.figures()) {
         out.push(gauge("zooid_raft_term", "Current Raft term", f.term as f64));
         out.push(gauge(
             "zooid_raft_last_log_index",
@@ -435,13 +440,12 @@ pub fn state_families(state: &State, metrics: &Metrics) -> Vec<MetricFamily> {
     out.push(gauge(
         "zooid_restore_staged_bytes",
         "Bytes of a backup being restored that this member holds until the swap (0 when none)",
-        state.tree.staged_restore().map_or(0, |s| s.len()) as f64,
+        state.tree().staged_restore().map_or(0, |s| s.len()) as f64,
     ));
-    let queued = state.conns.queued_bytes();
     out.push(gauge(
         "zooid_outbound_queued_bytes",
         "Reply bytes queued for clients that have not read them yet",
-        queued as f64,
+        view.queued_bytes as f64,
     ));
     if let Some(n) = open_fds() {
         out.push(gauge(

@@ -1,0 +1,85 @@
+//! Duty: accept client connections, each within `max-client-cnxns` for its address, and serve
+//! each on a task of its own ([`crate::client::connection`]).
+
+use crate::client::connection;
+use crate::runtime::Node;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tracing::warn;
+
+pub async fn accept(node: Arc<Node>, listener: TcpListener) {
+    let mut failure = node.failure_watch();
+    let mut stopping = node.stopping();
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            // Dropping the listener makes new connections fail fast.
+            _ = failure.wait_for(Option::is_some) => return,
+            _ = stopping.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok((stream, remote)) => {
+                backoff.succeeded();
+                let Some((conn, admitted)) = node.admit(remote.ip()) else {
+                    warn!(
+                        %remote,
+                        "too many connections from {}: max-client-cnxns is {}",
+                        remote.ip(),
+                        node.config.max_client_cnxns
+                    );
+                    continue;
+                };
+                tokio::spawn(connection::serve(node.clone(), stream, conn, admitted));
+            }
+            Err(e) => {
+                // Usually out of file descriptors: wait for some to be freed instead of
+                // spinning, longer each time, and say so once per pause.
+                let pause = backoff.failed();
+                warn!("accepting a connection failed: {e}; pausing accepts for {pause:?}");
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// Pauses after failed accepts: 10 ms after the first, doubling up to 1 s, reset by the next
+/// successful accept.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn failed(&mut self) -> Duration {
+        let pause = Self::FIRST
+            .saturating_mul(1 << self.failures.min(16))
+            .min(Self::MAX);
+        self.failures += 1;
+        pause
+    }
+
+    fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_doubles_to_a_cap_and_resets() {
+        let mut b = AcceptBackoff::default();
+        let pauses: Vec<_> = (0..10).map(|_| b.failed()).collect();
+        assert_eq!(pauses[0], Duration::from_millis(10));
+        assert_eq!(pauses[1], Duration::from_millis(20));
+        assert_eq!(pauses[9], Duration::from_secs(1));
+        b.succeeded();
+        assert_eq!(b.failed(), Duration::from_millis(10));
+    }
+}

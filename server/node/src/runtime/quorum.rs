@@ -1,0 +1,41 @@
+//! Duty: watch whether this member is in a working quorum. Cut off for longer than the grace
+//! period, it lets its clients go (they move to members that can serve them) and refuses new
+//! ones, or serves read-only clients if read-only mode is on; back in a quorum, it serves
+//! again.
+
+use crate::runtime::Node;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+use zooid_replication::Consensus;
+
+/// How long a member may be without a working quorum before it closes its clients'
+/// connections. Longer than an election (about a second here, `docs/ensembles.md`), so that
+/// a leader change alone does not disconnect every client.
+const NO_QUORUM_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a member checks that it is in a quorum, and how long a leader's check may take.
+const QUORUM_CHECK_EVERY: Duration = Duration::from_millis(250);
+
+pub async fn watch_quorum(node: Arc<Node>, consensus: Consensus) {
+    let mut cut_off_since: Option<Instant> = None;
+    let mut iv = tokio::time::interval(QUORUM_CHECK_EVERY);
+    loop {
+        iv.tick().await;
+        if consensus.in_quorum(QUORUM_CHECK_EVERY * 2).await {
+            if cut_off_since.take().is_some() && !node.state().serving() {
+                info!("back in a quorum: serving clients again");
+            }
+            node.state().quorum_regained();
+            continue;
+        }
+        let since = *cut_off_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= NO_QUORUM_GRACE && node.state().serving() {
+            warn!(
+                "no working quorum for {NO_QUORUM_GRACE:?}: closing client connections until \
+                 it is back"
+            );
+            node.state().quorum_lost();
+        }
+    }
+}
