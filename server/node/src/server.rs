@@ -42,7 +42,7 @@ pub struct Server {
 pub enum StartError {
     #[error(transparent)]
     Storage(#[from] zooid_replication::ConsensusError),
-    #[error("listening on the client port {addr}: {source}")]
+    #[error("listening on the client port {addr} (clientPort / clientPortAddress, --client-addr)")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
@@ -51,18 +51,22 @@ pub enum StartError {
     AdminToken(#[from] crate::config::AdminTokenError),
     #[error(
         "listening on the admin port {addr} (admin.serverAddress/admin.serverPort, \
-         --admin-addr; admin.enableServer=false turns it off): {source}"
+         --admin-addr; admin.enableServer=false turns it off)"
     )]
     AdminListen {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("server.{id}'s peer address {addr}: {reason}")]
+    #[error("no server.{0} line in the configuration for this server's myid")]
+    NoServerLine(u64),
+    #[error("resolving server.{id}'s peer address {addr}")]
     PeerAddr {
         id: u64,
         addr: String,
-        reason: String,
+        source: std::io::Error,
     },
+    #[error("server.{id}'s peer address {addr} resolves to no address")]
+    PeerAddrNone { id: u64, addr: String },
 }
 
 /// The consensus layer's view of the ensemble a zoo.cfg describes; the peer port binds
@@ -73,20 +77,19 @@ fn peers(ensemble: &Ensemble, listen: Option<SocketAddr>) -> Result<Peers, Start
         .members
         .iter()
         .find(|m| m.id == ensemble.my_id)
-        .ok_or_else(|| StartError::PeerAddr {
-            id: ensemble.my_id,
-            addr: String::new(),
-            reason: "no server line for this server's myid".into(),
-        })?;
+        .ok_or(StartError::NoServerLine(ensemble.my_id))?;
     let addr = me.peer_addr();
     let resolved = addr
         .to_socket_addrs()
-        .map_err(|e| e.to_string())
-        .and_then(|mut a| a.next().ok_or_else(|| "resolves to no address".to_string()))
-        .map_err(|reason| StartError::PeerAddr {
+        .map_err(|source| StartError::PeerAddr {
             id: me.id,
             addr: addr.clone(),
-            reason,
+            source,
+        })?
+        .next()
+        .ok_or_else(|| StartError::PeerAddrNone {
+            id: me.id,
+            addr: addr.clone(),
         })?;
     let listen = listen.unwrap_or(resolved);
     Ok(Peers {
@@ -130,10 +133,12 @@ impl Server {
             .transpose()?;
         let node_id = config.ensemble.as_ref().map_or(STANDALONE_ID, |e| e.my_id);
         let metrics = Arc::new(Metrics::new());
-        let admin_token = config.admin_token()?;
+        // Checked once at start, so that a token file that cannot be read stops the start;
+        // it is read again at each protected request.
+        config.admin_token()?;
         let replicated = config.ensemble.is_some();
         let state = State::new(node_id, DataTree::new(), expiry_interval, replicated);
-        let node = Arc::new(Node::new(config, state, metrics, admin_token));
+        let node = Arc::new(Node::new(config, state, metrics));
         let config = &node.config;
         let consensus = Consensus::start(
             consensus_config(config, node_id, peers),
@@ -219,7 +224,7 @@ impl Server {
 
     /// Resolves, with the reason, if the server stops serving on its own: consensus failed
     /// (say, the log's disk failed). `main` exits non-zero on it, as ZooKeeper does.
-    pub async fn failed(&self) -> String {
+    pub async fn failed(&self) -> zooid_replication::Failure {
         self.node.failed().await
     }
 

@@ -303,6 +303,36 @@ fn a_snapshot_streams_a_consistent_backup_to_the_token_holder() {
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
 }
 
+/// A token written to the data dir (or to `--admin-token-file`) after the start is taken at
+/// the next request: finding out at backup time that none was set costs no restart.
+#[test]
+fn an_admin_token_added_after_the_start_is_taken_without_a_restart() {
+    let server = common::start(|_| {});
+    let admin = server.admin.unwrap();
+    let snapshot = |headers: &[(&str, &str)]| {
+        http::request_with(admin, "GET", "/commands/snapshot", headers, b"").unwrap()
+    };
+    let none = snapshot(&[]);
+    assert_eq!(none.status, 403, "{}", none.body);
+    let file = server.data_dir().join("admin-token");
+    assert!(
+        none.body.contains(&file.display().to_string()),
+        "the refusal says where a token goes: {}",
+        none.body
+    );
+    std::fs::write(&file, "fresh-token\n").unwrap();
+    assert_eq!(snapshot(&[]).status, 401);
+    let taken = snapshot(&[("Authorization", "Bearer fresh-token")]);
+    assert_eq!(taken.status, 200, "{}", taken.body);
+    // Changed: the old one no longer opens it.
+    std::fs::write(&file, "rotated").unwrap();
+    assert_eq!(
+        snapshot(&[("Authorization", "Bearer fresh-token")]).status,
+        401
+    );
+    assert_eq!(snapshot(&[("Authorization", "Bearer rotated")]).status, 200);
+}
+
 /// ZooKeeper 3.9's `restore`: a backup replaces everything, its sessions included, and the
 /// clients are let go; uploads that are not a whole backup, or too large, or without the
 /// token, are refused and change nothing.

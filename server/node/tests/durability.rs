@@ -299,9 +299,10 @@ fn when_consensus_fails_clients_are_disconnected_instead_of_left_waiting() {
     let mut c = RawClient::connect(srv.addr);
     assert_eq!(c.create("/before", b"x", 0), Ok("/before".into()));
     let reason = srv.break_consensus();
+    // Stopped underneath the server: openraft's fatal "stopped".
     assert!(
-        reason.is_some(),
-        "the server must notice that it cannot order writes"
+        matches!(reason, Some(zooid_replication::Failure::Fatal(_))),
+        "the server must notice that it cannot order writes: {reason:?}"
     );
     // The open connection is closed rather than left without replies...
     assert!(

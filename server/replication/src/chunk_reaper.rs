@@ -95,7 +95,7 @@ const FREE_PAUSE: Duration = Duration::from_millis(2);
 /// 19–25 ms on ext4, and the WAL's fsyncs waited behind it: mounted with `discard`, the file
 /// system discards freed blocks synchronously, at 0.6–1 ms of disk time per MiB. A 2 MiB step
 /// keeps each stall near 1.5 ms. Smaller steps or an idle I/O class did not lower the total
-/// cost (docs/benchmarks.md).
+/// cost (docs/benchmarks-notebook.md).
 fn free_gradually(path: &Path) -> io::Result<()> {
     let file = std::fs::OpenOptions::new().write(true).open(path)?;
     let mut len = file.metadata()?.len();

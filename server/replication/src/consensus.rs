@@ -1,6 +1,7 @@
 //! The face of this crate: start a node over a data directory, propose commands, learn when it
 //! is ready. Everything openraft-specific stays behind it.
 
+use crate::failure::{Failure, LeaderError};
 use crate::log_store::{Fsyncs, LogStore};
 use crate::members::Members;
 use crate::network::PeerNetwork;
@@ -64,12 +65,12 @@ pub const DEFAULT_WAL_CHUNK_BYTES: usize = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsensusError {
-    #[error("opening the log in {dir}: {source}")]
+    #[error("opening the log in {dir}")]
     Log {
         dir: PathBuf,
         source: std::io::Error,
     },
-    #[error("checking the log in {dir}: {source}")]
+    #[error("checking the log in {dir}")]
     Wal {
         dir: PathBuf,
         source: crate::wal_check::CheckError,
@@ -86,7 +87,7 @@ pub enum ConsensusError {
         log_start: u64,
         snapshot_end: Option<u64>,
     },
-    #[error("listening on the peer port {addr}: {source}")]
+    #[error("listening on the peer port {addr}")]
     PeerListen {
         addr: SocketAddr,
         source: std::io::Error,
@@ -129,7 +130,7 @@ pub struct Consensus {
     /// A second handle on the log openraft owns, for its statistics.
     log: LogStore,
     /// Set once proposals can no longer be ordered (see [`Consensus::failed`]).
-    failure: watch::Receiver<Option<String>>,
+    failure: watch::Receiver<Option<Failure>>,
     /// The peer port's listener and the learner keeper, stopped with the node.
     peer_server: Option<Arc<Vec<tokio::task::AbortHandle>>>,
     network: PeerNetwork,
@@ -402,19 +403,19 @@ impl Consensus {
     /// Resolves, with the reason, once this node can no longer order writes: openraft stopped
     /// on a fatal error (a log or state machine I/O failure) or refused a proposal. Nothing
     /// proposed afterwards will be applied, so the server must stop serving.
-    pub async fn failed(&self) -> String {
+    pub async fn failed(&self) -> Failure {
         let mut metrics = self.raft.metrics();
         let mut failure = self.failure.clone();
         loop {
             if let Err(fatal) = &metrics.borrow_and_update().running_state {
-                return format!("raft stopped: {fatal}");
+                return Failure::Fatal(Arc::new(fatal.clone()));
             }
             if let Some(reason) = failure.borrow_and_update().clone() {
                 return reason;
             }
             tokio::select! {
-                r = metrics.changed() => if r.is_err() { return "raft stopped".into() },
-                r = failure.changed() => if r.is_err() { return "proposal forwarding stopped".into() },
+                r = metrics.changed() => if r.is_err() { return Failure::Stopped },
+                r = failure.changed() => if r.is_err() { return Failure::ForwardingStopped },
             }
         }
     }
@@ -553,7 +554,7 @@ impl Consensus {
 
     /// Tells the leader that clients of these sessions were heard from here (see
     /// [`crate::wire::PeerRequest::Touch`]).
-    pub async fn touch_leader(&self, sessions: Vec<i64>) -> Result<(), String> {
+    pub async fn touch_leader(&self, sessions: Vec<i64>) -> Result<(), LeaderError> {
         self.proposer.touch_leader(sessions).await
     }
 
@@ -572,16 +573,19 @@ impl Consensus {
 
     /// Waits until this member has applied every write acknowledged anywhere before the call
     /// (ZooKeeper's `sync`): a read index from the leader, then local apply up to it.
-    pub async fn read_barrier(&self, within: Duration) -> Result<(), String> {
+    pub async fn read_barrier(&self, within: Duration) -> Result<(), LeaderError> {
         let index = tokio::time::timeout(within, self.proposer.read_index())
             .await
-            .map_err(|_| format!("no read index from the leader within {within:?}"))??;
+            .map_err(|_| LeaderError::Timeout(within))??;
         self.raft
             .wait(Some(within))
             .applied_index_at_least(index, "sync")
             .await
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| LeaderError::Apply {
+                index: index.unwrap_or(0),
+                source: Arc::new(e),
+            })
     }
 
     /// The members as this member last applied them.

@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod chunk_reaper;
 pub mod consensus;
+pub mod failure;
 pub mod log_store;
 pub mod members;
 pub mod network;
@@ -25,8 +26,9 @@ pub use consensus::{
     Backup, BackupError, Consensus, ConsensusConfig, ConsensusError, Followers, LogStats, Peers,
     RaftFigures, DEFAULT_WAL_CHUNK_BYTES,
 };
+pub use failure::{Failure, LeaderError};
 pub use log_store::Fsyncs;
 pub use members::{Member, Members};
 pub use proposer::BatchSizes;
 pub use reconfig::{MemberChange, Reconfig, ReconfigError};
-pub use state_machine::{Applier, StateEncoder};
+pub use state_machine::{Applier, RestoreError, StateEncoder};

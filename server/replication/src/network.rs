@@ -7,6 +7,7 @@
 //! its entries fit and retries with that many, so a frame is bounded in bytes, not only in
 //! entries.
 
+use crate::failure::LeaderError;
 use crate::reconfig::{Reconfig, ReconfigError};
 use crate::types::*;
 use crate::wire::{
@@ -176,14 +177,13 @@ impl PeerNetwork {
         &self,
         leader: NodeId,
         addr: &str,
-    ) -> Result<Option<u64>, String> {
+    ) -> Result<Option<u64>, LeaderError> {
         match self
             .ask_leader(leader, addr, PeerRequest::ReadIndex)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             PeerResponse::ReadIndex(i) => Ok(i),
-            _ => Err(out_of_turn(leader)),
+            _ => Err(LeaderError::OutOfTurn(leader)),
         }
     }
 
@@ -193,14 +193,13 @@ impl PeerNetwork {
         leader: NodeId,
         addr: &str,
         sessions: Vec<i64>,
-    ) -> Result<(), String> {
+    ) -> Result<(), LeaderError> {
         match self
             .ask_leader(leader, addr, PeerRequest::Touch(sessions))
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             PeerResponse::Touched => Ok(()),
-            _ => Err(out_of_turn(leader)),
+            _ => Err(LeaderError::OutOfTurn(leader)),
         }
     }
 }
@@ -228,7 +227,7 @@ pub struct PeerClient {
 
 /// Why forwarded commands were not taken by the leader.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ForwardError {
+pub enum ForwardError {
     /// Certainly not queued by the leader (it was not reached, or does not lead): they may be
     /// sent again.
     #[error("not taken: {0}")]

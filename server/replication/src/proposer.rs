@@ -18,6 +18,7 @@
 //! waiting for a reply that will never come.
 
 use crate::batch;
+use crate::failure::{Failure, LeaderError};
 use crate::network::{ForwardError, PeerNetwork};
 use crate::state_machine::Applier;
 use crate::types::{Command, NodeId, TypeConfig};
@@ -44,7 +45,7 @@ pub struct Proposer {
     /// Set once openraft runs; commands queued before then wait for it.
     running: OnceLock<Running>,
     /// Told when openraft stops: nothing proposed afterwards would be applied.
-    failure: watch::Sender<Option<String>>,
+    failure: watch::Sender<Option<Failure>>,
     /// A snapshot is asked for after this many bytes of commands.
     snapshot_every_bytes: u64,
     /// Set while a leader hands over (see [`crate::Consensus::hand_over`]): forwarded entries
@@ -176,7 +177,7 @@ impl Proposer {
     pub fn new(
         me: NodeId,
         snapshot_every_bytes: u64,
-        failure: watch::Sender<Option<String>>,
+        failure: watch::Sender<Option<Failure>>,
     ) -> Self {
         Proposer {
             me,
@@ -281,7 +282,7 @@ impl Proposer {
     }
 
     /// Sends touches to the leader, if another member leads.
-    pub async fn touch_leader(&self, sessions: Vec<i64>) -> Result<(), String> {
+    pub async fn touch_leader(&self, sessions: Vec<i64>) -> Result<(), LeaderError> {
         match self.route() {
             Some(Route::Leader(leader, addr)) => match self.running.get() {
                 Some(r) => r.network.touch(leader, &addr, sessions).await,
@@ -291,15 +292,15 @@ impl Proposer {
                 self.touched(&sessions);
                 Ok(())
             }
-            _ => Err("no leader".into()),
+            _ => Err(LeaderError::NoLeader),
         }
     }
 
     /// An index every write acknowledged anywhere before this call is at or below, from the
     /// leader, once it has confirmed with a quorum that it still leads.
-    pub async fn read_index(&self) -> Result<Option<u64>, String> {
+    pub async fn read_index(&self) -> Result<Option<u64>, LeaderError> {
         let Some(r) = self.running.get() else {
-            return Err("not started".into());
+            return Err(LeaderError::NotStarted);
         };
         match self.route() {
             Some(Route::Here) => r
@@ -307,9 +308,9 @@ impl Proposer {
                 .get_read_log_id()
                 .await
                 .map(|(read, _)| read.map(|l| l.index))
-                .map_err(|e| e.to_string()),
+                .map_err(|e| LeaderError::NotConfirmed(Arc::new(e))),
             Some(Route::Leader(leader, addr)) => r.network.read_index(leader, &addr).await,
-            _ => Err("no leader".into()),
+            _ => Err(LeaderError::NoLeader),
         }
     }
 
@@ -434,8 +435,8 @@ impl Proposer {
                             me.done(InFlight::Local(seq));
                         });
                     }
-                    Poll::Ready(Err(e)) => self.fail(format!("raft refused a proposal: {e}")),
-                    Poll::Pending => self.fail("raft stopped while a proposal was sent".into()),
+                    Poll::Ready(Err(e)) => self.fail(Failure::Refused(Arc::new(e))),
+                    Poll::Pending => self.fail(Failure::StoppedMidProposal),
                 }
             }
             Route::Leader(leader, addr) => {
@@ -480,7 +481,7 @@ impl Proposer {
         }
     }
 
-    fn fail(&self, reason: String) {
+    fn fail(&self, reason: Failure) {
         tracing::error!("{reason}");
         let mut p = self.pending();
         p.stopped = true;

@@ -8,6 +8,10 @@ use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Why an [`Applier`] could not take a snapshot's state (the application's own error, with
+/// its sources).
+pub type RestoreError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What the server provides: the replicated state, changed only through `apply`.
 pub trait Applier: Send + Sync + 'static {
     /// Applies committed commands in order, each with its zxid: its position in the total
@@ -21,7 +25,7 @@ pub trait Applier: Send + Sync + 'static {
     fn snapshot(&self) -> StateEncoder;
     /// Replaces the whole state by a snapshot's, read from a stream (decompressed as it is
     /// read, so that the state never sits in memory whole next to the tree built from it).
-    fn restore(&self, state: &mut dyn std::io::Read) -> Result<(), String>;
+    fn restore(&self, state: &mut dyn std::io::Read) -> Result<(), RestoreError>;
     /// Commands proposed here that will not be applied (see [`crate::proposer`]): whoever
     /// waits for them should stop waiting. They may still have been ordered (a leader that
     /// lost its leadership after appending cannot tell), exactly as a ZooKeeper client that

@@ -86,7 +86,7 @@ pub fn check(dir: &Path) -> Result<WalHealth, CheckError> {
 /// Why the WAL could not be checked or is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("reading {0}: {1}")]
+    #[error("reading {0}")]
     Io(PathBuf, #[source] io::Error),
     #[error(transparent)]
     Damaged(#[from] WalDamage),

@@ -81,12 +81,21 @@ async fn command(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Res
 
 /// Whether the request carries the admin token; `Err` is the answer when it does not.
 fn authorized(node: &Node, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(token) = &node.admin_token else {
-        return Err(answer(
-            StatusCode::FORBIDDEN,
-            json!({ "error": "this command needs the admin token, and none is configured \
-                              (--admin-token-file or ZOOID_ADMIN_TOKEN)" }),
-        ));
+    let token = match node.admin_token() {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            let path = node.config.admin_token_path();
+            let error = format!(
+                "this command needs the admin token, and none is configured: write one to {} \
+                 (read at each request, no restart needed) or set ZOOID_ADMIN_TOKEN",
+                path.display()
+            );
+            return Err(answer(StatusCode::FORBIDDEN, json!({ "error": error })));
+        }
+        Err(e) => {
+            let error = format!("the admin token cannot be read: {e}: {}", source_of(&e));
+            return Err(answer(StatusCode::FORBIDDEN, json!({ "error": error })));
+        }
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -106,6 +115,11 @@ fn authorized(node: &Node, headers: &HeaderMap) -> Result<(), Response> {
             Err(r)
         }
     }
+}
+
+/// The cause under an error, as one line (empty if none).
+fn source_of(e: &dyn std::error::Error) -> String {
+    e.source().map(ToString::to_string).unwrap_or_default()
 }
 
 /// Compares without an early exit, so that timing does not tell how much of a guess was right.
@@ -132,7 +146,7 @@ async fn healthz(State(node): State<Arc<Node>>) -> Response {
         None => answer(StatusCode::OK, json!({ "status": "ok" })),
         Some(why) => answer(
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "status": "failed", "error": why }),
+            json!({ "status": "failed", "error": why.to_string() }),
         ),
     }
 }

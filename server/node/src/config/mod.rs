@@ -179,7 +179,9 @@ pub struct Config {
     #[arg(long, env = "ZOOID_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
-    /// A file holding the admin token (a mounted Kubernetes secret, say); read at start.
+    /// A file holding the admin token (a mounted Kubernetes secret, say); `admin-token` in
+    /// the data dir if not given. Read at each protected request, so a token can be added,
+    /// changed or removed without a restart.
     #[arg(long, env = "ZOOID_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
 
@@ -218,7 +220,7 @@ pub struct Config {
 /// Why the admin token file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminTokenError {
-    #[error("admin-token-file {}: {source}", path.display())]
+    #[error("admin-token-file {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -460,21 +462,28 @@ impl Config {
         Ok(())
     }
 
+    /// Where the admin token is read from when neither the flag nor the variable gives it.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.admin_token_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("admin-token"))
+    }
+
     /// The admin token, from the flag or variable, else the file.
+    /// A file that does not exist means no token (the protected commands are refused).
     pub fn admin_token(&self) -> Result<Option<String>, AdminTokenError> {
         if let Some(t) = self.admin_token.as_ref().filter(|t| !t.is_empty()) {
             return Ok(Some(t.clone()));
         }
-        let Some(path) = &self.admin_token_file else {
-            return Ok(None);
+        let path = self.admin_token_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(AdminTokenError::Read { path, source }),
         };
-        let text = std::fs::read_to_string(path).map_err(|source| AdminTokenError::Read {
-            path: path.clone(),
-            source,
-        })?;
         let token = text.trim();
         if token.is_empty() {
-            return Err(AdminTokenError::Empty(path.clone()));
+            return Err(AdminTokenError::Empty(path));
         }
         Ok(Some(token.to_string()))
     }

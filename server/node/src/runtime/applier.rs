@@ -5,7 +5,7 @@ use crate::observe::telemetry::apply_span;
 use crate::runtime::Node;
 use crate::state::command::Command;
 use std::sync::Arc;
-use zooid_replication::{Applier, StateEncoder};
+use zooid_replication::{Applier, RestoreError, StateEncoder};
 use zooid_tree::DataTree;
 
 /// Commands applied per hold of the state lock (see [`StateApplier::apply`]).
@@ -48,8 +48,8 @@ impl Applier for StateApplier {
         Box::new(move |w| frozen.encode_to(w))
     }
 
-    fn restore(&self, state: &mut dyn std::io::Read) -> Result<(), String> {
-        let tree = DataTree::read_snapshot(state).map_err(|e| e.to_string())?;
+    fn restore(&self, state: &mut dyn std::io::Read) -> Result<(), RestoreError> {
+        let tree = DataTree::read_snapshot(state)?;
         self.0.state().install(tree);
         Ok(())
     }

@@ -17,7 +17,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::{watch, Notify};
-use zooid_replication::Consensus;
+use zooid_replication::{Consensus, Failure};
 
 /// The socket side of a connection, as the runtime reaches it.
 struct Link {
@@ -41,7 +41,7 @@ pub struct Node {
     /// The id the next accepted connection gets.
     next_conn: AtomicU64,
     /// Why the server stopped serving, once it has (see [`crate::Server::failed`]).
-    failure: watch::Sender<Option<String>>,
+    failure: watch::Sender<Option<Failure>>,
     /// Writes waiting for ordering, against the global limit: kept equal to the state's
     /// count each time the lock is let go.
     pub outstanding: Arc<Outstanding>,
@@ -51,8 +51,6 @@ pub struct Node {
     stopping: watch::Sender<bool>,
     /// What is recorded as it happens, for `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// What the admin API's protected commands ask for (none: they are refused).
-    pub admin_token: Option<String>,
     /// Held while the admin API restores a backup: one at a time.
     pub restoring: tokio::sync::Mutex<()>,
 }
@@ -73,14 +71,8 @@ pub enum NotReady {
 }
 
 impl Node {
-    pub fn new(
-        config: Config,
-        state: State,
-        metrics: Arc<Metrics>,
-        admin_token: Option<String>,
-    ) -> Node {
+    pub fn new(config: Config, state: State, metrics: Arc<Metrics>) -> Node {
         Node {
-            admin_token,
             restoring: tokio::sync::Mutex::new(()),
             inner: Mutex::new(Inner {
                 state,
@@ -105,6 +97,12 @@ impl Node {
             inner: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
             node: self,
         }
+    }
+
+    /// What the admin API's protected commands ask for, read now (see
+    /// [`Config::admin_token`]); none: they are refused.
+    pub fn admin_token(&self) -> Result<Option<String>, crate::config::AdminTokenError> {
+        self.config.admin_token()
     }
 
     /// Connects the consensus layer that orders the state's writes (once, at start).
@@ -170,29 +168,27 @@ impl Node {
     }
 
     /// Why the server stopped serving, once it has.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<Failure> {
         self.failure.borrow().clone()
     }
 
     /// Resolves with the reason once the server stops serving on its own.
-    pub async fn failed(&self) -> String {
+    pub async fn failed(&self) -> Failure {
         let mut rx = self.failure.subscribe();
-        let reason = rx
-            .wait_for(Option::is_some)
-            .await
-            .map(|r| r.clone().unwrap_or_default());
-        reason.unwrap_or_else(|_| "server dropped".into())
+        let reason = rx.wait_for(Option::is_some).await.map(|r| r.clone());
+        // The sender lives as long as this node: the wait ends with a failure.
+        reason.ok().flatten().unwrap_or(Failure::Stopped)
     }
 
     /// The server cannot serve any more (consensus failed): every connection closes and the
     /// reason is told to whoever waits on [`Node::failed`].
-    pub fn fail(&self, reason: String) {
+    pub fn fail(&self, reason: Failure) {
         self.state().fail();
         self.failure.send_replace(Some(reason));
     }
 
     /// Changes when the server fails (see [`Node::fail`]).
-    pub fn failure_watch(&self) -> watch::Receiver<Option<String>> {
+    pub fn failure_watch(&self) -> watch::Receiver<Option<Failure>> {
         self.failure.subscribe()
     }
 

@@ -49,9 +49,14 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// Stops the consensus layer underneath the server, as a fatal disk error would, and
     /// returns the reason the server gives once it noticed (or `None` after 10 s).
-    pub fn break_consensus(&self) -> Option<String> {
+    pub fn break_consensus(&self) -> Option<zooid_replication::Failure> {
         self._rt.block_on(async {
             self.server.halt_consensus().await;
             tokio::time::timeout(std::time::Duration::from_secs(10), self.server.failed())

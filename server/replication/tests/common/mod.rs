@@ -27,7 +27,10 @@ impl Applier for Record {
     fn snapshot(&self) -> StateEncoder {
         Box::new(|_| Ok(()))
     }
-    fn restore(&self, _state: &mut dyn std::io::Read) -> Result<(), String> {
+    fn restore(
+        &self,
+        _state: &mut dyn std::io::Read,
+    ) -> Result<(), zooid_replication::RestoreError> {
         Ok(())
     }
 }
