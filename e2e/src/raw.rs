@@ -1,5 +1,6 @@
 //! A raw protocol client for tests: blocking, one request at a time (or pipelined by hand), so a
-//! test sees exactly what goes over the wire. Panics on transport failures: it is a test tool.
+//! test sees exactly what goes over the wire. Reads say what they got ([`NoFrame`]: closed or
+//! timed out); the helpers built on them (`call`, `create`, `get`) panic, as a test would.
 #![allow(clippy::unwrap_used)]
 
 use bytes::BytesMut;
@@ -17,6 +18,26 @@ pub struct Frame {
     pub body: Vec<u8>,
 }
 
+/// Why a read gave no frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoFrame {
+    /// The server closed the connection (EOF or reset).
+    Closed,
+    /// The server neither answered nor closed it within the read timeout (5 s).
+    TimedOut,
+}
+
+/// Why a handshake opened no session.
+#[derive(Debug)]
+pub enum Refused {
+    /// The TCP connection failed (nothing listens there, say).
+    Unreachable(std::io::Error),
+    /// The server answered that the session expired (timeout 0).
+    Expired,
+    /// The server closed the connection, or did not answer, instead.
+    NoAnswer(NoFrame),
+}
+
 pub struct RawClient {
     pub stream: TcpStream,
     pub session_id: i64,
@@ -29,10 +50,14 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn tcp(addr: SocketAddr) -> TcpStream {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.set_nodelay(true).unwrap();
-        s
+        Self::try_tcp(addr).unwrap()
+    }
+
+    fn try_tcp(addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.set_nodelay(true)?;
+        Ok(s)
     }
 
     /// Connects and opens a new session.
@@ -41,7 +66,7 @@ impl RawClient {
     }
 
     /// Sends a ConnectRequest; `None` if the server answered "expired" or closed instead of
-    /// accepting (a hang panics).
+    /// accepting (no server there, or a hang, panics: see [`Self::try_connect_with`]).
     pub fn connect_with(
         addr: SocketAddr,
         session_id: i64,
@@ -49,12 +74,27 @@ impl RawClient {
         timeout_ms: i32,
         last_zxid: i64,
     ) -> Option<RawClient> {
+        match Self::try_connect_with(addr, session_id, passwd, timeout_ms, last_zxid) {
+            Ok(c) => Some(c),
+            Err(Refused::Expired | Refused::NoAnswer(NoFrame::Closed)) => None,
+            Err(e) => panic!("connecting to {addr}: {e:?}"),
+        }
+    }
+
+    /// Sends a ConnectRequest and says how it went, whatever happened.
+    pub fn try_connect_with(
+        addr: SocketAddr,
+        session_id: i64,
+        passwd: [u8; 16],
+        timeout_ms: i32,
+        last_zxid: i64,
+    ) -> Result<RawClient, Refused> {
         Self::open(addr, session_id, passwd, timeout_ms, last_zxid, false)
     }
 
     /// Opens a new session that accepts a read-only server (`canBeReadOnly`).
     pub fn connect_read_only(addr: SocketAddr) -> Option<RawClient> {
-        Self::open(addr, 0, [0; 16], 30000, 0, true)
+        Self::open(addr, 0, [0; 16], 30000, 0, true).ok()
     }
 
     fn open(
@@ -64,8 +104,8 @@ impl RawClient {
         timeout_ms: i32,
         last_zxid: i64,
         can_be_read_only: bool,
-    ) -> Option<RawClient> {
-        let mut stream = Self::tcp(addr);
+    ) -> Result<RawClient, Refused> {
+        let mut stream = Self::try_tcp(addr).map_err(Refused::Unreachable)?;
         let req = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: last_zxid,
@@ -76,13 +116,13 @@ impl RawClient {
         };
         let mut b = BytesMut::new();
         encode_frame(&mut b, |b| req.encode(b));
-        stream.write_all(&b).unwrap();
-        let body = read_frame(&mut stream)?;
+        stream.write_all(&b).map_err(Refused::Unreachable)?;
+        let body = read_frame(&mut stream).map_err(Refused::NoAnswer)?;
         let resp = ConnectResponse::decode(&body).unwrap();
         if resp.timeout_ms == 0 {
-            return None;
+            return Err(Refused::Expired);
         }
-        Some(RawClient {
+        Ok(RawClient {
             stream,
             session_id: resp.session_id,
             passwd: resp.passwd,
@@ -109,32 +149,22 @@ impl RawClient {
     pub fn try_send(&mut self, req: &Request) -> Option<i32> {
         self.xid += 1;
         let mut b = BytesMut::new();
-        encode_frame(&mut b, |b| {
-            RequestHeader {
-                xid: self.xid,
-                op: req.opcode() as i32,
-            }
-            .encode(b);
-            req.encode(b);
-        });
+        req.encode_frame(&mut b, self.xid);
         self.stream.write_all(&b).ok().map(|()| self.xid)
     }
 
     pub fn send_with_xid(&mut self, xid: i32, op: i32, req: &Request) {
         let mut b = BytesMut::new();
-        encode_frame(&mut b, |b| {
-            RequestHeader { xid, op }.encode(b);
-            req.encode(b);
-        });
+        encode_request_frame(&mut b, xid, op, |b| req.encode(b));
         self.stream.write_all(&b).unwrap();
     }
 
-    /// Next frame from the server, `None` if it closed the connection.
-    pub fn recv(&mut self) -> Option<Frame> {
+    /// Next frame from the server, or why there is none.
+    pub fn recv(&mut self) -> Result<Frame, NoFrame> {
         let body = read_frame(&mut self.stream)?;
         let mut r = Reader::new(&body);
         let h = ReplyHeader::decode(&mut r).unwrap();
-        Some(Frame {
+        Ok(Frame {
             xid: h.xid,
             zxid: h.zxid,
             err: h.err,
@@ -144,16 +174,21 @@ impl RawClient {
 
     /// Sends a request and returns its reply, collecting notifications that came first.
     pub fn call(&mut self, req: &Request) -> (Frame, Vec<WatcherEvent>) {
-        let xid = self.send(req);
+        self.try_call(req).expect("no reply")
+    }
+
+    /// [`Self::call`], saying why no reply came instead of panicking.
+    pub fn try_call(&mut self, req: &Request) -> Result<(Frame, Vec<WatcherEvent>), NoFrame> {
+        let xid = self.try_send(req).ok_or(NoFrame::Closed)?;
         let mut events = Vec::new();
         loop {
-            let f = self.recv().expect("connection closed");
+            let f = self.recv()?;
             if f.xid == XID_NOTIFICATION {
                 events.push(WatcherEvent::decode(&mut Reader::new(&f.body)).unwrap());
                 continue;
             }
             assert_eq!(f.xid, xid, "reply out of order");
-            return (f, events);
+            return Ok((f, events));
         }
     }
 
@@ -209,28 +244,22 @@ impl RawClient {
     }
 }
 
-/// One frame; `None` if the server closed the connection. The server neither answering nor
-/// closing within the read timeout is a failure, never taken for a close.
-fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
+/// One frame's body, or why there is none: the server neither answering nor closing within
+/// the read timeout is told apart from a close, never taken for one.
+fn read_frame(s: &mut TcpStream) -> Result<Vec<u8>, NoFrame> {
     let mut len = [0u8; 4];
-    check_timeout(s.read_exact(&mut len)).ok()?;
+    s.read_exact(&mut len).map_err(no_frame)?;
     let n = i32::from_be_bytes(len) as usize;
     let mut body = vec![0u8; n];
-    check_timeout(s.read_exact(&mut body)).ok()?;
-    Some(body)
+    s.read_exact(&mut body).map_err(no_frame)?;
+    Ok(body)
 }
 
-fn check_timeout(r: std::io::Result<()>) -> std::io::Result<()> {
-    if let Err(e) = &r {
-        assert!(
-            !matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ),
-            "the server neither answered nor closed the connection within the read timeout"
-        );
+fn no_frame(e: std::io::Error) -> NoFrame {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => NoFrame::TimedOut,
+        _ => NoFrame::Closed,
     }
-    r
 }
 
 /// Sends a four-letter word and returns the whole answer.

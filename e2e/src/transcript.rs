@@ -1,7 +1,7 @@
 //! Running a scenario against a server and writing down everything it answered, in a form that
 //! can be compared between servers: zxids by rank, times by relation, session ids by client.
 
-use crate::raw::{Frame, RawClient};
+use crate::raw::{Frame, NoFrame, RawClient};
 use bytes::BytesMut;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -70,10 +70,7 @@ impl Ctx {
         let c = self.client(i);
         let xid = 1_000_000 + op.abs();
         let mut b = BytesMut::new();
-        encode_frame(&mut b, |b| {
-            RequestHeader { xid, op }.encode(b);
-            b.extend_from_slice(body);
-        });
+        encode_request_frame(&mut b, xid, op, |b| b.extend_from_slice(body));
         c.send_raw(&b);
         let op_code = OpCode::from_i32(op).unwrap_or(OpCode::Error);
         self.finish(i, op_code, xid, format!("raw op {op} {body:?}"))
@@ -83,12 +80,16 @@ impl Ctx {
         loop {
             let c = self.clients[i].as_mut()?;
             match c.recv() {
-                None => {
-                    self.lines.push(format!("c{i} {desc} -> connection closed"));
+                Err(no_frame) => {
+                    let what = match no_frame {
+                        NoFrame::Closed => "connection closed",
+                        NoFrame::TimedOut => "no answer within the read timeout",
+                    };
+                    self.lines.push(format!("c{i} {desc} -> {what}"));
                     self.clients[i] = None;
                     return None;
                 }
-                Some(f) if f.xid == XID_NOTIFICATION => {
+                Ok(f) if f.xid == XID_NOTIFICATION => {
                     let ev = WatcherEvent::decode(&mut Reader::new(&f.body));
                     self.lines.push(match ev {
                         Ok(e) => format!(
@@ -98,7 +99,7 @@ impl Ctx {
                         Err(e) => format!("c{i} undecodable event {e}"),
                     });
                 }
-                Some(f) => {
+                Ok(f) => {
                     let body = if f.err == 0 {
                         describe_body(op, &f.body)
                     } else if f.body.is_empty() {
@@ -155,7 +156,7 @@ impl Ctx {
             let _ = c.try_send(&Request::CloseSession);
         }
         for c in self.clients.iter_mut().flatten() {
-            while c.recv().is_some() {}
+            while c.recv().is_ok() {}
         }
         normalize(self.lines, &self.sessions)
     }

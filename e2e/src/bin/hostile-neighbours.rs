@@ -311,14 +311,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 fn frame(xid: i32, req: &Request) -> Vec<u8> {
     let mut b = bytes::BytesMut::new();
-    encode_frame(&mut b, |b| {
-        RequestHeader {
-            xid,
-            op: req.opcode() as i32,
-        }
-        .encode(b);
-        req.encode(b);
-    });
+    req.encode_frame(&mut b, xid);
     b.to_vec()
 }
 
@@ -391,7 +384,7 @@ fn multi_reads(addr: SocketAddr, stop: &AtomicBool, oversized: bool) {
             .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
         while !stop.load(Ordering::Relaxed) {
-            if c.try_send(&req).is_none() || c.recv().is_none() {
+            if c.try_send(&req).is_none() || c.recv().is_err() {
                 break;
             }
         }

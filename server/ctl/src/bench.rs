@@ -169,10 +169,7 @@ async fn run_session(
             (OpCode::SetData, &frames.writes[key])
         };
         xid += 1;
-        encode_frame(out, |b| {
-            RequestHeader { xid, op: op as i32 }.encode(b);
-            b.extend_from_slice(body);
-        });
+        encode_request_frame(out, xid, op as i32, |b| b.extend_from_slice(body));
         in_flight.push_back(Instant::now());
     };
     for _ in 0..args.depth {

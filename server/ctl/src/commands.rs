@@ -61,14 +61,14 @@ async fn children(c: &mut Conn, path: &str) -> anyhow::Result<Vec<String>> {
 async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Ls { path } => {
-            for child in children(c, &cs.full(&path)).await.context(path)? {
+            for child in children(c, &cs.full(&path)?).await? {
                 println!("{child}");
             }
         }
         Cmd::Get { path } => {
             let r = c
                 .call(&Request::GetData {
-                    path: cs.full(&path),
+                    path: cs.full(&path)?,
                     watch: false,
                 })
                 .await?;
@@ -84,7 +84,7 @@ async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<(
         Cmd::Stat { path } => {
             let r = c
                 .call(&Request::Exists {
-                    path: cs.full(&path),
+                    path: cs.full(&path)?,
                     watch: false,
                 })
                 .await?;
@@ -118,7 +118,7 @@ async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<(
             let r = c
                 .call(&Request::Create(CreateRequest {
                     op,
-                    path: cs.full(&path),
+                    path: cs.full(&path)?,
                     data: Some(data.into_bytes()),
                     acl: Acl::open(),
                     flags: mode.flags(),
@@ -136,7 +136,7 @@ async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<(
         } => {
             let r = c
                 .call(&Request::SetData {
-                    path: cs.full(&path),
+                    path: cs.full(&path)?,
                     data: Some(data.into_bytes()),
                     version,
                 })
@@ -146,7 +146,7 @@ async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<(
         Cmd::Delete { path, version } => {
             let r = c
                 .call(&Request::Delete {
-                    path: cs.full(&path),
+                    path: cs.full(&path)?,
                     version,
                 })
                 .await?;
@@ -156,7 +156,7 @@ async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<(
             if path == "/" || path == "/zookeeper" || path.starts_with("/zookeeper/") {
                 bail!("{path}: ZooKeeper's own nodes cannot be deleted");
             }
-            let nodes = subtree(c, &cs.full(&path)).await.context(path.clone())?;
+            let nodes = subtree(c, &cs.full(&path)?).await?;
             // Deepest first: a node goes once its children are gone.
             for node in nodes.iter().rev() {
                 let r = c
@@ -172,7 +172,7 @@ async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<(
             }
         }
         Cmd::Tree { path } => {
-            for node in subtree(c, &cs.full(&path)).await.context(path)? {
+            for node in subtree(c, &cs.full(&path)?).await? {
                 println!("{}", cs.strip(&node));
             }
         }
@@ -228,7 +228,7 @@ async fn watch(
     };
     let r = c
         .call(&Request::AddWatch {
-            path: cs.full(path),
+            path: cs.full(path)?,
             mode: mode as i32,
         })
         .await?;
@@ -270,7 +270,7 @@ async fn acl(c: &mut Conn, cs: &ConnectString, cmd: crate::AclCmd) -> anyhow::Re
         crate::AclCmd::Get { path } => {
             let r = c
                 .call(&Request::GetAcl {
-                    path: cs.full(&path),
+                    path: cs.full(&path)?,
                 })
                 .await?;
             check(&r, &path)?;
@@ -286,7 +286,7 @@ async fn acl(c: &mut Conn, cs: &ConnectString, cmd: crate::AclCmd) -> anyhow::Re
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let r = c
                 .call(&Request::SetAcl {
-                    path: cs.full(&path),
+                    path: cs.full(&path)?,
                     acl,
                     version,
                 })

@@ -69,13 +69,14 @@ impl ConnectString {
         Ok(ConnectString { servers, chroot })
     }
 
-    /// The server's path for a path the user names.
-    pub fn full(&self, path: &str) -> String {
-        match &self.chroot {
+    /// The server's path for a path the user names, checked first as zkCli checks it.
+    pub fn full(&self, path: &str) -> anyhow::Result<String> {
+        validate_path(path)?;
+        Ok(match &self.chroot {
             None => path.to_string(),
             Some(c) if path == "/" => c.clone(),
             Some(c) => format!("{c}{path}"),
-        }
+        })
     }
 
     /// The user's path for a path the server returns.
@@ -190,14 +191,7 @@ impl Conn {
     /// Sends a request with a given xid (a ping's, say) without waiting for its reply.
     pub async fn send_with_xid(&mut self, xid: i32, req: &Request) -> anyhow::Result<()> {
         let mut b = BytesMut::new();
-        encode_frame(&mut b, |b| {
-            RequestHeader {
-                xid,
-                op: req.opcode() as i32,
-            }
-            .encode(b);
-            req.encode(b);
-        });
+        req.encode_frame(&mut b, xid);
         self.wr.write_all(&b).await?;
         Ok(())
     }
@@ -237,16 +231,66 @@ mod tests {
         let cs = ConnectString::parse("a:1,b:2/app/x").unwrap();
         assert_eq!(cs.servers, ["a:1", "b:2"]);
         assert_eq!(cs.chroot.as_deref(), Some("/app/x"));
-        assert_eq!(cs.full("/"), "/app/x");
-        assert_eq!(cs.full("/n"), "/app/x/n");
+        assert_eq!(cs.full("/").unwrap(), "/app/x");
+        assert_eq!(cs.full("/n").unwrap(), "/app/x/n");
         assert_eq!(cs.strip("/app/x/n"), "/n");
         assert_eq!(cs.strip("/app/x"), "/");
         assert_eq!(cs.strip("/app/xy"), "/app/xy");
         let plain = ConnectString::parse("a:1/").unwrap();
-        assert_eq!((plain.full("/n"), plain.chroot), ("/n".to_string(), None));
+        assert_eq!(
+            (plain.full("/n").unwrap(), plain.chroot),
+            ("/n".to_string(), None)
+        );
         for bad in ["", "/app", "a:1,,/app//x", "host", "a:1/app/../x"] {
             assert!(ConnectString::parse(bad).is_err(), "{bad}");
         }
         assert!(servers("a:1/app").is_err());
+    }
+}
+
+/// ZooKeeper's rules for a path, with zkCli's messages: absolute, no trailing slash, no empty,
+/// `.` or `..` segment, no NUL.
+pub fn validate_path(path: &str) -> anyhow::Result<()> {
+    if !path.starts_with('/') {
+        anyhow::bail!("{path:?}: Path must start with / character");
+    }
+    if path == "/" {
+        return Ok(());
+    }
+    if path.ends_with('/') {
+        anyhow::bail!("{path:?}: Path must not end with / character");
+    }
+    if path.contains('\0') {
+        anyhow::bail!("{path:?}: null character not allowed");
+    }
+    for segment in path[1..].split('/') {
+        match segment {
+            "" => anyhow::bail!("{path:?}: empty node name specified"),
+            "." | ".." => anyhow::bail!("{path:?}: relative paths not allowed"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::validate_path;
+
+    #[test]
+    fn paths_are_checked_as_zkcli_checks_them() {
+        for ok in ["/", "/a", "/a/b-1", "/zookeeper/config"] {
+            assert!(validate_path(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("app", "must start with /"),
+            ("/app/", "must not end with /"),
+            ("/a//b", "empty node name"),
+            ("/a/./b", "relative paths"),
+            ("/a/..", "relative paths"),
+        ] {
+            let err = validate_path(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }

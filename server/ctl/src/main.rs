@@ -16,16 +16,11 @@ use clap::{Parser, Subcommand};
     about = "Command line for Zooid and ZooKeeper-compatible servers"
 )]
 struct Cli {
-    /// Servers, as a ZooKeeper connection string: host:port[,host:port...][/chroot].
-    /// Commands use the first that takes a session (paths are then under the chroot);
-    /// `status` and `word` ask each; bench spreads its sessions over all of them.
-    #[arg(
-        long,
-        short,
-        env = "ZOOCTL_SERVER",
-        default_value = "127.0.0.1:2181",
-        global = true
-    )]
+    /// Servers, as a ZooKeeper connection string: host:port[,host:port...][/chroot], given
+    /// before the command (as zkCli's -server). Commands use the first that takes a session
+    /// (paths are then under the chroot); `status` and `word` ask each; bench spreads its
+    /// sessions over all of them.
+    #[arg(long, short, env = "ZOOCTL_SERVER", default_value = "127.0.0.1:2181")]
     server: String,
     #[command(subcommand)]
     command: Cmd,
@@ -48,8 +43,8 @@ enum Cmd {
         /// Deleted when this session ends (that is, when zooctl exits).
         #[arg(long, short)]
         ephemeral: bool,
-        /// (No `-s`: that is --server.)
-        #[arg(long)]
+        /// Appends a counter to the name (zkCli's `create -s`).
+        #[arg(long, short)]
         sequential: bool,
         /// Deleted by the server once its last child is gone.
         #[arg(long, short, conflicts_with_all = ["ephemeral", "ttl"])]

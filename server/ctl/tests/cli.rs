@@ -275,6 +275,30 @@ fn zkcli_style_commands() {
     let (ok, _, err) = zooctl(&s, &["deleteall", "/zookeeper"]);
     assert!(!ok && err.contains("cannot be deleted"), "{err}");
 
+    // zkCli's habits: `create -s` is sequential, paths are checked before they are sent,
+    // a missing node is named once.
+    assert!(zooctl(&s, &["create", "/z", ""]).0);
+    assert_eq!(
+        zooctl(&s, &["create", "-s", "/z/s-", "x"]).1,
+        "Created /z/s-0000000000\n"
+    );
+    assert!(zooctl(&s, &["deleteall", "/z"]).0);
+    let (ok, _, err) = zooctl(&s, &["ls", "app"]);
+    assert!(
+        !ok && err.contains("Path must start with / character"),
+        "{err}"
+    );
+    let (ok, _, err) = zooctl(&s, &["get", "/app/"]);
+    assert!(
+        !ok && err.contains("Path must not end with / character"),
+        "{err}"
+    );
+    let (ok, _, err) = zooctl(&s, &["ls", "/missing"]);
+    assert_eq!(
+        (ok, err.as_str()),
+        (false, "zooctl: /missing: NoNode (-101)\n")
+    );
+
     // Errors: one line, exit code 1, no backtrace.
     let out = Command::new(env!("CARGO_BIN_EXE_zooctl"))
         .args(["--server", &s, "get", "/missing"])

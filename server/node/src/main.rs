@@ -78,12 +78,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .display()
         );
     }
-    // A data dir taken over from a ZooKeeper server: its snapshots and logs are not read.
+    // A data dir taken over from a ZooKeeper server: its files are left alone.
     let zookeeper_data = config.data_dir.join("version-2");
     if zookeeper_data.is_dir() {
         warn!(
-            "{} holds ZooKeeper's data, which Zooid does not read: this server starts from its \
-             own (log/, snapshots/), empty the first time (docs/ensembles.md, migrating)",
+            "{} holds ZooKeeper's data: this server keeps its own beside it (log/, \
+             snapshots/); restore ZooKeeper's newest snapshot.<zxid> through the admin API to \
+             take its nodes and sessions (docs/ensembles.md, migrating)",
             zookeeper_data.display()
         );
     }

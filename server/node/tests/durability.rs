@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Proc, RawClient};
+use common::{NoFrame, Proc, RawClient};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -50,12 +50,13 @@ fn write_stream(c: &mut RawClient, limit: usize, depth: usize) -> Vec<usize> {
             return acked;
         };
         match c.recv() {
-            Some(f) => {
+            Ok(f) => {
                 assert_eq!(f.xid, xid);
                 assert_eq!(f.err, 0, "create /k-{i} failed");
                 acked.push(i);
             }
-            None => return acked,
+            Err(NoFrame::Closed) => return acked,
+            Err(NoFrame::TimedOut) => panic!("no answer and no close within 5 s"),
         }
     }
 }

@@ -112,11 +112,15 @@ fn kill_9_of_the_leader_under_writes_loses_no_acknowledged_write() {
                             if TcpStream::connect(addr).is_err() {
                                 return;
                             }
-                            match std::panic::catch_unwind(|| {
-                                RawClient::connect_with(addr, c.session_id, c.passwd, 30000, 0)
-                            }) {
-                                Ok(Some(again)) => c = again,
-                                _ => return,
+                            match RawClient::try_connect_with(
+                                addr,
+                                c.session_id,
+                                c.passwd,
+                                30000,
+                                0,
+                            ) {
+                                Ok(again) => c = again,
+                                Err(_) => return,
                             }
                         }
                     }
@@ -414,7 +418,7 @@ fn a_session_resumed_elsewhere_no_longer_counts_from_its_former_server() {
         sent += 1;
     }
     let mut acked = 0;
-    while let Some(f) = former.recv() {
+    while let Ok(f) = former.recv() {
         assert_eq!(
             f.err, 0,
             "the former server answered {f:?} instead of closing"
@@ -491,7 +495,7 @@ fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
                 })
                 .collect();
             let answered = xids.iter().all(|xid| {
-                xid.and_then(|xid| c.recv().filter(|f| f.xid == xid))
+                xid.and_then(|xid| c.recv().ok().filter(|f| f.xid == xid))
                     .is_some_and(|f| f.err == 0 || f.err == ErrorCode::NodeExists as i32)
             });
             if answered {
@@ -541,13 +545,11 @@ fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
 /// Waits until `m` serves `/c` with `n` children after sync, having installed a snapshot.
 fn caught_up(m: &Member, n: usize, deadline: Instant) {
     loop {
-        let attempt = std::panic::catch_unwind(|| {
-            let mut r = RawClient::connect(m.client);
-            let (f, _) = r.call(&Request::Sync { path: "/c".into() });
-            assert_eq!(f.err, 0);
-            children(&mut r, "/c").len()
-        });
-        if matches!(attempt, Ok(got) if got == n) {
+        let got = RawClient::try_connect_with(m.client, 0, [0; 16], 30000, 0)
+            .ok()
+            .and_then(|mut r| ensemble::sync_then_children(&mut r, "/c"))
+            .map(|c| c.len());
+        if got == Some(n) {
             break;
         }
         assert!(
@@ -651,9 +653,7 @@ fn a_partitioned_minority_cannot_commit_and_converges_after_healing() {
             assert!(Instant::now() < deadline, "the majority took no writes");
             let (_, addr) = large_addrs[i % large_addrs.len()];
             i += 1;
-            let Ok(Some(mut c)) =
-                std::panic::catch_unwind(|| RawClient::connect_with(addr, 0, [0; 16], 30000, 0))
-            else {
+            let Ok(mut c) = RawClient::try_connect_with(addr, 0, [0; 16], 30000, 0) else {
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             };
@@ -682,7 +682,7 @@ fn a_partitioned_minority_cannot_commit_and_converges_after_healing() {
                 ttl: -1,
             }));
             if let Some(xid) = xid {
-                while let Some(f) = c.recv() {
+                while let Ok(f) = c.recv() {
                     assert!(
                         f.xid != xid || f.err != 0,
                         "{path} was acknowledged by a member cut off from the quorum"
@@ -725,16 +725,11 @@ fn a_partitioned_minority_cannot_commit_and_converges_after_healing() {
     for m in &members {
         let deadline = Instant::now() + Duration::from_secs(15);
         let names = loop {
-            let attempt = std::panic::catch_unwind(|| {
-                let mut c = RawClient::connect_with(m.client, 0, [0; 16], 30000, 0)?;
-                let (f, _) = c.call(&Request::Sync { path: "/p".into() });
-                (f.err == 0).then(|| {
-                    let mut names = children(&mut c, "/p");
-                    names.sort();
-                    names
-                })
-            });
-            if let Ok(Some(names)) = attempt {
+            let names = RawClient::try_connect_with(m.client, 0, [0; 16], 30000, 0)
+                .ok()
+                .and_then(|mut c| ensemble::sync_then_children(&mut c, "/p"));
+            if let Some(mut names) = names {
+                names.sort();
                 break names;
             }
             assert!(

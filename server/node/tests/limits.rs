@@ -170,18 +170,11 @@ fn a_client_that_never_reads_is_cut_and_memory_stays_bounded() {
     let mut requested = 0usize;
     let cut = loop {
         let mut b = bytes::BytesMut::new();
-        encode_frame(&mut b, |b| {
-            RequestHeader {
-                xid: requested as i32 + 1,
-                op: OpCode::GetData as i32,
-            }
-            .encode(b);
-            Request::GetData {
-                path: name(requested % 4),
-                watch: false,
-            }
-            .encode(b);
-        });
+        Request::GetData {
+            path: name(requested % 4),
+            watch: false,
+        }
+        .encode_frame(&mut b, requested as i32 + 1);
         match hog.stream.write_all(&b) {
             Ok(()) => requested += 1,
             Err(e) => break e,

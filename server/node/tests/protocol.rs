@@ -266,9 +266,8 @@ fn malformed_body_is_marshalling_error_and_connection_survives() {
     let mut c = RawClient::connect(srv.addr);
     // getData whose path length lies.
     let mut b = BytesMut::new();
-    encode_frame(&mut b, |b| {
-        RequestHeader { xid: 9, op: 4 }.encode(b);
-        b.extend_from_slice(&[0, 0, 0, 50, b'/']);
+    encode_request_frame(&mut b, 9, OpCode::GetData as i32, |b| {
+        b.extend_from_slice(&[0, 0, 0, 50, b'/'])
     });
     c.send_raw(&b);
     let f = c.recv().unwrap();
@@ -599,8 +598,8 @@ fn garbage_after_the_handshake_never_hurts_other_sessions() {
             let op = [1i32, 2, 4, 5, 7, 8, 12, 14, 22, 101, 105, 106][round % 12];
             body[4..8].copy_from_slice(&op.to_be_bytes());
         }
-        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
+        let mut frame = BytesMut::new();
+        encode_frame(&mut frame, |b| b.extend_from_slice(&body));
         c.send_raw(&frame);
         // Whatever the answer (error reply or closed connection), the server stays up.
         let _ = c.recv();

@@ -12,7 +12,9 @@ pub use codes::*;
 pub use frame::{frame_bounds, FrameError, DEFAULT_MAX_FRAME};
 pub use jute::{DecodeError, Reader, Writer};
 pub use records::*;
-pub use request::{ClientRequest, CreateRequest, Request, RequestError, SetWatches};
+pub use request::{
+    encode_request_frame, ClientRequest, CreateRequest, Request, RequestError, SetWatches,
+};
 pub use response::{
     encode_frame, encode_notification, encode_reply, encode_reply_spliced, ClientInfo, OpResult,
     Response,

@@ -117,6 +117,16 @@ pub enum Request {
     CloseSession,
 }
 
+/// Appends one whole request frame: the length prefix, the header (`xid`, `op`) and `body`
+/// as it is. The one place a request is framed: [`Request::encode_frame`] and every tool and
+/// test that sends a body encoded once, or made malformed on purpose, go through it.
+pub fn encode_request_frame(b: &mut BytesMut, xid: i32, op: i32, body: impl FnOnce(&mut BytesMut)) {
+    crate::response::encode_frame(b, |b| {
+        RequestHeader { xid, op }.encode(b);
+        body(b);
+    });
+}
+
 /// A client's request frame, decoded once: its header, its opcode and its body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientRequest {
@@ -153,6 +163,11 @@ pub enum RequestError {
 }
 
 impl Request {
+    /// Appends this request as one whole frame with `xid` (see [`encode_request_frame`]).
+    pub fn encode_frame(&self, b: &mut BytesMut, xid: i32) {
+        encode_request_frame(b, xid, self.opcode() as i32, |b| self.encode(b));
+    }
+
     /// Decodes a request body. A top-level `check` or `notification` is not a request.
     pub fn decode(op: i32, body: &[u8]) -> Result<Request, RequestError> {
         let code = OpCode::from_i32(op).ok_or(RequestError::Unimplemented(op))?;

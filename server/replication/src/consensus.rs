@@ -42,6 +42,25 @@ pub struct ConsensusConfig {
     pub catch_up_within: Duration,
 }
 
+impl Default for ConsensusConfig {
+    /// A single server in `./zooid-data` with the server's own defaults: no group-commit
+    /// wait, a snapshot every 20,000 entries or 256 MiB of commands, 32 MiB WAL chunks, 20 s
+    /// for a new participant to catch up.
+    fn default() -> Self {
+        ConsensusConfig {
+            node_id: 1,
+            dir: PathBuf::from("zooid-data"),
+            log_dir: None,
+            group_commit_wait: Duration::ZERO,
+            snapshot_every: 20_000,
+            snapshot_every_bytes: 256 << 20,
+            wal_chunk_bytes: DEFAULT_WAL_CHUNK_BYTES,
+            peers: None,
+            catch_up_within: Duration::from_secs(20),
+        }
+    }
+}
+
 /// The members of a replicated ensemble, as configured at its start.
 #[derive(Debug, Clone)]
 pub struct Peers {
@@ -330,8 +349,13 @@ impl Consensus {
         if let (false, true, Some(p)) = (initialized, is_voter, &config.peers) {
             for (id, spec) in p.voters.iter().chain(&p.learners) {
                 if *id != config.node_id && network.initialized(*id, spec).await == Some(true) {
+                    // The usual case on a fresh ensemble's start: another member started it
+                    // first. Either its membership lists this server, which then follows,
+                    // or a reconfig will add it.
                     tracing::info!(
-                        "server {id} already belongs to an ensemble: waiting to be added to it"
+                        "server {id} has started the ensemble already: following it (as a \
+                         member if its membership lists this server, else once a reconfig \
+                         adds it)"
                     );
                     joining = true;
                     break;

@@ -45,7 +45,16 @@ pub struct PeerNetwork {
 }
 
 /// The one connection to a peer, opened on first use.
-type Link = Arc<tokio::sync::Mutex<Option<TcpStream>>>;
+type Link = Arc<LinkState>;
+
+/// The one connection kept to a peer, and whether the peer answered last time.
+#[derive(Default)]
+struct LinkState {
+    stream: tokio::sync::Mutex<Option<TcpStream>>,
+    /// Set while the peer does not answer: said once when it stops and once when it is back,
+    /// where openraft would warn at every heartbeat (its own warnings are filtered to errors).
+    down: std::sync::atomic::AtomicBool,
+}
 
 impl PeerNetwork {
     pub fn new(me: NodeId, cluster: String, catch_up_within: Duration) -> Self {
@@ -260,7 +269,7 @@ impl PeerClient {
     /// Sends one request and waits for its response, within `timeout`. The connection is
     /// dropped after any failure: a late response must not be taken for the next one's.
     async fn call(&self, req: PeerRequest, timeout: Duration) -> Result<PeerResponse, CallError> {
-        let mut link = self.link.lock().await;
+        let mut link = self.link.stream.lock().await;
         let result = tokio::time::timeout(timeout, async {
             if link.is_none() {
                 *link = Some(self.connect().await?);
@@ -330,6 +339,30 @@ impl PeerClient {
         }
     }
 
+    /// Says once that the peer stopped answering, and once that it answers again.
+    fn note(&self, answer: &Result<PeerResponse, CallError>) {
+        use std::sync::atomic::Ordering;
+        match answer {
+            Err(
+                e
+                @ (CallError::Connect { .. } | CallError::Timeout { .. } | CallError::Wire { .. }),
+            ) => {
+                if !self.link.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "server {} does not answer: {e}; retrying (said again once it answers)",
+                        self.target
+                    );
+                }
+            }
+            Ok(_) => {
+                if self.link.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!("server {} answers again", self.target);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
     fn remote<E: std::error::Error>(&self, e: E) -> RPCError<NodeId, BasicNode, E> {
         RPCError::RemoteError(RemoteError::new(self.target, e))
     }
@@ -368,10 +401,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
                 PayloadTooLarge::new_entries_hint(fit as u64),
             ));
         }
-        match self
+        let answer = self
             .call(PeerRequest::AppendEntries(rpc), option.hard_ttl())
-            .await
-        {
+            .await;
+        self.note(&answer);
+        match answer {
             Ok(PeerResponse::AppendEntries(Ok(r))) => Ok(r),
             Ok(PeerResponse::AppendEntries(Err(e))) => Err(self.remote(e)),
             Ok(_) => Err(self.rpc_error(CallError::Unexpected {
@@ -408,7 +442,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match self.call(PeerRequest::Vote(rpc), option.hard_ttl()).await {
+        let answer = self.call(PeerRequest::Vote(rpc), option.hard_ttl()).await;
+        self.note(&answer);
+        match answer {
             Ok(PeerResponse::Vote(Ok(r))) => Ok(r),
             Ok(PeerResponse::Vote(Err(e))) => Err(self.remote(e)),
             Ok(_) => Err(self.rpc_error(CallError::Unexpected {

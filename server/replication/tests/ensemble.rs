@@ -30,11 +30,8 @@ async fn start(id: u64, dir: &Path, voters: &BTreeMap<u64, String>, rec: Arc<Rec
         ConsensusConfig {
             node_id: id,
             dir: dir.into(),
-            log_dir: None,
-            group_commit_wait: Duration::ZERO,
             snapshot_every: 100_000,
             snapshot_every_bytes: 1 << 30,
-            wal_chunk_bytes: DEFAULT_WAL_CHUNK_BYTES,
             catch_up_within: Duration::from_secs(5),
             peers: Some(Peers {
                 cluster: "test".into(),
@@ -42,6 +39,7 @@ async fn start(id: u64, dir: &Path, voters: &BTreeMap<u64, String>, rec: Arc<Rec
                 voters: voters.clone(),
                 learners: BTreeMap::new(),
             }),
+            ..ConsensusConfig::default()
         },
         rec,
     )

@@ -16,15 +16,10 @@ async fn burst_is_ordered_and_batched() {
     let rec = Arc::new(Record::default());
     let c = Consensus::start(
         ConsensusConfig {
-            node_id: 1,
             dir: dir.path().into(),
-            log_dir: None,
-            group_commit_wait: Duration::ZERO,
             snapshot_every: 100_000,
             snapshot_every_bytes: 1 << 30,
-            wal_chunk_bytes: DEFAULT_WAL_CHUNK_BYTES,
-            catch_up_within: Duration::from_secs(5),
-            peers: None,
+            ..ConsensusConfig::default()
         },
         rec.clone(),
     )
@@ -84,15 +79,11 @@ fn chunks(dir: &std::path::Path) -> Vec<u64> {
 async fn snapshots_purge_the_log_and_its_space_is_freed() {
     let dir = tempfile::tempdir().unwrap();
     let config = ConsensusConfig {
-        node_id: 1,
         dir: dir.path().into(),
-        log_dir: None,
-        group_commit_wait: Duration::ZERO,
         snapshot_every: 1_000_000,
         snapshot_every_bytes: 1 << 20,
         wal_chunk_bytes: 256 << 10,
-        catch_up_within: Duration::from_secs(5),
-        peers: None,
+        ..ConsensusConfig::default()
     };
     let rec = Arc::new(Record::default());
     let c = Consensus::start(config.clone(), rec.clone()).await.unwrap();

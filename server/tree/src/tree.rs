@@ -109,6 +109,21 @@ enum Undo {
     },
 }
 
+impl Undo {
+    /// Keeps what a change of `node`'s data or ACL may alter, to put it back.
+    fn modified(path: &str, node: &Node) -> Undo {
+        Undo::Modified {
+            path: path.to_string(),
+            data: node.data.clone(),
+            acl: node.acl.clone(),
+            mzxid: node.mzxid,
+            mtime: node.mtime,
+            version: node.version,
+            aversion: node.aversion,
+        }
+    }
+}
+
 impl Default for DataTree {
     fn default() -> Self {
         Self::new()
@@ -224,15 +239,7 @@ impl DataTree {
         let Some(node) = node_mut(&mut self.nodes, path) else {
             return;
         };
-        undo.push(Undo::Modified {
-            path: path.to_string(),
-            data: node.data.clone(),
-            acl: node.acl.clone(),
-            mzxid: node.mzxid,
-            mtime: node.mtime,
-            version: node.version,
-            aversion: node.aversion,
-        });
+        undo.push(Undo::modified(path, node));
         let data = Some(Bytes::from(data));
         self.totals.data_changed(&node.data, &data);
         node.data = data;
@@ -547,15 +554,7 @@ impl DataTree {
                 if version != -1 && version != node.version {
                     return Err(ErrorCode::BadVersion);
                 }
-                undo.push(Undo::Modified {
-                    path: path.clone(),
-                    data: node.data.clone(),
-                    acl: node.acl.clone(),
-                    mzxid: node.mzxid,
-                    mtime: node.mtime,
-                    version: node.version,
-                    aversion: node.aversion,
-                });
+                undo.push(Undo::modified(&path, node));
                 let bytes = data_len(&data) as i64 - data_len(&node.data) as i64;
                 self.totals.data_changed(&node.data, &data);
                 node.data = data;
@@ -580,15 +579,7 @@ impl DataTree {
                 if version != -1 && version != node.aversion {
                     return Err(ErrorCode::BadVersion);
                 }
-                undo.push(Undo::Modified {
-                    path: path.clone(),
-                    data: node.data.clone(),
-                    acl: node.acl.clone(),
-                    mzxid: node.mzxid,
-                    mtime: node.mtime,
-                    version: node.version,
-                    aversion: node.aversion,
-                });
+                undo.push(Undo::modified(&path, node));
                 node.acl = acl;
                 node.aversion = node.aversion.wrapping_add(1);
                 Ok(OpOutput::Stat(node.stat()))

@@ -285,6 +285,92 @@ pub enum InvalidConfig {
     UnknownWord(String),
 }
 
+/// The headings `zooid --help` groups the flags under, each flag named by its id.
+const HEADINGS: &[(&str, &[&str])] = &[
+    (
+        "Server",
+        &[
+            "config",
+            "client_addr",
+            "data_dir",
+            "data_log_dir",
+            "tick_time_ms",
+            "min_session_timeout_ms",
+            "max_session_timeout_ms",
+            "extended_types",
+            "four_letter_words",
+            "container_check_ms",
+            "shutdown_timeout_ms",
+        ],
+    ),
+    (
+        "Ensemble and durability",
+        &[
+            "peer_listen",
+            "read_only_mode",
+            "group_commit_wait_us",
+            "snapshot_every",
+            "snapshot_every_bytes",
+        ],
+    ),
+    (
+        "Limits (docs/limits.md)",
+        &[
+            "max_client_cnxns",
+            "handshake_timeout_ms",
+            "max_conn_outstanding",
+            "global_outstanding_limit",
+            "max_conn_outbound_bytes",
+            "slow_client_timeout_ms",
+            "max_reply_bytes",
+            "max_frame_bytes",
+        ],
+    ),
+    (
+        "Admin API",
+        &[
+            "admin_addr",
+            "admin_enabled",
+            "admin_token",
+            "admin_token_file",
+            "max_restore_bytes",
+        ],
+    ),
+    ("Observability", &["log_format", "otlp_endpoint"]),
+];
+
+/// zoo.cfg keys that set a flag but are read by hand, not through [`zoocfg::KEYS`].
+const STRUCTURAL_KEYS: &[(&str, &str)] = &[
+    ("clientPort, clientPortAddress", "client-addr"),
+    ("admin.serverAddress, admin.serverPort", "admin-addr"),
+];
+
+/// The command line `zooid` parses: the derived flags, grouped under [`HEADINGS`], each
+/// naming the zoo.cfg keys that set it.
+fn cli() -> clap::Command {
+    let mut cmd = Config::command();
+    for (heading, ids) in HEADINGS {
+        for id in *ids {
+            cmd = cmd.mut_arg(*id, |a| a.help_heading(*heading));
+        }
+    }
+    let keys = zoocfg::KEYS.iter().chain(STRUCTURAL_KEYS);
+    let mut by_flag: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (key, flag) in keys {
+        match by_flag.iter_mut().find(|(f, _)| f == flag) {
+            Some((_, ks)) => ks.push(key),
+            None => by_flag.push((flag, vec![key])),
+        }
+    }
+    for (flag, ks) in by_flag {
+        cmd = cmd.mut_arg(flag.replace('-', "_"), |a| {
+            let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+            a.help(format!("{help} [zoo.cfg: {}]", ks.join(", ")))
+        });
+    }
+    cmd
+}
+
 impl Config {
     /// Defaults, as if no flag were given (used by tests and embedders).
     pub fn defaults() -> Self {
@@ -299,7 +385,7 @@ impl Config {
         T: Into<OsString> + Clone,
     {
         let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-        let matches = Config::command().try_get_matches_from(&args)?;
+        let matches = cli().try_get_matches_from(&args)?;
         let first = Config::from_arg_matches(&matches)?;
         let Some(path) = first.config.clone() else {
             return Ok(first);
@@ -533,6 +619,25 @@ mod tests {
         let err = parse_listen_addr("nowhere").expect_err("no port");
         assert!(err.contains("nowhere"), "{err}");
         assert!(parse_listen_addr("127.0.0.1:99999").is_err());
+    }
+
+    #[test]
+    fn every_flag_has_a_heading_and_its_zoo_cfg_keys() {
+        let cmd = cli();
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            assert!(arg.get_help_heading().is_some(), "--{id} has no heading");
+        }
+        let help = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "tick_time_ms")
+            .and_then(|a| a.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(help.ends_with("[zoo.cfg: tickTime]"), "{help}");
     }
 
     #[test]

@@ -20,8 +20,10 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// are at debug level, so that the log filter's default leaves them out.
 pub const TRACE_TARGET: &str = "zooid::trace";
 
-/// The log filter when `RUST_LOG` is not set.
-const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,raft_log=warn,chunked_wal=warn";
+/// The log filter when `RUST_LOG` is not set. openraft warns at every heartbeat a peer
+/// misses (three lines every 500 ms while a member is down); the peer transport says it once
+/// instead (`zooid_replication::network`), so openraft's own lines are kept to errors.
+const DEFAULT_LOG_FILTER: &str = "info,openraft=error,raft_log=warn,chunked_wal=warn";
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]

@@ -225,11 +225,11 @@ impl Node {
 
     /// Carries out what the state decided, in order.
     fn perform(&self, inner: &mut Inner) {
-        let effects = inner.state.take_effects();
-        if effects.is_empty() {
+        if !inner.state.has_effects() {
+            // Taking the empty buffer would drop its allocation.
             return;
         }
-        let mut effects = effects;
+        let mut effects = inner.state.take_effects();
         for effect in effects.drain(..) {
             match effect {
                 Effect::Frame { conn, frame } => {

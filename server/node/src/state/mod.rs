@@ -91,6 +91,11 @@ impl State {
         std::mem::take(&mut self.effects)
     }
 
+    /// Whether any effect waits to be carried out.
+    pub fn has_effects(&self) -> bool {
+        !self.effects.is_empty()
+    }
+
     /// Gives back the (emptied) buffer of [`State::take_effects`], so its allocation is kept.
     pub fn reuse_effects(&mut self, mut buffer: Vec<Effect>) {
         if self.effects.is_empty() {

@@ -325,10 +325,8 @@ pub fn session_on(
     let (id, pw) = session.unwrap_or((0, [0; 16]));
     let deadline = Instant::now() + within;
     loop {
-        // A refused TCP connection panics inside the raw client: caught as "not yet".
-        let attempt =
-            std::panic::catch_unwind(|| super::RawClient::connect_with(addr, id, pw, 30000, 0));
-        if let Ok(Some(c)) = attempt {
+        // Not listening yet, or not serving yet: tried again.
+        if let Ok(c) = super::RawClient::try_connect_with(addr, id, pw, 30000, 0) {
             return Some(c);
         }
         if Instant::now() >= deadline {
@@ -338,28 +336,34 @@ pub fn session_on(
     }
 }
 
+/// The children of `path` after a `sync` on `c`'s connection; `None` if the connection was
+/// let go or either answer was an error (the member is between leaders, say).
+pub fn sync_then_children(c: &mut super::RawClient, path: &str) -> Option<Vec<String>> {
+    use zooid_proto::{Reader, Request};
+    let (f, _) = c.try_call(&Request::Sync { path: path.into() }).ok()?;
+    if f.err != 0 {
+        return None;
+    }
+    let (f, _) = c
+        .try_call(&Request::GetChildren {
+            path: path.into(),
+            watch: false,
+        })
+        .ok()?;
+    (f.err == 0).then(|| Reader::new(&f.body).vector(Reader::string).unwrap())
+}
+
 /// The children of `path` on the member at `addr`, after a `sync`: every write acknowledged
 /// anywhere before the call is in them. A member that lets its clients go meanwhile (it has
 /// just found a new leader, or its quorum again) is asked again, as a client would.
 pub fn synced_children(addr: SocketAddr, path: &str, within: Duration) -> Vec<String> {
-    use zooid_proto::{Reader, Request};
     let deadline = Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if let Some(mut c) = session_on(addr, None, left) {
-            let answer = std::panic::catch_unwind(move || {
-                let (f, _) = c.call(&Request::Sync { path: path.into() });
-                assert_eq!(f.err, 0, "sync {path}");
-                let (f, _) = c.call(&Request::GetChildren {
-                    path: path.into(),
-                    watch: false,
-                });
-                assert_eq!(f.err, 0, "children of {path}");
-                Reader::new(&f.body).vector(Reader::string).unwrap()
-            });
-            if let Ok(children) = answer {
-                return children;
-            }
+        if let Some(children) =
+            session_on(addr, None, left).and_then(|mut c| sync_then_children(&mut c, path))
+        {
+            return children;
         }
         assert!(
             Instant::now() < deadline,

@@ -3,7 +3,7 @@
 //! records every acknowledged write.
 
 use super::ensemble::{self, Member};
-use super::RawClient;
+use super::{NoFrame, RawClient};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +21,11 @@ pub fn try_create(c: &mut RawClient, path: &str) -> Option<bool> {
         ttl: -1,
     }))?;
     loop {
-        let f = c.recv()?;
+        let f = match c.recv() {
+            Ok(f) => f,
+            Err(NoFrame::Closed) => return None,
+            Err(NoFrame::TimedOut) => panic!("{path}: no answer and no close within 5 s"),
+        };
         if f.xid == xid {
             return Some(f.err == 0);
         }
