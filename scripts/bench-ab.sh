@@ -29,7 +29,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 OLD_PORT=22191
 NEW_PORT=22181
 
-wait_port() { for _ in $(seq 100); do "$ZOOCTL" -s "127.0.0.1:$1" word srvr 2>/dev/null | grep -q Mode && return 0; sleep 0.2; done; echo "server on $1 did not start" >&2; exit 1; }
+source scripts/bench-common.sh
 "$OLD_BIN" --client-addr 127.0.0.1:$OLD_PORT --admin-enabled false --data-dir "$WORK/old" >/dev/null 2>&1 &
 "$NEW_BIN" --client-addr 127.0.0.1:$NEW_PORT --admin-enabled false --data-dir "$WORK/new" >/dev/null 2>&1 &
 wait_port $OLD_PORT
@@ -39,8 +39,7 @@ NEW_NAME="working tree ($(git describe --always --dirty))"
 RESULTS="$WORK/results"
 run() { # port label reads round
   local out
-  out=$("$ZOOCTL" -s "127.0.0.1:$1" bench --sessions 32 --depth 4 --value-size 1024 \
-    --read-percent "$3" --warmup 3 --duration 10 "${@:5}")
+  out=$(bench_run "127.0.0.1:$1" "$3" "${@:5}")
   echo "== round $4, $2, $3% reads"
   echo "$out" | grep '^ops/s'
   echo "$2|$3|$(echo "$out" | awk '/^ops\/s/ {print $2}')" >> "$RESULTS"
@@ -57,7 +56,6 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "== medians over $ROUNDS rounds (ops/s)"
 for reads in 100 0; do
   old=$(awk -F'|' -v n="$OLD_SHA" -v r=$reads '$1==n && $2==r {print $3}' "$RESULTS" | median)

@@ -17,6 +17,7 @@ ROUNDS=${1:-3}
 shift || true
 cargo build --release -q -p zooid-node -p zooid-ctl
 ZOOCTL=target/release/zooctl
+source scripts/bench-common.sh
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -80,8 +81,7 @@ echo "== ZooKeeper warm-up run (not recorded)"
 RESULTS="$WORK/results"
 run() { # servers label reads round
   local out
-  out=$("$ZOOCTL" -s "$1" bench --sessions 32 --depth 4 --value-size 1024 \
-    --read-percent "$3" --warmup 3 --duration 10 "${@:5}")
+  out=$(bench_run "$1" "$3" "${@:5}")
   echo "== round $4, $2, $3% reads"
   echo "$out" | tail -n +2
   echo "$2|$3|$(echo "$out" | awk '/^ops\/s/ {print $2 "|" $7}')|$4" >> "$RESULTS"
@@ -107,7 +107,6 @@ for reads in 100 0; do
     END {printf "%3d%% reads:", r; for (i=1; i in zk; i++) printf " %.2fx", zd[i]/zk[i]; print ""}' "$RESULTS"
 done
 
-median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "== medians over $ROUNDS rounds"
 for reads in 100 0; do
   zk=$(awk -F'|' -v n="$ZK_NAME" -v r=$reads '$1==n && $2==r {print $3}' "$RESULTS" | median)

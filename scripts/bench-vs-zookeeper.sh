@@ -20,7 +20,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 ZK_PORT=22182
 ZD_PORT=22181
 
-wait_port() { for _ in $(seq 100); do "$ZOOCTL" -s "127.0.0.1:$1" word srvr 2>/dev/null | grep -q Mode && return 0; sleep 0.2; done; echo "server on $1 did not start" >&2; exit 1; }
+source scripts/bench-common.sh
 rss() { grep VmHWM "/proc/$1/status" | awk '{printf "%.0f MiB", $2/1024}'; }
 
 mkdir -p "$WORK/zk/data"
@@ -47,8 +47,7 @@ echo "== ZooKeeper warm-up run (not recorded)"
 RESULTS="$WORK/results"
 run() { # port label reads round
   local out
-  out=$("$ZOOCTL" -s "127.0.0.1:$1" bench --sessions 32 --depth 4 --value-size 1024 \
-    --read-percent "$3" --warmup 3 --duration 10 "${@:5}")
+  out=$(bench_run "127.0.0.1:$1" "$3" "${@:5}")
   echo "== round $4, $2, $3% reads"
   echo "$out" | tail -n +2
   echo "$2|$3|$(echo "$out" | awk '/^ops\/s/ {print $2}')|$4" >> "$RESULTS"
@@ -74,7 +73,6 @@ for reads in 100 0; do
     END {printf "%3d%% reads:", r; for (i=1; i in zk; i++) printf " %.2fx", zd[i]/zk[i]; print ""}' "$RESULTS"
 done
 
-median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "== medians over $ROUNDS rounds (ops/s)"
 for reads in 100 0; do
   zk=$(awk -F'|' -v n="$ZK_NAME" -v r=$reads '$1==n && $2==r {print $3}' "$RESULTS" | median)

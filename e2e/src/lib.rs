@@ -7,3 +7,4 @@ pub mod http;
 pub mod raw;
 pub mod scenarios;
 pub mod transcript;
+pub mod wait;

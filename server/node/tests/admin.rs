@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
 use zooid_e2e::http::{self, sample};
+use zooid_e2e::wait::wait_until;
 use zooid_proto::*;
 
 fn json(addr: SocketAddr, path: &str) -> (u16, Value) {
@@ -575,14 +576,13 @@ fn a_restore_interrupted_by_the_leaders_death_is_all_or_nothing() {
     let staged = |admin| metric(admin, "zooid_restore_staged_bytes");
     let first = restore_from_thread(members[f].admin, backup.bytes.clone());
     let within = Duration::from_secs(20);
-    let deadline = std::time::Instant::now() + within;
-    while staged(members[l].admin) == 0.0 {
+    wait_until("the restore seen half-way", within, || {
         assert!(
-            !first.is_finished() && std::time::Instant::now() < deadline,
-            "the restore was never seen half-way"
+            !first.is_finished(),
+            "the restore ended before it was seen half-way"
         );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        staged(members[l].admin) != 0.0
+    });
     members[l].kill9();
     let answer = first.join().unwrap().expect("no answer to the restore");
     assert!(

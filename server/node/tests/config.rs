@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use zooid_e2e::wait::wait_until;
 
 fn zooid(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zooid"));
@@ -23,11 +24,11 @@ fn refused(args: &[&str]) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "zooid {args:?} did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        &format!("zooid {args:?} exiting"),
+        Duration::from_secs(20),
+        || child.try_wait().unwrap().is_some(),
+    );
     let Output {
         status,
         stdout,

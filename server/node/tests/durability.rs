@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use zooid_e2e::wait::{wait_for, wait_until};
 use zooid_proto::*;
 
 /// zooid as a process, snapshotting every 500 entries.
@@ -157,28 +158,18 @@ fn sigterm_during_writes_finishes_them_and_exits_zero() {
     });
     // Wait until writes flow, so the signal lands among writes in flight.
     let mut probe = RawClient::connect(addr);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while probe.get("/k-200", false).is_err() {
-        assert!(Instant::now() < deadline, "writes did not start");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("200 writes", Duration::from_secs(10), || {
+        probe.get("/k-200", false).is_ok()
+    });
     let pid = p.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = p.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "zooid did not exit within 30 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for("zooid exiting on SIGTERM", Duration::from_secs(30), || {
+        p.child.try_wait().unwrap()
+    });
     assert!(status.success(), "zooid exited with {status} on SIGTERM");
     let acked = writer.join().unwrap();
     assert!(
@@ -311,14 +302,11 @@ fn when_consensus_fails_clients_are_disconnected_instead_of_left_waiting() {
         "connection stays open after consensus failed"
     );
     // ...and nobody can connect any more: clients go to another server.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(srv.addr).is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "still accepting after consensus failed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        "the client port closed after consensus failed",
+        Duration::from_secs(5),
+        || TcpStream::connect(srv.addr).is_err(),
+    );
 }
 
 /// Every file under `dir` with its bytes, to show that a refused start changed nothing.

@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use common::*;
 use std::io::Write;
 use std::time::Duration;
+use zooid_e2e::wait::wait_until;
 use zooid_proto::*;
 
 #[test]
@@ -426,15 +427,11 @@ fn a_session_whose_close_was_read_cannot_be_resumed() {
             "a session was resumed after its closeSession was read"
         );
         // The close is ordered after the writes and deletes the ephemeral.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while let Ok((_, stat)) = watcher.get("/held", false) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the closed session's ephemeral is still there (version {})",
-                stat.version
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until(
+            "the closed session's ephemeral deleted",
+            Duration::from_secs(10),
+            || watcher.get("/held", false).is_err(),
+        );
         assert!(RawClient::connect_with(srv.addr, id, pw, 30000, 0).is_none());
         if in_window {
             return;
@@ -552,14 +549,11 @@ fn empty_containers_and_expired_ttl_nodes_are_collected() {
     c.create("/ct/child", b"", 0).unwrap();
     // The TTL passes after 200 ms; the collector looks every 50 ms. Waiting for the outcome
     // instead of a fixed time keeps the test honest on a loaded machine.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while c.get("/ttl", false) != Err(ErrorCode::NoNode.code()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the expired TTL node was never collected"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        "the expired TTL node collected",
+        Duration::from_secs(10),
+        || c.get("/ttl", false) == Err(ErrorCode::NoNode.code()),
+    );
     assert!(
         c.get("/ct", false).is_ok(),
         "a container with a child stays, though collection ran"

@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::ensemble::{self, mode, settled, wait_until};
+use common::ensemble::{self, mode, settled};
 use common::{NoFrame, RawClient, Refused};
 use std::time::Duration;
+use zooid_e2e::wait::wait_until;
 use zooid_proto::*;
 
 #[test]

@@ -10,6 +10,7 @@ use common::writers::Writers;
 use common::RawClient;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
+use zooid_e2e::wait::wait_until;
 use zooid_proto::*;
 
 /// Sends a reconfig; returns the error code and, on success, `/zookeeper/config`'s text.
@@ -141,11 +142,11 @@ fn grow_three_to_five_and_shrink_back_under_writes() {
     members.push(five);
     // As ZooKeeper's, a reconfig adds only servers that are up and reachable.
     for m in &members[3..] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(m.client).is_err() {
-            assert!(Instant::now() < deadline, "server {} did not start", m.id);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            &format!("server {} listening", m.id),
+            Duration::from_secs(10),
+            || std::net::TcpStream::connect(m.client).is_ok(),
+        );
     }
     let started = Instant::now();
     let (err, text, stat) = reconfig(
@@ -208,11 +209,11 @@ fn grow_three_to_five_and_shrink_back_under_writes() {
     let want: Vec<u64> = stay.iter().map(|i| members[*i].id).collect();
     assert_eq!(left, want, "{text}");
     // A leader among the three left, and writes still go through.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while writers.count() < before_shrink + 200 {
-        assert!(Instant::now() < deadline, "writes stalled after the shrink");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        "200 more writes after the shrink",
+        Duration::from_secs(10),
+        || writers.count() >= before_shrink + 200,
+    );
     // The writer on the removed leader may have lost its connection.
     let (acked, gap, lost) = writers.stop();
     assert!(
@@ -237,16 +238,11 @@ fn grow_three_to_five_and_shrink_back_under_writes() {
     // Nobody tells a removed member (the leader stops replicating to it): it finds itself
     // without a leader and stops serving, so its clients move to the members that remain.
     for m in members.iter().filter(|m| gone.contains(&m.id)) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while mode(m.client).is_some() {
-            assert!(
-                Instant::now() < deadline,
-                "removed server {} still serves as {:?}",
-                m.id,
-                mode(m.client)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until(
+            &format!("removed server {} no longer serving", m.id),
+            Duration::from_secs(10),
+            || mode(m.client).is_none(),
+        );
     }
 }
 

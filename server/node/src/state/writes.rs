@@ -1,5 +1,6 @@
-//! Translation between wire requests and tree transactions: which requests are writes, how a
-//! request becomes a [`TxnOp`], and how a txn's output becomes the reply the client expects.
+//! Translation between wire requests and tree transactions: how a write request becomes a
+//! [`TxnOp`] (which requests are writes is a fact of their opcode, `OpCode::is_write`), and
+//! how a txn's output becomes the reply the client expects.
 
 use zooid_proto::{Acl, CreateMode, ErrorCode, Id, OpCode, OpResult, Request, Response};
 use zooid_tree::{Create, CreateKind, MultiOutput, OpOutput, TxnOp};
@@ -18,36 +19,6 @@ pub enum ReplyShape {
         timeout_ms: i32,
         read_only: Option<bool>,
     },
-}
-
-/// True for requests that change replicated state and so go through ordering.
-pub fn is_write(req: &Request) -> bool {
-    is_write_op(req.opcode())
-}
-
-/// What a server in read-only mode refuses with NOTREADONLY: every change, and what needs
-/// the quorum (sync, check and multi, reconfig), as ZooKeeper's read-only server does.
-/// Closing the session is not refused: it ends the connection.
-pub fn needs_quorum(op: OpCode) -> bool {
-    (is_write_op(op) && op != OpCode::CloseSession)
-        || matches!(op, OpCode::Check | OpCode::Sync | OpCode::Reconfig)
-}
-
-/// The opcodes of [`is_write`] requests.
-pub fn is_write_op(op: OpCode) -> bool {
-    matches!(
-        op,
-        OpCode::Create
-            | OpCode::Create2
-            | OpCode::CreateContainer
-            | OpCode::CreateTtl
-            | OpCode::Delete
-            | OpCode::SetData
-            | OpCode::SetAcl
-            | OpCode::Multi
-            | OpCode::DeleteContainer
-            | OpCode::CloseSession
-    )
 }
 
 /// What the server checks before ordering a write: flags, TTL availability, and `auth` ACL

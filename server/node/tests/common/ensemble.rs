@@ -373,11 +373,6 @@ pub fn synced_children(addr: SocketAddr, path: &str, within: Duration) -> Vec<St
     }
 }
 
-/// Waits until `cond` holds, polling every 50 ms; fails naming `what` after `within`.
-pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what} not within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// The one wait of the tests (zooid_e2e::wait), here for the tests that call it by this path.
+#[allow(unused_imports)]
+pub use zooid_e2e::wait::wait_until;
