@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where Debian installs the server jar and its configuration directory.
 const CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
@@ -87,12 +87,10 @@ impl ApacheZk {
     }
 
     fn wait_serving(&mut self) -> std::io::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if serving(self.addr) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let addr = self.addr;
+        if crate::wait::poll_for(Duration::from_secs(60), || serving(addr).then_some(())).is_some()
+        {
+            return Ok(());
         }
         Err(std::io::Error::other(
             "Apache ZooKeeper did not start within 60 s (is Debian's zookeeper installed?)",
@@ -155,12 +153,9 @@ impl ApacheEnsemble {
                     .spawn()?,
             );
         }
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while Instant::now() < deadline {
-            if addrs.iter().all(|a| serving(*a)) {
-                return Ok(ensemble);
-            }
-            std::thread::sleep(Duration::from_millis(200));
+        let all_serving = || addrs.iter().all(|a| serving(*a)).then_some(());
+        if crate::wait::poll_for(Duration::from_secs(90), all_serving).is_some() {
+            return Ok(ensemble);
         }
         Err(std::io::Error::other(
             "the Apache ZooKeeper ensemble did not serve within 90 s",

@@ -8,13 +8,34 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Polls `probe` until it gives a value and returns it; panics naming `what` once `within`
 /// has passed without one.
-pub fn wait_for<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, within: Duration, probe: impl FnMut() -> Option<T>) -> T {
+    wait_for_explained(what, within, probe, String::new)
+}
+
+/// [`wait_for`], adding what `explain` says (a server's log, say) to the failure.
+pub fn wait_for_explained<T>(
+    what: &str,
+    within: Duration,
+    probe: impl FnMut() -> Option<T>,
+    explain: impl FnOnce() -> String,
+) -> T {
+    match poll_for(within, probe) {
+        Some(v) => v,
+        None => panic!("{what}: not within {within:?}\n{}", explain()),
+    }
+}
+
+/// Polls `probe` until it gives a value, or gives up quietly (`None`) once `within` has
+/// passed: for the callers that have something else to try then.
+pub fn poll_for<T>(within: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = probe() {
-            return v;
+            return Some(v);
         }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(POLL);
     }
 }
@@ -22,4 +43,21 @@ pub fn wait_for<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Opti
 /// Waits until `cond` holds (see [`wait_for`]).
 pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
     wait_for(what, within, || cond().then_some(()))
+}
+
+/// [`wait_for`] for async tests: the probe is looked at again after a `tokio` sleep, so the
+/// runtime's workers go on meanwhile.
+pub async fn wait_for_async<T>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(POLL).await;
+    }
 }

@@ -1,4 +1,9 @@
 //! zooctl: talk to Zooid (or any ZooKeeper-compatible server) from the command line.
+//!
+//! `Cli` below is the whole command line; `commands.rs` runs the everyday commands over
+//! `conn.rs` (one session, a connection string with a chroot), `bench.rs` is the load
+//! generator, `backup.rs` the admin API's snapshot and restore, `status.rs` the per-server
+//! table.
 
 mod acl;
 mod backup;

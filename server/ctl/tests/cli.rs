@@ -125,15 +125,14 @@ fn members_of_an_ensemble() {
     let connect: Vec<String> = servers.iter().map(|s| s.client_addr.to_string()).collect();
     let connect = connect.join(",");
     // Members serve once the ensemble has a leader.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let shown = loop {
-        let (ok, out, _) = zooctl(&connect, &["members"]);
-        if ok {
-            break out;
-        }
-        assert!(std::time::Instant::now() < deadline, "no member served");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let shown = zooid_e2e::wait::wait_for(
+        "a member serving",
+        std::time::Duration::from_secs(20),
+        || {
+            let (ok, out, _) = zooctl(&connect, &["members"]);
+            ok.then_some(out)
+        },
+    );
     assert_eq!(
         shown.lines().filter(|l| l.starts_with("server.")).count(),
         3,

@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-use zooid_e2e::wait::wait_until;
+use std::time::Duration;
+use zooid_e2e::wait::{poll_for, wait_for, wait_until};
 
 fn zooid(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zooid"));
@@ -40,21 +40,16 @@ fn refused(args: &[&str]) -> String {
 
 /// `conf` from the server on `port`, once it answers (None if `child` exited).
 fn conf(port: u16, child: &mut Child) -> Option<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    wait_for("zooid answering conf", Duration::from_secs(20), || {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let mut out = String::new();
             if s.write_all(b"conf").is_ok() && s.read_to_string(&mut out).is_ok() && !out.is_empty()
             {
-                return Some(out);
+                return Some(Some(out));
             }
         }
-        if child.try_wait().unwrap().is_some() {
-            return None;
-        }
-        assert!(Instant::now() < deadline, "zooid did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        child.try_wait().unwrap().map(|_| None)
+    })
 }
 
 fn write(path: &Path, text: &str) {
@@ -246,34 +241,33 @@ fn the_zoo_cfg_files_of_a_zookeeper_ensemble_start_a_zooid_ensemble() {
                 .unwrap()
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let modes = loop {
-        let modes: Vec<String> = addrs
-            .iter()
-            .map(|a| {
-                let mut out = String::new();
-                if let Ok(mut s) = TcpStream::connect_timeout(a, Duration::from_millis(300)) {
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                    let _ = s.write_all(b"srvr");
-                    let _ = s.read_to_string(&mut out);
-                }
-                out.lines()
-                    .find_map(|l| l.strip_prefix("Mode: "))
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
-        let mut sorted = modes.clone();
-        sorted.sort();
-        if sorted == ["follower", "follower", "leader"] {
-            break modes;
-        }
-        for c in &mut children {
-            assert!(c.try_wait().unwrap().is_none(), "a zooid exited");
-        }
-        assert!(Instant::now() < deadline, "no Zooid ensemble: {modes:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let modes = wait_for(
+        "a Zooid ensemble of the same files",
+        Duration::from_secs(60),
+        || {
+            let modes: Vec<String> = addrs
+                .iter()
+                .map(|a| {
+                    let mut out = String::new();
+                    if let Ok(mut s) = TcpStream::connect_timeout(a, Duration::from_millis(300)) {
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                        let _ = s.write_all(b"srvr");
+                        let _ = s.read_to_string(&mut out);
+                    }
+                    out.lines()
+                        .find_map(|l| l.strip_prefix("Mode: "))
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect();
+            let mut sorted = modes.clone();
+            sorted.sort();
+            for c in &mut children {
+                assert!(c.try_wait().unwrap().is_none(), "a zooid exited");
+            }
+            (sorted == ["follower", "follower", "leader"]).then_some(modes)
+        },
+    );
     let mut w = zooid_e2e::raw::RawClient::connect(addrs[0]);
     w.create("/on-zooid", b"x", 0).unwrap();
     let mut r = zooid_e2e::raw::RawClient::connect(addrs[2]);
@@ -334,16 +328,14 @@ fn the_admin_port_comes_from_zoo_cfg_and_a_taken_one_is_refused() {
             .spawn()
             .unwrap();
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let answer = loop {
+        // None if it exited (another test took the port first) or never answered.
+        let answer = poll_for(Duration::from_secs(20), || {
             if let Some(a) = zooid_e2e::http::get(addr, "/healthz") {
-                break Some(a);
+                return Some(Some(a));
             }
-            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+            child.try_wait().unwrap().map(|_| None)
+        })
+        .flatten();
         let _ = child.kill();
         let _ = child.wait();
         let Some(answer) = answer else {

@@ -8,8 +8,8 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use zooid_e2e::wait::{wait_for, wait_until};
+use std::time::Duration;
+use zooid_e2e::wait::{poll_for, wait_for, wait_until};
 use zooid_proto::*;
 
 /// zooid as a process, snapshotting every 500 entries.
@@ -341,16 +341,10 @@ fn refused_start(dir: &Path) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("zooid started on a damaged log instead of refusing");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let status = poll_for(Duration::from_secs(20), || child.try_wait().unwrap());
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("zooid started on a damaged log instead of refusing");
     };
     let mut out = String::new();
     child

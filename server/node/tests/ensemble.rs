@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use zooid_e2e::wait::{wait_for, wait_until};
+use zooid_e2e::wait::{wait_for, wait_for_explained, wait_until};
 use zooid_proto::*;
 
 fn children(c: &mut RawClient, path: &str) -> Vec<String> {
@@ -523,8 +523,7 @@ fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
     );
     members[behind].restart();
     let restarted = Instant::now();
-    let deadline = restarted + Duration::from_secs(120);
-    caught_up(&members[behind], writes, deadline);
+    caught_up(&members[behind], writes);
     eprintln!(
         "caught up by snapshot {:?} after restarting",
         restarted.elapsed()
@@ -546,31 +545,23 @@ fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
         c.create(&format!("/c/n{i:06}"), b"x", 0).unwrap();
     }
     members[wiped].restart();
-    caught_up(
-        &members[wiped],
-        writes + 300,
-        Instant::now() + Duration::from_secs(120),
-    );
+    caught_up(&members[wiped], writes + 300);
 }
 
-/// Waits until `m` serves `/c` with `n` children after sync, having installed a snapshot.
-fn caught_up(m: &Member, n: usize, deadline: Instant) {
-    loop {
-        let got = RawClient::try_connect_with(m.client, 0, [0; 16], 30000, 0)
-            .ok()
-            .and_then(|mut r| ensemble::sync_then_children(&mut r, "/c"))
-            .map(|c| c.len());
-        if got == Some(n) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "member {} did not catch up in time; its log:\n{}",
-            m.id,
-            std::fs::read_to_string(&m.log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// Waits (two minutes at the most) until `m` serves `/c` with `n` children after sync,
+/// having installed a snapshot.
+fn caught_up(m: &Member, n: usize) {
+    wait_for_explained(
+        &format!("member {} caught up to {n} children of /c", m.id),
+        Duration::from_secs(120),
+        || {
+            RawClient::try_connect_with(m.client, 0, [0; 16], 30000, 0)
+                .ok()
+                .and_then(|mut r| ensemble::sync_then_children(&mut r, "/c"))
+                .filter(|c| c.len() == n)
+        },
+        || std::fs::read_to_string(&m.log).unwrap_or_default(),
+    );
     let log = std::fs::read_to_string(&m.log).unwrap();
     assert!(
         log.contains("installed a snapshot from the leader"),
@@ -658,22 +649,23 @@ fn a_partitioned_minority_cannot_commit_and_converges_after_healing() {
     let majority = std::thread::spawn(move || {
         let mut first_ok = None;
         let mut acked = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(15);
         let mut i = 0;
-        while acked.len() < 50 {
-            assert!(Instant::now() < deadline, "the majority took no writes");
-            let (_, addr) = large_addrs[i % large_addrs.len()];
-            i += 1;
-            let Ok(mut c) = RawClient::try_connect_with(addr, 0, [0; 16], 30000, 0) else {
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            };
-            let path = format!("/p/majority-{i:04}");
-            if try_create(&mut c, &path) == Some(true) {
-                first_ok.get_or_insert_with(|| cut_at.elapsed());
-                acked.push(path);
-            }
-        }
+        wait_until(
+            "50 writes taken by the majority",
+            Duration::from_secs(15),
+            || {
+                let (_, addr) = large_addrs[i % large_addrs.len()];
+                i += 1;
+                if let Ok(mut c) = RawClient::try_connect_with(addr, 0, [0; 16], 30000, 0) {
+                    let path = format!("/p/majority-{i:04}");
+                    if try_create(&mut c, &path) == Some(true) {
+                        first_ok.get_or_insert_with(|| cut_at.elapsed());
+                        acked.push(path);
+                    }
+                }
+                acked.len() >= 50
+            },
+        );
         (first_ok.unwrap(), acked)
     });
 
@@ -730,22 +722,16 @@ fn a_partitioned_minority_cannot_commit_and_converges_after_healing() {
     // Every member serves again, and all five hold the same children of /p.
     let mut reference: Option<Vec<String>> = None;
     for m in &members {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let names = loop {
-            let names = RawClient::try_connect_with(m.client, 0, [0; 16], 30000, 0)
-                .ok()
-                .and_then(|mut c| ensemble::sync_then_children(&mut c, "/p"));
-            if let Some(mut names) = names {
-                names.sort();
-                break names;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server {} did not come back",
-                m.id
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let mut names = wait_for(
+            &format!("server {} serving /p again", m.id),
+            Duration::from_secs(15),
+            || {
+                RawClient::try_connect_with(m.client, 0, [0; 16], 30000, 0)
+                    .ok()
+                    .and_then(|mut c| ensemble::sync_then_children(&mut c, "/p"))
+            },
+        );
+        names.sort();
         for p in &majority_acked {
             assert!(
                 names.contains(&p["/p/".len()..].to_string()),

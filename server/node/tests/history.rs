@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zooid_e2e::history::{check, Event, Op, Outcome};
+use zooid_e2e::wait::wait_for;
 use zooid_proto::*;
 
 const KEYS: usize = 3;
@@ -46,8 +47,7 @@ impl Lcg {
 
 /// Connects to `preferred`, or resumes `session` there; falls back on the other members.
 fn connect(addrs: &[SocketAddr], preferred: usize, session: Option<(i64, [u8; 16])>) -> RawClient {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    wait_for("a member taking a client", Duration::from_secs(30), || {
         for i in 0..addrs.len() {
             let addr = addrs[(preferred + i) % addrs.len()];
             if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
@@ -55,22 +55,18 @@ fn connect(addrs: &[SocketAddr], preferred: usize, session: Option<(i64, [u8; 16
             }
             let (id, pw) = session.unwrap_or((0, [0; 16]));
             match RawClient::try_connect_with(addr, id, pw, 4000, 0) {
-                Ok(c) => return c,
+                Ok(c) => return Some(c),
                 // Expired: a new session will do.
                 Err(Refused::Expired) if session.is_some() => {
                     if let Ok(c) = RawClient::try_connect_with(addr, 0, [0; 16], 4000, 0) {
-                        return c;
+                        return Some(c);
                     }
                 }
                 Err(_) => {}
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no member took a client for 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        None
+    })
 }
 
 /// Sends a setData and waits for its answer; `None` if the connection was lost first.

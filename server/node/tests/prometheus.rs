@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zooid_e2e::http;
+use zooid_e2e::wait::wait_for;
 use zooid_proto::*;
 
 fn dashboards() -> PathBuf {
@@ -96,16 +97,15 @@ impl Prometheus {
                 .spawn()
                 .unwrap();
             let mut p = Prometheus { child, addr };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
+            let ready = wait_for("prometheus ready", Duration::from_secs(30), || {
                 if http::get(addr, "/-/ready").is_some_and(|a| a.status == 200) {
-                    return p;
+                    return Some(true);
                 }
-                if p.child.try_wait().unwrap().is_some() {
-                    break; // the port was taken meanwhile: try another
-                }
-                assert!(Instant::now() < deadline, "prometheus did not start");
-                std::thread::sleep(Duration::from_millis(100));
+                // Exited: the port was taken meanwhile; another is tried.
+                p.child.try_wait().unwrap().map(|_| false)
+            });
+            if ready {
+                return p;
             }
         }
         panic!("prometheus did not start in three tries");

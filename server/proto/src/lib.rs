@@ -1,5 +1,9 @@
 //! The ZooKeeper client wire protocol (3.5–3.9) as pure data: jute primitives, records,
 //! requests, replies and framing. No I/O; the server and tools wire it to sockets.
+//!
+//! Start at [`ClientRequest::decode`] (a request frame, decoded once) and [`OpCode`] (what
+//! each opcode is: a write, one that needs the quorum); replies are framed by
+//! [`encode_reply`], requests by [`Request::encode_frame`].
 
 pub mod codes;
 pub mod frame;

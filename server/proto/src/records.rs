@@ -52,6 +52,49 @@ impl Stat {
     }
 }
 
+/// ZooKeeper's `StatPersisted`: a node's Stat as its snapshots keep it, without the two
+/// figures a server derives (data length, number of children).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatPersisted {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub pzxid: i64,
+}
+
+impl StatPersisted {
+    pub fn encode<W: Writer + ?Sized>(&self, b: &mut W) {
+        b.put_jlong(self.czxid);
+        b.put_jlong(self.mzxid);
+        b.put_jlong(self.ctime);
+        b.put_jlong(self.mtime);
+        b.put_jint(self.version);
+        b.put_jint(self.cversion);
+        b.put_jint(self.aversion);
+        b.put_jlong(self.ephemeral_owner);
+        b.put_jlong(self.pzxid);
+    }
+
+    pub fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(StatPersisted {
+            czxid: r.i64()?,
+            mzxid: r.i64()?,
+            ctime: r.i64()?,
+            mtime: r.i64()?,
+            version: r.i32()?,
+            cversion: r.i32()?,
+            aversion: r.i32()?,
+            ephemeral_owner: r.i64()?,
+            pzxid: r.i64()?,
+        })
+    }
+}
+
 /// An identity: scheme plus id (`world:anyone`, `digest:user:hash`, `ip:10.0.0.0/8`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id {

@@ -2,6 +2,10 @@
 //! in a `raft-log` write-ahead log with group commit, and applied in order to the server's
 //! state through the [`Applier`] trait; snapshots are our own checksummed, compressed files.
 //! This is the only crate that names openraft.
+//!
+//! Start at [`Consensus`] (`consensus.rs`: start, propose, the leader's read index, reconfig,
+//! backup) and the [`Applier`] the server implements; `proposer.rs` batches commands into
+//! entries (group commit), `network.rs` and `peer_server.rs` are the peer transport.
 
 // openraft's traits fix the (large) storage error type; boxing it is not ours to choose.
 #![allow(clippy::result_large_err)]

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zooid_e2e::wait::wait_for_async;
 use zooid_replication::*;
 
 /// Another member's index than `i`.
@@ -49,29 +50,20 @@ async fn start(id: u64, dir: &Path, voters: &BTreeMap<u64, String>, rec: Arc<Rec
 
 /// Waits until every node in `nodes` names the same leader, one of them; returns its id.
 async fn agreed_leader(nodes: &[&Consensus], ids: &[u64], within: Duration) -> u64 {
-    let deadline = Instant::now() + within;
-    loop {
+    wait_for_async("a leader every node names", within, || {
         let seen: Vec<_> = nodes.iter().map(|c| c.leader()).collect();
-        if let Some(Some(l)) = seen.first() {
-            if seen.iter().all(|s| *s == Some(*l)) && ids.contains(l) {
-                return *l;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no agreed leader after {within:?}: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        let l = (*seen.first()?)?;
+        (seen.iter().all(|s| *s == Some(l)) && ids.contains(&l)).then_some(l)
+    })
+    .await
 }
 
 async fn applied(recs: &[&Record], n: usize, within: Duration) {
-    let deadline = Instant::now() + within;
-    while recs.iter().any(|r| r.len() < n) {
-        let lens: Vec<_> = recs.iter().map(|r| r.len()).collect();
-        assert!(Instant::now() < deadline, "applied {lens:?}, want {n} each");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let what = format!("{n} commands applied by each node");
+    wait_for_async(&what, within, || {
+        recs.iter().all(|r| r.len() >= n).then_some(())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,10 @@
 //! The znode tree. Changes arrive as ordered [`Txn`]s and are applied by [`DataTree::apply`],
 //! which is deterministic: the same txns in the same order give the same tree, results and
 //! change events on every replica. No I/O and no clock: time comes inside each txn.
+//!
+//! Start at [`DataTree::apply`] (in `tree.rs`) and [`TxnOp`] (every change there is);
+//! `codec.rs` and `zookeeper_snapshot.rs` write and read the tree as Zooid's and as Apache
+//! ZooKeeper's snapshots.
 
 pub mod codec;
 pub mod node;

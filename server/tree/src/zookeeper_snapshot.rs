@@ -18,7 +18,7 @@ use crate::SnapshotError;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::Read;
-use zooid_proto::{Acl, DecodeError};
+use zooid_proto::{Acl, DecodeError, StatPersisted};
 
 /// `ZKSN`, first in every ZooKeeper snapshot.
 const MAGIC: i32 = i32::from_be_bytes(*b"ZKSN");
@@ -100,7 +100,7 @@ pub fn read_zookeeper_snapshot(src: &mut dyn Read) -> Result<DataTree, ZooKeeper
         let (data, acl, node) = w.record(|r| {
             let data = r.buffer()?.map(Bytes::from);
             let acl = r.i64()?;
-            let stat = Persisted::decode(r)?;
+            let stat = StatPersisted::decode(r)?;
             Ok((data, acl, stat))
         })?;
         let path = if path.is_empty() {
@@ -118,9 +118,9 @@ pub fn read_zookeeper_snapshot(src: &mut dyn Read) -> Result<DataTree, ZooKeeper
                     acl: n,
                 })?,
         };
-        let kind = kind_of(node.owner).ok_or_else(|| ZooKeeperSnapshotError::Owner {
+        let kind = kind_of(node.ephemeral_owner).ok_or_else(|| ZooKeeperSnapshotError::Owner {
             path: path.clone(),
-            owner: node.owner,
+            owner: node.ephemeral_owner,
         })?;
         let mut n = Node::new(data, acl.into(), kind, node.czxid, node.ctime);
         n.mzxid = node.mzxid;
@@ -201,20 +201,23 @@ pub fn write_zookeeper_snapshot(
         b.put_jstring(if path == "/" { "" } else { path });
         b.put_jbuffer(n.data.as_deref());
         b.put_jlong(numbers[&Arc::as_ptr(&n.acl)]);
-        b.put_jlong(n.czxid);
-        b.put_jlong(n.mzxid);
-        b.put_jlong(n.ctime);
-        b.put_jlong(n.mtime);
-        b.put_jint(n.version);
-        b.put_jint(n.stored_cversion);
-        b.put_jint(n.aversion);
-        b.put_jlong(match n.kind {
-            NodeKind::Persistent => 0,
-            NodeKind::Ephemeral(s) => s,
-            NodeKind::Container => CONTAINER_OWNER,
-            NodeKind::Ttl(t) => (EXTENDED_MASK | (t as u64 & EXTENDED_VALUE_MASK)) as i64,
-        });
-        b.put_jlong(n.pzxid);
+        StatPersisted {
+            czxid: n.czxid,
+            mzxid: n.mzxid,
+            ctime: n.ctime,
+            mtime: n.mtime,
+            version: n.version,
+            cversion: n.stored_cversion,
+            aversion: n.aversion,
+            ephemeral_owner: match n.kind {
+                NodeKind::Persistent => 0,
+                NodeKind::Ephemeral(s) => s,
+                NodeKind::Container => CONTAINER_OWNER,
+                NodeKind::Ttl(t) => (EXTENDED_MASK | (t as u64 & EXTENDED_VALUE_MASK)) as i64,
+            },
+            pzxid: n.pzxid,
+        }
+        .encode(b);
         if b.len() >= crate::codec::STREAM_PIECE {
             out.flush()?;
         }
@@ -304,35 +307,6 @@ fn read_trailer(trailer: &[u8], sum: &mut Adler32) -> Result<Option<i64>, ZooKee
         zxid = Some(sealed(&mut r, LAST_ZXID_BYTES)?);
     }
     Ok(zxid)
-}
-
-/// ZooKeeper's `StatPersisted`.
-struct Persisted {
-    czxid: i64,
-    mzxid: i64,
-    ctime: i64,
-    mtime: i64,
-    version: i32,
-    cversion: i32,
-    aversion: i32,
-    owner: i64,
-    pzxid: i64,
-}
-
-impl Persisted {
-    fn decode(r: &mut zooid_proto::Reader) -> Result<Persisted, DecodeError> {
-        Ok(Persisted {
-            czxid: r.i64()?,
-            mzxid: r.i64()?,
-            ctime: r.i64()?,
-            mtime: r.i64()?,
-            version: r.i32()?,
-            cversion: r.i32()?,
-            aversion: r.i32()?,
-            owner: r.i64()?,
-            pzxid: r.i64()?,
-        })
-    }
 }
 
 /// The kind of node an ephemeral owner says, as ZooKeeper with extended types reads it (an

@@ -4,7 +4,7 @@
 //! only happens in passing (a request's latency, a connection refused or closed by a limit) is
 //! recorded here as it happens.
 
-use crate::observe::monitor::{Latency, View};
+use crate::observe::monitor::View;
 use hdrhistogram::Histogram as Hdr;
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
@@ -106,8 +106,6 @@ impl Window {
 
 /// What the server records as it runs.
 pub struct Metrics {
-    /// `srvr`'s latency figures.
-    pub latency: Latency,
     registry: Registry,
     /// Per opcode, from the request's arrival to its reply being queued (a write's when it
     /// is applied here).
@@ -223,7 +221,6 @@ impl Metrics {
             limited.with_label_values(&[l.label()]);
         }
         Metrics {
-            latency: Latency::default(),
             registry,
             request_seconds,
             limited,
@@ -240,7 +237,6 @@ impl Metrics {
 
     /// A request answered `elapsed` after it arrived.
     pub fn request(&self, op: &str, write: bool, elapsed: Duration) {
-        self.latency.record(elapsed);
         self.request_seconds
             .with_label_values(&[op])
             .observe(elapsed.as_secs_f64());

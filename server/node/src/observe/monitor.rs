@@ -5,51 +5,40 @@
 
 use crate::state::role::Role;
 use crate::state::State;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use zooid_replication::Consensus;
 
 /// Request latency since start in whole milliseconds, as `srvr`, `stat` and `mntr` report
-/// it (min / avg / max). Kept without a lock: every answered request records here.
-#[derive(Debug)]
+/// it (min / avg / max). Kept under the state's lock by the runtime, which records each
+/// answered request there: no atomic shared by every request.
+#[derive(Debug, Default)]
 pub struct Latency {
-    total_ms: AtomicU64,
-    count: AtomicU64,
-    min_ms: AtomicU64,
-    max_ms: AtomicU64,
-}
-
-impl Default for Latency {
-    fn default() -> Self {
-        Latency {
-            total_ms: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-            min_ms: AtomicU64::new(u64::MAX),
-            max_ms: AtomicU64::new(0),
-        }
-    }
+    total_ms: u64,
+    count: u64,
+    min_ms: u64,
+    max_ms: u64,
 }
 
 impl Latency {
-    pub fn record(&self, elapsed: Duration) {
+    pub fn record(&mut self, elapsed: Duration) {
         let ms = elapsed.as_millis() as u64;
-        self.total_ms.fetch_add(ms, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.min_ms.fetch_min(ms, Ordering::Relaxed);
-        self.max_ms.fetch_max(ms, Ordering::Relaxed);
+        if self.count == 0 || ms < self.min_ms {
+            self.min_ms = ms;
+        }
+        self.max_ms = self.max_ms.max(ms);
+        self.total_ms += ms;
+        self.count += 1;
     }
 
     /// (min, avg, max) in milliseconds; all 0 before the first request.
     pub fn figures(&self) -> (u64, f64, u64) {
-        let count = self.count.load(Ordering::Relaxed);
-        if count == 0 {
+        if self.count == 0 {
             return (0, 0.0, 0);
         }
-        let total = self.total_ms.load(Ordering::Relaxed);
         (
-            self.min_ms.load(Ordering::Relaxed),
-            total as f64 / count as f64,
-            self.max_ms.load(Ordering::Relaxed),
+            self.min_ms,
+            self.total_ms as f64 / self.count as f64,
+            self.max_ms,
         )
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::observe::metrics::{Limit, Metrics};
-use crate::observe::monitor::View;
+use crate::observe::monitor::{Latency, View};
 use crate::runtime::limits::{Admitted, ClientCounts, Outstanding};
 use crate::runtime::outbox::Outbox;
 use crate::session::ConnId;
@@ -30,6 +30,8 @@ struct Link {
 struct Inner {
     state: State,
     links: HashMap<ConnId, Link>,
+    /// `srvr`'s latency figures, recorded as requests are answered.
+    latency: Latency,
 }
 
 /// What every connection task, the admin API and every duty share.
@@ -77,6 +79,7 @@ impl Node {
             inner: Mutex::new(Inner {
                 state,
                 links: HashMap::new(),
+                latency: Latency::default(),
             }),
             consensus: OnceLock::new(),
             metrics,
@@ -199,7 +202,7 @@ impl Node {
         f(&View {
             state: &st,
             consensus: self.consensus(),
-            latency: &self.metrics.latency,
+            latency: &st.inner.latency,
             uptime: self.metrics.uptime(),
             ready,
             queued_bytes: st.queued_bytes(),
@@ -265,6 +268,7 @@ impl Node {
                 },
                 Effect::Answered(a) => {
                     let elapsed = a.received.elapsed();
+                    inner.latency.record(elapsed);
                     self.metrics.request(a.op.name(), a.write, elapsed);
                     let zxid = a.zxid;
                     a.span.record("zxid", format_args!("0x{zxid:x}"));
@@ -322,6 +326,11 @@ impl Drop for StateGuard<'_> {
     fn drop(&mut self) {
         let inner = &mut *self.inner;
         self.node.perform(inner);
-        self.node.outstanding.set(inner.state.outstanding());
+        // Looked at before it is written: most holds of the lock (every read) leave the
+        // count as it was, and a write to it would be one more cache line every core shares.
+        let parked = inner.state.outstanding();
+        if self.node.outstanding.get() != parked {
+            self.node.outstanding.set(parked);
+        }
     }
 }

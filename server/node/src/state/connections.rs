@@ -89,12 +89,12 @@ impl Connections {
         self.conns.keys().copied()
     }
 
-    /// A request was read from `conn`.
-    pub(crate) fn received(&mut self, conn: ConnId) {
+    /// A request was read from `conn`; returns the connection's session.
+    pub(crate) fn received(&mut self, conn: ConnId) -> Option<i64> {
         self.packets_received += 1;
-        if let Some(h) = self.conns.get_mut(&conn) {
-            h.received += 1;
-        }
+        let h = self.conns.get_mut(&conn)?;
+        h.received += 1;
+        Some(h.session)
     }
 
     /// A reply is queued on `conn` (counted in `packets_sent` too); `false` if the connection

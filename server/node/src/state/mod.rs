@@ -629,8 +629,7 @@ impl State {
     /// A request was read from `conn`: counted, and its session touched (any request, pings
     /// first, shows the client alive, on receipt rather than when the request's turn comes).
     pub fn received(&mut self, conn: ConnId) {
-        self.conns.received(conn);
-        if let Some(session) = self.conns.get(conn).map(|c| c.session) {
+        if let Some(session) = self.conns.received(conn) {
             self.sessions.touch(session);
         }
     }

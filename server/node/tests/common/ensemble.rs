@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use super::proxy::Proxies;
 
@@ -182,23 +182,23 @@ fn try_start(
             env: env.to_vec(),
         });
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        for m in &mut members {
-            if m.child.try_wait().unwrap().is_some() {
-                return None;
+    // A member that exits could not bind its ports: the caller starts again elsewhere.
+    let clients: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
+    let settled = wait_for_explained(
+        "a leader and followers",
+        Duration::from_secs(30),
+        || {
+            if members
+                .iter_mut()
+                .any(|m| m.child.try_wait().unwrap().is_some())
+            {
+                return Some(false);
             }
-        }
-        if roles_settled(&members).is_some() {
-            return Some((members, proxies));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no leader and followers: {:?}",
-            members.iter().map(|m| mode(m.client)).collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            roles_settled(&members).map(|_| true)
+        },
+        || format!("{:?}", clients.iter().map(|a| mode(*a)).collect::<Vec<_>>()),
+    );
+    settled.then_some((members, proxies))
 }
 
 /// The leader's index if one voter leads, the other voters follow and observers observe.
@@ -261,18 +261,17 @@ pub fn start_with_env(
 /// Waits for one leader, the other voters following and observers observing; returns the
 /// leader's index.
 pub fn settled(members: &[Member], within: Duration) -> usize {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(l) = roles_settled(members) {
-            return l;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "roles not settled after {within:?}: {:?}",
-            members.iter().map(|m| mode(m.client)).collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_explained(
+        "roles settled",
+        within,
+        || roles_settled(members),
+        || {
+            format!(
+                "{:?}",
+                members.iter().map(|m| mode(m.client)).collect::<Vec<_>>()
+            )
+        },
+    )
 }
 
 /// Starts server `id`, not yet a member, configured as ZooKeeper's documentation says for a
@@ -323,17 +322,10 @@ pub fn session_on(
     within: Duration,
 ) -> Option<super::RawClient> {
     let (id, pw) = session.unwrap_or((0, [0; 16]));
-    let deadline = Instant::now() + within;
-    loop {
-        // Not listening yet, or not serving yet: tried again.
-        if let Ok(c) = super::RawClient::try_connect_with(addr, id, pw, 30000, 0) {
-            return Some(c);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Not listening yet, or not serving yet: tried again.
+    poll_for(within, || {
+        super::RawClient::try_connect_with(addr, id, pw, 30000, 0).ok()
+    })
 }
 
 /// The children of `path` after a `sync` on `c`'s connection; `None` if the connection was
@@ -357,22 +349,18 @@ pub fn sync_then_children(c: &mut super::RawClient, path: &str) -> Option<Vec<St
 /// anywhere before the call is in them. A member that lets its clients go meanwhile (it has
 /// just found a new leader, or its quorum again) is asked again, as a client would.
 pub fn synced_children(addr: SocketAddr, path: &str, within: Duration) -> Vec<String> {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if let Some(children) =
-            session_on(addr, None, left).and_then(|mut c| sync_then_children(&mut c, path))
-        {
-            return children;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{addr} did not answer a sync of {path} within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        &format!("{addr} answering a sync of {path}"),
+        within,
+        || {
+            super::RawClient::try_connect_with(addr, 0, [0; 16], 30000, 0)
+                .ok()
+                .and_then(|mut c| sync_then_children(&mut c, path))
+        },
+    )
 }
 
 /// The one wait of the tests (zooid_e2e::wait), here for the tests that call it by this path.
 #[allow(unused_imports)]
 pub use zooid_e2e::wait::wait_until;
+use zooid_e2e::wait::{poll_for, wait_for, wait_for_explained};

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zooid_node::{Config, Server};
 
 #[allow(unused_imports)]
@@ -107,23 +107,18 @@ impl Proc {
     /// Waits until the server answers as the one serving `dir`; false if it exited.
     fn wait_started(&mut self, dir: &Path) -> bool {
         let want = format!("dataDir={}\n", dir.display());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        zooid_e2e::wait::wait_for("zooid serving", Duration::from_secs(30), || {
             if let Ok(mut s) = TcpStream::connect(self.addr) {
                 let mut out = String::new();
                 if s.write_all(b"conf").is_ok()
                     && s.read_to_string(&mut out).is_ok()
                     && out.contains(&want)
                 {
-                    return true;
+                    return Some(true);
                 }
             }
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            assert!(Instant::now() < deadline, "zooid did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            matches!(self.child.try_wait(), Ok(Some(_))).then_some(false)
+        })
     }
 
     pub fn kill9(mut self) {
