@@ -50,14 +50,28 @@ pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) 
 pub async fn wait_for_async<T>(
     what: &str,
     within: Duration,
+    probe: impl FnMut() -> Option<T>,
+) -> T {
+    wait_for_async_every(what, within, POLL, probe, String::new).await
+}
+
+/// [`wait_for_async`] looking every `poll` (a condition that holds within a millisecond,
+/// waited on thousands of times), adding what `explain` says to the failure.
+pub async fn wait_for_async_every<T>(
+    what: &str,
+    within: Duration,
+    poll: Duration,
     mut probe: impl FnMut() -> Option<T>,
+    explain: impl FnOnce() -> String,
 ) -> T {
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = probe() {
             return v;
         }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(POLL).await;
+        if Instant::now() >= deadline {
+            panic!("{what}: not within {within:?}\n{}", explain());
+        }
+        tokio::time::sleep(poll).await;
     }
 }

@@ -722,15 +722,7 @@ fn a_partitioned_minority_cannot_commit_and_converges_after_healing() {
     // Every member serves again, and all five hold the same children of /p.
     let mut reference: Option<Vec<String>> = None;
     for m in &members {
-        let mut names = wait_for(
-            &format!("server {} serving /p again", m.id),
-            Duration::from_secs(15),
-            || {
-                RawClient::try_connect_with(m.client, 0, [0; 16], 30000, 0)
-                    .ok()
-                    .and_then(|mut c| ensemble::sync_then_children(&mut c, "/p"))
-            },
-        );
+        let mut names = ensemble::synced_children(m.client, "/p", Duration::from_secs(15));
         names.sort();
         for p in &majority_acked {
             assert!(

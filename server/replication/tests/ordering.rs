@@ -8,6 +8,7 @@ mod common;
 use common::Record;
 use std::sync::Arc;
 use std::time::Duration;
+use zooid_e2e::wait::wait_for_async_every;
 use zooid_replication::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,39 +92,42 @@ async fn snapshots_purge_the_log_and_its_space_is_freed() {
     // entry, so that openraft's 100 entries kept after a snapshot are 400 KiB): 32 chunks'
     // worth, 8 snapshots' worth.
     let total = 2048;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     for i in 0..total {
         let mut cmd = vec![0u8; 4096];
         cmd[..4].copy_from_slice(&(i as u32).to_be_bytes());
         c.propose(cmd);
-        while rec.len() <= i {
-            assert!(std::time::Instant::now() < deadline, "commands not applied");
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
+        let applied = || (rec.len() > i).then_some(());
+        let what = format!("command {i} applied");
+        let poll = Duration::from_micros(200);
+        wait_for_async_every(&what, Duration::from_secs(10), poll, applied, String::new).await;
     }
     let (log, trash) = (dir.path().join("log"), dir.path().join("log.trash"));
     // raft-log unlinks purged chunks at its next fsync: a few more writes bring it about.
     // Then the purged chunks are gone from the log, and the reaper frees their links.
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        c.propose(vec![1]);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let live = chunks(&log);
-        let oldest = live.iter().min().copied().unwrap_or(0);
-        // The log spans two snapshot intervals (2 MiB here: see `LogStore::purge`); the trash
-        // holds links only to chunks still in the log, so a purged chunk's space is freed.
-        let freed = chunks(&trash).iter().all(|c| live.contains(c));
-        if oldest >= 4 << 20 && freed {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "after 8 MiB and several snapshots the log still starts at byte {oldest} \
-             ({} chunks) and the trash holds {:?} of {live:?}",
-            live.len(),
-            chunks(&trash)
-        );
-    }
+    wait_for_async_every(
+        "the log purged and the purged chunks' space freed",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || {
+            c.propose(vec![1]);
+            let live = chunks(&log);
+            let oldest = live.iter().min().copied().unwrap_or(0);
+            // The log spans two snapshot intervals (2 MiB here: see `LogStore::purge`); the
+            // trash holds links only to chunks still in the log, so a purged chunk's space
+            // is freed.
+            let freed = chunks(&trash).iter().all(|c| live.contains(c));
+            (oldest >= 4 << 20 && freed).then_some(())
+        },
+        || {
+            let live = chunks(&log);
+            format!(
+                "after 8 MiB and several snapshots the log holds chunks {live:?} and the trash \
+                 {:?}",
+                chunks(&trash)
+            )
+        },
+    )
+    .await;
     assert!(
         std::fs::read_dir(dir.path().join("snapshots"))
             .unwrap()
