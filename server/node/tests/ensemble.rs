@@ -305,7 +305,8 @@ fn a_stopped_leader_is_replaced_and_a_leader_without_quorum_lets_its_clients_go(
     );
     assert!(
         took >= Duration::from_millis(1500),
-        "closed after only {took:?}"
+        "closed after only {took:?}; LEADER LOG:\n{}",
+        std::fs::read_to_string(&members[leader].log).unwrap_or_default()
     );
     assert!(refused, "a leader without a quorum took a new session");
     assert_eq!(said, None, "srvr without a quorum reports no mode");

@@ -19,9 +19,19 @@ const QUORUM_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 pub async fn watch_quorum(node: Arc<Node>, consensus: Consensus) {
     let mut cut_off_since: Option<Instant> = None;
+    let mut leader = consensus.leader();
     let mut iv = tokio::time::interval(QUORUM_CHECK_EVERY);
     loop {
         iv.tick().await;
+        // A leader change starts the grace period again: an election is not a lost quorum,
+        // and the checks that failed while the old leader was gone say nothing of the new
+        // one (a member made leader just before its followers stopped lost its clients at
+        // once, not after the grace).
+        let now = consensus.leader();
+        if now != leader {
+            leader = now;
+            cut_off_since = None;
+        }
         if consensus.in_quorum(QUORUM_CHECK_EVERY * 2).await {
             if cut_off_since.take().is_some() && !node.state().serving() {
                 info!("back in a quorum: serving clients again");
