@@ -23,6 +23,13 @@ use tokio::sync::Notify;
 use tracing::debug;
 use zooid_proto::*;
 
+/// A connection's first read buffer: a handshake and most requests fit. Every connection has
+/// one for its whole life, so it is small: with 50,000 sessions, each KiB is 50 MB.
+const READ_BUF_START: usize = 1024;
+
+/// A read buffer grown past this by a large frame is given back once the frame is read.
+const READ_BUF_KEEP: usize = 64 * 1024;
+
 /// Why a connection ends early; logged at debug level only, as clients come and go.
 #[derive(Debug, thiserror::Error)]
 enum ConnError {
@@ -93,7 +100,7 @@ where
 {
     let config = &node.config;
     let max = config.max_frame_bytes;
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut buf = BytesMut::with_capacity(READ_BUF_START);
     let wait = config.handshake_timeout();
     let creq = match tokio::time::timeout(wait, opening(&mut rd, &mut buf, max)).await {
         Err(_) => {
@@ -255,10 +262,19 @@ async fn read_frame<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<Bytes, ConnError> {
+    if buf.is_empty() && buf.capacity() > READ_BUF_KEEP {
+        // A large frame grew the buffer: it is not kept for the life of the connection.
+        *buf = BytesMut::with_capacity(READ_BUF_START);
+    }
     loop {
         if let Some(range) = frame_bounds(buf, max)? {
             let frame = buf.split_to(range.end);
             return Ok(frame.freeze().slice(4..));
+        }
+        if let Some(len) = buf.get(..4) {
+            // The length is known (and within `max`): room for the whole frame at once.
+            let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            buf.reserve((4 + len).saturating_sub(buf.len()));
         }
         if rd.read_buf(buf).await? == 0 {
             return Err(ConnError::Eof);

@@ -26,6 +26,10 @@ use tracing::{debug, info};
 /// Largest batch the writer gathers into one socket write.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
+/// The bounds of the buffer a batch starts with (the last batch's size within them).
+const BATCH_BUF_MIN: usize = 256;
+const BATCH_BUF_MAX: usize = 16 * 1024;
+
 /// Most bytes handed to the socket in one write before other tasks get to run.
 const WRITE_SLICE_BYTES: usize = 64 * 1024;
 
@@ -208,14 +212,24 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     closed: Arc<Notify>,
 ) {
     // A batch is `pieces` (large node data, shared) followed by `out` (everything copied).
-    let mut out = BytesMut::with_capacity(16 * 1024);
+    // `out` is held only while there is something to write: an idle connection (most of a
+    // service registry's sessions) keeps no buffer, and the next batch's is sized like the
+    // last one's.
+    let mut out = BytesMut::new();
+    let mut last_batch = BATCH_BUF_MIN;
     let mut pieces: Vec<Bytes> = Vec::new();
     'outer: loop {
+        if rx.is_empty() && out.capacity() > 0 {
+            out = BytesMut::new();
+        }
         let first = tokio::select! {
             m = rx.recv() => m,
             _ = shared.kill.notified() => break,
         };
         let Some(first) = first else { break };
+        if out.capacity() == 0 {
+            out.reserve(last_batch);
+        }
         let mut close = false;
         let mut next = Some(first);
         let mut batch = 0;
@@ -281,6 +295,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     break;
                 }
             }
+            last_batch = batch.clamp(BATCH_BUF_MIN, BATCH_BUF_MAX);
             let left = shared.queued.fetch_sub(batch, Ordering::Relaxed) - batch;
             if left <= shared.budget {
                 shared.room.notify_one();
