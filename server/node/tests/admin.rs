@@ -195,7 +195,7 @@ fn an_ensemble_reports_lag_and_readiness() {
     let (lead, other) = (&members[leader], &members[(leader + 1) % 3]);
     let stopped = &members[(leader + 2) % 3];
     for m in &members {
-        ensemble::wait_until("every member ready", Duration::from_secs(10), || {
+        wait_until("every member ready", Duration::from_secs(10), || {
             http::get(m.admin, "/readyz").is_some_and(|a| a.status == 200)
         });
     }
@@ -226,14 +226,14 @@ fn an_ensemble_reports_lag_and_readiness() {
     let behind = metric(lead.admin, &lag);
     assert!(behind >= 1.0, "the stopped follower is {behind} behind");
     stopped.signal("-CONT");
-    ensemble::wait_until("the follower catches up", Duration::from_secs(10), || {
+    wait_until("the follower catches up", Duration::from_secs(10), || {
         metric(lead.admin, &lag) == 0.0
     });
 
     // Cut off alone: not ready (and says why); back: ready once caught up.
     let all: Vec<u64> = members.iter().map(|m| m.id).collect();
     proxies.partition(&[stopped.id], &all);
-    ensemble::wait_until(
+    wait_until(
         "the cut-off member not ready",
         Duration::from_secs(10),
         || http::get(stopped.admin, "/readyz").is_some_and(|a| a.status == 503),
@@ -245,7 +245,7 @@ fn an_ensemble_reports_lag_and_readiness() {
         c.create(&format!("/away{i}"), b"", 0).unwrap();
     }
     proxies.heal();
-    ensemble::wait_until("the member ready again", Duration::from_secs(15), || {
+    wait_until("the member ready again", Duration::from_secs(15), || {
         http::get(stopped.admin, "/readyz").is_some_and(|a| a.status == 200)
     });
     let mut back = RawClient::connect(stopped.client);
@@ -397,7 +397,7 @@ fn a_restore_brings_back_a_backup_and_refuses_bad_uploads() {
     assert_eq!(v["nodes"], 1506, "{v}");
     assert_eq!(metric(admin, "restore_time_count"), 1.0);
     assert_eq!(metric(admin, "restore_error_count"), 2.0);
-    ensemble::wait_until("the clients let go", Duration::from_secs(5), || {
+    wait_until("the clients let go", Duration::from_secs(5), || {
         a.is_closed() && b.is_closed()
     });
     // The backup's session comes back with its ephemeral; one opened after it is gone.
@@ -601,7 +601,7 @@ fn a_restore_interrupted_by_the_leaders_death_is_all_or_nothing() {
         assert_eq!(seen, (true, 50), "{}", answer.body);
     }
     for m in [f, z] {
-        ensemble::wait_until("the staged chunks dropped", within, || {
+        wait_until("the staged chunks dropped", within, || {
             staged(members[m].admin) == 0.0
         });
     }

@@ -446,7 +446,7 @@ fn a_session_resumed_elsewhere_no_longer_counts_from_its_former_server() {
         "{stat:?} after {acked} acknowledged"
     );
     for m in &members {
-        ensemble::wait_until(
+        wait_until(
             "every member has the last write",
             Duration::from_secs(10),
             || {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use zooid_e2e::http;
-use zooid_e2e::wait::wait_for;
+use zooid_e2e::wait::{wait_for, wait_until};
 use zooid_proto::*;
 
 fn dashboards() -> PathBuf {
@@ -223,7 +223,7 @@ fn every_dashboard_and_alert_query_returns_data_from_a_scraped_ensemble() {
         })
         .collect();
     // Enough scrapes of every member for rates over 15 s.
-    ensemble::wait_until("8 scrapes of every member", Duration::from_secs(60), || {
+    wait_until("8 scrapes of every member", Duration::from_secs(60), || {
         prom.query("count(count_over_time(up{job=\"zooid\"}[1m]) >= 8)")
             .is_ok_and(|r| r.len() == 1 && r[0]["value"][1] == "3")
     });
@@ -250,7 +250,7 @@ fn every_dashboard_and_alert_query_returns_data_from_a_scraped_ensemble() {
         }
     }
     // The rules loaded, and every one has been evaluated without error.
-    ensemble::wait_until("every rule evaluated", Duration::from_secs(30), || {
+    wait_until("every rule evaluated", Duration::from_secs(30), || {
         let a = http::get(prom.addr, "/api/v1/rules").unwrap();
         let v: Value = serde_json::from_str(&a.body).unwrap();
         let rules: Vec<&Value> = v["data"]["groups"]

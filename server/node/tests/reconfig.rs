@@ -71,7 +71,7 @@ fn ids(text: &str) -> Vec<(u64, String)> {
 /// Waits until `m` reports `want` as its mode.
 fn wait_mode(m: &Member, want: &[&str], within: Duration) {
     let what = format!("server {} as {want:?}", m.id);
-    ensemble::wait_until(&what, within, || {
+    wait_until(&what, within, || {
         mode(m.client).is_some_and(|g| want.contains(&g.as_str()))
     });
 }

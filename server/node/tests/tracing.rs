@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use zooid_e2e::wait::wait_until;
 
 /// One received span.
 #[derive(Debug, Clone)]
@@ -159,7 +160,7 @@ fn a_write_on_a_follower_is_one_trace_across_the_members() {
         (servers.len() == 3).then(|| (request.clone(), applies))
     };
     let mut found = None;
-    ensemble::wait_until(
+    wait_until(
         "the write's spans from every member",
         Duration::from_secs(20),
         || {

@@ -272,9 +272,12 @@ async fn read_frame<R: AsyncRead + Unpin>(
             return Ok(frame.freeze().slice(4..));
         }
         if let Some(len) = buf.get(..4) {
-            // The length is known (and within `max`): room for the whole frame at once.
+            // The length is known (and within `max`): room for the frame, in steps of at most
+            // READ_BUF_KEEP, so that four bytes claiming a large frame reserve no more than
+            // that until its bytes arrive.
             let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            buf.reserve((4 + len).saturating_sub(buf.len()));
+            let missing = (4 + len).saturating_sub(buf.len());
+            buf.reserve(missing.min(READ_BUF_KEEP));
         }
         if rd.read_buf(buf).await? == 0 {
             return Err(ConnError::Eof);

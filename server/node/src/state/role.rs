@@ -67,7 +67,7 @@ impl Position {
     /// Whether this member is a learner of the membership (start-up config or reconfig).
     pub fn set_observer(&mut self, observer: bool) {
         self.observer = observer;
-        if self.serving_role() {
+        if self.serving() {
             self.role = self.derived(Instant::now());
         }
     }
@@ -75,7 +75,7 @@ impl Position {
     /// Consensus reports a new leader, or none.
     pub fn leader_changed(&mut self, leader: Option<u64>, now: Instant) {
         self.leader = leader;
-        if self.serving_role() {
+        if self.serving() {
             self.role = self.derived(now);
         }
     }
@@ -96,7 +96,7 @@ impl Position {
     /// are let go, to come back for read-write sessions).
     pub fn quorum_regained(&mut self, now: Instant) -> bool {
         let was_read_only = self.role == Role::ReadOnly;
-        if !self.serving_role() {
+        if !self.serving() {
             self.role = self.derived(now);
         }
         was_read_only
@@ -104,7 +104,7 @@ impl Position {
 
     /// Whether clients are served (read-write): not cut off from a quorum.
     pub fn serving(&self) -> bool {
-        self.serving_role()
+        !matches!(self.role, Role::ReadOnly | Role::NotServing)
     }
 
     /// Whether only read-only clients are served.
@@ -138,10 +138,6 @@ impl Position {
             Role::Follower | Role::Looking | Role::NotServing if self.observer => "observer",
             Role::Follower | Role::Looking | Role::NotServing => "follower",
         }
-    }
-
-    fn serving_role(&self) -> bool {
-        !matches!(self.role, Role::ReadOnly | Role::NotServing)
     }
 
     /// The role a member in a quorum has, from the facts.

@@ -196,7 +196,6 @@ fn the_leader_expires_a_silent_session_and_drops_its_connection() {
         "{effects:?}"
     );
     assert!(matches!(effects.get(1), Some(Effect::Propose(_))));
-    st.reuse_effects(Vec::new());
     for e in effects {
         if let Effect::Propose(bytes) = e {
             zxid += 1;

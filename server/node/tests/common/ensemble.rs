@@ -151,13 +151,18 @@ fn try_start(
         );
     }
     let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    let proxies = layout.proxied.then(|| {
-        Proxies::start(
-            (0..n)
-                .map(|i| (i as u64 + 1, at(ports[5 * i]), at(ports[5 * i + 3])))
-                .collect(),
-        )
-    });
+    // A proxy port taken meanwhile: the caller starts again on others.
+    let proxies = layout
+        .proxied
+        .then(|| {
+            Proxies::start(
+                (0..n)
+                    .map(|i| (i as u64 + 1, at(ports[5 * i]), at(ports[5 * i + 3])))
+                    .collect(),
+            )
+        })
+        .transpose()
+        .ok()?;
     let cfg_path = root.join("zoo.cfg");
     std::fs::write(&cfg_path, cfg).unwrap();
     let mut members = Vec::new();
@@ -360,7 +365,4 @@ pub fn synced_children(addr: SocketAddr, path: &str, within: Duration) -> Vec<St
     )
 }
 
-/// The one wait of the tests (zooid_e2e::wait), here for the tests that call it by this path.
-#[allow(unused_imports)]
-pub use zooid_e2e::wait::wait_until;
 use zooid_e2e::wait::{poll_for, wait_for, wait_for_explained};

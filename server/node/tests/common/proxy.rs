@@ -24,8 +24,9 @@ pub struct Proxies {
 }
 
 impl Proxies {
-    /// One proxy per member: `(id, where its line says it is, where it listens)`.
-    pub fn start(members: Vec<(u64, SocketAddr, SocketAddr)>) -> Proxies {
+    /// One proxy per member: `(id, where its line says it is, where it listens)`. Fails if
+    /// a port was taken meanwhile (it was free when picked), so the caller tries others.
+    pub fn start(members: Vec<(u64, SocketAddr, SocketAddr)>) -> std::io::Result<Proxies> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -33,7 +34,7 @@ impl Proxies {
             .unwrap();
         let (cut, _) = watch::channel(Cut::new());
         for (id, public, real) in members {
-            let listener = rt.block_on(TcpListener::bind(public)).unwrap();
+            let listener = rt.block_on(TcpListener::bind(public))?;
             let cut = cut.subscribe();
             rt.spawn(async move {
                 while let Ok((inbound, _)) = listener.accept().await {
@@ -41,7 +42,7 @@ impl Proxies {
                 }
             });
         }
-        Proxies { _rt: rt, cut }
+        Ok(Proxies { _rt: rt, cut })
     }
 
     /// Cuts every link between `side` and the members not in it, both ways.
