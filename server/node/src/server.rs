@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::info;
-use zooid_replication::{Consensus, ConsensusConfig, Peers};
+use zooid_replication::{Consensus, ConsensusConfig, Peers, Timing};
 use zooid_tree::DataTree;
 
 /// How long a stopping leader waits for a follower to take its place before it stops anyway
@@ -299,6 +299,10 @@ fn consensus_config(config: &Config, node_id: u64, peers: Option<Peers>) -> Cons
             .map_or(Duration::from_secs(20), |e| {
                 Duration::from_millis(u64::from(e.init_limit) * u64::from(config.tick_time_ms))
             }),
+        timing: Timing::from_ticks(
+            Duration::from_millis(config.tick_time_ms.into()),
+            config.ensemble.as_ref().map_or(5, |e| e.sync_limit),
+        ),
         peers,
     }
 }

@@ -1,11 +1,12 @@
 //! The face of this crate: start a node over a data directory, propose commands, learn when it
 //! is ready. Everything openraft-specific stays behind it.
 
+use crate::election::{ElectionStats, Elector, LeaderContact, Timing};
 use crate::failure::{Failure, LeaderError};
 use crate::log_store::{Fsyncs, LogStore};
 use crate::members::Members;
 use crate::network::PeerNetwork;
-use crate::peer_server::{Handlers, LeaderContact};
+use crate::peer_server::Handlers;
 use crate::proposer::{BatchSizes, Proposer};
 use crate::reconfig::{Reconfig, ReconfigError, Reconfigurer};
 use crate::snapshot_file::SnapshotDir;
@@ -40,6 +41,9 @@ pub struct ConsensusConfig {
     pub peers: Option<Peers>,
     /// How long a participant added by a reconfig has to catch up with the leader.
     pub catch_up_within: Duration,
+    /// Heartbeats, elections and how long a member may go without a quorum, from ZooKeeper's
+    /// `tickTime` and `syncLimit`.
+    pub timing: Timing,
 }
 
 impl Default for ConsensusConfig {
@@ -57,6 +61,7 @@ impl Default for ConsensusConfig {
             wal_chunk_bytes: DEFAULT_WAL_CHUNK_BYTES,
             peers: None,
             catch_up_within: Duration::from_secs(20),
+            timing: Timing::default(),
         }
     }
 }
@@ -155,7 +160,8 @@ pub struct Consensus {
     network: PeerNetwork,
     /// Carries out membership changes while this member leads.
     reconfigurer: Arc<Reconfigurer>,
-    leader_contact: Arc<LeaderContact>,
+    /// Pre-votes, and when this member stands (see [`crate::election`]).
+    elector: Arc<Elector>,
     /// The commit index a quorum last confirmed to this member (see [`Consensus::in_quorum`]).
     quorum_index: Arc<std::sync::atomic::AtomicU64>,
     /// The snapshot files, for backups.
@@ -271,9 +277,14 @@ impl Consensus {
         }
         let raft_config = openraft::Config {
             cluster_name: "zooid".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: 300,
-            election_timeout_max: 600,
+            heartbeat_interval: millis(config.timing.heartbeat),
+            // Only the leader's lease (the longest a member refuses votes after hearing from a
+            // leader) comes from these: with other members, elections are Zooid's
+            // (`crate::election`), which waits at least as long before it stands.
+            election_timeout_min: millis(config.timing.election_timeout) * 2 / 3,
+            election_timeout_max: millis(config.timing.election_timeout),
+            // A single server elects itself at once and needs nobody's agreement.
+            enable_elect: config.peers.is_none(),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: 100,
             max_payload_entries: 1024,
@@ -312,13 +323,16 @@ impl Consensus {
             network.clone(),
             config.catch_up_within,
         ));
-        let leader_contact = Arc::new(LeaderContact::default());
+        let elector = Arc::new(Elector::new(
+            config.timing,
+            Arc::new(LeaderContact::default()),
+        ));
         let peer_server = listener.map(|l| {
             let handlers = Handlers {
                 raft: raft.clone(),
                 proposer: proposer.clone(),
                 reconfigurer: reconfigurer.clone(),
-                leader_contact: leader_contact.clone(),
+                elector: elector.clone(),
             };
             let server = tokio::spawn(crate::peer_server::serve(
                 l,
@@ -332,7 +346,12 @@ impl Consensus {
                 config.node_id,
                 learners.unwrap_or_default(),
             ));
-            Arc::new(vec![server.abort_handle(), keeper.abort_handle()])
+            let elections = tokio::spawn(elector.clone().run(raft.clone(), network.clone()));
+            Arc::new(vec![
+                server.abort_handle(),
+                keeper.abort_handle(),
+                elections.abort_handle(),
+            ])
         });
         let initialized = raft
             .is_initialized()
@@ -405,7 +424,7 @@ impl Consensus {
             peer_server,
             network,
             reconfigurer,
-            leader_contact,
+            elector,
             quorum_index: Arc::default(),
             snapshots: snaps,
         })
@@ -442,6 +461,22 @@ impl Consensus {
                 r = failure.changed() => if r.is_err() { return Failure::ForwardingStopped },
             }
         }
+    }
+
+    /// Heartbeats, elections and the quorum's grace, as configured.
+    pub fn timing(&self) -> Timing {
+        self.elector.timing()
+    }
+
+    /// This member's elections and pre-votes since start.
+    pub fn election_stats(&self) -> ElectionStats {
+        self.elector.stats()
+    }
+
+    /// For each peer, requests to it that got no answer within their deadline (heartbeats,
+    /// appends, votes, read-index confirmations, forwards).
+    pub fn peer_deadline_misses(&self) -> Vec<(NodeId, u64)> {
+        self.network.deadline_misses()
     }
 
     /// The member this one believes leads, if any.
@@ -497,7 +532,7 @@ impl Consensus {
                 Ok(Ok((read, _))) => Some(read.map_or(0, |l| l.index)),
                 _ => None,
             }
-        } else if self.leader().is_some() && self.leader_contact.silence() <= within {
+        } else if self.leader().is_some() && self.elector.contact().silence() <= within {
             match tokio::time::timeout(within, self.proposer.read_index()).await {
                 Ok(Ok(Some(index))) => Some(index),
                 _ => None,
@@ -685,7 +720,7 @@ impl Consensus {
         self.proposer.resign();
         // Once deposed it must not stand again: the member taking over may need a second
         // round (a leader younger than its lease refuses the first vote, but steps down).
-        self.raft.runtime_config().elect(false);
+        self.elector.stand_down();
         let deadline = tokio::time::Instant::now() + within;
         // The log must stop growing first (entries already queued here are still proposed),
         // then a voter must have all of it: a candidate with less is refused the vote.
@@ -793,4 +828,8 @@ async fn seed_learners(raft: Raft<TypeConfig>, me: NodeId, learners: BTreeMap<No
             return;
         }
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
 }

@@ -13,6 +13,7 @@
 pub mod batch;
 pub mod chunk_reaper;
 pub mod consensus;
+pub mod election;
 pub mod failure;
 pub mod log_store;
 pub mod members;
@@ -30,6 +31,7 @@ pub use consensus::{
     Backup, BackupError, Consensus, ConsensusConfig, ConsensusError, Followers, LogStats, Peers,
     RaftFigures, DEFAULT_WAL_CHUNK_BYTES,
 };
+pub use election::{ElectionStats, Timing};
 pub use failure::{Failure, LeaderError};
 pub use log_store::Fsyncs;
 pub use members::{Member, Members};

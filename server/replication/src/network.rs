@@ -54,6 +54,8 @@ struct LinkState {
     /// Set while the peer does not answer: said once when it stops and once when it is back,
     /// where openraft would warn at every heartbeat (its own warnings are filtered to errors).
     down: std::sync::atomic::AtomicBool,
+    /// Requests to the peer that got no answer within their deadline.
+    deadline_misses: std::sync::atomic::AtomicU64,
 }
 
 impl PeerNetwork {
@@ -98,6 +100,37 @@ impl PeerNetwork {
             Ok(PeerResponse::Refused(why)) => Err(why),
             Ok(_) => Err(out_of_turn(target)),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// For each peer this member has talked to, the requests that missed their deadline.
+    pub(crate) fn deadline_misses(&self) -> Vec<(NodeId, u64)> {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = links
+            .iter()
+            .map(|(id, l)| {
+                let misses = l.deadline_misses.load(std::sync::atomic::Ordering::Relaxed);
+                (*id, misses)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// `target`'s answer to a pre-vote, if it answers within `within`.
+    pub(crate) async fn pre_vote(
+        &self,
+        target: NodeId,
+        spec: &str,
+        req: crate::election::PreVote,
+        within: Duration,
+    ) -> Option<crate::election::PreVoteAnswer> {
+        let client = self.client(target, spec);
+        let answer = client.call(PeerRequest::PreVote(req), within).await;
+        client.note(&answer);
+        match answer {
+            Ok(PeerResponse::PreVote(a)) => Some(a),
+            _ => None,
         }
     }
 
@@ -291,8 +324,13 @@ impl PeerClient {
                 timeout,
             })
         });
-        if result.is_err() {
+        if let Err(e) = &result {
             *link = None;
+            if matches!(e, CallError::Timeout { .. }) {
+                self.link
+                    .deadline_misses
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         result
     }

@@ -1,20 +1,25 @@
 //! The receiving side of the peer transport: the peer port's listener hands each request to
 //! openraft and sends its answer back, one at a time per connection, in order.
 
+use crate::election::Elector;
 use crate::proposer::Proposer;
 use crate::reconfig::Reconfigurer;
 use crate::types::*;
 use crate::wire::{read_frame, write_frame, PeerRequest, PeerResponse, WireError};
 use openraft::raft::AppendEntriesResponse;
 use openraft::Raft;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
-/// Peer connections served at once. Members keep one connection to each other, so this is
-/// only reached by something that is not a member; it cannot take more.
+/// Peer connections served at once. Members keep one connection to each other (and open one
+/// more for a membership change), so this is only reached by something that is not a member,
+/// or by a backlog of connections a paused member finds on waking (their senders gave up on
+/// them long ago, so they end at once): further ones wait in the backlog for a free slot.
 const MAX_PEER_CONNECTIONS: usize = 64;
 
 /// Time a new connection has to say who it is.
@@ -26,47 +31,20 @@ pub struct Handlers {
     pub raft: Raft<TypeConfig>,
     pub proposer: Arc<Proposer>,
     pub reconfigurer: Arc<Reconfigurer>,
-    pub leader_contact: Arc<LeaderContact>,
-}
-
-/// When a leader last reached this member. openraft 0.9 tells a follower who leads but not
-/// whether it still hears from it: a member cut off from the leader (or removed from the
-/// ensemble, which nobody tells it) would go on believing in it.
-pub struct LeaderContact {
-    start: Instant,
-    /// Milliseconds from `start` to the last append accepted from a leader.
-    last_ms: AtomicU64,
-}
-
-impl Default for LeaderContact {
-    fn default() -> Self {
-        LeaderContact {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-}
-
-impl LeaderContact {
-    fn heard(&self) {
-        let now = self.start.elapsed().as_millis() as u64;
-        self.last_ms.fetch_max(now, Ordering::Relaxed);
-    }
-
-    /// Time since a leader's last append reached this member (since start if none has).
-    pub fn silence(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.start.elapsed().saturating_sub(last)
-    }
+    pub elector: Arc<Elector>,
 }
 
 /// Accepts peer connections on `listener` until the task is aborted, which closes every
 /// connection it accepted too.
 pub async fn serve(listener: TcpListener, handlers: Handlers, me: NodeId, cluster: String) {
     let cluster = Arc::new(cluster);
+    let live = Arc::new(Live::default());
     let mut conns = tokio::task::JoinSet::new();
     let mut pause = Duration::from_millis(10);
     loop {
+        while conns.len() >= MAX_PEER_CONNECTIONS {
+            conns.join_next().await;
+        }
         let accepted = tokio::select! {
             a = listener.accept() => a,
             Some(_) = conns.join_next() => continue,
@@ -84,13 +62,9 @@ pub async fn serve(listener: TcpListener, handlers: Handlers, me: NodeId, cluste
                 continue;
             }
         };
-        if conns.len() >= MAX_PEER_CONNECTIONS {
-            warn!(%remote, "refusing a peer connection: {MAX_PEER_CONNECTIONS} already open");
-            continue;
-        }
-        let (handlers, cluster) = (handlers.clone(), cluster.clone());
+        let (handlers, cluster, live) = (handlers.clone(), cluster.clone(), live.clone());
         conns.spawn(async move {
-            match connection(stream, &handlers, me, &cluster).await {
+            match connection(stream, &handlers, me, &cluster, &live).await {
                 Ok(()) => debug!(%remote, "peer connection closed"),
                 Err(e) => debug!(%remote, "peer connection ended: {e}"),
             }
@@ -98,17 +72,65 @@ pub async fn serve(listener: TcpListener, handlers: Handlers, me: NodeId, cluste
     }
 }
 
+/// The connection each member keeps to this one: a newer one from the same member replaces it.
+/// A member opens a new connection only after giving up on its old one (a request that timed
+/// out, the member paused or restarted), so the old one is dead on the other side, perhaps
+/// without this side knowing (a member that vanished sends no FIN); left open, it would hold a
+/// slot for ever.
+#[derive(Default)]
+struct Live {
+    next: AtomicU64,
+    by_member: Mutex<HashMap<NodeId, (u64, Arc<Notify>)>>,
+}
+
+impl Live {
+    /// Makes this connection the live one from `from`, ending the one before.
+    fn register(&self, from: NodeId) -> (u64, Arc<Notify>) {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let replaced = Arc::new(Notify::new());
+        let mut live = self.by_member.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, older)) = live.insert(from, (seq, replaced.clone())) {
+            older.notify_one();
+        }
+        (seq, replaced)
+    }
+
+    fn deregister(&self, from: NodeId, seq: u64) {
+        let mut live = self.by_member.lock().unwrap_or_else(|e| e.into_inner());
+        if live.get(&from).is_some_and(|(s, _)| *s == seq) {
+            live.remove(&from);
+        }
+    }
+}
+
 async fn connection(
+    stream: TcpStream,
+    handlers: &Handlers,
+    me: NodeId,
+    cluster: &str,
+    live: &Live,
+) -> Result<(), WireError> {
+    let mut registered = None;
+    let result = serve_connection(stream, handlers, me, cluster, live, &mut registered).await;
+    if let Some((from, seq)) = registered {
+        live.deregister(from, seq);
+    }
+    result
+}
+
+async fn serve_connection(
     mut stream: TcpStream,
     handlers: &Handlers,
     me: NodeId,
     cluster: &str,
+    live: &Live,
+    registered: &mut Option<(NodeId, u64)>,
 ) -> Result<(), WireError> {
     let Handlers {
         raft,
         proposer,
         reconfigurer,
-        leader_contact,
+        elector,
     } = handlers;
     stream.set_nodelay(true)?;
     let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream))
@@ -141,19 +163,34 @@ async fn connection(
         }
     };
     write_frame(&mut stream, &PeerResponse::Welcome).await?;
-    info!(from, "peer connected");
+    debug!(from, "peer connected");
+    let mut replaced: Option<Arc<Notify>> = None;
     loop {
-        let req = match read_frame(&mut stream).await {
+        let read = tokio::select! {
+            r = read_frame(&mut stream) => r,
+            _ = async { replaced.as_ref().expect("only polled when set").notified().await },
+                if replaced.is_some() => {
+                debug!(from, "peer connection replaced by a newer one from the same member");
+                return Ok(());
+            }
+        };
+        let req = match read {
             Ok(r) => r,
             Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         };
+        // The kept connection (not one opened for a single membership change) is the live one.
+        if replaced.is_none() && !matches!(req, PeerRequest::Reconfig(_)) {
+            let (seq, notify) = live.register(from);
+            *registered = Some((from, seq));
+            replaced = Some(notify);
+        }
         let resp = match req {
             PeerRequest::AppendEntries(r) => {
                 let resp = raft.append_entries(r).await;
                 // A deposed leader's append is answered with a higher vote: not a leader's.
                 if matches!(&resp, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_))) {
-                    leader_contact.heard();
+                    elector.contact().heard();
                 }
                 PeerResponse::AppendEntries(resp)
             }
@@ -187,14 +224,15 @@ async fn connection(
                     from,
                     "the leader is stopping and hands over: starting an election"
                 );
-                match raft.trigger().elect().await {
+                match elector.take_over(raft).await {
                     Ok(()) => PeerResponse::TakingOver,
-                    Err(e) => PeerResponse::Refused(e.to_string()),
+                    Err(e) => PeerResponse::Refused(e),
                 }
             }
             PeerRequest::Initialized => {
                 PeerResponse::Initialized(raft.is_initialized().await.unwrap_or(false))
             }
+            PeerRequest::PreVote(r) => PeerResponse::PreVote(elector.judge(raft, &r)),
             PeerRequest::Hello { .. } => PeerResponse::Refused("Hello twice".into()),
         };
         write_frame(&mut stream, &resp).await?;

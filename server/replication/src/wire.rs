@@ -50,6 +50,9 @@ pub enum PeerRequest {
     /// From a leader that is stopping, to a follower with all of its log: start an election
     /// now (openraft 0.9 has no TimeoutNow; the stopping leader grants the vote).
     TakeOver,
+    /// Would the receiver elect the sender (see [`crate::election`])? Asked before the sender
+    /// raises its term.
+    PreVote(crate::election::PreVote),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -72,6 +75,7 @@ pub enum PeerResponse {
     Reconfigured(Result<u64, crate::reconfig::ReconfigError>),
     Initialized(bool),
     TakingOver,
+    PreVote(crate::election::PreVoteAnswer),
 }
 
 #[derive(Debug, thiserror::Error)]

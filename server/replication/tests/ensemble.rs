@@ -34,6 +34,8 @@ async fn start(id: u64, dir: &Path, voters: &BTreeMap<u64, String>, rec: Arc<Rec
             snapshot_every: 100_000,
             snapshot_every_bytes: 1 << 30,
             catch_up_within: Duration::from_secs(5),
+            // The e2e ensembles' tickTime=200, syncLimit=5: elections after 0.5-1 s.
+            timing: Timing::from_ticks(Duration::from_millis(200), 5),
             peers: Some(Peers {
                 cluster: "test".into(),
                 listen: voters[&id].parse().unwrap(),
@@ -68,6 +70,10 @@ async fn applied(recs: &[&Record], n: usize, within: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_agree_replace_a_stopped_leader_and_catch_up() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("zooid_replication=info,openraft=warn")
+        .with_test_writer()
+        .try_init();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let addrs = free_addrs(3);
     let voters: BTreeMap<u64, String> = (1..=3)

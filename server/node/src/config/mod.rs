@@ -247,6 +247,9 @@ pub struct Ensemble {
     /// leader when it joins. A participant added by reconfig has that long before the change
     /// is given up (NEWCONFIGNOQUORUM).
     pub init_limit: u32,
+    /// ZooKeeper's `syncLimit`, in ticks: how long members may go without hearing from each
+    /// other (see `zooid_replication::Timing`).
+    pub sync_limit: u32,
 }
 
 /// Why the configuration could not be read.
@@ -481,6 +484,7 @@ impl Config {
             reconfig_enabled: file.reconfig_enabled,
             // ZooKeeper's sample zoo.cfg value.
             init_limit: file.init_limit.unwrap_or(10),
+            sync_limit: file.sync_limit.unwrap_or(5),
         });
         config.unused_keys = file.unused.clone();
         config.unknown_keys = file.unknown.clone();
@@ -488,8 +492,8 @@ impl Config {
         if file.init_limit.is_some() && config.ensemble.is_none() {
             config.unused_keys.push("initLimit".into());
         }
-        // Read and checked, but Zooid's elections keep their own timing (docs/ensembles.md).
-        if file.sync_limit.is_some() {
+        // A single server has nobody to wait for.
+        if file.sync_limit.is_some() && config.ensemble.is_none() {
             config.unused_keys.push("syncLimit".into());
         }
         Ok(config)

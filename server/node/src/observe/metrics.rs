@@ -119,6 +119,8 @@ pub struct Metrics {
     pub election_time: WindowedSummary,
     /// ZooKeeper's `looking_count`: times this member was left without a leader.
     pub looking: prometheus::IntCounter,
+    /// Leaders this member came to know, by cause.
+    leader_changes: IntCounterVec,
     /// ZooKeeper's `restore_time`: milliseconds the admin API's restores took, upload included.
     pub restore_time: WindowedSummary,
     /// ZooKeeper's `restore_error_count` and `snapshot_error_count`: admin `restore` and
@@ -148,6 +150,30 @@ impl Limit {
             Limit::Handshake => "handshake_timeout",
             Limit::Outbound => "max_conn_outbound_bytes",
             Limit::SlowClient => "slow_client_timeout",
+        }
+    }
+}
+
+/// Why this member's leader changed (the `cause` label).
+#[derive(Debug, Clone, Copy)]
+pub enum LeaderChange {
+    Election,
+    HandOver,
+    Lost,
+}
+
+impl LeaderChange {
+    const ALL: [LeaderChange; 3] = [
+        LeaderChange::Election,
+        LeaderChange::HandOver,
+        LeaderChange::Lost,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            LeaderChange::Election => "election",
+            LeaderChange::HandOver => "hand_over",
+            LeaderChange::Lost => "lost",
         }
     }
 }
@@ -188,6 +214,16 @@ impl Metrics {
             "Times this member was left without a leader",
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let leader_changes = IntCounterVec::new(
+            Opts::new(
+                "zooid_leader_changes_total",
+                "Leader changes this member saw, by cause: election (a member stood after the \
+                 leader went silent), hand_over (a leader stopping handed over), lost (this \
+                 member was left without a leader)",
+            ),
+            &["cause"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         let counter = |name: &str, help: &str| {
             prometheus::IntCounter::new(name, help)
                 .unwrap_or_else(|e| unreachable!("static metric definition: {e}"))
@@ -204,6 +240,7 @@ impl Metrics {
             Box::new(request_seconds.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(limited.clone()),
             Box::new(looking.clone()),
+            Box::new(leader_changes.clone()),
             Box::new(restore_errors.clone()),
             Box::new(snapshot_errors.clone()),
         ] {
@@ -220,6 +257,9 @@ impl Metrics {
         ] {
             limited.with_label_values(&[l.label()]);
         }
+        for cause in LeaderChange::ALL {
+            leader_changes.with_label_values(&[cause.label()]);
+        }
         Metrics {
             registry,
             request_seconds,
@@ -228,11 +268,18 @@ impl Metrics {
             update_latency: WindowedSummary::default(),
             election_time: WindowedSummary::default(),
             looking,
+            leader_changes,
             restore_time: WindowedSummary::default(),
             restore_errors,
             snapshot_errors,
             started: Instant::now(),
         }
+    }
+
+    pub fn leader_changed(&self, cause: LeaderChange) {
+        self.leader_changes
+            .with_label_values(&[cause.label()])
+            .inc();
     }
 
     /// A request answered `elapsed` after it arrived.
@@ -305,13 +352,44 @@ pub fn gauge(name: &str, help: &str, value: f64) -> MetricFamily {
 
 /// A gauge family with one sample per value of `label` (none if `values` is empty).
 pub fn gauge_with(name: &str, help: &str, label: &str, values: Vec<(String, f64)>) -> MetricFamily {
+    labelled(name, help, MetricType::GAUGE, label, values)
+}
+
+/// A counter family with one unlabelled sample (a total the state keeps).
+pub fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
+    counter_with(name, help, "", vec![(String::new(), value)])
+}
+
+/// A counter family with one sample per value of `label`.
+pub fn counter_with(
+    name: &str,
+    help: &str,
+    label: &str,
+    values: Vec<(String, f64)>,
+) -> MetricFamily {
+    labelled(name, help, MetricType::COUNTER, label, values)
+}
+
+fn labelled(
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    label: &str,
+    values: Vec<(String, f64)>,
+) -> MetricFamily {
     let metrics = values
         .into_iter()
         .map(|(l, v)| {
-            let mut g = proto::Gauge::default();
-            g.set_value(v);
             let mut m = proto::Metric::default();
-            m.set_gauge(g);
+            if kind == MetricType::COUNTER {
+                let mut c = proto::Counter::default();
+                c.set_value(v);
+                m.set_counter(c);
+            } else {
+                let mut g = proto::Gauge::default();
+                g.set_value(v);
+                m.set_gauge(g);
+            }
             if !label.is_empty() {
                 let mut pair = proto::LabelPair::default();
                 pair.set_name(label.to_string());
@@ -321,16 +399,7 @@ pub fn gauge_with(name: &str, help: &str, label: &str, values: Vec<(String, f64)
             m
         })
         .collect();
-    family(name, help, MetricType::GAUGE, metrics)
-}
-
-/// A counter family with one unlabelled sample (a total the state keeps).
-pub fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
-    let mut c = proto::Counter::default();
-    c.set_value(value);
-    let mut m = proto::Metric::default();
-    m.set_counter(c);
-    family(name, help, MetricType::COUNTER, vec![m])
+    family(name, help, kind, metrics)
 }
 
 /// The figures the state holds, read at scrape time: ZooKeeper's gauges (the numeric `mntr`
@@ -430,6 +499,42 @@ pub fn state_families(view: &View) -> Vec<MetricFamily> {
             f.matched
                 .iter()
                 .map(|(id, m)| (id.to_string(), f.last_log_index.saturating_sub(*m) as f64))
+                .collect(),
+        ));
+    }
+    if let Some(c) = view.replicated() {
+        let e = c.election_stats();
+        for (name, help, value) in [
+            (
+                "zooid_elections_started_total",
+                "Elections this member started (its term raised), hand-overs included",
+                e.elections_started,
+            ),
+            (
+                "zooid_pre_votes_won_total",
+                "Pre-votes a quorum granted this member (each followed by an election)",
+                e.pre_votes_won,
+            ),
+            (
+                "zooid_pre_votes_lost_total",
+                "Pre-votes of this member without a quorum (its term left alone)",
+                e.pre_votes_lost,
+            ),
+            (
+                "zooid_pre_votes_refused_total",
+                "Other members' pre-votes this member refused (it heard from a live leader, or its log was ahead)",
+                e.pre_votes_refused,
+            ),
+        ] {
+            out.push(counter(name, help, value as f64));
+        }
+        out.push(counter_with(
+            "zooid_peer_deadline_misses_total",
+            "Requests to another member (heartbeats, appends, votes, read-index confirmations, forwards) that got no answer within their deadline",
+            "server_id",
+            c.peer_deadline_misses()
+                .into_iter()
+                .map(|(id, n)| (id.to_string(), n as f64))
                 .collect(),
         ));
     }

@@ -9,18 +9,20 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use zooid_replication::Consensus;
 
-/// How long a member may be without a working quorum before it closes its clients'
-/// connections. Longer than an election (about a second here, `docs/ensembles.md`), so that
-/// a leader change alone does not disconnect every client.
-const NO_QUORUM_GRACE: Duration = Duration::from_secs(2);
-
-/// How often a member checks that it is in a quorum, and how long a leader's check may take.
+/// How often a member checks that it is in a quorum.
 const QUORUM_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 pub async fn watch_quorum(node: Arc<Node>, consensus: Consensus) {
     let mut cut_off_since: Option<Instant> = None;
     let mut leader = consensus.leader();
+    // How long a member may be without a working quorum before it closes its clients'
+    // connections: ZooKeeper's syncLimit ticks, as a ZooKeeper leader gives up its followers
+    // (at least two election timeouts, so that a leader change alone, which starts the grace
+    // again, does not disconnect every client). A check may take an election timeout.
+    let timing = consensus.timing();
+    let grace = timing.sync_limit;
     let mut iv = tokio::time::interval(QUORUM_CHECK_EVERY);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         iv.tick().await;
         // A leader change starts the grace period again: an election is not a lost quorum,
@@ -32,7 +34,7 @@ pub async fn watch_quorum(node: Arc<Node>, consensus: Consensus) {
             leader = now;
             cut_off_since = None;
         }
-        if consensus.in_quorum(QUORUM_CHECK_EVERY * 2).await {
+        if consensus.in_quorum(timing.election_timeout).await {
             if cut_off_since.take().is_some() && !node.state().serving() {
                 info!("back in a quorum: serving clients again");
             }
@@ -40,10 +42,10 @@ pub async fn watch_quorum(node: Arc<Node>, consensus: Consensus) {
             continue;
         }
         let since = *cut_off_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= NO_QUORUM_GRACE && node.state().serving() {
+        if since.elapsed() >= grace && node.state().serving() {
             warn!(
-                "no working quorum for {NO_QUORUM_GRACE:?}: closing client connections until \
-                 it is back"
+                "no working quorum for {grace:?} (syncLimit ticks): closing client connections \
+                 until it is back"
             );
             node.state().quorum_lost();
         }
