@@ -186,7 +186,12 @@ async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<(
             change,
             from_version,
         } => members(c, change, from_version).await?,
-        Cmd::Word { .. } | Cmd::Bench(_) | Cmd::Status | Cmd::Snapshot { .. } => {
+        Cmd::Word { .. }
+        | Cmd::Bench(_)
+        | Cmd::ScaleRegister(_)
+        | Cmd::ScaleWatch(_)
+        | Cmd::Status
+        | Cmd::Snapshot { .. } => {
             unreachable!("handled before connecting")
         }
     }

@@ -20,6 +20,7 @@ pub struct Conn {
     pub wr: OwnedWriteHalf,
     pub buf: BytesMut,
     pub session_id: i64,
+    pub passwd: Vec<u8>,
     xid: i32,
 }
 
@@ -117,6 +118,36 @@ impl Conn {
 
     /// Connects and opens a new session with the given timeout.
     pub async fn connect(server: &str, timeout_ms: i32) -> anyhow::Result<Conn> {
+        match Self::handshake(server, timeout_ms, 0, &[0; 16]).await? {
+            Some(c) => Ok(c),
+            None => bail!("server refused the session"),
+        }
+    }
+
+    /// Resumes session `session_id` on `server`; `None` if the server says it expired.
+    pub async fn resume(
+        server: &str,
+        timeout_ms: i32,
+        session_id: i64,
+        passwd: &[u8],
+    ) -> anyhow::Result<Option<Conn>> {
+        Self::handshake(server, timeout_ms, session_id, passwd).await
+    }
+
+    /// Drops the read buffer's room for large replies: a process holding thousands of idle
+    /// sessions grows each one's buffer only when a reply needs it.
+    pub fn shrink_buffer(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    async fn handshake(
+        server: &str,
+        timeout_ms: i32,
+        session_id: i64,
+        passwd: &[u8],
+    ) -> anyhow::Result<Option<Conn>> {
         let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(server))
             .await
             .with_context(|| format!("connecting to {server}: timed out"))?
@@ -129,8 +160,8 @@ impl Conn {
                 protocol_version: 0,
                 last_zxid_seen: 0,
                 timeout_ms,
-                session_id: 0,
-                passwd: vec![0; 16],
+                session_id,
+                passwd: passwd.to_vec(),
                 read_only: Some(false),
             }
             .encode(b)
@@ -141,15 +172,18 @@ impl Conn {
             wr,
             buf: BytesMut::with_capacity(64 * 1024),
             session_id: 0,
+            passwd: Vec::new(),
             xid: 0,
         };
         let body = c.read_frame().await?;
         let resp = ConnectResponse::decode(&body).context("bad handshake reply")?;
+        // ZooKeeper's answer for a session it does not know (expired).
         if resp.timeout_ms <= 0 {
-            bail!("server refused the session");
+            return Ok(None);
         }
         c.session_id = resp.session_id;
-        Ok(c)
+        c.passwd = resp.passwd.to_vec();
+        Ok(Some(c))
     }
 
     /// The body of the next whole frame.

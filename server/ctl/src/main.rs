@@ -10,6 +10,7 @@ mod backup;
 mod bench;
 mod commands;
 mod conn;
+mod scale;
 mod status;
 
 use clap::{Parser, Subcommand};
@@ -105,6 +106,12 @@ enum Cmd {
     Word { word: String },
     /// Load generator: ops/s and latency percentiles.
     Bench(bench::BenchArgs),
+    /// Scale benchmark, registering half: sessions each holding an ephemeral node, kept alive
+    /// as ZooKeeper's clients keep theirs, until killed (scripts/bench-scale.sh).
+    ScaleRegister(scale::RegisterArgs),
+    /// Scale benchmark, watching half: watchers x nodes data watches, then one setData per
+    /// node, timed (scripts/bench-scale.sh).
+    ScaleWatch(scale::WatchArgs),
     /// The ensemble's members (`/zookeeper/config`); add or remove some with a reconfig.
     Members {
         #[command(subcommand)]
@@ -188,6 +195,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Bench(args) => bench::run(&cli.server, args),
+        Cmd::ScaleRegister(args) => scale::register(&cli.server, args),
+        Cmd::ScaleWatch(args) => scale::watch(&cli.server, args),
         Cmd::Status => status::run(&cli.server),
         Cmd::Snapshot {
             cmd:
