@@ -6,6 +6,7 @@ use crate::failure::{Failure, LeaderError};
 use crate::log_store::{Fsyncs, LogStore};
 use crate::members::Members;
 use crate::network::PeerNetwork;
+use crate::own_runtime::OwnRuntime;
 use crate::peer_server::Handlers;
 use crate::proposer::{BatchSizes, Proposer};
 use crate::reconfig::{Reconfig, ReconfigError, Reconfigurer};
@@ -118,6 +119,8 @@ pub enum ConsensusError {
     },
     #[error("raft: {0}")]
     Raft(String),
+    #[error("starting the consensus threads")]
+    Threads(#[source] std::io::Error),
     #[error("not ready after {0:?}: {1}")]
     NotReady(Duration, String),
 }
@@ -162,6 +165,8 @@ pub struct Consensus {
     reconfigurer: Arc<Reconfigurer>,
     /// Pre-votes, and when this member stands (see [`crate::election`]).
     elector: Arc<Elector>,
+    /// The threads everything above runs on; stopped with the node.
+    runtime: Option<Arc<OwnRuntime>>,
     /// The commit index a quorum last confirmed to this member (see [`Consensus::in_quorum`]).
     quorum_index: Arc<std::sync::atomic::AtomicU64>,
     /// The snapshot files, for backups.
@@ -224,7 +229,24 @@ impl Consensus {
     /// Opens the log and snapshots in `config.dir`, restores the state into `applier` (newest
     /// snapshot, then committed log entries), and makes this node the single voter of a new
     /// ensemble if it was never initialized. Returns once it leads and has applied its log.
+    ///
+    /// Everything it runs (openraft, the peer port, elections, forwarding) runs on threads of
+    /// its own ([`crate::own_runtime`]), whichever runtime calls this.
     pub async fn start(
+        config: ConsensusConfig,
+        applier: Arc<dyn Applier>,
+    ) -> Result<Consensus, ConsensusError> {
+        let runtime = Arc::new(OwnRuntime::start().map_err(ConsensusError::Threads)?);
+        let mut consensus = runtime
+            .handle()
+            .spawn(Self::start_here(config, applier))
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))??;
+        consensus.runtime = Some(runtime);
+        Ok(consensus)
+    }
+
+    async fn start_here(
         config: ConsensusConfig,
         applier: Arc<dyn Applier>,
     ) -> Result<Consensus, ConsensusError> {
@@ -425,6 +447,7 @@ impl Consensus {
             network,
             reconfigurer,
             elector,
+            runtime: None,
             quorum_index: Arc::default(),
             snapshots: snaps,
         })
@@ -788,6 +811,9 @@ impl Consensus {
             }
         }
         let _ = self.raft.shutdown().await;
+        if let Some(runtime) = &self.runtime {
+            runtime.stop().await;
+        }
     }
 }
 

@@ -300,6 +300,9 @@ impl Elector {
                 Some(PreVoteAnswer::Granted) => {
                     granted.push(id);
                     if is_quorum(&membership, &granted) {
+                        // The other answers are left to arrive (aborting a call midway costs
+                        // its connection).
+                        asks.detach_all();
                         return true;
                     }
                 }

@@ -18,6 +18,7 @@ pub mod failure;
 pub mod log_store;
 pub mod members;
 pub mod network;
+mod own_runtime;
 pub mod peer_server;
 pub mod proposer;
 pub mod reconfig;

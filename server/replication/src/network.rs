@@ -299,23 +299,28 @@ enum CallError {
 }
 
 impl PeerClient {
-    /// Sends one request and waits for its response, within `timeout`. The connection is
-    /// dropped after any failure: a late response must not be taken for the next one's.
+    /// Sends one request and waits for its response, within `timeout`.
+    ///
+    /// The connection is taken out of the link for the call and put back only once the
+    /// response has been read. After a failure, or if the caller drops this future midway
+    /// (openraft bounds its own calls with timeouts too), the connection is dropped with it:
+    /// its late response must never be read as the next request's. (A success read as
+    /// another append's would tell the leader a member holds entries it never got.)
     async fn call(&self, req: PeerRequest, timeout: Duration) -> Result<PeerResponse, CallError> {
         let mut link = self.link.stream.lock().await;
+        let kept = link.take();
         let result = tokio::time::timeout(timeout, async {
-            if link.is_none() {
-                *link = Some(self.connect().await?);
-            }
-            let Some(stream) = link.as_mut() else {
-                unreachable!("connected just above");
+            let mut stream = match kept {
+                Some(s) => s,
+                None => self.connect().await?,
             };
             let wire = |source| CallError::Wire {
                 addr: self.addr.clone(),
                 source,
             };
-            write_frame(stream, &req).await.map_err(wire)?;
-            read_frame(stream).await.map_err(wire)
+            write_frame(&mut stream, &req).await.map_err(wire)?;
+            let answer = read_frame(&mut stream).await.map_err(wire)?;
+            Ok((answer, stream))
         })
         .await
         .unwrap_or_else(|_| {
@@ -324,8 +329,11 @@ impl PeerClient {
                 timeout,
             })
         });
+        let result = result.map(|(answer, stream)| {
+            *link = Some(stream);
+            answer
+        });
         if let Err(e) = &result {
-            *link = None;
             if matches!(e, CallError::Timeout { .. }) {
                 self.link
                     .deadline_misses
@@ -503,6 +511,77 @@ mod tests {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
             payload: EntryPayload::Normal(Command(vec![0; bytes].into())),
         }
+    }
+
+    /// A peer that answers ReadIndex with `100 * connection + request` (both counted from 1),
+    /// the first request of its first connection late; says on `late` once that answer is
+    /// written.
+    async fn numbering_peer(late: tokio::sync::oneshot::Sender<()>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let mut late = Some(late);
+            for conn in 1u64.. {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let _: PeerRequest = read_frame(&mut s).await.unwrap();
+                write_frame(&mut s, &PeerResponse::Welcome).await.unwrap();
+                let first_late = late.take();
+                tokio::spawn(async move {
+                    let mut first_late = first_late;
+                    for req in 1u64.. {
+                        let Ok(PeerRequest::ReadIndex) = read_frame(&mut s).await else {
+                            return;
+                        };
+                        let delayed = first_late.take();
+                        if delayed.is_some() {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        let answer = PeerResponse::ReadIndex(Some(100 * conn + req));
+                        if write_frame(&mut s, &answer).await.is_err() {
+                            return;
+                        }
+                        if let Some(tx) = delayed {
+                            let _ = tx.send(());
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_call_its_caller_gave_up_on_leaves_no_answer_for_the_next() {
+        let (late_tx, late) = tokio::sync::oneshot::channel();
+        let addr = numbering_peer(late_tx).await;
+        let net = PeerNetwork::new(1, "test".into(), Duration::from_secs(1));
+        let client = net.client(2, &addr);
+        // openraft drops its RPC futures at its own deadline, whatever ours says.
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(50),
+            client.call(PeerRequest::ReadIndex, Duration::from_secs(5)),
+        )
+        .await;
+        assert!(abandoned.is_err(), "{abandoned:?}");
+        // The abandoned request's answer is on its way back now.
+        late.await.unwrap();
+        let next = client
+            .call(PeerRequest::ReadIndex, Duration::from_secs(5))
+            .await
+            .unwrap();
+        // Its own answer, on a new connection: not the late one (101).
+        assert!(
+            matches!(next, PeerResponse::ReadIndex(Some(201))),
+            "{next:?}"
+        );
+        let again = client
+            .call(PeerRequest::ReadIndex, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(
+            matches!(again, PeerResponse::ReadIndex(Some(202))),
+            "{again:?}"
+        );
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! accepted and then held without an answer until the partition heals (as a network that
 //! drops packets would), so the caller times out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use zooid_replication::wire::{read_frame, write_frame, PeerRequest};
@@ -21,7 +23,11 @@ pub struct Proxies {
     /// Runs the relays; dropping it closes every relayed connection.
     _rt: tokio::runtime::Runtime,
     cut: watch::Sender<Cut>,
+    /// Connections being relayed, per ordered pair.
+    relaying: Relaying,
 }
+
+type Relaying = Arc<Mutex<HashMap<(u64, u64), usize>>>;
 
 impl Proxies {
     /// One proxy per member: `(id, where its line says it is, where it listens)`. Fails if
@@ -33,16 +39,22 @@ impl Proxies {
             .build()
             .unwrap();
         let (cut, _) = watch::channel(Cut::new());
+        let relaying = Relaying::default();
         for (id, public, real) in members {
             let listener = rt.block_on(TcpListener::bind(public))?;
             let cut = cut.subscribe();
+            let relaying = relaying.clone();
             rt.spawn(async move {
                 while let Ok((inbound, _)) = listener.accept().await {
-                    tokio::spawn(relay(inbound, real, id, cut.clone()));
+                    tokio::spawn(relay(inbound, real, id, cut.clone(), relaying.clone()));
                 }
             });
         }
-        Ok(Proxies { _rt: rt, cut })
+        Ok(Proxies {
+            _rt: rt,
+            cut,
+            relaying,
+        })
     }
 
     /// Cuts every link between `side` and the members not in it, both ways.
@@ -54,7 +66,19 @@ impl Proxies {
                 cut.insert((*b, *a));
             }
         }
-        self.cut.send_replace(cut);
+        // Returns once no connection across the cut is relayed any more: a message sent after
+        // this returns cannot cross it.
+        let crossing = || {
+            let relaying = self.relaying.lock().unwrap();
+            cut.iter()
+                .any(|pair| relaying.get(pair).is_some_and(|n| *n > 0))
+        };
+        self.cut.send_replace(cut.clone());
+        zooid_e2e::wait::wait_until(
+            "the links across the cut closed",
+            Duration::from_secs(5),
+            || !crossing(),
+        );
     }
 
     /// Restores every link.
@@ -63,7 +87,34 @@ impl Proxies {
     }
 }
 
-async fn relay(mut inbound: TcpStream, real: SocketAddr, to: u64, mut cut: watch::Receiver<Cut>) {
+/// Counts a relayed connection while it lasts.
+struct Relayed {
+    relaying: Relaying,
+    pair: (u64, u64),
+}
+
+impl Relayed {
+    fn new(relaying: Relaying, pair: (u64, u64)) -> Relayed {
+        *relaying.lock().unwrap().entry(pair).or_default() += 1;
+        Relayed { relaying, pair }
+    }
+}
+
+impl Drop for Relayed {
+    fn drop(&mut self) {
+        if let Some(n) = self.relaying.lock().unwrap().get_mut(&self.pair) {
+            *n -= 1;
+        }
+    }
+}
+
+async fn relay(
+    mut inbound: TcpStream,
+    real: SocketAddr,
+    to: u64,
+    mut cut: watch::Receiver<Cut>,
+    relaying: Relaying,
+) {
     let hello: PeerRequest = match read_frame(&mut inbound).await {
         Ok(h) => h,
         Err(_) => return,
@@ -75,6 +126,11 @@ async fn relay(mut inbound: TcpStream, real: SocketAddr, to: u64, mut cut: watch
     // gave up on it long before).
     if cut.borrow_and_update().contains(&(from, to)) {
         let _ = cut.wait_for(|c| !c.contains(&(from, to))).await;
+        return;
+    }
+    let _relayed = Relayed::new(relaying, (from, to));
+    // Cut while connecting: not relayed.
+    if cut.borrow_and_update().contains(&(from, to)) {
         return;
     }
     let Ok(mut outbound) = TcpStream::connect(real).await else {
