@@ -173,6 +173,7 @@ impl Server {
                 zxid = format_args!("0x{:x}", st.last_zxid()),
                 nodes = st.tree().node_count(),
                 sessions = st.sessions().count(),
+                max_connections = node.connection_ceiling(),
                 "zooid serving clients"
             );
         }

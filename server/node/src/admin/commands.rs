@@ -236,6 +236,7 @@ fn configuration(config: &Config, view: &View, put: &mut impl FnMut(&str, Value)
     put("data_log_dir", json!(log_dir.display().to_string()));
     put("tick_time", json!(config.tick_time_ms));
     put("max_client_cnxns", json!(config.max_client_cnxns));
+    put("max_cnxns", json!(config.max_cnxns));
     put("min_session_timeout", json!(config.min_session_timeout()));
     put("max_session_timeout", json!(config.max_session_timeout()));
     put(

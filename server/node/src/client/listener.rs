@@ -2,9 +2,11 @@
 //! each on a task of its own ([`crate::client::connection`]).
 
 use crate::client::connection;
+use crate::runtime::limits::Refused;
 use crate::runtime::Node;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tracing::warn;
 
@@ -12,6 +14,7 @@ pub async fn accept(node: Arc<Node>, listener: TcpListener) {
     let mut failure = node.failure_watch();
     let mut stopping = node.stopping();
     let mut backoff = AcceptBackoff::default();
+    let mut refusals = Refusals::default();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -22,14 +25,15 @@ pub async fn accept(node: Arc<Node>, listener: TcpListener) {
         match accepted {
             Ok((stream, remote)) => {
                 backoff.succeeded();
-                let Some((conn, admitted)) = node.admit(remote.ip()) else {
-                    warn!(
-                        %remote,
-                        "too many connections from {}: max-client-cnxns is {}",
-                        remote.ip(),
-                        node.config.max_client_cnxns
-                    );
-                    continue;
+                let (conn, admitted) = match node.admit(remote.ip()) {
+                    Ok(a) => a,
+                    Err(why) => {
+                        // Closed at once (the client tries another server); said once per
+                        // burst, not once per connection.
+                        drop(stream);
+                        refusals.refused(&node, remote, why);
+                        continue;
+                    }
                 };
                 tokio::spawn(connection::serve(node.clone(), stream, conn, admitted));
             }
@@ -41,6 +45,43 @@ pub async fn accept(node: Arc<Node>, listener: TcpListener) {
                 tokio::time::sleep(pause).await;
             }
         }
+    }
+}
+
+/// Connections refused by a limit, said in the log at most every [`Refusals::EVERY`].
+#[derive(Debug, Default)]
+struct Refusals {
+    said_at: Option<Instant>,
+    unsaid: u64,
+}
+
+impl Refusals {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn refused(&mut self, node: &Node, remote: SocketAddr, why: Refused) {
+        self.unsaid += 1;
+        if self.said_at.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return;
+        }
+        let limit = match why {
+            Refused::PerAddress => format!(
+                "{} connections from {} (max-client-cnxns)",
+                node.config.max_client_cnxns,
+                remote.ip()
+            ),
+            Refused::Total => format!(
+                "{} connections in all (max-cnxns, or what the open-files limit leaves)",
+                node.connection_ceiling()
+            ),
+        };
+        warn!(
+            %remote,
+            "refused {} connection(s) in the last {:?}: the server holds {limit}",
+            self.unsaid,
+            Self::EVERY
+        );
+        self.said_at = Some(Instant::now());
+        self.unsaid = 0;
     }
 }
 

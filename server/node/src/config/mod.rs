@@ -120,6 +120,13 @@ pub struct Config {
     #[arg(long, env = "ZOOID_MAX_CLIENT_CNXNS", default_value_t = 60)]
     pub max_client_cnxns: usize,
 
+    /// Client connections the server holds at once, from every address (ZooKeeper's
+    /// `maxCnxns`); the next one is closed at once. 0 means as many as the open-files limit
+    /// allows, less what the server keeps for its own files and peers: never so many that
+    /// the server runs out of file descriptors.
+    #[arg(long, env = "ZOOID_MAX_CNXNS", default_value_t = 0)]
+    pub max_cnxns: usize,
+
     /// A connection that has not sent its ConnectRequest (or four-letter word) within this
     /// many milliseconds is closed.
     #[arg(long, env = "ZOOID_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]
@@ -320,6 +327,7 @@ const HEADINGS: &[(&str, &[&str])] = &[
         "Limits (docs/limits.md)",
         &[
             "max_client_cnxns",
+            "max_cnxns",
             "handshake_timeout_ms",
             "max_conn_outstanding",
             "global_outstanding_limit",

@@ -19,6 +19,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("minSessionTimeout", "min-session-timeout-ms"),
     ("maxSessionTimeout", "max-session-timeout-ms"),
     ("maxClientCnxns", "max-client-cnxns"),
+    ("maxCnxns", "max-cnxns"),
     ("globalOutstandingLimit", "global-outstanding-limit"),
     ("jute.maxbuffer", "max-frame-bytes"),
     ("4lw.commands.whitelist", "four-letter-words"),

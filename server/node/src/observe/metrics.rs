@@ -135,6 +135,8 @@ pub struct Metrics {
 pub enum Limit {
     /// `maxClientCnxns`: too many connections from one address.
     ClientConnections,
+    /// `maxCnxns`, or the ceiling the open-files limit sets: too many connections in all.
+    ServerConnections,
     /// No ConnectRequest within the handshake timeout.
     Handshake,
     /// The client's unread replies grew past the outbound limit.
@@ -147,6 +149,7 @@ impl Limit {
     fn label(self) -> &'static str {
         match self {
             Limit::ClientConnections => "max_client_cnxns",
+            Limit::ServerConnections => "max_cnxns",
             Limit::Handshake => "handshake_timeout",
             Limit::Outbound => "max_conn_outbound_bytes",
             Limit::SlowClient => "slow_client_timeout",
@@ -251,6 +254,7 @@ impl Metrics {
         // Every limit's series exists from the start, at 0, so that rate() sees the first.
         for l in [
             Limit::ClientConnections,
+            Limit::ServerConnections,
             Limit::Handshake,
             Limit::Outbound,
             Limit::SlowClient,

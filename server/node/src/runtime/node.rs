@@ -6,7 +6,7 @@
 use crate::config::Config;
 use crate::observe::metrics::{Limit, Metrics};
 use crate::observe::monitor::{Latency, View};
-use crate::runtime::limits::{Admitted, ClientCounts, Outstanding};
+use crate::runtime::limits::{connection_ceiling, Admitted, ClientCounts, Outstanding, Refused};
 use crate::runtime::outbox::Outbox;
 use crate::session::ConnId;
 use crate::state::effect::Effect;
@@ -86,7 +86,15 @@ impl Node {
             next_conn: AtomicU64::new(1),
             failure: watch::channel(None).0,
             outstanding: Arc::new(Outstanding::new(config.global_outstanding_limit)),
-            clients: ClientCounts::new(config.max_client_cnxns),
+            clients: ClientCounts::new(
+                config.max_client_cnxns,
+                connection_ceiling(
+                    config.max_cnxns,
+                    rlimit::getrlimit(rlimit::Resource::NOFILE)
+                        .ok()
+                        .map(|(soft, _)| soft),
+                ),
+            ),
             stopping: watch::channel(false).0,
             config,
         }
@@ -162,12 +170,20 @@ impl Node {
     /// Takes a new connection from `ip`, within `max-client-cnxns`: its id and its place under
     /// the per-address limit (held until dropped), or `None` (counted) if the address has too
     /// many.
-    pub fn admit(&self, ip: IpAddr) -> Option<(ConnId, Admitted)> {
-        let Some(admitted) = self.clients.admit(ip) else {
-            self.metrics.limited(Limit::ClientConnections);
-            return None;
-        };
-        Some((self.next_conn.fetch_add(1, Ordering::Relaxed), admitted))
+    pub fn admit(&self, ip: IpAddr) -> Result<(ConnId, Admitted), Refused> {
+        let admitted = self.clients.admit(ip).inspect_err(|why| {
+            self.metrics.limited(match why {
+                Refused::PerAddress => Limit::ClientConnections,
+                Refused::Total => Limit::ServerConnections,
+            })
+        })?;
+        Ok((self.next_conn.fetch_add(1, Ordering::Relaxed), admitted))
+    }
+
+    /// The most client connections this server holds at once (see
+    /// [`crate::runtime::limits::connection_ceiling`]).
+    pub fn connection_ceiling(&self) -> usize {
+        self.clients.total_limit()
     }
 
     /// Why the server stopped serving, once it has.

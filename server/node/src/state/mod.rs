@@ -187,11 +187,17 @@ impl State {
     }
 
     /// Back in a quorum. Read-only clients are let go: they reconnect for read-write
-    /// sessions (their read-only sessions, unknown to the ensemble, end here).
+    /// sessions (their read-only sessions, unknown to the ensemble, end here). A leader that
+    /// was cut off gives every session a fresh deadline before it expires any: their clients
+    /// were let go and could not reach a member that serves, however alive.
     pub fn quorum_regained(&mut self) {
+        let was_cut_off = !self.position.serving();
         if self.position.quorum_regained(Instant::now()) {
             self.drop_clients();
             self.sessions.end_local();
+        }
+        if was_cut_off && self.leads() {
+            self.refresh_deadlines();
         }
     }
 
