@@ -151,7 +151,7 @@ run() { # name base start-command (given the config file)
 
   echo "== $name: $WATCHERS watchers x $NODES nodes"
   local watch_out
-  watch_out=$("$ZOOCTL" -s "$cs" scale-watch --watchers "$WATCHERS" --nodes "$NODES" 2>&1 || true)
+  watch_out=$("$ZOOCTL" -s "$cs" scale-watch --watchers "$WATCHERS" --nodes "$NODES" --within 180 2>&1 || true)
   echo "$watch_out"
   local watch_rss
   watch_rss=$(rss_kib "${pids[@]}")

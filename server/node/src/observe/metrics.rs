@@ -542,6 +542,11 @@ pub fn state_families(view: &View) -> Vec<MetricFamily> {
                 .collect(),
         ));
     }
+    out.push(counter(
+        "zooid_sessions_expired_total",
+        "Sessions this member expired (as the leader, or read-only ones it held) since start",
+        state.sessions_expired() as f64,
+    ));
     out.push(gauge(
         "zooid_restore_staged_bytes",
         "Bytes of a backup being restored that this member holds until the swap (0 when none)",

@@ -62,6 +62,8 @@ pub struct State {
     intake: Intake,
     /// What the runtime must carry out, in order (see [`State::take_effects`]).
     effects: Vec<Effect>,
+    /// Sessions this member expired (as their leader, or read-only ones) since start.
+    expired: u64,
 }
 
 impl State {
@@ -80,6 +82,7 @@ impl State {
             position: Position::new(node_id, replicated),
             intake: Intake::Open,
             effects: Vec::new(),
+            expired: 0,
         };
         s.sessions_restored();
         s
@@ -676,8 +679,10 @@ impl State {
         let leads = self.leads();
         for session in self.sessions.expired(now) {
             if self.expire_local(session) {
+                self.expired += 1;
                 tracing::info!("read-only session 0x{session:x} expired");
             } else if leads {
+                self.expired += 1;
                 tracing::info!("session 0x{session:x} expired");
                 self.expire(session);
             } else {
@@ -713,6 +718,11 @@ impl State {
 
     /// Expires a session: closes it through the log (deleting its ephemerals) and drops its
     /// connection, if any.
+    /// Sessions this member has expired since start.
+    pub fn sessions_expired(&self) -> u64 {
+        self.expired
+    }
+
     pub fn expire(&mut self, session: i64) {
         if let Some(conn) = self.sessions.release(session) {
             // Even if its client has stopped reading and its queue is full.

@@ -203,6 +203,7 @@ fn the_leader_expires_a_silent_session_and_drops_its_connection() {
         }
     }
     assert!(st.tree().session(session).is_none());
+    assert_eq!(st.sessions_expired(), 1);
 }
 
 #[test]
@@ -237,6 +238,7 @@ fn a_follower_keeps_a_silent_session_for_the_leader_to_decide_and_reports_touche
         "a follower proposes no expiry"
     );
     assert!(st.sessions().is_live(session));
+    assert_eq!(st.sessions_expired(), 0, "the leader decides");
 }
 
 #[test]
