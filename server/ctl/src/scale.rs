@@ -23,6 +23,9 @@ use zooid_proto::*;
 /// Where the benchmark's nodes go.
 const ROOT: &str = "/zooctl-scale";
 
+/// The watchers' session timeout: long, as they may wait for the others before the fan-out.
+const WATCHER_TIMEOUT_MS: i32 = 30_000;
+
 #[derive(clap::Args, Clone)]
 pub struct RegisterArgs {
     /// Sessions, spread over the servers in turn.
@@ -293,40 +296,30 @@ pub fn watch(connect_string: &str, args: WatchArgs) -> anyhow::Result<()> {
                 })
                 .collect(),
         );
+        // Each watcher sets its watches, says so, keeps its session alive (a ping every third
+        // of its timeout) until the fan-out starts, then counts its notifications.
+        let (set_tx, mut set_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (fire_tx, fire) = tokio::sync::watch::channel(false);
         let mut watchers = Vec::new();
         for w in 0..args.watchers {
             let (server, gets) = (servers[w % servers.len()].clone(), gets.clone());
-            let depth = args.depth;
+            let (depth, nodes) = (args.depth, args.nodes);
+            let (set_tx, mut fire) = (set_tx.clone(), fire.clone());
             watchers.push(tokio::task::spawn_local(async move {
-                let mut c = Conn::connect(&server, 30_000).await?;
+                let mut c = Conn::connect(&server, WATCHER_TIMEOUT_MS).await?;
                 pipeline(&mut c, &gets, depth, &[]).await?;
-                anyhow::Ok(c)
-            }));
-        }
-        let mut conns = Vec::new();
-        for w in watchers {
-            let c = tokio::time::timeout_at(start.checked_add(within).unwrap_or(start).into(), w)
-                .await
-                .context("setting the watches: not within the time given")???;
-            conns.push(c);
-        }
-        let secs = start.elapsed().as_secs_f64();
-        let watches = args.watchers * args.nodes;
-        println!(
-            "set {watches} watches ({} watchers x {} nodes) in {secs:.2} s ({:.0}/s)",
-            args.watchers,
-            args.nodes,
-            watches as f64 / secs
-        );
-
-        // Fan-out: one setData per node; each watcher counts its notifications.
-        let start = Instant::now();
-        let mut counting = Vec::new();
-        for mut c in conns {
-            let n = args.nodes;
-            counting.push(tokio::task::spawn_local(async move {
+                let _ = set_tx.send(());
+                let mut ping = BytesMut::new();
+                Request::Ping.encode_frame(&mut ping, XID_PING);
+                let every = Duration::from_millis(WATCHER_TIMEOUT_MS as u64 / 3);
+                while !*fire.borrow_and_update() {
+                    tokio::select! {
+                        _ = fire.changed() => {}
+                        _ = tokio::time::sleep(every) => c.wr.write_all(&ping).await?,
+                    }
+                }
                 let mut seen = 0;
-                while seen < n {
+                while seen < nodes {
                     if c.rd.read_buf(&mut c.buf).await? == 0 {
                         bail!("a watcher's server closed its connection");
                     }
@@ -339,6 +332,28 @@ pub fn watch(connect_string: &str, args: WatchArgs) -> anyhow::Result<()> {
                 anyhow::Ok(seen)
             }));
         }
+        drop(set_tx);
+        let deadline = tokio::time::Instant::from_std(start + within);
+        for _ in 0..args.watchers {
+            match tokio::time::timeout_at(deadline, set_rx.recv()).await {
+                Ok(Some(())) => {}
+                // A watcher failed: its error is reported below.
+                Ok(None) => break,
+                Err(_) => bail!("setting the watches: not within {within:?}"),
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let watches = args.watchers * args.nodes;
+        println!(
+            "set {watches} watches ({} watchers x {} nodes) in {secs:.2} s ({:.0}/s)",
+            args.watchers,
+            args.nodes,
+            watches as f64 / secs
+        );
+
+        // Fan-out: one setData per node.
+        let start = Instant::now();
+        let _ = fire_tx.send(true);
         let sets: Vec<Request> = paths
             .iter()
             .map(|p| Request::SetData {
@@ -349,11 +364,11 @@ pub fn watch(connect_string: &str, args: WatchArgs) -> anyhow::Result<()> {
             .collect();
         pipeline(&mut setter, &sets, args.depth, &[]).await?;
         let mut notified = 0;
-        for t in counting {
-            notified +=
-                tokio::time::timeout_at(start.checked_add(within).unwrap_or(start).into(), t)
-                    .await
-                    .context("waiting for notifications: not within the time given")???;
+        let deadline = tokio::time::Instant::from_std(start + within);
+        for t in watchers {
+            notified += tokio::time::timeout_at(deadline, t)
+                .await
+                .context("waiting for notifications: not within the time given")???;
         }
         let secs = start.elapsed().as_secs_f64();
         println!(

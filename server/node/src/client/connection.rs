@@ -187,7 +187,9 @@ where
         if barrier && req.opcode == OpCode::Reconfig {
             // A reconfig waits for the leader to change the membership and for this member
             // to apply it; like sync, it holds up this client's later requests meanwhile.
-            if !reconfig::answer(node, conn, req).await {
+            // Boxed, as the sync below: rare paths must not make every connection's task as
+            // large as their futures (openraft's waits are large).
+            if !Box::pin(reconfig::answer(node, conn, req)).await {
                 closed.notified().await;
                 return Ok(());
             }
@@ -199,7 +201,7 @@ where
             // this client's is read meanwhile, so its later requests stay in order behind it.
             let within = Duration::from_millis(u64::from(node.config.max_session_timeout()));
             let barrier = match node.replicated_consensus() {
-                Some(c) => c.read_barrier(within).await,
+                Some(c) => Box::pin(c.read_barrier(within)).await,
                 None => Ok(()),
             };
             if let Err(e) = barrier {

@@ -15,12 +15,14 @@
 use crate::observe::metrics::{Limit, Metrics};
 use crate::state::reply::Reply;
 use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tracing::{debug, info};
 
 /// Largest batch the writer gathers into one socket write.
@@ -44,12 +46,81 @@ enum Outbound {
 /// The sending side, held by the state for each live connection. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Outbound>,
     shared: Arc<Shared>,
+}
+
+/// The messages between the senders and the writer. It holds memory only while it holds
+/// messages: a tokio channel keeps a block of 32 slots (4 KiB here) for a connection's whole
+/// life, and most of a service registry's connections are idle.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    /// Wakes the writer (a permit is kept if it is not waiting yet).
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: VecDeque<Outbound>,
+    /// The writer is gone: nothing more is taken.
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `msg`; false (and `msg` dropped) if the writer is gone.
+    fn push(&self, msg: Outbound) -> bool {
+        {
+            let mut q = self.lock();
+            if q.closed {
+                return false;
+            }
+            q.items.push_back(msg);
+        }
+        self.ready.notify_one();
+        true
+    }
+
+    fn try_pop(&self) -> Option<Outbound> {
+        let mut q = self.lock();
+        let msg = q.items.pop_front();
+        if q.items.is_empty() && q.items.capacity() > 0 {
+            q.items = VecDeque::new();
+        }
+        msg
+    }
+
+    /// The next message, waiting for one; `None` once closed.
+    async fn pop(&self) -> Option<Outbound> {
+        loop {
+            if let Some(msg) = self.try_pop() {
+                return Some(msg);
+            }
+            if self.lock().closed {
+                return None;
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().items.is_empty()
+    }
+
+    /// Takes nothing more and drops what is queued.
+    fn close(&self) {
+        let mut q = self.lock();
+        q.closed = true;
+        q.items = VecDeque::new();
+    }
 }
 
 /// What the sending side and the writer task share.
 struct Shared {
+    queue: Queue,
     /// Bytes queued and not yet written to the socket.
     queued: AtomicUsize,
     budget: usize,
@@ -84,8 +155,8 @@ impl Outbox {
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            queue: Queue::default(),
             queued: AtomicUsize::new(0),
             budget: limits.budget,
             hard_limit: limits.hard_limit,
@@ -95,14 +166,8 @@ impl Outbox {
             remote,
             metrics: limits.metrics.clone(),
         });
-        tokio::spawn(write_loop(
-            wr,
-            rx,
-            shared.clone(),
-            limits.stall_timeout,
-            closed,
-        ));
-        Outbox { tx, shared }
+        tokio::spawn(write_loop(wr, shared.clone(), limits.stall_timeout, closed));
+        Outbox { shared }
     }
 
     /// Queues a frame. A frame that would take the queue past the hard limit closes the
@@ -132,7 +197,7 @@ impl Outbox {
             self.kill();
             return;
         }
-        if self.tx.send(msg).is_err() {
+        if !self.shared.queue.push(msg) {
             // The writer is gone: the connection is closing and nothing can be delivered.
             self.shared.queued.fetch_sub(len, Ordering::Relaxed);
         }
@@ -140,7 +205,7 @@ impl Outbox {
 
     /// Flushes what is queued, then closes.
     pub fn close(&self) {
-        let _ = self.tx.send(Outbound::Close);
+        self.shared.queue.push(Outbound::Close);
     }
 
     /// Closes now, dropping whatever is queued.
@@ -206,7 +271,6 @@ async fn write_fairly<W: AsyncWrite + Unpin>(
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut wr: W,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
     shared: Arc<Shared>,
     stall_timeout: Duration,
     closed: Arc<Notify>,
@@ -219,11 +283,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let mut last_batch = BATCH_BUF_MIN;
     let mut pieces: Vec<Bytes> = Vec::new();
     'outer: loop {
-        if rx.is_empty() && out.capacity() > 0 {
+        if shared.queue.is_empty() && out.capacity() > 0 {
             out = BytesMut::new();
         }
         let first = tokio::select! {
-            m = rx.recv() => m,
+            m = shared.queue.pop() => m,
             _ = shared.kill.notified() => break,
         };
         let Some(first) = first else { break };
@@ -262,7 +326,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 }
             }
             next = if batch < WRITE_BATCH_BYTES {
-                rx.try_recv().ok()
+                shared.queue.try_pop()
             } else {
                 None
             };
@@ -305,10 +369,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             break;
         }
     }
-    // Whatever is still queued is dropped with the receiver; nothing is queued any more.
+    // Whatever is still queued is dropped; nothing is queued any more.
     shared.killed.store(true, Ordering::Relaxed);
-    rx.close();
-    drop(rx);
+    shared.queue.close();
     shared.queued.store(0, Ordering::Relaxed);
     let _ = wr.shutdown().await;
     shared.room.notify_one();
