@@ -190,6 +190,7 @@ async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<(
         | Cmd::Bench(_)
         | Cmd::ScaleRegister(_)
         | Cmd::ScaleWatch(_)
+        | Cmd::WriteGaps(_)
         | Cmd::Status
         | Cmd::Snapshot { .. } => {
             unreachable!("handled before connecting")

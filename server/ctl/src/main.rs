@@ -10,6 +10,7 @@ mod backup;
 mod bench;
 mod commands;
 mod conn;
+mod gaps;
 mod scale;
 mod status;
 
@@ -112,6 +113,9 @@ enum Cmd {
     /// Scale benchmark, watching half: watchers x nodes data watches, then one setData per
     /// node, timed (scripts/bench-scale.sh).
     ScaleWatch(scale::WatchArgs),
+    /// Writers that keep writing through faults, resuming their sessions elsewhere; prints
+    /// every stretch without an acknowledgement (scripts/bench-faults.sh).
+    WriteGaps(gaps::GapArgs),
     /// The ensemble's members (`/zookeeper/config`); add or remove some with a reconfig.
     Members {
         #[command(subcommand)]
@@ -197,6 +201,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Bench(args) => bench::run(&cli.server, args),
         Cmd::ScaleRegister(args) => scale::register(&cli.server, args),
         Cmd::ScaleWatch(args) => scale::watch(&cli.server, args),
+        Cmd::WriteGaps(args) => gaps::run(&cli.server, args),
         Cmd::Status => status::run(&cli.server),
         Cmd::Snapshot {
             cmd:

@@ -193,20 +193,25 @@ async fn registered_session(
     Ok(c)
 }
 
-/// Keeps the session alive until the process is killed: a ping after a third of the timeout
-/// without a reply from the server, and a lost connection resumed on the next servers in turn
-/// (as ZooKeeper's clients do, within the session timeout). Counts the session lost if a
-/// server says it expired.
+/// Keeps the session alive until the process is killed, with the timings of ZooKeeper's own
+/// client: a ping once nothing was sent for a third of the timeout, the connection given up
+/// once nothing was heard for two thirds of it, then the same session resumed on the next
+/// servers in turn. Counts the session lost if a server says it expired.
 async fn keep_alive(mut c: Conn, servers: &[String], i: usize, timeout_ms: i32, tally: &Tally) {
-    let quiet = Duration::from_millis(timeout_ms as u64 / 3);
+    let timeout = Duration::from_millis(timeout_ms as u64);
     let mut k = i;
     loop {
-        match ping_until_lost(&mut c, quiet).await {
+        match ping_until_lost(&mut c, timeout / 3, timeout * 2 / 3).await {
             Ok(()) => unreachable!("only returns when the connection is lost"),
             Err(_) => loop {
                 k += 1;
                 let server = &servers[k % servers.len()];
-                match Conn::resume(server, timeout_ms, c.session_id, &c.passwd).await {
+                let resumed = tokio::time::timeout(
+                    timeout * 2 / 3,
+                    Conn::resume(server, timeout_ms, c.session_id, &c.passwd),
+                )
+                .await;
+                match resumed.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer"))) {
                     Ok(Some(again)) => {
                         c = again;
                         c.shrink_buffer();
@@ -230,24 +235,30 @@ async fn keep_alive(mut c: Conn, servers: &[String], i: usize, timeout_ms: i32, 
     }
 }
 
-/// Pings whenever the connection has been quiet for `quiet`; returns once it is lost (closed,
-/// or no answer within another `quiet`, as a client's read timeout).
-async fn ping_until_lost(c: &mut Conn, quiet: Duration) -> anyhow::Result<()> {
+/// Pings after `idle` without sending; returns once the connection is lost (closed, or
+/// nothing heard for `read_timeout`).
+async fn ping_until_lost(
+    c: &mut Conn,
+    idle: Duration,
+    read_timeout: Duration,
+) -> anyhow::Result<()> {
     let mut ping = BytesMut::new();
     Request::Ping.encode_frame(&mut ping, XID_PING);
-    let mut outstanding = false;
+    let mut heard = Instant::now();
+    let mut sent = Instant::now();
     loop {
-        match tokio::time::timeout(quiet, c.rd.read_buf(&mut c.buf)).await {
+        let wake = (sent + idle).min(heard + read_timeout);
+        match tokio::time::timeout_at(wake.into(), c.rd.read_buf(&mut c.buf)).await {
             Ok(Ok(0)) => bail!("closed"),
             Ok(Ok(_)) => {
-                outstanding = false;
+                heard = Instant::now();
                 while c.buffered_frame().is_some() {}
             }
             Ok(Err(e)) => return Err(e.into()),
-            Err(_) if outstanding => bail!("no answer to a ping"),
+            Err(_) if heard.elapsed() >= read_timeout => bail!("nothing heard"),
             Err(_) => {
                 c.wr.write_all(&ping).await?;
-                outstanding = true;
+                sent = Instant::now();
             }
         }
     }
@@ -351,7 +362,10 @@ pub fn watch(connect_string: &str, args: WatchArgs) -> anyhow::Result<()> {
             watches as f64 / secs
         );
 
-        // Fan-out: one setData per node.
+        // Fan-out: one setData per node, from a session of its own (the one that made the
+        // nodes may have timed out while the watches were set: it sent nothing meanwhile).
+        drop(setter);
+        let mut setter = Conn::connect_any(&servers, 30_000).await?;
         let start = Instant::now();
         let _ = fire_tx.send(true);
         let sets: Vec<Request> = paths

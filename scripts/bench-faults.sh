@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The write gap each fault causes: a 3-server ensemble (Apache ZooKeeper 3.8, Debian's
+# `zookeeper`, then Zooid, from zoo.cfg files of the same form, tickTime 2000 and syncLimit 5
+# as ZooKeeper's sample) under `zooctl write-gaps` (6 sessions over the three servers, each
+# writing its own node one write at a time and resuming its session elsewhere when its
+# connection is lost), while this script, on the same schedule for both:
+#
+#   kills a follower (SIGKILL) and starts it again 5 s later,
+#   kills the leader and starts it again 5 s later,
+#   pauses a follower (SIGSTOP) for 5 s,
+#   pauses the leader for 5 s,
+#
+# 10 s apart. Reported per fault: the longest stretch without any acknowledged write in the
+# 10 s after it (the writers' own pace, a few ms, when nothing stalls), and the sessions lost.
+# Partitions are measured by the fault tests (server/node/tests/availability.rs, ensemble.rs).
+#
+# Usage: scripts/bench-faults.sh [zookeeper|zooid|both (both)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ONLY=${1:-both}
+cargo build --release -q -p zooid-node -p zooid-ctl
+ZOOCTL=target/release/zooctl
+WORK=$(mktemp -d)
+trap 'kill -CONT $(jobs -p) 2>/dev/null || true; kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+write_cfgs() { # dir base
+  for i in 1 2 3; do
+    mkdir -p "$1/data$i"
+    echo "$i" > "$1/data$i/myid"
+    {
+      echo "tickTime=2000"
+      echo "initLimit=10"
+      echo "syncLimit=5"
+      echo "dataDir=$1/data$i"
+      echo "admin.enableServer=false"
+      echo "4lw.commands.whitelist=*"
+      echo "maxClientCnxns=0"
+      for j in 1 2 3; do
+        echo "server.$j=127.0.0.1:$(($2 + 100 + j)):$(($2 + 200 + j));127.0.0.1:$(($2 + j))"
+      done
+    } > "$1/zoo$i.cfg"
+  done
+}
+servers() { echo "127.0.0.1:$(($1 + 1)),127.0.0.1:$(($1 + 2)),127.0.0.1:$(($1 + 3))"; }
+mode() { "$ZOOCTL" -s "127.0.0.1:$(($1 + $2))" word srvr 2>/dev/null | sed -n 's/^Mode: //p'; }
+settled() { # base: waits for a leader and two followers (60 s at the most)
+  for _ in $(seq 300); do
+    local modes=""
+    for i in 1 2 3; do modes="$modes $(mode "$1" "$i")"; done
+    if [ "$(echo "$modes" | grep -o leader | wc -l)" = 1 ] &&
+       [ "$(echo "$modes" | grep -o follower | wc -l)" = 2 ]; then return 0; fi
+    sleep 0.2
+  done
+  echo "the ensemble on $1 did not settle" >&2
+  exit 1
+}
+member_with() { # base mode: the index of a member in that mode
+  for i in 1 2 3; do [ "$(mode "$1" "$i")" = "$2" ] && { echo "$i"; return 0; }; done
+  echo "no $2 on $1" >&2
+  exit 1
+}
+now_ms() { date +%s%3N; }
+
+ROWS="$WORK/rows"
+run() { # name base start-command (given the config file)
+  local name=$1 base=$2
+  shift 2
+  write_cfgs "$WORK/$base" "$base"
+  local pids=(0)
+  start() { "$@" "$WORK/$base/zoo$i.cfg" >> "$WORK/$base/server$i.log" 2>&1 & pids[$i]=$!; }
+  for i in 1 2 3; do start "$@"; done
+  settled "$base"
+  "$ZOOCTL" -s "$(servers "$base")" write-gaps --duration 62 --min-gap-ms 20 \
+    > "$WORK/$base/gaps.out" 2>&1 &
+  local writer=$!
+  sleep 3
+  local faults=()
+  for fault in "kill follower" "kill leader" "pause follower" "pause leader"; do
+    settled "$base"
+    local target
+    target=$(member_with "$base" "${fault#* }")
+    faults+=("$fault|$(now_ms)")
+    case $fault in
+      kill*)
+        kill -9 "${pids[$target]}"; wait "${pids[$target]}" 2>/dev/null || true
+        sleep 5
+        i=$target; start "$@" ;;
+      pause*)
+        kill -STOP "${pids[$target]}"; sleep 5; kill -CONT "${pids[$target]}" ;;
+    esac
+    sleep 5
+  done
+  wait "$writer" || true
+  cat "$WORK/$base/gaps.out" | head -1
+  for f in "${faults[@]}"; do
+    local what=${f%|*} at=${f#*|}
+    # The longest stretch that starts within the 10 s after the fault (or spans its start).
+    local gap
+    gap=$(awk -v at="$at" '/^gap/ {g = $2; from = $5; if (from + g >= at && from < at + 10000 && g > m) m = g} END {print m + 0}' "$WORK/$base/gaps.out")
+    echo "| $name | $what | $gap ms |" | tee -a "$ROWS"
+  done
+  local lost
+  lost=$(awk '/sessions lost/ {print $4}' "$WORK/$base/gaps.out")
+  echo "| $name | sessions lost | ${lost:-?} |" | tee -a "$ROWS"
+  for i in 1 2 3; do kill -9 "${pids[$i]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+
+if [ "$ONLY" != zooid ]; then
+  run "ZooKeeper $(dpkg-query -W -f '${Version}' zookeeper) x3" 23180 \
+    java -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar \
+    org.apache.zookeeper.server.quorum.QuorumPeerMain
+fi
+if [ "$ONLY" != zookeeper ]; then
+  run "Zooid $(git describe --always --dirty) x3" 24180 target/release/zooid --config
+fi
+echo
+echo "| ensemble | fault | longest write gap in the 10 s after it |"
+echo "| --- | --- | --- |"
+cat "$ROWS"
