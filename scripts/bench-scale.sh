@@ -14,7 +14,8 @@
 #
 # Reported per ensemble: registration rate; RSS (summed over the three servers) per session
 # and per watch; watches set and notifications delivered per second; sessions lost while their
-# clients were alive (must be 0); leader changes during the run (must be 0; `srvr` sampled
+# clients were alive (must be 0; with the registering processes' longest stall, since a
+# client starved of CPU for its whole timeout was silent, whatever the servers did); leader changes during the run (must be 0; `srvr` sampled
 # every 0.5 s); the time from the kill until every server has dropped the ephemerals; and the
 # time from the kill until every server takes a new session.
 #
@@ -159,9 +160,11 @@ run() { # name base start-command (given the config file)
   local lost
   lost=$(for f in "$WORK/$base"/reg*.out; do grep '^status' "$f" | tail -1; done |
     sed 's/.*lost=\([0-9]*\).*/\1/' | awk '{s += $1} END {print s + 0}')
-  local resumed
+  local resumed stall
   resumed=$(for f in "$WORK/$base"/reg*.out; do grep '^status' "$f" | tail -1; done |
     sed 's/.*resumed=\([0-9]*\).*/\1/' | awk '{s += $1} END {print s + 0}')
+  stall=$(for f in "$WORK/$base"/reg*.out; do grep '^status' "$f" | tail -1; done |
+    sed 's/.*stall_ms=\([0-9]*\).*/\1/' | awk '$1 > m {m = $1} END {print m + 0}')
   kill -9 "${regs[@]}" 2>/dev/null || true
   wait "${regs[@]}" 2>/dev/null || true
   local t_kill
@@ -179,10 +182,10 @@ run() { # name base start-command (given the config file)
   awk -v n="$name" -v s="$SESSIONS" -v rs="$reg_secs" -v f="$failed" \
     -v b="$base_rss" -v r="$reg_rss" -v w="$watch_rss" -v ws=$((WATCHERS * NODES)) \
     -v sr="${set_rate:-failed}" -v nr="${notify_rate:-failed}" -v l="$lost" -v re="$resumed" \
-    -v c="$changes" -v d="$dropped" -v sv="$serving" 'BEGIN {
-      printf "| %s | %d | %.0f/s (%d failed) | %.1f KB | %s | %s/s | %s/s | %d (%d resumed) | %d | %s s | %s s |\n",
+    -v c="$changes" -v d="$dropped" -v sv="$serving" -v st="$stall" 'BEGIN {
+      printf "| %s | %d | %.0f/s (%d failed) | %.1f KB | %s | %s/s | %s/s | %d (%d resumed, client stalled up to %d ms) | %d | %s s | %s s |\n",
         n, s, (s - f) / rs, f, (r - b) * 1.024 / s,
-        (w > r) ? sprintf("%.0f B", (w - r) * 1024 / ws) : "-", sr, nr, l, re, c, d, sv }' >> "$ROWS"
+        (w > r) ? sprintf("%.0f B", (w - r) * 1024 / ws) : "-", sr, nr, l, re, st, c, d, sv }' >> "$ROWS"
   tail -1 "$ROWS"
   kill "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true

@@ -21,12 +21,16 @@ pub struct Conn {
     pub buf: BytesMut,
     pub session_id: i64,
     pub passwd: Vec<u8>,
+    /// The newest zxid seen in a reply: a client resuming its session sends it, so that a
+    /// server that is behind refuses it rather than answer for a state it has not reached.
+    pub last_zxid: i64,
     xid: i32,
 }
 
 /// One frame from the server, header decoded.
 pub struct Reply {
     pub xid: i32,
+    pub zxid: i64,
     pub err: i32,
     pub body: bytes::Bytes,
 }
@@ -124,14 +128,29 @@ impl Conn {
         }
     }
 
-    /// Resumes session `session_id` on `server`; `None` if the server says it expired.
-    pub async fn resume(
-        server: &str,
-        timeout_ms: i32,
-        session_id: i64,
-        passwd: &[u8],
-    ) -> anyhow::Result<Option<Conn>> {
-        Self::handshake(server, timeout_ms, session_id, passwd).await
+    /// Resumes this connection's session on `server`; `None` if the server says it expired.
+    pub async fn resume(&self, server: &str, timeout_ms: i32) -> anyhow::Result<Option<Conn>> {
+        let again = Self::handshake_at(
+            server,
+            timeout_ms,
+            self.session_id,
+            &self.passwd,
+            self.last_zxid,
+        )
+        .await?;
+        Ok(again.map(|mut c| {
+            c.last_zxid = self.last_zxid;
+            c
+        }))
+    }
+
+    /// Takes every whole reply already buffered (pings', say), noting their zxids.
+    pub fn drain_replies(&mut self) {
+        while let Some(frame) = self.buffered_frame() {
+            if let Ok(r) = Self::parse_reply(frame) {
+                self.last_zxid = self.last_zxid.max(r.zxid);
+            }
+        }
     }
 
     /// Drops the read buffer's room for large replies: a process holding thousands of idle
@@ -148,6 +167,16 @@ impl Conn {
         session_id: i64,
         passwd: &[u8],
     ) -> anyhow::Result<Option<Conn>> {
+        Self::handshake_at(server, timeout_ms, session_id, passwd, 0).await
+    }
+
+    async fn handshake_at(
+        server: &str,
+        timeout_ms: i32,
+        session_id: i64,
+        passwd: &[u8],
+        last_zxid_seen: i64,
+    ) -> anyhow::Result<Option<Conn>> {
         let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(server))
             .await
             .with_context(|| format!("connecting to {server}: timed out"))?
@@ -158,7 +187,7 @@ impl Conn {
         encode_frame(&mut b, |b| {
             ConnectRequest {
                 protocol_version: 0,
-                last_zxid_seen: 0,
+                last_zxid_seen,
                 timeout_ms,
                 session_id,
                 passwd: passwd.to_vec(),
@@ -173,6 +202,7 @@ impl Conn {
             buf: BytesMut::with_capacity(64 * 1024),
             session_id: 0,
             passwd: Vec::new(),
+            last_zxid: 0,
             xid: 0,
         };
         let body = c.read_frame().await?;
@@ -217,6 +247,7 @@ impl Conn {
         let h = ReplyHeader::decode(&mut r)?;
         Ok(Reply {
             xid: h.xid,
+            zxid: h.zxid,
             err: h.err,
             body: body.slice(ReplyHeader::WIRE_LEN..),
         })
@@ -237,6 +268,7 @@ impl Conn {
         self.send_with_xid(xid, req).await?;
         loop {
             let reply = Self::parse_reply(self.read_frame().await?)?;
+            self.last_zxid = self.last_zxid.max(reply.zxid);
             if reply.xid == XID_NOTIFICATION {
                 continue;
             }

@@ -131,11 +131,9 @@ async fn write_until(
                 k += 1;
                 let server = &servers[k % servers.len()];
                 // A paused server takes the connection (the kernel does) but never answers.
-                let resumed = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    Conn::resume(server, timeout_ms, c.session_id, &c.passwd),
-                )
-                .await;
+                let resumed =
+                    tokio::time::timeout(Duration::from_secs(2), c.resume(server, timeout_ms))
+                        .await;
                 match resumed.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer"))) {
                     Ok(Some(again)) => {
                         c = again;

@@ -68,6 +68,9 @@ struct Tally {
     resumed: Cell<usize>,
     /// Sessions whose registration failed (refused, or no server took them in time).
     failed: Cell<usize>,
+    /// The longest this process was late waking up (starved of CPU, say): a session whose
+    /// client stalled for its whole timeout was silent, whatever the servers did.
+    stall: Cell<Duration>,
 }
 
 fn bump(c: &Cell<usize>) {
@@ -112,6 +115,18 @@ pub fn register(connect_string: &str, args: RegisterArgs) -> anyhow::Result<()> 
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         let gate = Rc::new(tokio::sync::Semaphore::new(args.concurrency));
+        {
+            let tally = tally.clone();
+            tokio::task::spawn_local(async move {
+                let every = Duration::from_millis(100);
+                loop {
+                    let due = Instant::now() + every;
+                    tokio::time::sleep_until(due.into()).await;
+                    let late = Instant::now().saturating_duration_since(due);
+                    tally.stall.set(tally.stall.get().max(late));
+                }
+            });
+        }
         let start = Instant::now();
         for i in 0..args.sessions {
             let (servers, tally, gate) = (servers.clone(), tally.clone(), gate.clone());
@@ -146,10 +161,11 @@ pub fn register(connect_string: &str, args: RegisterArgs) -> anyhow::Result<()> 
         );
         loop {
             println!(
-                "status alive={} lost={} resumed={}",
+                "status alive={} lost={} resumed={} stall_ms={}",
                 tally.registered.get() - tally.lost.get(),
                 tally.lost.get(),
-                tally.resumed.get()
+                tally.resumed.get(),
+                tally.stall.get().as_millis()
             );
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -206,11 +222,8 @@ async fn keep_alive(mut c: Conn, servers: &[String], i: usize, timeout_ms: i32, 
             Err(_) => loop {
                 k += 1;
                 let server = &servers[k % servers.len()];
-                let resumed = tokio::time::timeout(
-                    timeout * 2 / 3,
-                    Conn::resume(server, timeout_ms, c.session_id, &c.passwd),
-                )
-                .await;
+                let resumed =
+                    tokio::time::timeout(timeout * 2 / 3, c.resume(server, timeout_ms)).await;
                 match resumed.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer"))) {
                     Ok(Some(again)) => {
                         c = again;
@@ -252,7 +265,7 @@ async fn ping_until_lost(
             Ok(Ok(0)) => bail!("closed"),
             Ok(Ok(_)) => {
                 heard = Instant::now();
-                while c.buffered_frame().is_some() {}
+                c.drain_replies();
             }
             Ok(Err(e)) => return Err(e.into()),
             Err(_) if heard.elapsed() >= read_timeout => bail!("nothing heard"),

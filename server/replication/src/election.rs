@@ -32,8 +32,8 @@ pub struct Timing {
     /// long openraft gives a member to confirm a read index.
     pub heartbeat: Duration,
     /// Silence from the leader after which a member grants a pre-vote, and the least a member
-    /// waits before it stands. A leader's lease (openraft refuses votes while it runs) is as
-    /// long.
+    /// waits before it stands (unless the leader's connection closed: then one to two
+    /// heartbeats).
     pub election_timeout: Duration,
     /// ZooKeeper's `syncLimit` ticks: a member without a quorum that long lets its clients go.
     pub sync_limit: Duration,
@@ -104,6 +104,12 @@ pub struct LeaderContact {
     start: Instant,
     /// Milliseconds from `start` to the last append accepted from a leader.
     last_ms: AtomicU64,
+    /// The leader's connection to this member closed, and no append came since: its process
+    /// is most likely gone (a crash closes its sockets at once), as a ZooKeeper follower
+    /// concludes when its leader's connection drops.
+    gone: AtomicBool,
+    /// Wakes the elector when `gone` is set.
+    woken: tokio::sync::Notify,
 }
 
 impl Default for LeaderContact {
@@ -111,6 +117,8 @@ impl Default for LeaderContact {
         LeaderContact {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            gone: AtomicBool::new(false),
+            woken: tokio::sync::Notify::new(),
         }
     }
 }
@@ -119,6 +127,17 @@ impl LeaderContact {
     pub(crate) fn heard(&self) {
         let now = self.start.elapsed().as_millis() as u64;
         self.last_ms.fetch_max(now, Ordering::Relaxed);
+        self.gone.store(false, Ordering::Relaxed);
+    }
+
+    /// The leader's connection closed (not replaced by a newer one).
+    pub(crate) fn leader_gone(&self) {
+        self.gone.store(true, Ordering::Relaxed);
+        self.woken.notify_one();
+    }
+
+    fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
     }
 
     /// Time since a leader's last append reached this member (since start if none has).
@@ -212,7 +231,9 @@ impl Elector {
                 .millis_since_quorum_ack
                 .is_some_and(|ms| Duration::from_millis(ms) < self.timing.election_timeout),
             _ => {
-                m.current_leader.is_some() && self.contact.silence() < self.timing.election_timeout
+                m.current_leader.is_some()
+                    && self.contact.silence() < self.timing.election_timeout
+                    && !self.contact.is_gone()
             }
         };
         if alive {
@@ -236,13 +257,27 @@ impl Elector {
         let mut last_try: Option<Instant> = None;
         loop {
             let timeout = self.pick_timeout();
+            // After the leader's connection closed, a member stands within a heartbeat or
+            // two (the voters that saw it close too grant the pre-vote; one that still hears
+            // from the leader refuses it).
+            // Past the voters' lease (a heartbeat since the last append), or they would
+            // refuse the real vote.
+            let gone_timeout = self.timing.heartbeat.mul_f64(1.1 + rand::random::<f64>());
             loop {
                 let quiet = self.contact.silence();
                 let quiet = last_try.map_or(quiet, |t| quiet.min(t.elapsed()));
-                if quiet >= timeout {
+                let due = if self.contact.is_gone() {
+                    gone_timeout
+                } else {
+                    timeout
+                };
+                if quiet >= due {
                     break;
                 }
-                tokio::time::sleep(timeout - quiet).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(due - quiet) => {}
+                    _ = self.contact.woken.notified() => {}
+                }
             }
             last_try = Some(Instant::now());
             let m = raft.metrics().borrow().clone();

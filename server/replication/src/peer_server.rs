@@ -112,8 +112,13 @@ async fn connection(
 ) -> Result<(), WireError> {
     let mut registered = None;
     let result = serve_connection(stream, handlers, me, cluster, live, &mut registered).await;
+    // Closed, not replaced by a newer connection from the same member.
     if let Some((from, seq)) = registered {
         live.deregister(from, seq);
+        if handlers.raft.metrics().borrow().current_leader == Some(from) {
+            info!(from, "the leader's connection closed");
+            handlers.elector.contact().leader_gone();
+        }
     }
     result
 }
@@ -171,6 +176,7 @@ async fn serve_connection(
             _ = async { replaced.as_ref().expect("only polled when set").notified().await },
                 if replaced.is_some() => {
                 debug!(from, "peer connection replaced by a newer one from the same member");
+                *registered = None;
                 return Ok(());
             }
         };

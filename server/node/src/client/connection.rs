@@ -6,6 +6,7 @@
 //! `global-outstanding-limit` across the server, and its outbound queue is within budget.
 //! Until then its socket is not read, so a client cannot make the server queue without end.
 
+use super::handshake::Answered;
 use super::{dispatch, handshake, reconfig};
 use crate::observe::fourlw;
 use crate::observe::metrics::Limit;
@@ -126,7 +127,22 @@ where
     };
     let outbox = Outbox::start(wr, remote, limits, closed.clone());
     let write_done = Arc::new(Notify::new());
-    let Some(session) = handshake::answer(node, conn, remote, &creq, &outbox, &write_done) else {
+    let mut answered = handshake::answer(node, conn, remote, &creq, &outbox, &write_done, false);
+    if let Answered::Unknown = answered {
+        // Caught up with the leader first (a read index), then the session is known or gone.
+        let within = Duration::from_millis(creq.timeout_ms.clamp(1000, 60_000) as u64);
+        let caught_up = match node.replicated_consensus() {
+            Some(c) => Box::pin(c.read_barrier(within)).await.is_ok(),
+            None => true,
+        };
+        answered = if caught_up {
+            handshake::answer(node, conn, remote, &creq, &outbox, &write_done, true)
+        } else {
+            // No leader to ask: the client tries another server, its session untouched.
+            Answered::Close
+        };
+    }
+    let Answered::Serve(session) = answered else {
         // Expired / refused: the writer flushes the answer (if any) and closes.
         outbox.close();
         closed.notified().await;

@@ -16,8 +16,20 @@ use tokio::sync::Notify;
 use tracing::debug;
 use zooid_proto::*;
 
-/// Answers the ConnectRequest. Returns the session to serve, or `None` if the connection must
-/// close (after whatever answer was queued).
+/// What became of a ConnectRequest.
+pub(super) enum Answered {
+    /// The session to serve.
+    Serve(i64),
+    /// The connection closes (after whatever answer was queued).
+    Close,
+    /// The session is not known here: nothing was answered yet. A member may be behind
+    /// (restarted, catching up): it must catch up with the leader before it tells a live
+    /// client its session expired (ZooKeeper's followers ask their leader).
+    Unknown,
+}
+
+/// Answers the ConnectRequest. `caught_up`: this member has just caught up with the leader,
+/// so a session it does not know has expired.
 pub(super) fn answer(
     node: &Node,
     conn: ConnId,
@@ -25,7 +37,28 @@ pub(super) fn answer(
     creq: &ConnectRequest,
     outbox: &Outbox,
     write_done: &Arc<Notify>,
-) -> Option<i64> {
+    caught_up: bool,
+) -> Answered {
+    match answer_inner(node, conn, remote, creq, outbox, write_done, caught_up) {
+        Ok(Some(session)) => Answered::Serve(session),
+        Ok(None) => Answered::Close,
+        Err(Unknown) => Answered::Unknown,
+    }
+}
+
+/// A session this member does not know, before it has caught up.
+struct Unknown;
+
+#[allow(clippy::too_many_arguments)]
+fn answer_inner(
+    node: &Node,
+    conn: ConnId,
+    remote: SocketAddr,
+    creq: &ConnectRequest,
+    outbox: &Outbox,
+    write_done: &Arc<Notify>,
+    caught_up: bool,
+) -> Result<Option<i64>, Unknown> {
     let config = &node.config;
     let mut state = node.state();
     // Cut off from the quorum, with read-only mode on: only clients that accept a read-only
@@ -35,7 +68,7 @@ pub(super) fn answer(
         // Cut off from the quorum: this member cannot vouch for its state nor order writes;
         // the client tries another.
         debug!(conn, "refusing a client: not in a quorum");
-        return None;
+        return Ok(None);
     }
     if creq.last_zxid_seen > state.last_zxid() {
         // The client has seen newer state than this server holds: it must try another.
@@ -43,7 +76,7 @@ pub(super) fn answer(
             conn,
             "refusing client with lastZxidSeen 0x{:x}", creq.last_zxid_seen
         );
-        return None;
+        return Ok(None);
     }
     let timeout = (creq.timeout_ms.max(0) as u32)
         .clamp(config.min_session_timeout(), config.max_session_timeout());
@@ -81,7 +114,7 @@ pub(super) fn answer(
                 Some(p) if p[..] == creq.passwd[..] => (creq.session_id, p),
                 _ => {
                     send(ConnectResponse::expired(creq.read_only));
-                    return None;
+                    return Ok(None);
                 }
             }
         };
@@ -93,7 +126,7 @@ pub(super) fn answer(
             passwd,
             read_only: Some(true),
         });
-        return Some(session);
+        return Ok(Some(session));
     } else if creq.session_id == 0 {
         // The answer goes out when the createSession entry is applied; requests pipelined
         // behind the handshake wait for it like reads wait for earlier writes.
@@ -108,7 +141,7 @@ pub(super) fn answer(
             },
             Some(connect_origin()),
         );
-        return Some(id);
+        return Ok(Some(id));
     } else {
         // A session whose expiry is already on its way through the log is as good as gone.
         match state.session_passwd(creq.session_id) {
@@ -120,13 +153,18 @@ pub(super) fn answer(
                     // ordered, and the answer waits for it, so that nothing the client sent
                     // through its former server can be ordered after what it sends here.
                     state.move_here(session, connect_origin());
-                    return Some(session);
+                    return Ok(Some(session));
                 }
                 (session, passwd)
             }
+            // Not known here, or its password differs: a member that does not lead may not
+            // have applied the session's creation yet.
+            _ if !caught_up && !state.leads() && node.replicated_consensus().is_some() => {
+                return Err(Unknown);
+            }
             _ => {
                 send(ConnectResponse::expired(creq.read_only));
-                return None;
+                return Ok(None);
             }
         }
     };
@@ -137,5 +175,5 @@ pub(super) fn answer(
         passwd,
         read_only: creq.read_only.map(|_| false),
     });
-    Some(session)
+    Ok(Some(session))
 }

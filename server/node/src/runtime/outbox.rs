@@ -47,6 +47,17 @@ enum Outbound {
 #[derive(Clone)]
 pub struct Outbox {
     shared: Arc<Shared>,
+    /// Dropped with the last handle: the writer flushes what is queued and closes the socket.
+    _senders: Arc<Senders>,
+}
+
+/// Held by every [`Outbox`] handle; when the last goes, nothing more can be queued.
+struct Senders(Arc<Shared>);
+
+impl Drop for Senders {
+    fn drop(&mut self) {
+        self.0.queue.senders_gone();
+    }
 }
 
 /// The messages between the senders and the writer. It holds memory only while it holds
@@ -64,6 +75,8 @@ struct QueueState {
     items: VecDeque<Outbound>,
     /// The writer is gone: nothing more is taken.
     closed: bool,
+    /// Every sender is gone: once empty, the writer stops.
+    senders_gone: bool,
 }
 
 impl Queue {
@@ -93,17 +106,26 @@ impl Queue {
         msg
     }
 
-    /// The next message, waiting for one; `None` once closed.
+    /// The next message, waiting for one; `None` once closed, or empty with every sender
+    /// gone.
     async fn pop(&self) -> Option<Outbound> {
         loop {
             if let Some(msg) = self.try_pop() {
                 return Some(msg);
             }
-            if self.lock().closed {
-                return None;
+            {
+                let q = self.lock();
+                if q.closed || q.senders_gone {
+                    return None;
+                }
             }
             self.ready.notified().await;
         }
+    }
+
+    fn senders_gone(&self) {
+        self.lock().senders_gone = true;
+        self.ready.notify_one();
     }
 
     fn is_empty(&self) -> bool {
@@ -167,7 +189,10 @@ impl Outbox {
             metrics: limits.metrics.clone(),
         });
         tokio::spawn(write_loop(wr, shared.clone(), limits.stall_timeout, closed));
-        Outbox { shared }
+        Outbox {
+            _senders: Arc::new(Senders(shared.clone())),
+            shared,
+        }
     }
 
     /// Queues a frame. A frame that would take the queue past the hard limit closes the
