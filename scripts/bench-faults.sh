@@ -98,6 +98,7 @@ run() { # name base start-command (given the config file)
     [ "$gap" = 0 ] && gap="< 20"
     echo "| $name | $fault | $gap ms |" | tee -a "$ROWS"
     lost=$((lost + $(awk '/sessions lost/ {print $4}' "$out")))
+    grep 'called expired' "$out" | sed "s/^/  ($name, $fault) /" || true
   done
   echo "| $name | sessions lost (all four runs) | $lost |" | tee -a "$ROWS"
   for i in 1 2 3; do kill -9 "${pids[$i]}" 2>/dev/null || true; done

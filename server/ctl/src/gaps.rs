@@ -139,7 +139,13 @@ async fn write_until(
                         c = again;
                         break;
                     }
-                    Ok(None) => return false,
+                    Ok(None) => {
+                        println!(
+                            "session 0x{:x} called expired by {server} while its writer was alive",
+                            c.session_id
+                        );
+                        return false;
+                    }
                     Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
             },
