@@ -22,34 +22,6 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 # Ports: ZooKeeper 2318x (client) 2328x/2338x (quorum/election); Zooid 2418x/2428x/2438x.
-write_cfgs() { # dir base
-  for i in 1 2 3; do
-    mkdir -p "$1/data$i"
-    echo "$i" > "$1/data$i/myid"
-    {
-      echo "tickTime=2000"
-      echo "initLimit=10"
-      echo "syncLimit=5"
-      echo "dataDir=$1/data$i"
-      echo "admin.enableServer=false"
-      echo "4lw.commands.whitelist=*"
-      echo "maxClientCnxns=0"
-      for j in 1 2 3; do
-        echo "server.$j=127.0.0.1:$(($2 + 100 + j)):$(($2 + 200 + j));127.0.0.1:$(($2 + j))"
-      done
-    } > "$1/zoo$i.cfg"
-  done
-}
-connect_string() { echo "127.0.0.1:$(($1 + 1)),127.0.0.1:$(($1 + 2)),127.0.0.1:$(($1 + 3))"; }
-wait_ensemble() { # base
-  for _ in $(seq 300); do
-    modes=$("$ZOOCTL" -s "$(connect_string "$1")" word srvr 2>/dev/null | grep -c '^Mode: \(leader\|follower\)' || true)
-    [ "$modes" = 3 ] && return 0
-    sleep 0.2
-  done
-  echo "the ensemble on $1 did not start" >&2
-  exit 1
-}
 rss() { # pids...
   local total=0
   for p in "$@"; do total=$((total + $(awk '/VmHWM/ {print $2}' "/proc/$p/status"))); done
@@ -71,8 +43,8 @@ for i in 1 2 3; do
 done
 wait_ensemble $ZK_BASE
 wait_ensemble $ZD_BASE
-ZK="$(connect_string $ZK_BASE)"
-ZD="$(connect_string $ZD_BASE)"
+ZK="$(servers $ZK_BASE)"
+ZD="$(servers $ZD_BASE)"
 ZK_NAME="ZooKeeper $(dpkg-query -W -f '${Version}' zookeeper) x3"
 ZD_NAME="Zooid $(git describe --always --dirty) x3"
 echo "== ZooKeeper warm-up run (not recorded)"

@@ -21,28 +21,10 @@ cd "$(dirname "$0")/.."
 ONLY=${1:-both}
 cargo build --release -q -p zooid-node -p zooid-ctl
 ZOOCTL=target/release/zooctl
+source scripts/bench-common.sh
 WORK=$(mktemp -d)
 trap 'kill -CONT $(jobs -p) 2>/dev/null || true; kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-write_cfgs() { # dir base
-  for i in 1 2 3; do
-    mkdir -p "$1/data$i"
-    echo "$i" > "$1/data$i/myid"
-    {
-      echo "tickTime=2000"
-      echo "initLimit=10"
-      echo "syncLimit=5"
-      echo "dataDir=$1/data$i"
-      echo "admin.enableServer=false"
-      echo "4lw.commands.whitelist=*"
-      echo "maxClientCnxns=0"
-      for j in 1 2 3; do
-        echo "server.$j=127.0.0.1:$(($2 + 100 + j)):$(($2 + 200 + j));127.0.0.1:$(($2 + j))"
-      done
-    } > "$1/zoo$i.cfg"
-  done
-}
-servers() { echo "127.0.0.1:$(($1 + 1)),127.0.0.1:$(($1 + 2)),127.0.0.1:$(($1 + 3))"; }
 mode() { { "$ZOOCTL" -s "127.0.0.1:$(($1 + $2))" word srvr 2>/dev/null || true; } | sed -n 's/^Mode: //p'; }
 settled() { # base: waits for a leader and two followers (60 s at the most)
   local m

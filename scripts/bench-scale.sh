@@ -36,34 +36,6 @@ source scripts/bench-common.sh
 WORK=$(mktemp -d)
 trap 'kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-write_cfgs() { # dir base
-  for i in 1 2 3; do
-    mkdir -p "$1/data$i"
-    echo "$i" > "$1/data$i/myid"
-    {
-      echo "tickTime=2000"
-      echo "initLimit=10"
-      echo "syncLimit=5"
-      echo "dataDir=$1/data$i"
-      echo "admin.enableServer=false"
-      echo "4lw.commands.whitelist=*"
-      echo "maxClientCnxns=0"
-      for j in 1 2 3; do
-        echo "server.$j=127.0.0.1:$(($2 + 100 + j)):$(($2 + 200 + j));127.0.0.1:$(($2 + j))"
-      done
-    } > "$1/zoo$i.cfg"
-  done
-}
-servers() { echo "127.0.0.1:$(($1 + 1)),127.0.0.1:$(($1 + 2)),127.0.0.1:$(($1 + 3))"; }
-wait_ensemble() { # base
-  for _ in $(seq 300); do
-    modes=$("$ZOOCTL" -s "$(servers "$1")" word srvr 2>/dev/null | grep -c '^Mode: \(leader\|follower\)' || true)
-    [ "$modes" = 3 ] && return 0
-    sleep 0.2
-  done
-  echo "the ensemble on $1 did not start" >&2
-  exit 1
-}
 rss_kib() { # pids...: current RSS summed, KiB
   local total=0
   for p in "$@"; do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done

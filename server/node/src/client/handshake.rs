@@ -157,9 +157,10 @@ fn answer_inner(
                 }
                 (session, passwd)
             }
-            // Not known here, or its password differs: a member that does not lead may not
-            // have applied the session's creation yet.
-            _ if !caught_up && !state.leads() && node.replicated_consensus().is_some() => {
+            // Not known here, or its password differs: any member may not have applied the
+            // session's creation yet (a follower that had not learned it was committed, a
+            // leader elected a moment ago that has yet to apply its log).
+            _ if !caught_up && node.replicated_consensus().is_some() => {
                 return Err(Unknown);
             }
             _ => {
