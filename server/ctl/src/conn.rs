@@ -261,6 +261,24 @@ impl Conn {
         Ok(())
     }
 
+    /// Creates the persistent node `path` unless it exists.
+    pub async fn ensure(&mut self, path: &str) -> anyhow::Result<()> {
+        let reply = self
+            .call(&Request::Create(CreateRequest {
+                op: OpCode::Create,
+                path: path.into(),
+                data: None,
+                acl: Acl::open(),
+                flags: 0,
+                ttl: -1,
+            }))
+            .await?;
+        if reply.err != 0 && reply.err != ErrorCode::NodeExists as i32 {
+            bail!("creating {path}: {}", error_name(reply.err));
+        }
+        Ok(())
+    }
+
     /// Sends one request and waits for its reply (skipping notifications).
     pub async fn call(&mut self, req: &Request) -> anyhow::Result<Reply> {
         self.xid += 1;

@@ -47,19 +47,7 @@ pub fn run(connect_string: &str, args: GapArgs) -> anyhow::Result<()> {
             .into_iter()
             .chain((0..args.writers).map(|w| format!("/zooctl-gaps/w{w}")))
         {
-            let r = c
-                .call(&Request::Create(CreateRequest {
-                    op: OpCode::Create,
-                    path: path.clone(),
-                    data: None,
-                    acl: Acl::open(),
-                    flags: 0,
-                    ttl: -1,
-                }))
-                .await?;
-            if r.err != 0 && r.err != ErrorCode::NodeExists as i32 {
-                bail!("creating {path}: {}", crate::conn::error_name(r.err));
-            }
+            c.ensure(&path).await?;
         }
         let end = Instant::now() + Duration::from_secs(args.duration);
         let mut tasks = Vec::new();

@@ -84,31 +84,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Creates `path` unless it exists.
-async fn ensure(c: &mut Conn, path: &str) -> anyhow::Result<()> {
-    let reply = c
-        .call(&Request::Create(CreateRequest {
-            op: OpCode::Create,
-            path: path.into(),
-            data: None,
-            acl: Acl::open(),
-            flags: 0,
-            ttl: -1,
-        }))
-        .await?;
-    if reply.err != 0 && reply.err != ErrorCode::NodeExists as i32 {
-        bail!("creating {path}: {}", crate::conn::error_name(reply.err));
-    }
-    Ok(())
-}
-
 pub fn register(connect_string: &str, args: RegisterArgs) -> anyhow::Result<()> {
     let servers = crate::conn::servers(connect_string)?;
     let rt = runtime()?;
     rt.block_on(async {
         let mut c = Conn::connect_any(&servers, 30_000).await?;
-        ensure(&mut c, ROOT).await?;
-        ensure(&mut c, &format!("{ROOT}/reg")).await
+        c.ensure(ROOT).await?;
+        c.ensure(&format!("{ROOT}/reg")).await
     })
     .context("preparing /zooctl-scale/reg")?;
     let tally = Rc::new(Tally::default());
@@ -284,8 +266,8 @@ pub fn watch(connect_string: &str, args: WatchArgs) -> anyhow::Result<()> {
     let within = Duration::from_secs(args.within);
     local.block_on(&rt, async {
         let mut setter = Conn::connect_any(&servers, 30_000).await?;
-        ensure(&mut setter, ROOT).await?;
-        ensure(&mut setter, &format!("{ROOT}/w")).await?;
+        setter.ensure(ROOT).await?;
+        setter.ensure(&format!("{ROOT}/w")).await?;
         let paths: Rc<Vec<String>> =
             Rc::new((0..args.nodes).map(|j| format!("{ROOT}/w/n{j}")).collect());
         let creates: Vec<Request> = paths

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{four_letter, start, Proc, RawClient};
+use common::{four_letter, start, Proc, RawClient, TestServer};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -61,11 +61,11 @@ fn a_connection_without_handshake_is_closed_after_the_timeout() {
     assert!(RawClient::connect(srv.addr).get("/", false).is_ok());
 }
 
-#[test]
-fn connections_per_address_are_limited() {
-    let srv = start(|c| c.max_client_cnxns = 3);
+/// With room for three connections: two sessions and an idle socket (connections count before
+/// their handshake too) are held, the fourth is closed at once, and a closed connection's
+/// place comes back once the server has seen it go.
+fn three_are_admitted_and_the_fourth_refused(srv: &TestServer) {
     let mut held: Vec<RawClient> = (0..2).map(|_| RawClient::connect(srv.addr)).collect();
-    // Connections count before their handshake too.
     let _idle = TcpStream::connect(srv.addr).unwrap();
     let mut refused = TcpStream::connect(srv.addr).unwrap();
     closed_within(&mut refused, Duration::from_secs(5)).expect("the 4th connection is refused");
@@ -73,7 +73,6 @@ fn connections_per_address_are_limited() {
         assert!(c.get("/", false).is_ok(), "admitted clients are served");
     }
     drop(held.pop());
-    // The closed connection's place comes back once the server has seen it go.
     wait_until("the freed place back", Duration::from_secs(5), || {
         let mut s = TcpStream::connect(srv.addr).unwrap();
         closed_within(&mut s, Duration::from_millis(200)).is_err()
@@ -81,24 +80,17 @@ fn connections_per_address_are_limited() {
 }
 
 #[test]
+fn connections_per_address_are_limited() {
+    three_are_admitted_and_the_fourth_refused(&start(|c| c.max_client_cnxns = 3));
+}
+
+#[test]
 fn connections_in_all_are_limited() {
-    let srv = start(|c| {
+    // No limit per address: the limit in all refuses the fourth.
+    three_are_admitted_and_the_fourth_refused(&start(|c| {
         c.max_client_cnxns = 0;
         c.max_cnxns = 3;
-    });
-    // No limit per address: the limit in all refuses the fourth.
-    let mut held: Vec<RawClient> = (0..2).map(|_| RawClient::connect(srv.addr)).collect();
-    let _idle = TcpStream::connect(srv.addr).unwrap();
-    let mut refused = TcpStream::connect(srv.addr).unwrap();
-    closed_within(&mut refused, Duration::from_secs(5)).expect("the 4th connection is refused");
-    for c in &mut held {
-        assert!(c.get("/", false).is_ok(), "admitted clients are served");
-    }
-    drop(held.pop());
-    wait_until("the freed place back", Duration::from_secs(5), || {
-        let mut s = TcpStream::connect(srv.addr).unwrap();
-        closed_within(&mut s, Duration::from_millis(200)).is_err()
-    });
+    }));
 }
 
 #[test]

@@ -39,26 +39,6 @@ pub(super) fn answer(
     write_done: &Arc<Notify>,
     caught_up: bool,
 ) -> Answered {
-    match answer_inner(node, conn, remote, creq, outbox, write_done, caught_up) {
-        Ok(Some(session)) => Answered::Serve(session),
-        Ok(None) => Answered::Close,
-        Err(Unknown) => Answered::Unknown,
-    }
-}
-
-/// A session this member does not know, before it has caught up.
-struct Unknown;
-
-#[allow(clippy::too_many_arguments)]
-fn answer_inner(
-    node: &Node,
-    conn: ConnId,
-    remote: SocketAddr,
-    creq: &ConnectRequest,
-    outbox: &Outbox,
-    write_done: &Arc<Notify>,
-    caught_up: bool,
-) -> Result<Option<i64>, Unknown> {
     let config = &node.config;
     let mut state = node.state();
     // Cut off from the quorum, with read-only mode on: only clients that accept a read-only
@@ -68,7 +48,7 @@ fn answer_inner(
         // Cut off from the quorum: this member cannot vouch for its state nor order writes;
         // the client tries another.
         debug!(conn, "refusing a client: not in a quorum");
-        return Ok(None);
+        return Answered::Close;
     }
     if creq.last_zxid_seen > state.last_zxid() {
         // The client has seen newer state than this server holds: it must try another.
@@ -76,7 +56,7 @@ fn answer_inner(
             conn,
             "refusing client with lastZxidSeen 0x{:x}", creq.last_zxid_seen
         );
-        return Ok(None);
+        return Answered::Close;
     }
     let timeout = (creq.timeout_ms.max(0) as u32)
         .clamp(config.min_session_timeout(), config.max_session_timeout());
@@ -114,7 +94,7 @@ fn answer_inner(
                 Some(p) if p[..] == creq.passwd[..] => (creq.session_id, p),
                 _ => {
                     send(ConnectResponse::expired(creq.read_only));
-                    return Ok(None);
+                    return Answered::Close;
                 }
             }
         };
@@ -126,7 +106,7 @@ fn answer_inner(
             passwd,
             read_only: Some(true),
         });
-        return Ok(Some(session));
+        return Answered::Serve(session);
     } else if creq.session_id == 0 {
         // The answer goes out when the createSession entry is applied; requests pipelined
         // behind the handshake wait for it like reads wait for earlier writes.
@@ -141,7 +121,7 @@ fn answer_inner(
             },
             Some(connect_origin()),
         );
-        return Ok(Some(id));
+        return Answered::Serve(id);
     } else {
         // A session whose expiry is already on its way through the log is as good as gone.
         match state.session_passwd(creq.session_id) {
@@ -153,7 +133,7 @@ fn answer_inner(
                     // ordered, and the answer waits for it, so that nothing the client sent
                     // through its former server can be ordered after what it sends here.
                     state.move_here(session, connect_origin());
-                    return Ok(Some(session));
+                    return Answered::Serve(session);
                 }
                 (session, passwd)
             }
@@ -161,11 +141,11 @@ fn answer_inner(
             // session's creation yet (a follower that had not learned it was committed, a
             // leader elected a moment ago that has yet to apply its log).
             _ if !caught_up && node.replicated_consensus().is_some() => {
-                return Err(Unknown);
+                return Answered::Unknown;
             }
             _ => {
                 send(ConnectResponse::expired(creq.read_only));
-                return Ok(None);
+                return Answered::Close;
             }
         }
     };
@@ -176,5 +156,5 @@ fn answer_inner(
         passwd,
         read_only: creq.read_only.map(|_| false),
     });
-    Ok(Some(session))
+    Answered::Serve(session)
 }
