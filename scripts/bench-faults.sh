@@ -16,6 +16,7 @@
 # Partitions are measured by the fault tests (server/node/tests/availability.rs, ensemble.rs).
 #
 # Usage: scripts/bench-faults.sh [zookeeper|zooid|both (both)]
+# KEEP=1 keeps the servers' logs and the writers' output (the directory is printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ONLY=${1:-both}
@@ -23,7 +24,7 @@ cargo build --release -q -p zooid-node -p zooid-ctl
 ZOOCTL=target/release/zooctl
 source scripts/bench-common.sh
 WORK=$(mktemp -d)
-trap 'kill -CONT $(jobs -p) 2>/dev/null || true; kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill -CONT $(jobs -p) 2>/dev/null || true; kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept: $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
 
 mode() { { "$ZOOCTL" -s "127.0.0.1:$(($1 + $2))" word srvr 2>/dev/null || true; } | sed -n 's/^Mode: //p'; }
 settled() { # base: waits for a leader and two followers (60 s at the most)

@@ -408,6 +408,11 @@ impl DataTree {
                 code: ErrorCode::SessionMoved,
             })),
             _ if self.moved_away(&txn) => Err(ErrorCode::SessionMoved),
+            // An id already in use is refused, never overwritten: its client's password and
+            // ephemerals stay its own (ids are unique by construction; this is the guard).
+            TxnOp::CreateSession { .. } if self.sessions.contains_key(&txn.session) => {
+                Err(ErrorCode::RuntimeInconsistency)
+            }
             TxnOp::CreateSession { timeout_ms, passwd } => {
                 let meta = SessionMeta {
                     timeout_ms,

@@ -1057,3 +1057,15 @@ fn a_cancelled_or_undecodable_restore_changes_nothing() {
     assert!(t.tree.get("/here").is_some());
     assert!(t.tree.staged_restore().is_none());
 }
+
+#[test]
+fn a_session_id_in_use_is_refused_and_keeps_its_password() {
+    let mut t = T::new();
+    let again = TxnOp::CreateSession {
+        timeout_ms: 9000,
+        passwd: [9; 16],
+    };
+    assert_eq!(t.run(S1, again), Err(ErrorCode::RuntimeInconsistency));
+    let meta = t.tree.session(S1).unwrap();
+    assert_eq!((meta.passwd, meta.timeout_ms), ([1; 16], 4000));
+}

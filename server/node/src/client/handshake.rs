@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use tracing::debug;
+use tracing::{debug, info};
 use zooid_proto::*;
 
 /// What became of a ConnectRequest.
@@ -143,7 +143,15 @@ pub(super) fn answer(
             _ if !caught_up && node.replicated_consensus().is_some() => {
                 return Answered::Unknown;
             }
-            _ => {
+            known => {
+                // ZooKeeper logs this too ("Invalid session ... probably expired").
+                info!(
+                    conn,
+                    %remote,
+                    "session 0x{:x} resumed but {}: answered expired",
+                    creq.session_id,
+                    if known.is_some() { "its password differs" } else { "not live here" },
+                );
                 send(ConnectResponse::expired(creq.read_only));
                 return Answered::Close;
             }

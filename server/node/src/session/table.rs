@@ -52,8 +52,17 @@ impl Sessions {
     pub fn restored(&mut self, tree: &DataTree) {
         // Session ids as ZooKeeper makes them: a time-derived base (top byte = server id),
         // counting up; never 0 and never with the top bit set.
-        let base = ((now_ms() << 24) as u64 >> 8) as i64 | ((self.node_id as i64 & 0x7f) << 56);
-        let highest = tree.sessions().map(|(id, _)| id).max().unwrap_or(0);
+        let top = self.node_id as i64 & 0x7f;
+        let base = ((now_ms() << 24) as u64 >> 8) as i64 | (top << 56);
+        // Above this server's own earlier ids only: another server's ids (the top byte is
+        // its id) are its to hand out, and counting on from them made two servers give one
+        // id to two clients, the second create overwriting the first one's password.
+        let highest = tree
+            .sessions()
+            .map(|(id, _)| id)
+            .filter(|id| id >> 56 == top)
+            .max()
+            .unwrap_or(0);
         self.next_id = base.max(highest + 1).max(1);
         self.deadlines.clear();
         self.refresh(tree);
@@ -201,4 +210,42 @@ impl Sessions {
 
 fn timeout(ms: i32) -> Duration {
     Duration::from_millis(ms.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zooid_tree::{Txn, TxnOp};
+
+    fn create(tree: &mut DataTree, session: i64, zxid: i64) {
+        let op = TxnOp::CreateSession {
+            timeout_ms: 10_000,
+            passwd: [7; 16],
+        };
+        let txn = Txn {
+            zxid,
+            time: 0,
+            session,
+            origin: Some((session >> 56) as u64),
+            op,
+        };
+        tree.apply(txn).result.expect("session created");
+    }
+
+    #[test]
+    fn new_ids_stay_in_this_servers_space_whatever_others_handed_out() {
+        let mut tree = DataTree::new();
+        // Server 3 hands out ids far above this server's clock-derived base.
+        let theirs = (3i64 << 56) | 0x00ff_ffff_ffff_0000;
+        create(&mut tree, theirs, 1);
+        let mut s = Sessions::new(1, Duration::from_millis(10));
+        s.restored(&tree);
+        let id = s.new_id();
+        assert_eq!(id >> 56, 1, "0x{id:x} is not server 1's");
+        // Its own ids it counts on from.
+        let mine = (1i64 << 56) | 0x00ff_ffff_ffff_0000;
+        create(&mut tree, mine, 2);
+        s.restored(&tree);
+        assert_eq!(s.new_id(), mine + 1);
+    }
 }

@@ -464,8 +464,16 @@ impl State {
                 self.sessions.release(session);
                 self.kill_conn(o.conn);
             }
+            // A new session whose id was taken (see DataTree::apply): no answer, the client
+            // connects again and gets another.
+            (ReplyShape::Connect { .. }, Err(ErrorCode::RuntimeInconsistency)) => {
+                tracing::error!("session id 0x{session:x} handed out twice: the second refused");
+                self.sessions.released_by(session, o.conn);
+                self.kill_conn(o.conn);
+            }
             (ReplyShape::Connect { read_only, .. }, Err(_)) => {
                 // The session ended while its resumption was ordered.
+                tracing::info!("session 0x{session:x} ended while its move here was ordered");
                 let resp = ConnectResponse::expired(*read_only);
                 encode_frame(&mut b, |b| resp.encode(b));
                 self.close_conn(o.conn);
