@@ -300,13 +300,12 @@ impl Consensus {
         let raft_config = openraft::Config {
             cluster_name: "zooid".into(),
             heartbeat_interval: millis(config.timing.heartbeat),
-            // Only the leader's lease comes from these (openraft refuses real votes for this
-            // long after hearing from a leader): with other members, elections are Zooid's
-            // (`crate::election`), whose pre-vote keeps a live leader in place. The lease is
-            // a heartbeat, so that a member standing because the leader's connection closed
-            // (a crash) is not refused for a whole election timeout.
-            election_timeout_min: millis(config.timing.heartbeat) + 1,
-            election_timeout_max: millis(config.timing.heartbeat) + 2,
+            // Only the leader's lease comes from these (openraft refuses real votes for
+            // `election_timeout_max` after hearing from a leader): with other members,
+            // elections are Zooid's (`crate::election`), whose pre-vote keeps a live leader
+            // in place.
+            election_timeout_min: millis(config.timing.lease()) - 1,
+            election_timeout_max: millis(config.timing.lease()),
             // A single server elects itself at once and needs nobody's agreement.
             enable_elect: config.peers.is_none(),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),

@@ -32,8 +32,8 @@ pub struct Timing {
     /// long openraft gives a member to confirm a read index.
     pub heartbeat: Duration,
     /// Silence from the leader after which a member grants a pre-vote, and the least a member
-    /// waits before it stands (unless the leader's connection closed: then one to two
-    /// heartbeats).
+    /// waits before it stands (unless the leader's connection closed: then just past the
+    /// lease, [`Timing::lease`]).
     pub election_timeout: Duration,
     /// ZooKeeper's `syncLimit` ticks: a member without a quorum that long lets its clients go.
     pub sync_limit: Duration,
@@ -52,6 +52,23 @@ impl Timing {
             election_timeout,
             sync_limit: sync.max(election_timeout * 2),
         }
+    }
+}
+
+impl Timing {
+    /// How long after a leader's last append a voter refuses real votes (openraft's leader
+    /// lease, which it takes from its election timeout): a heartbeat and a little, so that a
+    /// member standing because the leader's connection closed (a crash) is not refused.
+    pub fn lease(&self) -> Duration {
+        self.heartbeat + Duration::from_millis(2)
+    }
+
+    /// When a member whose leader's connection closed stands, counted from the leader's last
+    /// append: just past the voters' lease, plus a random part of a heartbeat so that two
+    /// members seldom stand at once (`draw` in 0..1). A crash is noticed at once; the
+    /// election follows within a heartbeat or so, as ZooKeeper's followers start theirs.
+    fn gone_timeout(&self, draw: f64) -> Duration {
+        self.lease() + self.heartbeat.mul_f64(0.1 + 0.3 * draw)
     }
 }
 
@@ -257,12 +274,10 @@ impl Elector {
         let mut last_try: Option<Instant> = None;
         loop {
             let timeout = self.pick_timeout();
-            // After the leader's connection closed, a member stands within a heartbeat or
-            // two (the voters that saw it close too grant the pre-vote; one that still hears
-            // from the leader refuses it).
-            // Past the voters' lease (a heartbeat since the last append), or they would
-            // refuse the real vote.
-            let gone_timeout = self.timing.heartbeat.mul_f64(1.1 + rand::random::<f64>());
+            // After the leader's connection closed, a member stands once the voters' lease
+            // has run out (the voters that saw it close too grant the pre-vote; one that
+            // still hears from the leader refuses it).
+            let gone_timeout = self.timing.gone_timeout(rand::random::<f64>());
             loop {
                 let quiet = self.contact.silence();
                 let quiet = last_try.map_or(quiet, |t| quiet.min(t.elapsed()));
@@ -396,5 +411,17 @@ mod tests {
         // A tiny tick still leaves openraft a heartbeat shorter than the election timeout.
         let t = Timing::from_ticks(Duration::from_millis(1), 1);
         assert!(t.heartbeat < t.election_timeout);
+    }
+
+    #[test]
+    fn a_member_whose_leader_is_gone_stands_past_the_lease_and_before_the_timeout() {
+        for tick in [1, 200, 2000] {
+            let t = Timing::from_ticks(Duration::from_millis(tick), 5);
+            for draw in [0.0, 0.5, 0.999] {
+                let due = t.gone_timeout(draw);
+                assert!(due > t.lease(), "tick {tick}: {due:?}");
+                assert!(due < t.election_timeout, "tick {tick}: {due:?}");
+            }
+        }
     }
 }
