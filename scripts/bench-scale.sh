@@ -83,10 +83,25 @@ wait_serving() { # base kill_time
   echo "not within 300 s"
 }
 
+# The previous run's connections (50,000 sessions, their reconnects) linger in TIME_WAIT
+# for a minute; waits until they are gone (120 s at the most), so that each ensemble starts
+# on a machine as quiet as the first one did. Prints what it found.
+quiesce() {
+  local t0 tw
+  t0=$(now)
+  for _ in $(seq 600); do
+    tw=$(ss -Htan state time-wait | wc -l)
+    [ "$tw" -lt 1000 ] && break
+    sleep 0.2
+  done
+  echo "== quiet after $(since "$t0") s: $tw sockets in TIME_WAIT, $(awk '/MemAvailable/ {printf "%d MiB", $2 / 1024}' /proc/meminfo) available"
+}
+
 ROWS="$WORK/rows"
 run() { # name base start-command (given the config file)
   local name=$1 base=$2
   shift 2
+  quiesce
   write_cfgs "$WORK/$base" "$base"
   local pids=()
   for i in 1 2 3; do

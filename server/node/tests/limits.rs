@@ -293,3 +293,37 @@ fn a_client_flooded_with_notifications_it_never_reads_is_cut() {
     );
     assert!(writer.get("/", false).is_ok());
 }
+
+/// New sessions are writes too: with the outstanding limit reached by a client's pipelined
+/// writes, a crowd of handshakes waits for room instead of being refused, and every one gets
+/// its session while the writes all complete.
+#[test]
+fn new_sessions_wait_for_room_under_the_outstanding_limit_and_all_open() {
+    let srv = start(|c| c.global_outstanding_limit = 1);
+    let mut writer = RawClient::connect(srv.addr);
+    let xids: Vec<i32> = (0..300)
+        .map(|i| {
+            writer.send(&Request::Create(CreateRequest {
+                op: OpCode::Create,
+                path: format!("/w-{i}"),
+                data: Some(vec![]),
+                acl: Acl::open(),
+                flags: 0,
+                ttl: -1,
+            }))
+        })
+        .collect();
+    let addr = srv.addr;
+    let newcomers: Vec<_> = (0..40)
+        .map(|_| std::thread::spawn(move || RawClient::connect(addr).session_id))
+        .collect();
+    let mut ids: Vec<i64> = newcomers.into_iter().map(|t| t.join().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "every newcomer got a session of its own");
+    assert!(ids.iter().all(|id| *id != 0));
+    for xid in xids {
+        let f = writer.recv().expect("a reply to every write");
+        assert_eq!((f.xid, f.err), (xid, 0));
+    }
+}

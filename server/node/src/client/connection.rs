@@ -44,6 +44,8 @@ enum ConnError {
     Handshake(#[from] DecodeError),
     #[error("no handshake within {0:?}")]
     HandshakeTimeout(Duration),
+    #[error("no room for a new session within {0:?} (global-outstanding-limit)")]
+    NoRoom(Duration),
     #[error("closed by server")]
     Closed,
     #[error("server stopping")]
@@ -118,6 +120,19 @@ where
         Ok(Ok(Opening::Connect(creq))) => creq,
     };
 
+    if creq.session_id == 0 {
+        // A new session is one more write to order: under load it waits, as requests do,
+        // for room under `global-outstanding-limit` (its connection meanwhile not served),
+        // so that a crowd of newcomers slows down rather than swamps the log. A resumed
+        // session never waits: reconnects and revalidation come first.
+        match tokio::time::timeout(wait, room_for_new_session(node, &mut rd, &mut buf)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                node.metrics.limited(Limit::GlobalOutstanding);
+                return Err(ConnError::NoRoom(wait));
+            }
+        }
+    }
     let closed = Arc::new(Notify::new());
     let limits = outbox::Limits {
         budget: config.max_conn_outbound_bytes,
@@ -262,6 +277,27 @@ async fn wait_for_capacity(
         node.outstanding.wait_for_room().await;
         if outbox.has_room() {
             return;
+        }
+    }
+}
+
+/// Waits for room under the global outstanding limit, noticing meanwhile a client that gives
+/// up (what it pipelines behind its handshake is kept in `buf`, up to READ_BUF_KEEP).
+async fn room_for_new_session<R: AsyncRead + Unpin>(
+    node: &Node,
+    rd: &mut R,
+    buf: &mut BytesMut,
+) -> Result<(), ConnError> {
+    let room = node.outstanding.wait_for_room();
+    tokio::pin!(room);
+    loop {
+        tokio::select! {
+            _ = &mut room => return Ok(()),
+            read = rd.read_buf(buf), if buf.len() < READ_BUF_KEEP => {
+                if read? == 0 {
+                    return Err(ConnError::Eof);
+                }
+            }
         }
     }
 }

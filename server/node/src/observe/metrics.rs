@@ -143,6 +143,9 @@ pub enum Limit {
     Outbound,
     /// The client read nothing for the slow-client timeout.
     SlowClient,
+    /// A new session waited past the handshake timeout for room under
+    /// `globalOutstandingLimit`.
+    GlobalOutstanding,
 }
 
 impl Limit {
@@ -153,6 +156,7 @@ impl Limit {
             Limit::Handshake => "handshake_timeout",
             Limit::Outbound => "max_conn_outbound_bytes",
             Limit::SlowClient => "slow_client_timeout",
+            Limit::GlobalOutstanding => "global_outstanding_limit",
         }
     }
 }
@@ -258,6 +262,7 @@ impl Metrics {
             Limit::Handshake,
             Limit::Outbound,
             Limit::SlowClient,
+            Limit::GlobalOutstanding,
         ] {
             limited.with_label_values(&[l.label()]);
         }
