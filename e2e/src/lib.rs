@@ -11,3 +11,12 @@ pub mod raw;
 pub mod scenarios;
 pub mod transcript;
 pub mod wait;
+
+/// The super user (`user:password`) the differential servers, Apache ZooKeeper and Zooid,
+/// are started with, so that cleanup can delete what a scenario's ACLs lock away.
+pub const SUPER_USER: &str = "super:zooid-tests";
+
+/// [`SUPER_USER`]'s digest, as `DigestAuthenticationProvider.superDigest` takes it.
+pub fn super_digest() -> String {
+    zooid_proto::Id::digest(SUPER_USER.as_bytes()).id
+}

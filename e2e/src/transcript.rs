@@ -321,9 +321,15 @@ fn describe_body(op: OpCode, body: &[u8]) -> String {
 }
 
 /// Deletes everything a scenario left outside `/zookeeper`, deepest first, through a fresh
-/// session. Unrecorded: both servers get the same cleanup.
+/// session of the super user (whatever the ACLs). Unrecorded: both servers get the same
+/// cleanup.
 pub fn clean(addr: SocketAddr) {
     let mut c = RawClient::connect(addr);
+    c.call(&Request::Auth {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: crate::SUPER_USER.as_bytes().to_vec(),
+    });
     let mut paths = Vec::new();
     let mut stack = vec!["/".to_string()];
     while let Some(p) = stack.pop() {

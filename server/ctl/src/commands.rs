@@ -192,6 +192,7 @@ async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<(
         | Cmd::ScaleWatch(_)
         | Cmd::WriteGaps(_)
         | Cmd::Status
+        | Cmd::Digest { .. }
         | Cmd::Snapshot { .. } => {
             unreachable!("handled before connecting")
         }

@@ -105,6 +105,9 @@ enum Cmd {
     },
     /// Send a four-letter word (ruok, srvr, mntr, ...) and print the answer.
     Word { word: String },
+    /// Print the digest ZooKeeper's `digest` scheme makes of `user:password`: the id for a
+    /// digest ACL entry, or the super user's `DigestAuthenticationProvider.superDigest`.
+    Digest { user_password: String },
     /// Load generator: ops/s and latency percentiles.
     Bench(bench::BenchArgs),
     /// Scale benchmark, registering half: sessions each holding an ephemeral node, kept alive
@@ -203,6 +206,16 @@ fn main() -> std::process::ExitCode {
         Cmd::ScaleWatch(args) => scale::watch(&cli.server, args),
         Cmd::WriteGaps(args) => gaps::run(&cli.server, args),
         Cmd::Status => status::run(&cli.server),
+        Cmd::Digest { user_password } => {
+            if user_password.contains(':') {
+                println!("{}", zooid_proto::Id::digest(user_password.as_bytes()).id);
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "give user:password (one colon between them)"
+                ))
+            }
+        }
         Cmd::Snapshot {
             cmd:
                 SnapshotCmd::Save {

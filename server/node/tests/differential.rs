@@ -34,9 +34,17 @@ impl Servers {
     fn start() -> Servers {
         let zk = ApacheZk::start(2000)
             .expect("Apache ZooKeeper must be installed (scripts/test.sh installs it)");
-        let zooid = common::start(|cfg| cfg.container_check_ms = 100);
+        // Both with the tests' super user, as ZooKeeper is (cleanup needs it).
+        let zooid = common::start(|cfg| {
+            cfg.container_check_ms = 100;
+            cfg.super_digest = Some(zooid_e2e::super_digest());
+        });
         let root = tempfile::tempdir().unwrap();
-        let members = ensemble::start_with(root.path(), "tickTime=2000\ncontainerCheckMs=100\n", 0);
+        let cfg = format!(
+            "tickTime=2000\ncontainerCheckMs=100\nDigestAuthenticationProvider.superDigest={}\n",
+            zooid_e2e::super_digest()
+        );
+        let members = ensemble::start_with(root.path(), &cfg, 0);
         let leader = ensemble::settled(&members, Duration::from_secs(10));
         let follower = members[(leader + 1) % 3].client;
         Servers {

@@ -102,6 +102,24 @@ pub struct Id {
     pub id: String,
 }
 
+impl Id {
+    /// The identity ZooKeeper's `digest` scheme gives `user:password`:
+    /// `digest:user:base64(SHA-1(user:password))` (what `addauth digest` proves, and what a
+    /// `digest` ACL entry or the super user's digest names).
+    pub fn digest(user_password: &[u8]) -> Id {
+        use base64::Engine;
+        use sha1::Digest;
+        let text = String::from_utf8_lossy(user_password);
+        let user = text.split(':').next().unwrap_or("");
+        let hash =
+            base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(user_password));
+        Id {
+            scheme: "digest".into(),
+            id: format!("{user}:{hash}"),
+        }
+    }
+}
+
 /// One ACL entry: permission bits granted to an identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Acl {

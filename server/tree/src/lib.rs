@@ -6,6 +6,7 @@
 //! `codec.rs` and `zookeeper_snapshot.rs` write and read the tree as Zooid's and as Apache
 //! ZooKeeper's snapshots.
 
+pub mod acl;
 pub mod codec;
 pub mod node;
 pub mod path;

@@ -1,5 +1,6 @@
 //! The data tree and its apply function.
 
+use crate::acl;
 use crate::node::{Node, NodeKind};
 use crate::path;
 use crate::quota::{self, QuotaNode, StatsTrack};
@@ -8,7 +9,7 @@ use crate::txn::*;
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use zooid_proto::{Acl, ErrorCode, EventType, Stat};
+use zooid_proto::{perms, Acl, ErrorCode, EventType, Id, Stat};
 
 /// Largest TTL ZooKeeper accepts (2^40 − 1 ms).
 pub const MAX_TTL_MS: i64 = (1 << 40) - 1;
@@ -291,18 +292,21 @@ impl DataTree {
     pub fn set_config(&mut self, data: Bytes, zxid: i64, time: i64) -> ChangeEvent {
         let path = "/zookeeper/config";
         // Every tree has the node from its start (see `DataTree::new`).
+        let mut acl: Arc<[Acl]> = Arc::from(Acl::read_only());
         if let Some(old) = self.nodes.get(path) {
             let mut node = Node::clone(old);
             node.data = Some(data);
             node.mzxid = zxid;
             node.mtime = time;
             node.version = -1;
+            acl = node.acl.clone();
             self.put_node(path.into(), Arc::new(node));
         }
         self.last_zxid = self.last_zxid.max(zxid);
         ChangeEvent {
             kind: EventType::NodeDataChanged,
             path: path.into(),
+            acl,
         }
     }
 
@@ -437,8 +441,13 @@ impl DataTree {
                 let mut outputs = Vec::with_capacity(ops.len());
                 let mut failed = None;
                 for (i, op) in ops.into_iter().enumerate() {
-                    match self.apply_op(op, txn.zxid, txn.time, txn.session, &mut undo, &mut events)
-                    {
+                    let at = At {
+                        zxid: txn.zxid,
+                        time: txn.time,
+                        session: txn.session,
+                        auth: txn.auth.as_deref(),
+                    };
+                    match self.apply_op(op, at, &mut undo, &mut events) {
                         Ok(out) => outputs.push(out),
                         Err(code) => {
                             failed = Some((i, code));
@@ -455,14 +464,15 @@ impl DataTree {
                     }
                 }
             }
-            op => self.apply_op(
-                op,
-                txn.zxid,
-                txn.time,
-                txn.session,
-                &mut Vec::new(),
-                &mut events,
-            ),
+            op => {
+                let at = At {
+                    zxid: txn.zxid,
+                    time: txn.time,
+                    session: txn.session,
+                    auth: txn.auth.as_deref(),
+                };
+                self.apply_op(op, at, &mut Vec::new(), &mut events)
+            }
         };
         self.last_zxid = self.last_zxid.max(txn.zxid);
         Applied { result, events }
@@ -487,12 +497,22 @@ impl DataTree {
     fn apply_op(
         &mut self,
         op: TxnOp,
-        zxid: i64,
-        time: i64,
-        session: i64,
+        at: At,
         undo: &mut Vec<Undo>,
         events: &mut Vec<ChangeEvent>,
     ) -> Result<OpOutput, ErrorCode> {
+        let At {
+            zxid,
+            time,
+            session,
+            auth,
+        } = at;
+        // ZooKeeper's check, where ZooKeeper makes it: after the nodes are found, before
+        // versions, existence and children are looked at.
+        let may = |acl: &[Acl], perm: i32| match auth {
+            Some(ids) => acl::check(acl, ids, perm),
+            None => Ok(()),
+        };
         match op {
             // Only whole txns open or move a session or restore a backup (see `apply`), never a
             // multi's op.
@@ -514,7 +534,7 @@ impl DataTree {
                 }
                 Ok(OpOutput::SessionClosed { deleted })
             }
-            TxnOp::Create(c) => self.create(c, zxid, time, session, undo, events),
+            TxnOp::Create(c) => self.create(c, at, undo, events),
             TxnOp::Delete { path, version } => {
                 if SPECIAL.contains(&path.as_str()) {
                     return Err(ErrorCode::BadArguments);
@@ -527,6 +547,7 @@ impl DataTree {
                     return Err(ErrorCode::NoNode);
                 }
                 let node = self.nodes.get(&path).ok_or(ErrorCode::NoNode)?;
+                may(&self.nodes[parent].acl, perms::DELETE)?;
                 if version != -1 && version != node.version {
                     return Err(ErrorCode::BadVersion);
                 }
@@ -556,6 +577,7 @@ impl DataTree {
                     return Err(ErrorCode::BadArguments);
                 }
                 let node = node_mut(&mut self.nodes, &path).ok_or(ErrorCode::NoNode)?;
+                may(&node.acl, perms::WRITE)?;
                 if version != -1 && version != node.version {
                     return Err(ErrorCode::BadVersion);
                 }
@@ -567,10 +589,12 @@ impl DataTree {
                 node.mtime = time;
                 node.version = node.version.wrapping_add(1);
                 let stat = node.stat();
+                let acl = node.acl.clone();
                 self.account(&path, 0, bytes, undo);
                 events.push(ChangeEvent {
                     kind: EventType::NodeDataChanged,
                     path,
+                    acl,
                 });
                 Ok(OpOutput::Stat(stat))
             }
@@ -581,6 +605,7 @@ impl DataTree {
                 let acl = validate_acl(acl)?;
                 let acl = self.intern(acl);
                 let node = node_mut(&mut self.nodes, &path).ok_or(ErrorCode::NoNode)?;
+                may(&node.acl, perms::ADMIN)?;
                 if version != -1 && version != node.aversion {
                     return Err(ErrorCode::BadVersion);
                 }
@@ -594,6 +619,7 @@ impl DataTree {
                     return Err(ErrorCode::BadArguments);
                 }
                 let node = self.nodes.get(&path).ok_or(ErrorCode::NoNode)?;
+                may(&node.acl, perms::READ)?;
                 if version != -1 && version != node.version {
                     return Err(ErrorCode::BadVersion);
                 }
@@ -607,19 +633,24 @@ impl DataTree {
     fn create(
         &mut self,
         c: Create,
-        zxid: i64,
-        time: i64,
-        session: i64,
+        at: At,
         undo: &mut Vec<Undo>,
         events: &mut Vec<ChangeEvent>,
     ) -> Result<OpOutput, ErrorCode> {
+        let At {
+            zxid,
+            time,
+            session,
+            auth,
+        } = at;
         if let CreateKind::Ttl(ttl) = c.kind {
             if !(1..=MAX_TTL_MS).contains(&ttl) {
                 return Err(ErrorCode::BadArguments);
             }
         }
-        // ZooKeeper's order of checks: shape of the path, ACL, parent, then the full path (after
-        // any sequential suffix; "/q/" is a valid sequential prefix), existence, ephemeral parent.
+        // ZooKeeper's order of checks: shape of the path, ACL, parent, the parent's permission,
+        // then the full path (after any sequential suffix; "/q/" is a valid sequential
+        // prefix), existence, ephemeral parent.
         if !c.path.starts_with('/') || c.path.contains('\0') {
             return Err(ErrorCode::BadArguments);
         }
@@ -629,6 +660,9 @@ impl DataTree {
             Some(i) => &c.path[..i],
         };
         let parent = self.nodes.get(parent_path).ok_or(ErrorCode::NoNode)?;
+        if let Some(ids) = auth {
+            acl::check(&parent.acl, ids, perms::CREATE)?;
+        }
         let path = if c.sequential {
             format!("{}{:010}", c.path, parent.stored_cversion)
         } else {
@@ -665,6 +699,8 @@ impl DataTree {
         parent.stored_cversion = parent.stored_cversion.wrapping_add(1);
         parent.pzxid = zxid;
         parent.children.insert(path::name(&path).to_string());
+        let parent_acl = parent.acl.clone();
+        let node_acl = acl.clone();
         let node = Node::new(c.data, acl, kind, zxid, time);
         let stat = node.stat();
         let bytes = data_len(&node.data) as i64;
@@ -680,10 +716,12 @@ impl DataTree {
         events.push(ChangeEvent {
             kind: EventType::NodeCreated,
             path: path.clone(),
+            acl: node_acl,
         });
         events.push(ChangeEvent {
             kind: EventType::NodeChildrenChanged,
             path: parent_path,
+            acl: parent_acl,
         });
         Ok(OpOutput::Created { path, stat })
     }
@@ -707,15 +745,16 @@ impl DataTree {
                 }
             }
         }
-        let parent_pzxid = match node_mut(&mut self.nodes, &parent_path) {
+        let (parent_pzxid, parent_acl) = match node_mut(&mut self.nodes, &parent_path) {
             Some(parent) => {
                 parent.children.remove(path::name(path));
                 let before = parent.pzxid;
                 parent.pzxid = parent.pzxid.max(zxid);
-                before
+                (before, parent.acl.clone())
             }
-            None => 0,
+            None => (0, Arc::from(Vec::new())),
         };
+        let acl = node.acl.clone();
         undo.push(Undo::Deleted {
             path: path.to_string(),
             node,
@@ -724,10 +763,12 @@ impl DataTree {
         events.push(ChangeEvent {
             kind: EventType::NodeDeleted,
             path: path.to_string(),
+            acl,
         });
         events.push(ChangeEvent {
             kind: EventType::NodeChildrenChanged,
             path: parent_path,
+            acl: parent_acl,
         });
         Ok(())
     }
@@ -862,6 +903,15 @@ impl CollectionView {
     }
 }
 
+/// Where and for whom an op applies (see [`Txn`]).
+#[derive(Clone, Copy)]
+struct At<'a> {
+    zxid: i64,
+    time: i64,
+    session: i64,
+    auth: Option<&'a [Id]>,
+}
+
 /// ACL rules applied on create and setACL: not empty, `world` only with `anyone`, duplicates
 /// removed. `auth` must have been expanded by the server into the session's ids.
 fn validate_acl(acl: Vec<Acl>) -> Result<Vec<Acl>, ErrorCode> {
@@ -873,7 +923,8 @@ fn validate_acl(acl: Vec<Acl>) -> Result<Vec<Acl>, ErrorCode> {
         let ok = match a.id.scheme.as_str() {
             "world" => a.id.id == "anyone",
             "digest" => a.id.id.contains(':'),
-            "ip" | "x509" | "sasl" | "super" => true,
+            "ip" => acl::valid_ip(&a.id.id),
+            "x509" | "sasl" | "super" => true,
             _ => false,
         };
         if !ok {

@@ -2,7 +2,7 @@
 //! through the Raft log); applying one is deterministic, so every replica computes the same tree.
 
 use bytes::Bytes;
-use zooid_proto::{Acl, ErrorCode, EventType, Stat};
+use zooid_proto::{Acl, ErrorCode, EventType, Id, Stat};
 
 /// One ordered change, stamped by whoever ordered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,11 @@ pub struct Txn {
     /// (expiring a session, collecting a container). A session's requests count only from the
     /// server that holds it (see [`crate::SessionMeta::owner`]).
     pub origin: Option<u64>,
+    /// The identities of the client that asked (its connection's), checked against the ACLs
+    /// of the nodes it changes, as part of the apply so that every member decides alike.
+    /// `None`: nothing to check (what the ensemble does by itself, and entries logged
+    /// before ACLs were enforced).
+    pub auth: Option<Vec<Id>>,
     pub op: TxnOp,
 }
 
@@ -104,6 +109,20 @@ pub enum TxnOp {
 }
 
 impl TxnOp {
+    /// Whether applying the op checks the client's permissions ([`Txn::auth`]): the ops a
+    /// client asks for on nodes, not the ones on sessions or what the server does itself.
+    pub fn checks_acl(&self) -> bool {
+        matches!(
+            self,
+            TxnOp::Create(_)
+                | TxnOp::Delete { .. }
+                | TxnOp::SetData { .. }
+                | TxnOp::SetAcl { .. }
+                | TxnOp::Check { .. }
+                | TxnOp::Multi(_)
+        )
+    }
+
     /// A short name of the op, for logs and traces.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -191,6 +210,9 @@ pub enum MultiOutput {
 pub struct ChangeEvent {
     pub kind: EventType,
     pub path: String,
+    /// The ACL a watcher needs READ under to be told, as ZooKeeper checks it: the changed
+    /// node's (the deleted node's, for a deletion), the parent's for a change of children.
+    pub acl: std::sync::Arc<[Acl]>,
 }
 
 /// What applying a txn produced.

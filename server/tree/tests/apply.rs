@@ -46,6 +46,7 @@ impl T {
             time: 1000 * self.zxid,
             session,
             origin,
+            auth: None,
             op,
         })
     }
@@ -1068,4 +1069,183 @@ fn a_session_id_in_use_is_refused_and_keeps_its_password() {
     assert_eq!(t.run(S1, again), Err(ErrorCode::RuntimeInconsistency));
     let meta = t.tree.session(S1).unwrap();
     assert_eq!((meta.passwd, meta.timeout_ms), ([1; 16], 4000));
+}
+
+/// ACL checks made by the apply, for the identities a txn carries, in ZooKeeper's order.
+mod acl_checks {
+    use super::*;
+    use zooid_proto::{perms, Id};
+
+    fn id(scheme: &str, id: &str) -> Id {
+        Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        }
+    }
+
+    fn entry(perms: i32, scheme: &str, i: &str) -> Acl {
+        Acl {
+            perms,
+            id: id(scheme, i),
+        }
+    }
+
+    fn as_ids(t: &mut T, ids: &[Id], op: TxnOp) -> Result<OpOutput, ErrorCode> {
+        t.zxid += 1;
+        t.tree
+            .apply(Txn {
+                zxid: t.zxid,
+                time: 1000 * t.zxid,
+                session: S1,
+                origin: Some(SERVER),
+                auth: Some(ids.to_vec()),
+                op,
+            })
+            .result
+    }
+
+    fn with_acl(path: &str, acl: Vec<Acl>) -> TxnOp {
+        TxnOp::Create(Create {
+            path: path.into(),
+            data: None,
+            acl,
+            kind: Persistent,
+            sequential: false,
+        })
+    }
+
+    fn set(path: &str, version: i32) -> TxnOp {
+        TxnOp::SetData {
+            path: path.into(),
+            data: None,
+            version,
+        }
+    }
+
+    /// `/r` readable by anyone and nothing else, `/r/c` open; `/alice` all Alice's.
+    fn tree() -> T {
+        let mut t = T::new();
+        t.run(
+            S1,
+            with_acl("/r", vec![entry(perms::READ, "world", "anyone")]),
+        )
+        .unwrap();
+        t.run(S1, with_acl("/r/c", Acl::open())).unwrap();
+        t.run(
+            S1,
+            with_acl("/alice", vec![entry(perms::ALL, "digest", "alice:h")]),
+        )
+        .unwrap();
+        t
+    }
+
+    #[test]
+    fn each_write_needs_its_permission_on_the_node_or_its_parent() {
+        let mut t = tree();
+        let anon = [id("ip", "127.0.0.1")];
+        let nope = Err(ErrorCode::NoAuth);
+        assert_eq!(as_ids(&mut t, &anon, with_acl("/r/d", Acl::open())), nope);
+        assert_eq!(
+            as_ids(
+                &mut t,
+                &anon,
+                TxnOp::Delete {
+                    path: "/r/c".into(),
+                    version: -1
+                }
+            ),
+            nope
+        );
+        assert_eq!(as_ids(&mut t, &anon, set("/r", -1)), nope);
+        let admin = TxnOp::SetAcl {
+            path: "/r".into(),
+            acl: Acl::open(),
+            version: -1,
+        };
+        assert_eq!(as_ids(&mut t, &anon, admin.clone()), nope);
+        // The child's own ACL is open: WRITE on it does not need the parent's.
+        assert!(as_ids(&mut t, &anon, set("/r/c", -1)).is_ok());
+        // Alice may do everything on hers; someone else nothing; super anything.
+        let alice = [id("ip", "127.0.0.1"), id("digest", "alice:h")];
+        assert!(as_ids(&mut t, &alice, set("/alice", -1)).is_ok());
+        assert_eq!(
+            as_ids(&mut t, &[id("digest", "bob:h")], set("/alice", -1)),
+            nope
+        );
+        assert!(as_ids(&mut t, &[id("super", "")], admin).is_ok());
+        // The server's own txns (no identities) are not checked.
+        assert!(t.run(S1, set("/alice", -1)).is_ok());
+    }
+
+    #[test]
+    fn the_checks_come_where_zookeeper_makes_them() {
+        let mut t = tree();
+        let anon = [id("ip", "127.0.0.1")];
+        // A missing node or parent is NONODE before any permission is looked at...
+        assert_eq!(
+            as_ids(&mut t, &anon, with_acl("/missing/x", Acl::open())),
+            Err(ErrorCode::NoNode)
+        );
+        assert_eq!(
+            as_ids(
+                &mut t,
+                &anon,
+                TxnOp::Delete {
+                    path: "/r/gone".into(),
+                    version: -1
+                }
+            ),
+            Err(ErrorCode::NoNode)
+        );
+        // ...but the permission comes before existence, versions and children.
+        assert_eq!(
+            as_ids(&mut t, &anon, with_acl("/r/c", Acl::open())),
+            Err(ErrorCode::NoAuth)
+        );
+        assert_eq!(
+            as_ids(&mut t, &anon, set("/alice", 7)),
+            Err(ErrorCode::NoAuth)
+        );
+        // A malformed ACL is INVALIDACL before the parent's permission.
+        assert_eq!(
+            as_ids(&mut t, &anon, with_acl("/r/e", vec![])),
+            Err(ErrorCode::InvalidAcl)
+        );
+    }
+
+    #[test]
+    fn a_multi_stops_at_its_first_op_not_permitted_and_changes_nothing() {
+        let mut t = tree();
+        let anon = [id("ip", "127.0.0.1")];
+        let ops = vec![
+            with_acl("/new", Acl::open()),
+            TxnOp::Check {
+                path: "/r".into(),
+                version: -1,
+            },
+            set("/alice", -1),
+        ];
+        let out = as_ids(&mut t, &anon, TxnOp::Multi(ops)).unwrap();
+        assert_eq!(
+            out,
+            OpOutput::Multi(MultiOutput::Aborted {
+                index: 2,
+                code: ErrorCode::NoAuth
+            })
+        );
+        assert!(t.tree.get("/new").is_none(), "rolled back");
+        // check needs READ.
+        let ops = vec![TxnOp::Check {
+            path: "/alice".into(),
+            version: -1,
+        }];
+        let out = as_ids(&mut t, &anon, TxnOp::Multi(ops)).unwrap();
+        assert_eq!(
+            out,
+            OpOutput::Multi(MultiOutput::Aborted {
+                index: 0,
+                code: ErrorCode::NoAuth
+            })
+        );
+    }
 }

@@ -61,9 +61,12 @@ pub(super) fn request(
         Ok(Request::Ping) => Ok(Answer::Ready(Response::Empty)),
         Ok(Request::Auth { scheme, auth, .. }) => {
             let remote = state.conns().get(conn).map(|c| c.remote);
-            match remote.and_then(|r| super::auth::authenticate(&scheme, &auth, r)) {
-                Some(id) => {
-                    state.add_auth(conn, id);
+            let super_digest = config.super_digest.as_deref();
+            match remote.and_then(|r| super::auth::authenticate(&scheme, &auth, r, super_digest)) {
+                Some(ids) => {
+                    for id in ids {
+                        state.add_auth(conn, id);
+                    }
                     Ok(Answer::Ready(Response::Empty))
                 }
                 None => {

@@ -186,6 +186,12 @@ pub struct Config {
     #[arg(long, env = "ZOOID_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// ZooKeeper's super user, as `zookeeper.DigestAuthenticationProvider.superDigest` gives
+    /// it: `user:base64(SHA-1(user:password))`. A client that authenticates (digest) with that
+    /// user and password passes every ACL check.
+    #[arg(long, env = "ZOOID_SUPER_DIGEST", hide_env_values = true)]
+    pub super_digest: Option<String>,
+
     /// A file holding the admin token (a mounted Kubernetes secret, say); `admin-token` in
     /// the data dir if not given. Read at each protected request, so a token can be added,
     /// changed or removed without a restart.
@@ -293,6 +299,11 @@ pub enum InvalidConfig {
     ReplyBelowFrame { reply: usize, frame: usize },
     #[error("unknown four-letter word {0:?} in four-letter-words")]
     UnknownWord(String),
+    #[error(
+        "super-digest (DigestAuthenticationProvider.superDigest) must be user:base64-of-sha1, \
+         as `zooctl digest user:password` prints it"
+    )]
+    SuperDigest,
 }
 
 /// The headings `zooid --help` groups the flags under, each flag named by its id.
@@ -337,6 +348,7 @@ const HEADINGS: &[(&str, &[&str])] = &[
             "max_frame_bytes",
         ],
     ),
+    ("Security", &["super_digest"]),
     (
         "Admin API",
         &[
@@ -551,6 +563,15 @@ impl Config {
                 reply: self.max_reply_bytes,
                 frame: self.max_frame_bytes,
             });
+        }
+        if let Some(d) = &self.super_digest {
+            // A base64 SHA-1 is 28 characters ending in `=`.
+            let well_formed = d.split_once(':').is_some_and(|(user, hash)| {
+                !user.is_empty() && hash.len() == 28 && hash.ends_with('=')
+            });
+            if !well_formed {
+                return Err(InvalidConfig::SuperDigest);
+            }
         }
         for w in self.four_letter_words.split(',').map(str::trim) {
             if !w.is_empty() && w != "*" && !FOUR_LETTER_WORDS.contains(&w) {

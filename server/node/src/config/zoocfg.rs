@@ -26,6 +26,13 @@ pub const KEYS: &[(&str, &str)] = &[
     ("extendedTypesEnabled", "extended-types"),
     ("zookeeper.extendedTypesEnabled", "extended-types"),
     ("snapCount", "snapshot-every"),
+    // ZooKeeper reads it as a system property, and turns zoo.cfg keys it does not know into
+    // `zookeeper.`-prefixed ones: both spellings work there.
+    ("DigestAuthenticationProvider.superDigest", "super-digest"),
+    (
+        "zookeeper.DigestAuthenticationProvider.superDigest",
+        "super-digest",
+    ),
     // Zooid's own, in ZooKeeper's style.
     ("groupCommitWaitUs", "group-commit-wait-us"),
     ("snapshotEveryBytes", "snapshot-every-bytes"),

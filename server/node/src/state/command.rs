@@ -2,12 +2,13 @@
 //! which server's parked request it answers). The log index it lands at becomes its zxid.
 
 use bytes::BytesMut;
-use zooid_proto::{DecodeError, Reader, Writer};
+use zooid_proto::{DecodeError, Id, Reader, Writer};
 use zooid_tree::{decode_op, encode_op, TxnOp};
 
 /// Version of this encoding, first in every command. Version 2 added the trace context at the
-/// end; version 1 commands (in logs written before) are still read.
-const VERSION: i32 = 2;
+/// end, version 3 the client's identities after it; commands of earlier versions (in logs
+/// written before) are still read, with nothing to check ACLs against.
+const VERSION: i32 = 3;
 
 /// The trace a command belongs to (W3C trace context: trace id, parent span id, flags), so
 /// that every member applying it records its span in the client request's trace. Carried
@@ -30,6 +31,9 @@ pub struct Command {
     pub proposal: u64,
     pub op: TxnOp,
     pub trace: Option<TraceParent>,
+    /// The identities of the client that asked, for the ACL checks of the apply
+    /// ([`zooid_tree::Txn::auth`]); `None` when the op checks none.
+    pub auth: Option<Vec<Id>>,
 }
 
 impl Command {
@@ -51,6 +55,17 @@ impl Command {
                 b.extend_from_slice(&[t.flags]);
             }
         }
+        match &self.auth {
+            None => b.put_jbool(false),
+            Some(ids) => {
+                b.put_jbool(true);
+                b.put_jint(ids.len() as i32);
+                for id in ids {
+                    b.put_jstring(&id.scheme);
+                    b.put_jstring(&id.id);
+                }
+            }
+        }
         Vec::from(b)
     }
 
@@ -70,6 +85,7 @@ impl Command {
             proposal: r.i64()? as u64,
             op: decode_op(&mut r)?,
             trace: None,
+            auth: None,
         };
         if version >= 2 && r.bool()? {
             let bytes = r.take(16 + 8 + 1)?;
@@ -81,6 +97,14 @@ impl Command {
             t.trace_id.copy_from_slice(&bytes[..16]);
             t.span_id.copy_from_slice(&bytes[16..24]);
             cmd.trace = Some(t);
+        }
+        if version >= 3 && r.bool()? {
+            cmd.auth = Some(r.vector(|r| {
+                Ok(Id {
+                    scheme: r.string()?,
+                    id: r.string()?,
+                })
+            })?);
         }
         if r.remaining() != 0 {
             return Err(DecodeError::BadValue {
@@ -108,6 +132,7 @@ mod tests {
                 version: 3,
             },
             trace: None,
+            auth: None,
         };
         assert_eq!(Command::decode(&c.encode()).unwrap(), c);
         let mut bytes = c.encode();
@@ -122,10 +147,29 @@ mod tests {
             ..c.clone()
         };
         assert_eq!(Command::decode(&traced.encode()).unwrap(), traced);
-        // Version 1, as logs written before hold it: no trace context.
+        let with_ids = Command {
+            auth: Some(vec![
+                Id {
+                    scheme: "ip".into(),
+                    id: "127.0.0.1".into(),
+                },
+                Id {
+                    scheme: "digest".into(),
+                    id: "alice:hash".into(),
+                },
+            ]),
+            ..traced.clone()
+        };
+        assert_eq!(Command::decode(&with_ids.encode()).unwrap(), with_ids);
+        // Version 2, as logs written before hold it: no identities.
+        let mut v2 = traced.encode();
+        v2[..4].copy_from_slice(&2i32.to_be_bytes());
+        v2.pop();
+        assert_eq!(Command::decode(&v2).unwrap(), traced);
+        // Version 1: no trace context either.
         let mut v1 = c.encode();
         v1[..4].copy_from_slice(&1i32.to_be_bytes());
-        v1.pop();
+        v1.truncate(v1.len() - 2);
         assert_eq!(Command::decode(&v1).unwrap(), c);
     }
 }

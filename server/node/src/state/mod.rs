@@ -308,6 +308,17 @@ impl State {
             return;
         }
         let trace = origin.as_ref().and_then(|o| o.trace);
+        // The client's identities go with the op, for the ACL checks every member makes
+        // when it applies it.
+        let auth = match &origin {
+            Some(o) if op.checks_acl() => Some(
+                self.conns
+                    .get(o.conn)
+                    .map(|h| h.auth_ids.clone())
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        };
         let proposal = match origin {
             Some(o) => {
                 if let Some(h) = self.conns.get_mut(o.conn) {
@@ -324,6 +335,7 @@ impl State {
             proposal,
             op,
             trace,
+            auth,
         };
         self.effects.push(Effect::Propose(cmd.encode()));
     }
@@ -343,6 +355,7 @@ impl State {
             proposal,
             op,
             trace: None,
+            auth: None,
         };
         self.effects.push(Effect::Propose(cmd.encode()));
         Some(rx)
@@ -363,6 +376,7 @@ impl State {
             // A proposal number means a client of that server is waiting for the answer;
             // without one the server proposed it by itself (expiry, container cleanup).
             origin: (cmd.proposal != 0).then_some(cmd.origin_node),
+            auth: cmd.auth,
             op: cmd.op,
         };
         let restore = matches!(txn.op, TxnOp::Restore { .. });
@@ -545,8 +559,16 @@ impl State {
             },
         );
         let frame = b.freeze();
+        // Only watchers that may READ what changed are told (ZooKeeper 3.8's security fix);
+        // the watch is used up all the same. Most ACLs let anyone read: decided once.
+        let anyone_reads = zooid_tree::acl::permits(&ev.acl, &[], perms::READ);
         for conn in targets {
-            if self.conns.notified(conn) {
+            let may_read = anyone_reads
+                || self
+                    .conns
+                    .get(conn)
+                    .is_some_and(|h| zooid_tree::acl::permits(&ev.acl, &h.auth_ids, perms::READ));
+            if may_read && self.conns.notified(conn) {
                 let frame = frame.clone();
                 self.effects.push(Effect::Frame { conn, frame });
             }

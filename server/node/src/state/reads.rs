@@ -6,9 +6,12 @@ use crate::state::watches::WatchKind;
 use crate::state::State;
 use bytes::BytesMut;
 use zooid_proto::*;
+use zooid_tree::{acl, Node};
 
 /// Answers a read-only request for connection `conn` of `session`. Watches are registered as
 /// ZooKeeper registers them (exists even on NONODE; getData / getChildren only on success).
+/// READ is checked as ZooKeeper checks it: on the node read, once found, before any watch is
+/// set.
 /// The answer holds the nodes it read, shared; it is encoded after the lock is released
 /// (see [`crate::state::reply`]).
 pub fn execute(
@@ -20,6 +23,8 @@ pub fn execute(
 ) -> Result<Answer, ErrorCode> {
     let ready = |r: Response| Ok(Answer::Ready(r));
     match req {
+        // ZooKeeper 3.8 checks nothing on exists (nor does Zooid, so that clients see the
+        // same answers).
         Request::Exists { path, watch } => {
             let stat = state.tree.stat(&path);
             if watch {
@@ -30,6 +35,7 @@ pub fn execute(
         }
         Request::GetData { path, watch } => {
             let node = state.tree.get_shared(&path).ok_or(ErrorCode::NoNode)?;
+            may(state, conn, &node, perms::READ)?;
             if watch {
                 state.watch(conn, WatchKind::Data, &path);
             }
@@ -37,6 +43,7 @@ pub fn execute(
         }
         Request::GetChildren { path, watch } => {
             let node = state.tree.get_shared(&path).ok_or(ErrorCode::NoNode)?;
+            may(state, conn, &node, perms::READ)?;
             if watch {
                 state.watch(conn, WatchKind::Child, &path);
             }
@@ -44,21 +51,47 @@ pub fn execute(
         }
         Request::GetChildren2 { path, watch } => {
             let node = state.tree.get_shared(&path).ok_or(ErrorCode::NoNode)?;
+            may(state, conn, &node, perms::READ)?;
             if watch {
                 state.watch(conn, WatchKind::Child, &path);
             }
             Ok(Answer::Children2(node))
         }
-        Request::GetAcl { path } => state
-            .tree
-            .get_shared(&path)
-            .map(Answer::Acl)
-            .ok_or(ErrorCode::NoNode),
-        Request::GetAllChildrenNumber { path } => state
-            .tree
-            .subtree(&path)
-            .map(Answer::Descendants)
-            .ok_or(ErrorCode::NoNode),
+        Request::GetAcl { path } => {
+            let node = state.tree.get_shared(&path).ok_or(ErrorCode::NoNode)?;
+            may(state, conn, &node, perms::READ | perms::ADMIN)?;
+            if may(state, conn, &node, perms::ADMIN).is_ok() {
+                return Ok(Answer::Acl(node));
+            }
+            // Without ADMIN, digest ids are shown without their password hashes.
+            let acl = node
+                .acl
+                .iter()
+                .map(|a| match a.id.scheme.as_str() {
+                    "digest" => Acl {
+                        perms: a.perms,
+                        id: Id {
+                            scheme: a.id.scheme.clone(),
+                            id: format!("{}:x", a.id.id.split(':').next().unwrap_or("")),
+                        },
+                    },
+                    _ => a.clone(),
+                })
+                .collect();
+            ready(Response::GetAcl {
+                acl,
+                stat: node.stat(),
+            })
+        }
+        Request::GetAllChildrenNumber { path } => {
+            let node = state.tree.get(&path).ok_or(ErrorCode::NoNode)?;
+            may(state, conn, node, perms::READ)?;
+            state
+                .tree
+                .subtree(&path)
+                .map(Answer::Descendants)
+                .ok_or(ErrorCode::NoNode)
+        }
         Request::GetEphemerals { prefix } => {
             ready(Response::Paths(state.tree.ephemerals(session, &prefix)))
         }
@@ -66,16 +99,19 @@ pub fn execute(
         Request::MultiRead(ops) => Ok(Answer::MultiRead {
             parts: ops
                 .into_iter()
-                .map(|op| match op {
-                    Request::GetData { path, .. } => state
-                        .tree
-                        .get_shared(&path)
-                        .map_or(Part::Error(ErrorCode::NoNode), Part::Data),
-                    Request::GetChildren { path, .. } => state
-                        .tree
-                        .get_shared(&path)
-                        .map_or(Part::Error(ErrorCode::NoNode), Part::Children),
-                    _ => Part::Error(ErrorCode::MarshallingError),
+                .map(|op| {
+                    let (path, part): (_, fn(_) -> _) = match op {
+                        Request::GetData { path, .. } => (path, Part::Data),
+                        Request::GetChildren { path, .. } => (path, Part::Children),
+                        _ => return Part::Error(ErrorCode::MarshallingError),
+                    };
+                    match state.tree.get_shared(&path) {
+                        None => Part::Error(ErrorCode::NoNode),
+                        Some(node) => match may(state, conn, &node, perms::READ) {
+                            Ok(()) => part(node),
+                            Err(e) => Part::Error(e),
+                        },
+                    }
                 })
                 .collect(),
             max_bytes: max_reply_bytes,
@@ -135,6 +171,16 @@ pub fn execute(
         Request::Reconfig { .. } => Err(ErrorCode::ReconfigDisabled),
         _ => Err(ErrorCode::MarshallingError),
     }
+}
+
+/// Whether connection `conn` holds `perm` on `node`. An ACL that lets anyone (most nodes')
+/// is decided without looking up the connection.
+fn may(state: &State, conn: ConnId, node: &Node, perm: i32) -> Result<(), ErrorCode> {
+    if acl::permits(&node.acl, &[], perm) {
+        return Ok(());
+    }
+    let ids = state.conns.get(conn).map_or(&[][..], |h| &h.auth_ids[..]);
+    acl::check(&node.acl, ids, perm)
 }
 
 /// Re-registers a reconnecting client's watches, first sending the events it missed while

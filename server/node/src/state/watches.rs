@@ -220,6 +220,7 @@ mod tests {
         ChangeEvent {
             kind,
             path: path.into(),
+            acl: zooid_proto::Acl::open().into(),
         }
     }
 
