@@ -688,4 +688,21 @@ mod tests {
         c.four_letter_words = "ruok,oops".into();
         assert_eq!(c.validate(), Err(InvalidConfig::UnknownWord("oops".into())));
     }
+
+    #[test]
+    fn the_super_digest_is_read_from_zoo_cfg_and_must_be_a_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        let digest = zooid_proto::Id::digest(b"super:pw").id;
+        std::fs::write(&cfg, format!("DigestAuthenticationProvider.superDigest={digest}\n"))
+            .unwrap();
+        let c = Config::load(["zooid", "--config", cfg.to_str().unwrap()]).unwrap();
+        assert_eq!(c.super_digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(c.validate(), Ok(()));
+        for bad in ["super", "super:pw", ":Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXU=", "super:abc="] {
+            let mut c = Config::defaults();
+            c.super_digest = Some(bad.into());
+            assert_eq!(c.validate(), Err(InvalidConfig::SuperDigest), "{bad}");
+        }
+    }
 }
