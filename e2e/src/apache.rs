@@ -18,8 +18,8 @@ pub struct ApacheZk {
 }
 
 impl ApacheZk {
-    /// Starts ZooKeeper with TTL nodes enabled, every four-letter word allowed and the tests'
-    /// super user ([`crate::SUPER_USER`]), and waits
+    /// Starts ZooKeeper with TTL nodes enabled, every four-letter word allowed, quotas
+    /// enforced and the tests' super user ([`crate::SUPER_USER`]), and waits
     /// until it serves (`ruok` answers before that, `srvr` does not).
     pub fn start(tick_time_ms: u32) -> std::io::Result<ApacheZk> {
         Self::start_from(tick_time_ms, None)
@@ -49,7 +49,7 @@ impl ApacheZk {
             format!(
                 "tickTime={tick_time_ms}\ndataDir={}\nclientPort={port}\n\
                  clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
-                 4lw.commands.whitelist=*\n\
+                 4lw.commands.whitelist=*\nenforceQuota=true\n\
                  DigestAuthenticationProvider.superDigest={}\n",
                 dir.path().join("data").display(),
                 crate::super_digest(),

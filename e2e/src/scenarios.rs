@@ -883,6 +883,31 @@ scenarios! {
         c.req(0, create("/n/z", b"123", 0));
         c.req(0, get("/zookeeper/quota/n/zookeeper_stats", false));
     };
+    quota_hard_limits_refuse_what_would_cross_them => |c| {
+        // Both servers run with enforceQuota: hard limits refuse, soft ones only count.
+        c.req(0, create("/h", b"abc", 0));
+        c.req(0, create("/zookeeper/quota/h", b"", 0));
+        c.req(0, create("/zookeeper/quota/h/zookeeper_limits",
+                        b"count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=3", 0));
+        c.req(0, create("/zookeeper/quota/h/zookeeper_stats", b"", 0));
+        c.req(0, create("/h/a", b"12", 0));
+        c.req(0, create("/h/b", b"", 0));
+        // A fourth node, and bytes past ten, are refused, whatever else is wrong with them.
+        c.req(0, create("/h/c", b"", 0));
+        c.req(0, create("/h/a", b"", 0));
+        c.req(0, set("/h/a", b"1234567", -1));
+        c.req(0, set("/h/a", b"1234567", 5));
+        c.req(0, set("/h/a", b"12345", -1));
+        c.req(0, set("/h/a", b"", -1));
+        c.req(0, Request::Multi(vec![del("/h/b", -1), create("/h/c", b"", 0)]));
+        c.req(0, get("/zookeeper/quota/h/zookeeper_stats", false));
+        // Soft limits only: nothing refused.
+        c.req(0, create("/s", b"", 0));
+        c.req(0, create("/zookeeper/quota/s", b"", 0));
+        c.req(0, create("/zookeeper/quota/s/zookeeper_limits", b"count=1,bytes=1", 0));
+        c.req(0, create("/zookeeper/quota/s/zookeeper_stats", b"", 0));
+        c.req(0, create("/s/over", b"too much", 0));
+    };
     ephemeral_of_other_session_watch => |c| {
         c.req(1, exists("/e", true));
         c.req(0, create("/e", b"", EPH));

@@ -150,6 +150,7 @@ impl Server {
             let mut st = node.state();
             st.set_observer(node.configured_observer() || consensus.is_learner());
             st.set_read_only_mode(config.read_only_mode);
+            st.set_enforce_quota(config.enforce_quota);
             st.sessions_restored();
         }
         let admin = if config.admin_enabled {

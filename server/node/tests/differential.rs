@@ -34,14 +34,17 @@ impl Servers {
     fn start() -> Servers {
         let zk = ApacheZk::start(2000)
             .expect("Apache ZooKeeper must be installed (scripts/test.sh installs it)");
-        // Both with the tests' super user, as ZooKeeper is (cleanup needs it).
+        // Both as ZooKeeper is started: quotas enforced, the tests' super user (cleanup
+        // needs it).
         let zooid = common::start(|cfg| {
             cfg.container_check_ms = 100;
+            cfg.enforce_quota = true;
             cfg.super_digest = Some(zooid_e2e::super_digest());
         });
         let root = tempfile::tempdir().unwrap();
         let cfg = format!(
-            "tickTime=2000\ncontainerCheckMs=100\nDigestAuthenticationProvider.superDigest={}\n",
+            "tickTime=2000\ncontainerCheckMs=100\nenforceQuota=true\n\
+             DigestAuthenticationProvider.superDigest={}\n",
             zooid_e2e::super_digest()
         );
         let members = ensemble::start_with(root.path(), &cfg, 0);

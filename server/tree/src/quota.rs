@@ -38,6 +38,11 @@ pub fn quota_node(path: &str) -> Option<(&str, QuotaNode)> {
     }
 }
 
+/// The limits node of the quota on `prefix`.
+pub fn limits_path(prefix: &str) -> String {
+    format!("{QUOTA_ROOT}{prefix}/{LIMITS}")
+}
+
 /// The stats node of the quota on `prefix`.
 pub fn stats_path(prefix: &str) -> String {
     format!("{QUOTA_ROOT}{prefix}/{STATS}")

@@ -9,7 +9,7 @@ use crate::txn::*;
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use zooid_proto::{perms, Acl, ErrorCode, EventType, Id, Stat};
+use zooid_proto::{perms, Acl, ErrorCode, EventType, Stat};
 
 /// Largest TTL ZooKeeper accepts (2^40 − 1 ms).
 pub const MAX_TTL_MS: i64 = (1 << 40) - 1;
@@ -208,6 +208,76 @@ impl DataTree {
             p = path::parent(p);
         }
         None
+    }
+
+    /// ZooKeeper's `enforceQuota`: whether `count` more nodes and `bytes` more bytes under
+    /// `path` stay within the hard limits of the deepest quota it falls under. Soft limits
+    /// (`count`, `bytes`) only warn, in ZooKeeper's log; a quota without its limits or
+    /// stats node limits nothing.
+    /// Inside a multi, ZooKeeper checks every op against the quotas as they were before the
+    /// multi (`before`, [`DataTree::quotas_before`]), not as its earlier ops left them.
+    fn within_quota(
+        &self,
+        path: &str,
+        count: i64,
+        bytes: i64,
+        before: &QuotasBefore,
+    ) -> Result<(), ErrorCode> {
+        let Some(prefix) = self.quota_of(path) else {
+            return Ok(());
+        };
+        let (Some(limits), Some(usage)) = before
+            .iter()
+            .find(|(p, _)| *p == prefix)
+            .map_or_else(|| self.quota_figures(&prefix), |(_, f)| f.clone())
+        else {
+            return Ok(());
+        };
+        let over = |change: i64, used: &str, limit: &str| {
+            let limit = limits.get(limit);
+            limit > -1 && usage.get(used) + change > limit
+        };
+        if (count != 0 && over(count, "count", "countHardLimit"))
+            || (bytes > 0 && over(bytes, "bytes", "byteHardLimit"))
+        {
+            return Err(ErrorCode::QuotaExceeded);
+        }
+        Ok(())
+    }
+
+    /// The limits and the usage of the quota on `prefix`, as its nodes hold them.
+    fn quota_figures(&self, prefix: &str) -> (Option<StatsTrack>, Option<StatsTrack>) {
+        let read = |p: String| {
+            self.nodes
+                .get(&p)
+                .map(|n| StatsTrack::parse(n.data.as_deref().unwrap_or_default()))
+        };
+        (
+            read(quota::limits_path(prefix)),
+            read(quota::stats_path(prefix)),
+        )
+    }
+
+    /// The figures of the quotas a multi's creates and setDatas fall under, before it runs.
+    fn quotas_before(&self, ops: &[TxnOp]) -> QuotasBefore {
+        let mut before = QuotasBefore::new();
+        if self.quotas.is_empty() {
+            return before;
+        }
+        for op in ops {
+            let path = match op {
+                TxnOp::Create(c) => &c.path,
+                TxnOp::SetData { path, .. } => path,
+                _ => continue,
+            };
+            if let Some(prefix) = self.quota_of(path) {
+                if !before.iter().any(|(p, _)| *p == prefix) {
+                    let figures = self.quota_figures(&prefix);
+                    before.push((prefix, figures));
+                }
+            }
+        }
+        before
     }
 
     /// Adds to the usage figures of the quota `path` falls under, if any.
@@ -437,6 +507,11 @@ impl DataTree {
             | TxnOp::Restore { .. }
             | TxnOp::CancelRestore { .. }) => self.apply_restore(op),
             TxnOp::Multi(ops) => {
+                let before = if txn.checks.quota {
+                    self.quotas_before(&ops)
+                } else {
+                    QuotasBefore::new()
+                };
                 let mut undo = Vec::new();
                 let mut outputs = Vec::with_capacity(ops.len());
                 let mut failed = None;
@@ -445,7 +520,8 @@ impl DataTree {
                         zxid: txn.zxid,
                         time: txn.time,
                         session: txn.session,
-                        auth: txn.auth.as_deref(),
+                        checks: &txn.checks,
+                        quotas_before: &before,
                     };
                     match self.apply_op(op, at, &mut undo, &mut events) {
                         Ok(out) => outputs.push(out),
@@ -469,7 +545,8 @@ impl DataTree {
                     zxid: txn.zxid,
                     time: txn.time,
                     session: txn.session,
-                    auth: txn.auth.as_deref(),
+                    checks: &txn.checks,
+                    quotas_before: &QuotasBefore::new(),
                 };
                 self.apply_op(op, at, &mut Vec::new(), &mut events)
             }
@@ -505,11 +582,12 @@ impl DataTree {
             zxid,
             time,
             session,
-            auth,
+            checks,
+            quotas_before,
         } = at;
         // ZooKeeper's check, where ZooKeeper makes it: after the nodes are found, before
         // versions, existence and children are looked at.
-        let may = |acl: &[Acl], perm: i32| match auth {
+        let may = |acl: &[Acl], perm: i32| match &checks.ids {
             Some(ids) => acl::check(acl, ids, perm),
             None => Ok(()),
         };
@@ -576,8 +654,13 @@ impl DataTree {
                 if !path::is_valid(&path) {
                     return Err(ErrorCode::BadArguments);
                 }
-                let node = node_mut(&mut self.nodes, &path).ok_or(ErrorCode::NoNode)?;
+                let node = self.nodes.get(&path).ok_or(ErrorCode::NoNode)?;
                 may(&node.acl, perms::WRITE)?;
+                if checks.quota {
+                    let grown = data_len(&data) as i64 - data_len(&node.data) as i64;
+                    self.within_quota(&path, 0, grown, quotas_before)?;
+                }
+                let node = node_mut(&mut self.nodes, &path).ok_or(ErrorCode::NoNode)?;
                 if version != -1 && version != node.version {
                     return Err(ErrorCode::BadVersion);
                 }
@@ -641,7 +724,8 @@ impl DataTree {
             zxid,
             time,
             session,
-            auth,
+            checks,
+            quotas_before,
         } = at;
         if let CreateKind::Ttl(ttl) = c.kind {
             if !(1..=MAX_TTL_MS).contains(&ttl) {
@@ -660,7 +744,7 @@ impl DataTree {
             Some(i) => &c.path[..i],
         };
         let parent = self.nodes.get(parent_path).ok_or(ErrorCode::NoNode)?;
-        if let Some(ids) = auth {
+        if let Some(ids) = &checks.ids {
             acl::check(&parent.acl, ids, perms::CREATE)?;
         }
         let path = if c.sequential {
@@ -676,6 +760,9 @@ impl DataTree {
         }
         if matches!(parent.kind, NodeKind::Ephemeral(_)) {
             return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        if checks.quota {
+            self.within_quota(&path, 1, data_len(&c.data) as i64, quotas_before)?;
         }
         let kind = match c.kind {
             CreateKind::Persistent => NodeKind::Persistent,
@@ -909,8 +996,13 @@ struct At<'a> {
     zxid: i64,
     time: i64,
     session: i64,
-    auth: Option<&'a [Id]>,
+    checks: &'a Checks,
+    /// Inside a multi: the quotas as they were before it.
+    quotas_before: &'a QuotasBefore,
 }
+
+/// Quota'd prefixes with their limits and usage (see [`DataTree::within_quota`]).
+type QuotasBefore = Vec<(String, (Option<StatsTrack>, Option<StatsTrack>))>;
 
 /// ACL rules applied on create and setACL: not empty, `world` only with `anyone`, duplicates
 /// removed. `auth` must have been expanded by the server into the session's ids.

@@ -17,12 +17,22 @@ pub struct Txn {
     /// (expiring a session, collecting a container). A session's requests count only from the
     /// server that holds it (see [`crate::SessionMeta::owner`]).
     pub origin: Option<u64>,
-    /// The identities of the client that asked (its connection's), checked against the ACLs
-    /// of the nodes it changes, as part of the apply so that every member decides alike.
-    /// `None`: nothing to check (what the ensemble does by itself, and entries logged
-    /// before ACLs were enforced).
-    pub auth: Option<Vec<Id>>,
+    /// What the apply checks for the client that asked, as the server that took its request
+    /// decided: part of the apply, so that every member decides alike.
+    pub checks: Checks,
     pub op: TxnOp,
+}
+
+/// The checks a client's write is applied under. The default checks nothing: what the
+/// ensemble does by itself, and entries logged before checks were made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// The identities of the client (its connection's), checked against the ACLs of the
+    /// nodes the write changes; `None`: not checked.
+    pub ids: Option<Vec<Id>>,
+    /// ZooKeeper's `enforceQuota`: a create or setData that would take a quota'd subtree past
+    /// a hard limit (`countHardLimit`, `byteHardLimit`) fails QUOTAEXCEEDED.
+    pub quota: bool,
 }
 
 /// What kind of node a create makes.
@@ -109,9 +119,9 @@ pub enum TxnOp {
 }
 
 impl TxnOp {
-    /// Whether applying the op checks the client's permissions ([`Txn::auth`]): the ops a
-    /// client asks for on nodes, not the ones on sessions or what the server does itself.
-    pub fn checks_acl(&self) -> bool {
+    /// Whether applying the op makes [`Checks`] (permissions, quotas): the ops a client asks
+    /// for on nodes, not the ones on sessions or what the server does itself.
+    pub fn is_checked(&self) -> bool {
         matches!(
             self,
             TxnOp::Create(_)

@@ -46,7 +46,7 @@ impl T {
             time: 1000 * self.zxid,
             session,
             origin,
-            auth: None,
+            checks: Checks::default(),
             op,
         })
     }
@@ -1098,7 +1098,10 @@ mod acl_checks {
                 time: 1000 * t.zxid,
                 session: S1,
                 origin: Some(SERVER),
-                auth: Some(ids.to_vec()),
+                checks: Checks {
+                    ids: Some(ids.to_vec()),
+                    quota: false,
+                },
                 op,
             })
             .result
@@ -1248,4 +1251,59 @@ mod acl_checks {
             })
         );
     }
+}
+
+#[test]
+fn hard_quotas_refuse_only_writes_that_ask_for_enforcement() {
+    let mut t = T::new();
+    for path in ["/h", "/zookeeper/quota/h"] {
+        t.run(S1, create_op(path, Persistent, false)).unwrap();
+    }
+    let limits = TxnOp::Create(Create {
+        path: "/zookeeper/quota/h/zookeeper_limits".into(),
+        data: Some(Bytes::from_static(b"count=-1,bytes=-1=;countHardLimit=2")),
+        acl: Acl::open(),
+        kind: Persistent,
+        sequential: false,
+    });
+    t.run(S1, limits).unwrap();
+    t.run(S1, create_op("/zookeeper/quota/h/zookeeper_stats", Persistent, false))
+        .unwrap();
+    t.run(S1, create_op("/h/a", Persistent, false)).unwrap();
+    let enforced = |t: &mut T, op: TxnOp| {
+        t.zxid += 1;
+        t.tree
+            .apply(Txn {
+                zxid: t.zxid,
+                time: 0,
+                session: S1,
+                origin: Some(SERVER),
+                checks: Checks {
+                    ids: None,
+                    quota: true,
+                },
+                op,
+            })
+            .result
+    };
+    // /h and /h/a count 2: a third node is refused where enforcement is asked for...
+    let third = create_op("/h/b", Persistent, false);
+    assert_eq!(enforced(&mut t, third.clone()), Err(ErrorCode::QuotaExceeded));
+    // ...and, in a multi, against the figures before it, as ZooKeeper checks them.
+    let multi = TxnOp::Multi(vec![
+        TxnOp::Delete {
+            path: "/h/a".into(),
+            version: -1,
+        },
+        third.clone(),
+    ]);
+    assert_eq!(
+        enforced(&mut t, multi),
+        Ok(OpOutput::Multi(MultiOutput::Aborted {
+            index: 1,
+            code: ErrorCode::QuotaExceeded
+        }))
+    );
+    // Unchecked (the server's own txns, or enforceQuota off): counted, not refused.
+    assert!(t.run(S1, third).is_ok());
 }

@@ -186,6 +186,11 @@ pub struct Config {
     #[arg(long, env = "ZOOID_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// ZooKeeper's `enforceQuota`: a create or setData that would take a subtree past its
+    /// quota's hard limit (`setquota -N` / `-B`) fails QUOTAEXCEEDED; soft limits only count.
+    #[arg(long, env = "ZOOID_ENFORCE_QUOTA", default_value_t = false, action = clap::ArgAction::Set)]
+    pub enforce_quota: bool,
+
     /// ZooKeeper's super user, as `zookeeper.DigestAuthenticationProvider.superDigest` gives
     /// it: `user:base64(SHA-1(user:password))`. A client that authenticates (digest) with that
     /// user and password passes every ACL check.
@@ -348,7 +353,7 @@ const HEADINGS: &[(&str, &[&str])] = &[
             "max_frame_bytes",
         ],
     ),
-    ("Security", &["super_digest"]),
+    ("Security", &["super_digest", "enforce_quota"]),
     (
         "Admin API",
         &[
@@ -690,16 +695,25 @@ mod tests {
     }
 
     #[test]
-    fn the_super_digest_is_read_from_zoo_cfg_and_must_be_a_digest() {
+    fn security_keys_are_read_from_zoo_cfg_and_the_super_digest_must_be_a_digest() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("zoo.cfg");
         let digest = zooid_proto::Id::digest(b"super:pw").id;
-        std::fs::write(&cfg, format!("DigestAuthenticationProvider.superDigest={digest}\n"))
-            .unwrap();
+        std::fs::write(
+            &cfg,
+            format!("DigestAuthenticationProvider.superDigest={digest}\nenforceQuota=true\n"),
+        )
+        .unwrap();
         let c = Config::load(["zooid", "--config", cfg.to_str().unwrap()]).unwrap();
         assert_eq!(c.super_digest.as_deref(), Some(digest.as_str()));
+        assert!(c.enforce_quota);
         assert_eq!(c.validate(), Ok(()));
-        for bad in ["super", "super:pw", ":Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXU=", "super:abc="] {
+        for bad in [
+            "super",
+            "super:pw",
+            ":Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXU=",
+            "super:abc=",
+        ] {
             let mut c = Config::defaults();
             c.super_digest = Some(bad.into());
             assert_eq!(c.validate(), Err(InvalidConfig::SuperDigest), "{bad}");

@@ -33,6 +33,8 @@ pub const KEYS: &[(&str, &str)] = &[
         "zookeeper.DigestAuthenticationProvider.superDigest",
         "super-digest",
     ),
+    ("enforceQuota", "enforce-quota"),
+    ("zookeeper.enforceQuota", "enforce-quota"),
     // Zooid's own, in ZooKeeper's style.
     ("groupCommitWaitUs", "group-commit-wait-us"),
     ("snapshotEveryBytes", "snapshot-every-bytes"),

@@ -227,7 +227,7 @@ mod tests {
             time: 0,
             session,
             origin: Some((session >> 56) as u64),
-            auth: None,
+            checks: Default::default(),
             op,
         };
         tree.apply(txn).result.expect("session created");

@@ -3,11 +3,11 @@
 
 use bytes::BytesMut;
 use zooid_proto::{DecodeError, Id, Reader, Writer};
-use zooid_tree::{decode_op, encode_op, TxnOp};
+use zooid_tree::{decode_op, encode_op, Checks, TxnOp};
 
 /// Version of this encoding, first in every command. Version 2 added the trace context at the
-/// end, version 3 the client's identities after it; commands of earlier versions (in logs
-/// written before) are still read, with nothing to check ACLs against.
+/// end, version 3 the checks after it (the client's identities, the quota setting); commands
+/// of earlier versions (in logs written before) are still read, and checked for nothing.
 const VERSION: i32 = 3;
 
 /// The trace a command belongs to (W3C trace context: trace id, parent span id, flags), so
@@ -31,9 +31,8 @@ pub struct Command {
     pub proposal: u64,
     pub op: TxnOp,
     pub trace: Option<TraceParent>,
-    /// The identities of the client that asked, for the ACL checks of the apply
-    /// ([`zooid_tree::Txn::auth`]); `None` when the op checks none.
-    pub auth: Option<Vec<Id>>,
+    /// What the apply checks ([`zooid_tree::Txn::checks`]).
+    pub checks: Checks,
 }
 
 impl Command {
@@ -55,7 +54,7 @@ impl Command {
                 b.extend_from_slice(&[t.flags]);
             }
         }
-        match &self.auth {
+        match &self.checks.ids {
             None => b.put_jbool(false),
             Some(ids) => {
                 b.put_jbool(true);
@@ -66,6 +65,7 @@ impl Command {
                 }
             }
         }
+        b.put_jbool(self.checks.quota);
         Vec::from(b)
     }
 
@@ -85,7 +85,7 @@ impl Command {
             proposal: r.i64()? as u64,
             op: decode_op(&mut r)?,
             trace: None,
-            auth: None,
+            checks: Checks::default(),
         };
         if version >= 2 && r.bool()? {
             let bytes = r.take(16 + 8 + 1)?;
@@ -98,13 +98,16 @@ impl Command {
             t.span_id.copy_from_slice(&bytes[16..24]);
             cmd.trace = Some(t);
         }
-        if version >= 3 && r.bool()? {
-            cmd.auth = Some(r.vector(|r| {
-                Ok(Id {
-                    scheme: r.string()?,
-                    id: r.string()?,
-                })
-            })?);
+        if version >= 3 {
+            if r.bool()? {
+                cmd.checks.ids = Some(r.vector(|r| {
+                    Ok(Id {
+                        scheme: r.string()?,
+                        id: r.string()?,
+                    })
+                })?);
+            }
+            cmd.checks.quota = r.bool()?;
         }
         if r.remaining() != 0 {
             return Err(DecodeError::BadValue {
@@ -132,7 +135,7 @@ mod tests {
                 version: 3,
             },
             trace: None,
-            auth: None,
+            checks: Checks::default(),
         };
         assert_eq!(Command::decode(&c.encode()).unwrap(), c);
         let mut bytes = c.encode();
@@ -147,29 +150,32 @@ mod tests {
             ..c.clone()
         };
         assert_eq!(Command::decode(&traced.encode()).unwrap(), traced);
-        let with_ids = Command {
-            auth: Some(vec![
-                Id {
-                    scheme: "ip".into(),
-                    id: "127.0.0.1".into(),
-                },
-                Id {
-                    scheme: "digest".into(),
-                    id: "alice:hash".into(),
-                },
-            ]),
+        let checked = Command {
+            checks: Checks {
+                ids: Some(vec![
+                    Id {
+                        scheme: "ip".into(),
+                        id: "127.0.0.1".into(),
+                    },
+                    Id {
+                        scheme: "digest".into(),
+                        id: "alice:hash".into(),
+                    },
+                ]),
+                quota: true,
+            },
             ..traced.clone()
         };
-        assert_eq!(Command::decode(&with_ids.encode()).unwrap(), with_ids);
-        // Version 2, as logs written before hold it: no identities.
+        assert_eq!(Command::decode(&checked.encode()).unwrap(), checked);
+        // Version 2, as logs written before hold it: no checks.
         let mut v2 = traced.encode();
         v2[..4].copy_from_slice(&2i32.to_be_bytes());
-        v2.pop();
+        v2.truncate(v2.len() - 2);
         assert_eq!(Command::decode(&v2).unwrap(), traced);
         // Version 1: no trace context either.
         let mut v1 = c.encode();
         v1[..4].copy_from_slice(&1i32.to_be_bytes());
-        v1.truncate(v1.len() - 2);
+        v1.truncate(v1.len() - 3);
         assert_eq!(Command::decode(&v1).unwrap(), c);
     }
 }

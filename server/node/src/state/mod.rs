@@ -35,7 +35,7 @@ use crate::state::writes::{reply_for, ReplyShape};
 use bytes::{Bytes, BytesMut};
 use std::time::{Duration, Instant};
 use zooid_proto::*;
-use zooid_tree::{ChangeEvent, DataTree, MultiOutput, OpOutput, Txn, TxnOp};
+use zooid_tree::{ChangeEvent, Checks, DataTree, MultiOutput, OpOutput, Txn, TxnOp};
 
 /// Whether writes are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,8 @@ pub struct State {
     effects: Vec<Effect>,
     /// Sessions this member expired (as their leader, or read-only ones) since start.
     expired: u64,
+    /// ZooKeeper's `enforceQuota`, stamped on the writes proposed here.
+    enforce_quota: bool,
 }
 
 impl State {
@@ -83,9 +85,15 @@ impl State {
             intake: Intake::Open,
             effects: Vec::new(),
             expired: 0,
+            enforce_quota: false,
         };
         s.sessions_restored();
         s
+    }
+
+    /// Writes proposed here from now on fail QUOTAEXCEEDED past a quota's hard limit.
+    pub fn set_enforce_quota(&mut self, on: bool) {
+        self.enforce_quota = on;
     }
 
     /// What the calls since the last take decided, in the order it must happen; the runtime
@@ -308,16 +316,19 @@ impl State {
             return;
         }
         let trace = origin.as_ref().and_then(|o| o.trace);
-        // The client's identities go with the op, for the ACL checks every member makes
-        // when it applies it.
-        let auth = match &origin {
-            Some(o) if op.checks_acl() => Some(
-                self.conns
-                    .get(o.conn)
-                    .map(|h| h.auth_ids.clone())
-                    .unwrap_or_default(),
-            ),
-            _ => None,
+        // The client's identities and this server's quota setting go with the op, for the
+        // checks every member makes when it applies it.
+        let checks = match &origin {
+            Some(o) if op.is_checked() => Checks {
+                ids: Some(
+                    self.conns
+                        .get(o.conn)
+                        .map(|h| h.auth_ids.clone())
+                        .unwrap_or_default(),
+                ),
+                quota: self.enforce_quota,
+            },
+            _ => Checks::default(),
         };
         let proposal = match origin {
             Some(o) => {
@@ -335,7 +346,7 @@ impl State {
             proposal,
             op,
             trace,
-            auth,
+            checks,
         };
         self.effects.push(Effect::Propose(cmd.encode()));
     }
@@ -355,7 +366,7 @@ impl State {
             proposal,
             op,
             trace: None,
-            auth: None,
+            checks: Checks::default(),
         };
         self.effects.push(Effect::Propose(cmd.encode()));
         Some(rx)
@@ -376,7 +387,7 @@ impl State {
             // A proposal number means a client of that server is waiting for the answer;
             // without one the server proposed it by itself (expiry, container cleanup).
             origin: (cmd.proposal != 0).then_some(cmd.origin_node),
-            auth: cmd.auth,
+            checks: cmd.checks,
             op: cmd.op,
         };
         let restore = matches!(txn.op, TxnOp::Restore { .. });

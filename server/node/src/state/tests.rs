@@ -177,7 +177,7 @@ fn another_members_write_changes_the_tree_and_answers_no_one_here() {
             sequential: false,
         }),
         trace: None,
-        auth: None,
+        checks: zooid_tree::Checks::default(),
     };
     st.apply(zxid + 1, cmd);
     assert!(st.take_effects().is_empty());
@@ -227,7 +227,7 @@ fn a_follower_keeps_a_silent_session_for_the_leader_to_decide_and_reports_touche
                 passwd: [1; 16],
             },
             trace: None,
-            auth: None,
+            checks: zooid_tree::Checks::default(),
         },
     );
     st.take_effects();
