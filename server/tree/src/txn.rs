@@ -29,7 +29,7 @@ pub struct Txn {
 pub struct Checks {
     /// The identities of the client (its connection's), checked against the ACLs of the
     /// nodes the write changes; `None`: not checked.
-    pub ids: Option<Vec<Id>>,
+    pub ids: Option<std::sync::Arc<[Id]>>,
     /// ZooKeeper's `enforceQuota`: a create or setData that would take a quota'd subtree past
     /// a hard limit (`countHardLimit`, `byteHardLimit`) fails QUOTAEXCEEDED.
     pub quota: bool,

@@ -1099,7 +1099,7 @@ mod acl_checks {
                 session: S1,
                 origin: Some(SERVER),
                 checks: Checks {
-                    ids: Some(ids.to_vec()),
+                    ids: Some(ids.into()),
                     quota: false,
                 },
                 op,
@@ -1267,8 +1267,11 @@ fn hard_quotas_refuse_only_writes_that_ask_for_enforcement() {
         sequential: false,
     });
     t.run(S1, limits).unwrap();
-    t.run(S1, create_op("/zookeeper/quota/h/zookeeper_stats", Persistent, false))
-        .unwrap();
+    t.run(
+        S1,
+        create_op("/zookeeper/quota/h/zookeeper_stats", Persistent, false),
+    )
+    .unwrap();
     t.run(S1, create_op("/h/a", Persistent, false)).unwrap();
     let enforced = |t: &mut T, op: TxnOp| {
         t.zxid += 1;
@@ -1288,7 +1291,10 @@ fn hard_quotas_refuse_only_writes_that_ask_for_enforcement() {
     };
     // /h and /h/a count 2: a third node is refused where enforcement is asked for...
     let third = create_op("/h/b", Persistent, false);
-    assert_eq!(enforced(&mut t, third.clone()), Err(ErrorCode::QuotaExceeded));
+    assert_eq!(
+        enforced(&mut t, third.clone()),
+        Err(ErrorCode::QuotaExceeded)
+    );
     // ...and, in a multi, against the figures before it, as ZooKeeper checks them.
     let multi = TxnOp::Multi(vec![
         TxnOp::Delete {

@@ -9,6 +9,7 @@ use crate::state::proposals::Origin;
 use crate::state::reply::{Answer, Reply};
 use crate::state::writes::{ReplyShape, WriteContext};
 use crate::state::State;
+use std::sync::Arc;
 use std::time::Instant;
 use zooid_proto::*;
 
@@ -84,7 +85,7 @@ pub(super) fn request(
                 .conns()
                 .get(conn)
                 .map(|h| h.auth_ids.clone())
-                .unwrap_or_default();
+                .unwrap_or_else(|| Arc::from([]));
             let ctx = WriteContext {
                 auth_ids: &auth_ids,
                 extended_types: config.extended_types,

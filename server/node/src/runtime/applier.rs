@@ -22,7 +22,7 @@ impl Applier for StateApplier {
             let mut state = self.0.state();
             for (zxid, bytes) in slice {
                 let zxid = *zxid as i64;
-                let cmd = match Command::decode(bytes) {
+                let cmd = match Command::decode_with(bytes, state.ids_cache()) {
                     Ok(c) => c,
                     Err(e) => {
                         // Every replica decodes the same bytes the same way, so skipping keeps

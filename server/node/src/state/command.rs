@@ -2,6 +2,8 @@
 //! which server's parked request it answers). The log index it lands at becomes its zxid.
 
 use bytes::BytesMut;
+use std::collections::HashMap;
+use std::sync::Arc;
 use zooid_proto::{DecodeError, Id, Reader, Writer};
 use zooid_tree::{decode_op, encode_op, Checks, TxnOp};
 
@@ -59,7 +61,7 @@ impl Command {
             Some(ids) => {
                 b.put_jbool(true);
                 b.put_jint(ids.len() as i32);
-                for id in ids {
+                for id in ids.iter() {
                     b.put_jstring(&id.scheme);
                     b.put_jstring(&id.id);
                 }
@@ -70,6 +72,12 @@ impl Command {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
+        Self::decode_with(bytes, &mut IdsCache::default())
+    }
+
+    /// [`Command::decode`], taking the client identities from `cache` when it has them: every
+    /// write carries its client's, and most come from few clients.
+    pub fn decode_with(bytes: &[u8], cache: &mut IdsCache) -> Result<Command, DecodeError> {
         let mut r = Reader::new(bytes);
         let version = r.i32()?;
         if !(1..=VERSION).contains(&version) {
@@ -100,12 +108,7 @@ impl Command {
         }
         if version >= 3 {
             if r.bool()? {
-                cmd.checks.ids = Some(r.vector(|r| {
-                    Ok(Id {
-                        scheme: r.string()?,
-                        id: r.string()?,
-                    })
-                })?);
+                cmd.checks.ids = Some(cache.read(&mut r)?);
             }
             cmd.checks.quota = r.bool()?;
         }
@@ -116,6 +119,43 @@ impl Command {
             });
         }
         Ok(cmd)
+    }
+}
+
+/// Identity lists already decoded, by their encoded bytes; bounded (emptied when full).
+#[derive(Default)]
+pub struct IdsCache(HashMap<Box<[u8]>, Arc<[Id]>>);
+
+impl IdsCache {
+    const MAX: usize = 1024;
+
+    /// Reads an encoded list of identities (a count, then scheme and id of each).
+    fn read(&mut self, r: &mut Reader) -> Result<Arc<[Id]>, DecodeError> {
+        let start = r.position();
+        // Measured first without allocating: the bytes are the cache's key.
+        let mut probe = r.clone();
+        let count = probe.i32()?;
+        for _ in 0..count.max(0) * 2 {
+            let len = probe.i32()?;
+            probe.take(len.max(0) as usize)?;
+        }
+        let encoded = r.take(probe.position() - start)?;
+        if let Some(ids) = self.0.get(encoded) {
+            return Ok(ids.clone());
+        }
+        let ids: Arc<[Id]> = Reader::new(encoded)
+            .vector(|r| {
+                Ok(Id {
+                    scheme: r.string()?,
+                    id: r.string()?,
+                })
+            })?
+            .into();
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(encoded.into(), ids.clone());
+        Ok(ids)
     }
 }
 
@@ -152,21 +192,31 @@ mod tests {
         assert_eq!(Command::decode(&traced.encode()).unwrap(), traced);
         let checked = Command {
             checks: Checks {
-                ids: Some(vec![
-                    Id {
-                        scheme: "ip".into(),
-                        id: "127.0.0.1".into(),
-                    },
-                    Id {
-                        scheme: "digest".into(),
-                        id: "alice:hash".into(),
-                    },
-                ]),
+                ids: Some(
+                    vec![
+                        Id {
+                            scheme: "ip".into(),
+                            id: "127.0.0.1".into(),
+                        },
+                        Id {
+                            scheme: "digest".into(),
+                            id: "alice:hash".into(),
+                        },
+                    ]
+                    .into(),
+                ),
                 quota: true,
             },
             ..traced.clone()
         };
         assert_eq!(Command::decode(&checked.encode()).unwrap(), checked);
+        // Decoded through a cache, twice: the same identities, shared the second time.
+        let mut cache = IdsCache::default();
+        let first = Command::decode_with(&checked.encode(), &mut cache).unwrap();
+        let second = Command::decode_with(&checked.encode(), &mut cache).unwrap();
+        assert_eq!(first, checked);
+        let (a, b) = (first.checks.ids.unwrap(), second.checks.ids.unwrap());
+        assert!(Arc::ptr_eq(&a, &b));
         // Version 2, as logs written before hold it: no checks.
         let mut v2 = traced.encode();
         v2[..4].copy_from_slice(&2i32.to_be_bytes());

@@ -5,6 +5,7 @@
 use crate::session::ConnId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 use zooid_proto::Id;
 
@@ -13,8 +14,9 @@ use zooid_proto::Id;
 pub struct Conn {
     pub session: i64,
     pub remote: SocketAddr,
-    /// The identities its auth packets proved, and its address (`ip`).
-    pub auth_ids: Vec<Id>,
+    /// The identities its auth packets proved, and its address (`ip`). Shared: every write
+    /// carries them (see [`zooid_tree::Checks`]), and they change only on an auth packet.
+    pub auth_ids: Arc<[Id]>,
     pub connected_at: Instant,
     pub received: u64,
     pub sent: u64,
@@ -31,10 +33,10 @@ impl Conn {
         Conn {
             session,
             remote,
-            auth_ids: vec![Id {
+            auth_ids: Arc::from([Id {
                 scheme: "ip".into(),
                 id: remote.ip().to_string(),
-            }],
+            }]),
             connected_at: Instant::now(),
             received: 0,
             sent: 0,

@@ -25,7 +25,7 @@ pub use proposals::Origin;
 use crate::clock::now_ms;
 use crate::session::ConnId;
 use crate::session::Sessions;
-use crate::state::command::Command;
+use crate::state::command::{Command, IdsCache};
 use crate::state::connections::{Conn, Connections};
 use crate::state::effect::{Answered, Effect};
 use crate::state::proposals::{Awaited, Proposals, Waiter};
@@ -33,6 +33,7 @@ use crate::state::role::Position;
 use crate::state::watches::{WatchKind, WatchManager};
 use crate::state::writes::{reply_for, ReplyShape};
 use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zooid_proto::*;
 use zooid_tree::{ChangeEvent, Checks, DataTree, MultiOutput, OpOutput, Txn, TxnOp};
@@ -66,6 +67,8 @@ pub struct State {
     expired: u64,
     /// ZooKeeper's `enforceQuota`, stamped on the writes proposed here.
     enforce_quota: bool,
+    /// The client identities of the commands applied lately, shared between them.
+    ids_cache: IdsCache,
 }
 
 impl State {
@@ -86,9 +89,16 @@ impl State {
             effects: Vec::new(),
             expired: 0,
             enforce_quota: false,
+            ids_cache: IdsCache::default(),
         };
         s.sessions_restored();
         s
+    }
+
+    /// Where the commands being applied find their client identities (see
+    /// [`Command::decode_with`]).
+    pub fn ids_cache(&mut self) -> &mut IdsCache {
+        &mut self.ids_cache
     }
 
     /// Writes proposed here from now on fail QUOTAEXCEEDED past a quota's hard limit.
@@ -323,8 +333,7 @@ impl State {
                 ids: Some(
                     self.conns
                         .get(o.conn)
-                        .map(|h| h.auth_ids.clone())
-                        .unwrap_or_default(),
+                        .map_or_else(|| Arc::from([]), |h| h.auth_ids.clone()),
                 ),
                 quota: self.enforce_quota,
             },
@@ -688,7 +697,9 @@ impl State {
     pub fn add_auth(&mut self, conn: ConnId, id: Id) {
         if let Some(h) = self.conns.get_mut(conn) {
             if !h.auth_ids.contains(&id) {
-                h.auth_ids.push(id);
+                let mut ids = h.auth_ids.to_vec();
+                ids.push(id);
+                h.auth_ids = ids.into();
             }
         }
     }
