@@ -78,6 +78,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .display()
         );
     }
+    if config.skip_acl() {
+        // Said at every start, at the loudest level: a server open to anyone.
+        tracing::error!(
+            "ACL CHECKS ARE OFF (skipACL=yes, confirmed): any client may read and change \
+             every node"
+        );
+    }
     // A data dir taken over from a ZooKeeper server: its files are left alone.
     let zookeeper_data = config.data_dir.join("version-2");
     if zookeeper_data.is_dir() {

@@ -151,6 +151,7 @@ impl Server {
             st.set_observer(node.configured_observer() || consensus.is_learner());
             st.set_read_only_mode(config.read_only_mode);
             st.set_enforce_quota(config.enforce_quota);
+            st.set_skip_acl(config.skip_acl());
             st.sessions_restored();
         }
         let admin = if config.admin_enabled {

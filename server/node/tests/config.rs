@@ -143,6 +143,9 @@ fn bad_config_files_are_refused_naming_the_file_and_line() {
         ("maxClientCnxns=lots\n", "zoo.cfg:1: maxClientCnxns"),
         ("tickTime=2000\nserver.1=h:2888\n", "zoo.cfg:2: server.1"),
         ("4lw.commands.whitelist=ruok, nope\n", "nope"),
+        // Never a server open to anyone by one key alone.
+        ("skipACL=yes\n", "skipACLConfirmed=true"),
+        ("DigestAuthenticationProvider.superDigest=super\n", "superDigest"),
     ] {
         write(&cfg, text);
         let out = refused(&["--config", cfg_arg]);

@@ -191,6 +191,16 @@ pub struct Config {
     #[arg(long, env = "ZOOID_ENFORCE_QUOTA", default_value_t = false, action = clap::ArgAction::Set)]
     pub enforce_quota: bool,
 
+    /// ZooKeeper's `skipACL` (`yes` or `no`): `yes` turns every ACL check off. Refused at
+    /// start unless `--skip-acl-confirmed` says it is meant, and logged at every start.
+    #[arg(long, env = "ZOOID_SKIP_ACL", default_value = "no", value_parser = ["yes", "no"])]
+    pub skip_acl: String,
+
+    /// Confirms `skip-acl=yes`: anyone who reaches the client port may then read and change
+    /// every node.
+    #[arg(long, env = "ZOOID_SKIP_ACL_CONFIRMED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub skip_acl_confirmed: bool,
+
     /// ZooKeeper's super user, as `zookeeper.DigestAuthenticationProvider.superDigest` gives
     /// it: `user:base64(SHA-1(user:password))`. A client that authenticates (digest) with that
     /// user and password passes every ACL check.
@@ -309,6 +319,12 @@ pub enum InvalidConfig {
          as `zooctl digest user:password` prints it"
     )]
     SuperDigest,
+    #[error(
+        "skipACL=yes (skip-acl) turns every ACL check off: anyone who reaches the client port \
+         could read and change every node; set skipACLConfirmed=true (skip-acl-confirmed) \
+         too if that is meant"
+    )]
+    SkipAclUnconfirmed,
 }
 
 /// The headings `zooid --help` groups the flags under, each flag named by its id.
@@ -353,7 +369,15 @@ const HEADINGS: &[(&str, &[&str])] = &[
             "max_frame_bytes",
         ],
     ),
-    ("Security", &["super_digest", "enforce_quota"]),
+    (
+        "Security",
+        &[
+            "super_digest",
+            "enforce_quota",
+            "skip_acl",
+            "skip_acl_confirmed",
+        ],
+    ),
     (
         "Admin API",
         &[
@@ -539,6 +563,11 @@ impl Config {
         std::time::Duration::from_millis((self.tick_time_ms as u64 / 2).max(10))
     }
 
+    /// Whether ACL checks are off (`skipACL=yes`, confirmed).
+    pub fn skip_acl(&self) -> bool {
+        self.skip_acl == "yes"
+    }
+
     /// Checks relations between settings once, at start.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         let positive = |key: &'static str, value: usize| {
@@ -568,6 +597,9 @@ impl Config {
                 reply: self.max_reply_bytes,
                 frame: self.max_frame_bytes,
             });
+        }
+        if self.skip_acl() && !self.skip_acl_confirmed {
+            return Err(InvalidConfig::SkipAclUnconfirmed);
         }
         if let Some(d) = &self.super_digest {
             // A base64 SHA-1 is 28 characters ending in `=`.
@@ -708,6 +740,12 @@ mod tests {
         assert_eq!(c.super_digest.as_deref(), Some(digest.as_str()));
         assert!(c.enforce_quota);
         assert_eq!(c.validate(), Ok(()));
+        let mut c = Config::defaults();
+        c.skip_acl = "yes".into();
+        assert_eq!(c.validate(), Err(InvalidConfig::SkipAclUnconfirmed));
+        c.skip_acl_confirmed = true;
+        assert_eq!(c.validate(), Ok(()));
+        assert!(c.skip_acl());
         for bad in [
             "super",
             "super:pw",

@@ -35,6 +35,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("enforceQuota", "enforce-quota"),
     ("zookeeper.enforceQuota", "enforce-quota"),
+    ("skipACL", "skip-acl"),
+    ("zookeeper.skipACL", "skip-acl"),
+    ("skipACLConfirmed", "skip-acl-confirmed"),
     // Zooid's own, in ZooKeeper's style.
     ("groupCommitWaitUs", "group-commit-wait-us"),
     ("snapshotEveryBytes", "snapshot-every-bytes"),
