@@ -12,9 +12,18 @@ pub mod scenarios;
 pub mod transcript;
 pub mod wait;
 
-/// The super user (`user:password`) the differential servers, Apache ZooKeeper and Zooid,
-/// are started with, so that cleanup can delete what a scenario's ACLs lock away.
+/// The super user (`user:password`) the tests' servers are started with: the differential
+/// ones, Apache ZooKeeper and Zooid (cleanup deletes what a scenario's ACLs lock away), and
+/// the ensembles whose membership tests change (ZooKeeper lets only the super user reconfig).
 pub const SUPER_USER: &str = "super:zooid-tests";
+
+/// The zoo.cfg line naming [`SUPER_USER`].
+pub fn super_digest_line() -> String {
+    format!(
+        "DigestAuthenticationProvider.superDigest={}\n",
+        super_digest()
+    )
+}
 
 /// [`SUPER_USER`]'s digest, as `DigestAuthenticationProvider.superDigest` takes it.
 pub fn super_digest() -> String {

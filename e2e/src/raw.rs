@@ -207,6 +207,16 @@ impl RawClient {
         Ok(Reader::new(&f.body).string().unwrap())
     }
 
+    /// `addauth digest user:password`; panics unless the server accepts it.
+    pub fn auth_digest(&mut self, user_password: &str) {
+        let (f, _) = self.call(&Request::Auth {
+            auth_type: 0,
+            scheme: "digest".into(),
+            auth: user_password.as_bytes().to_vec(),
+        });
+        assert_eq!(f.err, 0, "addauth digest refused");
+    }
+
     pub fn get(&mut self, path: &str, watch: bool) -> Result<(Option<Vec<u8>>, Stat), i32> {
         let (f, _) = self.call(&Request::GetData {
             path: path.into(),

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use std::io::{Read, Write};
 use zooid_proto::*;
 
-pub fn run(server: &str, cmd: Cmd) -> anyhow::Result<()> {
+pub fn run(server: &str, auth: Option<&str>, cmd: Cmd) -> anyhow::Result<()> {
     let cs = ConnectString::parse(server)?;
     if let Cmd::Word { word } = &cmd {
         return four_letter_word(&cs, word);
@@ -18,6 +18,16 @@ pub fn run(server: &str, cmd: Cmd) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         let mut c = Conn::connect_any(&cs.servers, 30_000).await?;
+        if let Some(user_password) = auth {
+            let r = c
+                .call(&Request::Auth {
+                    auth_type: 0,
+                    scheme: "digest".into(),
+                    auth: user_password.as_bytes().to_vec(),
+                })
+                .await?;
+            check(&r, "authenticating (--auth)")?;
+        }
         let result = execute(&mut c, &cs, cmd).await;
         let _ = c.call(&Request::CloseSession).await;
         result
@@ -388,6 +398,12 @@ async fn members(
     }
     if r.err == ErrorCode::BadVersion as i32 {
         bail!("the membership is no longer at version {cur_config_id:x}: read it again");
+    }
+    if r.err == ErrorCode::NoAuth as i32 {
+        bail!(
+            "only the super user may change the membership: give --auth user:password \
+             (DigestAuthenticationProvider.superDigest names the user)"
+        );
     }
     if r.err == ErrorCode::NewConfigNoQuorum as i32 {
         bail!("a new participant is not running or did not catch up: nothing changed");

@@ -29,6 +29,11 @@ struct Cli {
     /// sessions over all of them.
     #[arg(long, short, env = "ZOOCTL_SERVER", default_value = "127.0.0.1:2181")]
     server: String,
+    /// `user:password` to authenticate with (digest) before the command, as zkCli's
+    /// `addauth digest`: nodes whose ACL names that user, or anything for the super user
+    /// (whom ZooKeeper's reconfig, `members add|remove|set`, asks for).
+    #[arg(long, env = "ZOOCTL_AUTH", hide_env_values = true)]
+    auth: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -233,7 +238,7 @@ fn main() -> std::process::ExitCode {
                     token_file,
                 },
         } => backup::restore(&admin, token_file.as_deref(), &file),
-        other => commands::run(&cli.server, other),
+        other => commands::run(&cli.server, cli.auth.as_deref(), other),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -150,24 +150,26 @@ fn members_of_an_ensemble() {
         free_port(),
         free_port()
     );
-    let (ok, out, err) = zooctl(
-        &connect,
-        &["members", "add", &observer, "--from-version", &version],
-    );
+    // Only the super user may change the membership, as in ZooKeeper.
+    let (ok, _, err) = zooctl(&connect, &["members", "add", &observer]);
+    assert!(!ok && err.contains("only the super user"), "{err}");
+    let su = |args: &[&str]| {
+        let mut all = vec!["--auth", zooid_e2e::SUPER_USER];
+        all.extend_from_slice(args);
+        zooctl(&connect, &all)
+    };
+    let (ok, out, err) = su(&["members", "add", &observer, "--from-version", &version]);
     assert!(ok, "{err}");
     assert!(out.contains(&observer), "{out}");
     // The version moved on: the same condition is refused, with a message saying why.
-    let (ok, _, err) = zooctl(
-        &connect,
-        &["members", "remove", "4", "--from-version", &version],
-    );
+    let (ok, _, err) = su(&["members", "remove", "4", "--from-version", &version]);
     assert!(!ok && err.contains("no longer at version"), "{err}");
-    let (ok, out, err) = zooctl(&connect, &["members", "remove", "4"]);
+    let (ok, out, err) = su(&["members", "remove", "4"]);
     assert!(ok, "{err}");
     assert!(!out.contains("server.4="), "{out}");
-    let (ok, _, err) = zooctl(&connect, &["members", "add", "nonsense"]);
+    let (ok, _, err) = su(&["members", "add", "nonsense"]);
     assert!(!ok && err.contains("is not server.N="), "{err}");
-    let (ok, _, err) = zooctl(&connect, &["members", "remove", "9"]);
+    let (ok, _, err) = su(&["members", "remove", "9"]);
     assert!(!ok && err.contains("BadArguments"), "{err}");
     // The four-letter word goes to every server of the string.
     let (_, out, _) = zooctl(&connect, &["word", "srvr"]);
@@ -393,6 +395,7 @@ fn start_ensemble(rt: &tokio::runtime::Runtime, root: &std::path::Path) -> Optio
     std::fs::create_dir_all(root).unwrap();
     let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
     let mut cfg = String::from("tickTime=200\ninitLimit=10\nreconfigEnabled=true\n");
+    cfg += &zooid_e2e::super_digest_line();
     for i in 0..3 {
         cfg += &format!(
             "server.{}=127.0.0.1:{}:{};127.0.0.1:{}\n",

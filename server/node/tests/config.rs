@@ -145,7 +145,10 @@ fn bad_config_files_are_refused_naming_the_file_and_line() {
         ("4lw.commands.whitelist=ruok, nope\n", "nope"),
         // Never a server open to anyone by one key alone.
         ("skipACL=yes\n", "skipACLConfirmed=true"),
-        ("DigestAuthenticationProvider.superDigest=super\n", "superDigest"),
+        (
+            "DigestAuthenticationProvider.superDigest=super\n",
+            "superDigest",
+        ),
     ] {
         write(&cfg, text);
         let out = refused(&["--config", cfg_arg]);

@@ -106,10 +106,16 @@ fn assert_has_all(m: &Member, acked: &[String]) {
 #[test]
 fn grow_three_to_five_and_shrink_back_under_writes() {
     let root = tempfile::tempdir().unwrap();
-    let mut members = ensemble::start_with(root.path(), "reconfigEnabled=true\n", 0);
+    let cfg = format!("reconfigEnabled=true\n{}", zooid_e2e::super_digest_line());
+    let mut members = ensemble::start_with(root.path(), &cfg, 0);
     let leader = settled(&members, Duration::from_secs(10));
     let mut admin = RawClient::connect(members[(leader + 1) % 3].client);
     admin.create("/w", b"", 0).unwrap();
+    // As in ZooKeeper, only the super user may change the membership (WRITE on
+    // /zookeeper/config, whose ACL gives everyone READ alone).
+    let (err, ..) = reconfig(&mut admin, None, Some("3"), None, -1);
+    assert_eq!(err, ErrorCode::NoAuth as i32);
+    admin.auth_digest(zooid_e2e::SUPER_USER);
 
     // The configured members, as ZooKeeper writes them.
     let (text, stat) = config(&mut admin);
@@ -194,6 +200,7 @@ fn grow_three_to_five_and_shrink_back_under_writes() {
     let gone = [members[leader].id, 5];
     let stay: Vec<usize> = (0..5).filter(|i| !gone.contains(&members[*i].id)).collect();
     let mut admin = RawClient::connect(members[stay[0]].client);
+    admin.auth_digest(zooid_e2e::SUPER_USER);
     let before_shrink = writers.count();
     let started = Instant::now();
     let (err, text, _) = reconfig(
@@ -252,7 +259,8 @@ fn grow_three_to_five_and_shrink_back_under_writes() {
 #[test]
 fn kazoo_reconfig_calls_work() {
     let root = tempfile::tempdir().unwrap();
-    let members = ensemble::start_with(root.path(), "reconfigEnabled=true\n", 0);
+    let cfg = format!("reconfigEnabled=true\n{}", zooid_e2e::super_digest_line());
+    let members = ensemble::start_with(root.path(), &cfg, 0);
     settled(&members, Duration::from_secs(10));
     let port = || zooid_e2e::apache::free_port().unwrap();
     let observer = format!(
@@ -270,7 +278,12 @@ fn kazoo_reconfig_calls_work() {
     let hosts: Vec<String> = members.iter().map(|m| m.client.to_string()).collect();
     common::run_client_script(
         "kazoo_reconfig.py",
-        &[&hosts.join(","), &observer, &participant],
+        &[
+            &hosts.join(","),
+            &observer,
+            &participant,
+            zooid_e2e::SUPER_USER,
+        ],
     );
 }
 

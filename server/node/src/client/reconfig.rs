@@ -93,6 +93,13 @@ async fn reconfigure(
             return Ok(Err(ErrorCode::BadArguments));
         }
     };
+    if !node.state().may_reconfig(conn) {
+        info!(
+            conn,
+            "reconfig refused: no WRITE on /zookeeper/config (the super user's)"
+        );
+        return Ok(Err(ErrorCode::NoAuth));
+    }
     let req = zooid_replication::Reconfig {
         change,
         from_version: (cur_config_id != -1).then_some(cur_config_id as u64),

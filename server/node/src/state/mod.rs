@@ -109,6 +109,20 @@ impl State {
         self.skip_acl = on;
     }
 
+    /// Whether connection `conn` may change the membership: as ZooKeeper asks, WRITE on
+    /// `/zookeeper/config` (whose ACL lets only the super user), unless `skipACL`.
+    pub fn may_reconfig(&self, conn: ConnId) -> bool {
+        if self.skip_acl {
+            return true;
+        }
+        let acl = self
+            .tree
+            .get("/zookeeper/config")
+            .map_or(&[][..], |n| &n.acl[..]);
+        let ids = self.conns.get(conn).map_or(&[][..], |h| &h.auth_ids[..]);
+        zooid_tree::acl::permits(acl, ids, perms::WRITE)
+    }
+
     /// Whether ACLs are checked here (`skipACL` is off).
     pub fn checks_acls(&self) -> bool {
         !self.skip_acl

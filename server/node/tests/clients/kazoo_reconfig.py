@@ -1,7 +1,8 @@
 """kazoo's reconfig against a three-member ensemble with reconfigEnabled=true.
 
-Arguments: the connection string, a server line for an observer that is not running, and one
-for a participant that is not running. Every check raises on a wrong answer; the script
+Arguments: the connection string, a server line for an observer that is not running, one
+for a participant that is not running, and the super user's user:password (ZooKeeper lets only
+the super user reconfig; a client without it is refused). Every check raises on a wrong answer; the script
 prints OK and exits 0 only if all held.
 """
 import sys
@@ -9,7 +10,12 @@ import threading
 
 try:
     from kazoo.client import KazooClient
-    from kazoo.exceptions import BadArgumentsError, BadVersionError, NewConfigNoQuorumError
+    from kazoo.exceptions import (
+        BadArgumentsError,
+        BadVersionError,
+        NewConfigNoQuorumError,
+        NoAuthError,
+    )
 except ImportError:
     sys.exit(f"kazoo is not installed for {sys.executable}; run the tests with scripts/test.sh")
 
@@ -21,8 +27,17 @@ def parse(data):
     return servers, int(lines[-1][len("version="):], 16)
 
 
-def main(hosts, observer, participant):
-    zk = KazooClient(hosts=hosts, timeout=10)
+def main(hosts, observer, participant, super_user):
+    anonymous = KazooClient(hosts=hosts, timeout=10)
+    anonymous.start(timeout=10)
+    try:
+        anonymous.reconfig(joining=observer, leaving=None, new_members=None)
+        raise AssertionError("a reconfig without the super user succeeded")
+    except NoAuthError:
+        pass
+    anonymous.stop()
+
+    zk = KazooClient(hosts=hosts, timeout=10, auth_data=[("digest", super_user)])
     zk.start(timeout=10)
     data, stat = zk.get("/zookeeper/config")
     servers, version = parse(data)
