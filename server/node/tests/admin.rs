@@ -20,6 +20,20 @@ fn json(addr: SocketAddr, path: &str) -> (u16, Value) {
     (a.status, v)
 }
 
+/// [`json`] with the admin token.
+fn json_admin(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let a = http::request_with(
+        addr,
+        "GET",
+        path,
+        &[("Authorization", "Bearer s3cret")],
+        &[],
+    )
+    .unwrap_or_else(|| panic!("no answer to {path}"));
+    let v = serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("{path}: {e}: {}", a.body));
+    (a.status, v)
+}
+
 fn metrics(addr: SocketAddr) -> String {
     let a = http::get(addr, "/metrics").expect("no answer to /metrics");
     assert_eq!(a.status, 200);
@@ -33,7 +47,10 @@ fn metric(addr: SocketAddr, series: &str) -> f64 {
 
 #[test]
 fn commands_probes_and_metrics_of_one_server() {
-    let server = common::start(|_| {});
+    let server = common::start(|c| {
+        c.admin_token = Some("s3cret".into());
+        c.super_digest = Some(zooid_e2e::super_digest());
+    });
     let admin = server.admin.unwrap();
 
     assert_eq!(
@@ -144,24 +161,53 @@ fn commands_probes_and_metrics_of_one_server() {
     assert_eq!(mntr["command"], "monitor");
     assert_eq!(mntr["znode_count"].as_f64(), Some(nodes_before + 6.0));
     let session = c.session_id.to_string();
-    let (_, wchc) = json(admin, "/commands/wchc");
+    // What shows clients' sessions, addresses and paths answers an admin identity only: the
+    // token, or the super user as ZooKeeper 3.9's AdminServer takes it.
+    for path in [
+        "/commands/wchc",
+        "/commands/dump",
+        "/commands/cons",
+        "/commands/stat",
+    ] {
+        assert_eq!(json(admin, path).0, 401, "{path}");
+    }
+    let su = format!("digest {}", zooid_e2e::SUPER_USER);
+    let a = http::request_with(
+        admin,
+        "GET",
+        "/commands/dump",
+        &[("Authorization", &su)],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+    let wrong = http::request_with(
+        admin,
+        "GET",
+        "/commands/dump",
+        &[("Authorization", "digest super:wrong")],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    let (_, wchc) = json_admin(admin, "/commands/wchc");
     assert_eq!(
         wchc["session_id_to_watched_paths"][&session],
         serde_json::json!(["/m0", "/m1"])
     );
-    let (_, wchp) = json(admin, "/commands/watches_by_path");
+    let (_, wchp) = json_admin(admin, "/commands/watches_by_path");
     assert_eq!(
         wchp["path_to_session_ids"]["/m1"],
         serde_json::json!([c.session_id])
     );
     let (_, wchs) = json(admin, "/commands/wchs");
     assert_eq!(wchs["num_total_watches"], 2);
-    let (_, dump) = json(admin, "/commands/dump");
+    let (_, dump) = json_admin(admin, "/commands/dump");
     assert_eq!(
         dump["session_id_to_ephemeral_paths"][&session],
         serde_json::json!(["/eph"])
     );
-    let (_, cons) = json(admin, "/commands/cons");
+    let (_, cons) = json_admin(admin, "/commands/cons");
     assert_eq!(
         cons["connections"][0]["session_id"],
         format!("0x{:x}", c.session_id)

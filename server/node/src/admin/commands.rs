@@ -10,35 +10,46 @@ use crate::state::State;
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
-/// A command: its primary name, its other names, and whether it needs a server that serves
-/// (one cut off from its quorum answers the others only).
+/// A command: its primary name, its other names, whether it needs a server that serves
+/// (one cut off from its quorum answers the others only), and whether it reveals what
+/// clients do (their addresses, sessions, the paths they watch or own): those answer only
+/// an admin identity.
 struct Command {
     names: &'static [&'static str],
     needs_serving: bool,
+    reveals: bool,
 }
 
 const COMMANDS: &[Command] = &[
-    cmd(&["ruok"], false),
-    cmd(&["server_stats", "srvr"], true),
-    cmd(&["stats", "stat"], true),
-    cmd(&["monitor", "mntr"], false),
-    cmd(&["configuration", "conf", "config"], false),
-    cmd(&["connections", "cons"], true),
-    cmd(&["dump"], true),
-    cmd(&["environment", "env", "envi"], false),
-    cmd(&["watch_summary", "wchs"], true),
-    cmd(&["watches", "wchc"], true),
-    cmd(&["watches_by_path", "wchp"], true),
-    cmd(&["leader", "lead"], false),
-    cmd(&["voting_view"], false),
-    cmd(&["is_read_only", "isro"], false),
+    cmd(&["ruok"], false, false),
+    cmd(&["server_stats", "srvr"], true, false),
+    cmd(&["stats", "stat"], true, true),
+    cmd(&["monitor", "mntr"], false, false),
+    cmd(&["configuration", "conf", "config"], false, false),
+    cmd(&["connections", "cons"], true, true),
+    cmd(&["dump"], true, true),
+    cmd(&["environment", "env", "envi"], false, false),
+    cmd(&["watch_summary", "wchs"], true, false),
+    cmd(&["watches", "wchc"], true, true),
+    cmd(&["watches_by_path", "wchp"], true, true),
+    cmd(&["leader", "lead"], false, false),
+    cmd(&["voting_view"], false, false),
+    cmd(&["is_read_only", "isro"], false, false),
 ];
 
-const fn cmd(names: &'static [&'static str], needs_serving: bool) -> Command {
+const fn cmd(names: &'static [&'static str], needs_serving: bool, reveals: bool) -> Command {
     Command {
         names,
         needs_serving,
+        reveals,
     }
+}
+
+/// Whether the command named `name` reveals what clients do (see [`Command`]).
+pub fn reveals(name: &str) -> bool {
+    COMMANDS
+        .iter()
+        .any(|c| c.reveals && c.names.contains(&name))
 }
 
 /// Every command's primary name, for the listing at `/commands`.

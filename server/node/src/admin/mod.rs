@@ -56,7 +56,16 @@ async fn list() -> Response {
     answer(StatusCode::OK, json!({ "commands": names }))
 }
 
-async fn command(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Response {
+async fn command(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if commands::reveals(&name) {
+        if let Err(refused) = authorized(&node, &headers) {
+            return refused;
+        }
+    }
     let result = { node.with_view(|view| commands::run(&name, &node.config, view)) };
     match result {
         Ok((primary, fields)) => {
@@ -79,15 +88,35 @@ async fn command(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Res
     }
 }
 
-/// Whether the request carries the admin token; `Err` is the answer when it does not.
+/// Whether the request carries an admin identity: the admin token (`Authorization: Bearer
+/// <token>`) or ZooKeeper's super user (`Authorization: digest user:password`, as ZooKeeper
+/// 3.9's AdminServer takes it). `Err` is the answer when it does not.
 fn authorized(node: &Node, headers: &HeaderMap) -> Result<(), Response> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let (Some(user_password), Some(super_digest)) = (
+        given.and_then(|v| v.strip_prefix("digest ")),
+        node.config.super_digest.as_deref(),
+    ) {
+        let digest = zooid_proto::Id::digest(user_password.as_bytes()).id;
+        if constant_time_eq(digest.as_bytes(), super_digest.as_bytes()) {
+            return Ok(());
+        }
+    }
     let token = match node.admin_token() {
         Ok(Some(token)) => token,
+        Ok(None) if node.config.super_digest.is_some() => {
+            return Err(unauthorized(
+                "missing or wrong super user (Authorization: digest user:password)",
+            ));
+        }
         Ok(None) => {
             let path = node.config.admin_token_path();
             let error = format!(
-                "this command needs the admin token, and none is configured: write one to {} \
-                 (read at each request, no restart needed) or set ZOOID_ADMIN_TOKEN",
+                "this command needs an admin identity, and none is configured: write an admin \
+                 token to {} (read at each request, no restart needed), set \
+                 ZOOID_ADMIN_TOKEN, or name a super user (DigestAuthenticationProvider.superDigest)",
                 path.display()
             );
             return Err(answer(StatusCode::FORBIDDEN, json!({ "error": error })));
@@ -97,24 +126,23 @@ fn authorized(node: &Node, headers: &HeaderMap) -> Result<(), Response> {
             return Err(answer(StatusCode::FORBIDDEN, json!({ "error": error })));
         }
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
+    match given.and_then(|v| v.strip_prefix("Bearer ")) {
         Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
-        _ => {
-            let mut r = answer(
-                StatusCode::UNAUTHORIZED,
-                json!({ "error": "missing or wrong admin token (Authorization: Bearer <token>)" }),
-            );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            Err(r)
-        }
+        _ => Err(unauthorized(
+            "missing or wrong admin token (Authorization: Bearer <token>, or the super user's \
+             Authorization: digest user:password)",
+        )),
     }
+}
+
+/// 401 with a JSON error saying what is expected.
+fn unauthorized(error: &str) -> Response {
+    let mut r = answer(StatusCode::UNAUTHORIZED, json!({ "error": error }));
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    r
 }
 
 /// The cause under an error, as one line (empty if none).
