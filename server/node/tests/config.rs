@@ -145,6 +145,20 @@ fn bad_config_files_are_refused_naming_the_file_and_line() {
         ("4lw.commands.whitelist=ruok, nope\n", "nope"),
         // Never a server open to anyone by one key alone.
         ("skipACL=yes\n", "skipACLConfirmed=true"),
+        // Never plaintext where TLS or an authentication provider is asked for.
+        (
+            "secureClientPort=2281\n",
+            "zoo.cfg:1: secureClientPort: TLS is not served yet",
+        ),
+        ("sslQuorum=true\n", "zoo.cfg:1: sslQuorum"),
+        (
+            "ssl.keyStore.location=/etc/zk/keystore.jks\n",
+            "ssl.keyStore.location",
+        ),
+        (
+            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+            "authProvider.1",
+        ),
         (
             "DigestAuthenticationProvider.superDigest=super\n",
             "superDigest",

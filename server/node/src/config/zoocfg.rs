@@ -247,18 +247,39 @@ pub fn parse_member(id: u64, value: &str) -> Result<Member, String> {
     })
 }
 
+/// Why a security key of ZooKeeper's cannot be honored yet, if it asks for something: TLS, an
+/// authentication provider, a required scheme. Such a file must not start a server that is
+/// less secure than it says.
+fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
+    let key = key.strip_prefix("zookeeper.").unwrap_or(key);
+    let on = parse_bool(value) == Some(true);
+    if key.starts_with("ssl.")
+        || key == "secureClientPort"
+        || key == "secureClientPortAddress"
+        || (key == "sslQuorum" && on)
+        || (key == "client.portUnification" && on)
+        || (key == "admin.portUnification" && on)
+    {
+        return Some("TLS is not served yet");
+    }
+    if key.starts_with("authProvider.") || key == "requireClientAuthScheme" {
+        return Some("only the world, digest, ip and auth schemes are served yet");
+    }
+    if key == "X509AuthenticationProvider.superUser" || key.starts_with("superUser") {
+        return Some("x509 and SASL super users are not served yet");
+    }
+    None
+}
+
 /// Keys ZooKeeper reads that Zooid has no use for, or not yet; named in the start-up warning.
 fn is_known_unused(key: &str) -> bool {
     key.starts_with("autopurge.")
         || key.starts_with("admin.")
         || key.starts_with("metricsProvider.")
-        || key.starts_with("ssl.")
-        || key.starts_with("authProvider.")
         || key.starts_with("zookeeper.")
         || matches!(
             key,
-            "secureClientPort"
-                | "electionAlg"
+            "electionAlg"
                 | "peerType"
                 | "quorumListenOnAllIPs"
                 | "forceSync"
@@ -270,7 +291,8 @@ fn is_known_unused(key: &str) -> bool {
                 | "localSessionsUpgradingEnabled"
                 | "maxResponseCacheSize"
                 | "serverCnxnFactory"
-                | "secureClientPortAddress"
+                | "sslQuorum"
+                | "client.portUnification"
         )
 }
 
@@ -322,6 +344,12 @@ pub fn parse(text: &str, path: &Path) -> Result<ZooCfg, ZooCfgError> {
         if let Some((_, flag)) = KEYS.iter().find(|(k, _)| *k == key) {
             cfg.flags.insert(flag, (value.to_string(), line));
             continue;
+        }
+        if let Some(why) = unhonored_security(key, value) {
+            return Err(err(format!(
+                "{key}: {why}; Zooid refuses to start rather than serve with less security \
+                 than asked (docs/security.md)"
+            )));
         }
         let number = |what: &str| {
             value
@@ -438,6 +466,28 @@ pub fn read_myid(data_dir: &Path) -> Result<u64, ZooCfgError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn security_keys_that_ask_for_something_unserved_are_refused_and_their_no_is_taken() {
+        let path = Path::new("zoo.cfg");
+        for asks in [
+            "secureClientPort=2281",
+            "sslQuorum=true",
+            "zookeeper.sslQuorum=yes",
+            "ssl.trustStore.location=/etc/zk/ca.pem",
+            "zookeeper.ssl.keyStore.location=/etc/zk/ks.p12",
+            "client.portUnification=true",
+            "authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+            "requireClientAuthScheme=sasl",
+            "X509AuthenticationProvider.superUser=CN=admin",
+        ] {
+            assert!(parse(&format!("{asks}\n"), path).is_err(), "{asks} taken");
+        }
+        for declines in ["sslQuorum=false", "client.portUnification=false"] {
+            let cfg = parse(&format!("{declines}\n"), path).unwrap();
+            assert_eq!(cfg.unused.len(), 1, "{declines}");
+        }
+    }
 
     fn p(text: &str) -> Result<ZooCfg, ZooCfgError> {
         parse(text, Path::new("zoo.cfg"))
