@@ -2,6 +2,7 @@
 //! duties (accepting clients, the admin API, session expiry, quorum and leadership watches,
 //! container collection); [`Server::shutdown`] stops them in order.
 
+use crate::client::tls::{ClientAuth, Reloading, TlsFiles};
 use crate::config::{Config, Ensemble};
 use crate::observe::metrics::Metrics;
 use crate::runtime::applier::StateApplier;
@@ -30,6 +31,8 @@ const CLUSTER: &str = "zooid";
 /// A running server.
 pub struct Server {
     pub client_addr: SocketAddr,
+    /// Where the TLS client port listens, if configured.
+    pub secure_client_addr: Option<SocketAddr>,
     /// Where the admin HTTP API listens, if enabled.
     pub admin_addr: Option<SocketAddr>,
     pub node: Arc<Node>,
@@ -54,6 +57,13 @@ pub enum StartError {
          --admin-addr; admin.enableServer=false turns it off)"
     )]
     AdminListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the TLS client port (secureClientPort): {0}")]
+    Tls(#[from] crate::client::tls::TlsError),
+    #[error("listening on the TLS client port {addr} (secureClientPort, --secure-client-addr)")]
+    SecureListen {
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -136,6 +146,16 @@ impl Server {
         // Checked once at start, so that a token file that cannot be read stops the start;
         // it is read again at each protected request.
         config.admin_token()?;
+        // The TLS port's material is read before anything starts, so that a file that does
+        // not load stops the start (never a plaintext port where TLS was asked for).
+        let tls = match (config.secure_client_addr, &config.ssl_key_store) {
+            (Some(_), Some(key_store)) => Some(Reloading::start(TlsFiles {
+                key_store: key_store.clone(),
+                trust_store: config.ssl_trust_store.clone(),
+                client_auth: ClientAuth::parse(&config.ssl_client_auth),
+            })?),
+            _ => None,
+        };
         let replicated = config.ensemble.is_some();
         let state = State::new(node_id, DataTree::new(), expiry_interval, replicated);
         let node = Arc::new(Node::new(config, state, metrics));
@@ -166,6 +186,16 @@ impl Server {
         let listen = |source| StartError::Listen { addr, source };
         let listener = TcpListener::bind(addr).await.map_err(listen)?;
         let client_addr = listener.local_addr().map_err(listen)?;
+        let secure = match (config.secure_client_addr, tls) {
+            (Some(addr), Some(tls)) => {
+                let listen = |source| StartError::SecureListen { addr, source };
+                let listener = TcpListener::bind(addr).await.map_err(listen)?;
+                let bound = listener.local_addr().map_err(listen)?;
+                Some((bound, listener, Arc::new(tls)))
+            }
+            _ => None,
+        };
+        let secure_client_addr = secure.as_ref().map(|(a, ..)| *a);
         {
             let st = node.state();
             info!(
@@ -198,8 +228,15 @@ impl Server {
         );
         duties.spawn(
             "accept",
-            crate::client::listener::accept(n.clone(), listener),
+            crate::client::listener::accept(n.clone(), listener, None),
         );
+        if let Some((addr, listener, tls)) = secure {
+            info!(secure_client_addr = %addr, "TLS client port listening");
+            duties.spawn(
+                "accept TLS",
+                crate::client::listener::accept(n.clone(), listener, Some(tls)),
+            );
+        }
         duties.spawn(
             "session expiry",
             expiry::expire_sessions(n.clone(), c.clone(), expiry_interval),
@@ -218,6 +255,7 @@ impl Server {
         );
         Ok(Server {
             client_addr,
+            secure_client_addr,
             admin_addr,
             node,
             duties,

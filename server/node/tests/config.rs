@@ -148,12 +148,13 @@ fn bad_config_files_are_refused_naming_the_file_and_line() {
         // Never plaintext where TLS or an authentication provider is asked for.
         (
             "secureClientPort=2281\n",
-            "zoo.cfg:1: secureClientPort: TLS is not served yet",
+            "needs ssl-key-store (ssl.keyStore.location)",
         ),
         ("sslQuorum=true\n", "zoo.cfg:1: sslQuorum"),
         (
-            "ssl.keyStore.location=/etc/zk/keystore.jks\n",
-            "ssl.keyStore.location",
+            "secureClientPort=2281\nssl.keyStore.location=/etc/zk/keystore.jks\n\
+             ssl.clientAuth=none\n",
+            "keytool -importkeystore",
         ),
         (
             "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",

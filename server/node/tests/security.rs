@@ -50,3 +50,238 @@ fn skip_acl_turns_the_checks_off_and_only_then() {
     locked_node(&mut c);
     assert_eq!(read_and_write(&mut c), (0, 0));
 }
+
+/// TLS test material: a CA, certificates it signs, written as PEM files.
+mod pki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use std::path::{Path, PathBuf};
+
+    pub struct Ca {
+        issuer: Issuer<'static, KeyPair>,
+        pub pem: String,
+    }
+
+    impl Ca {
+        pub fn new(name: &str) -> Ca {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            let key = KeyPair::generate().unwrap();
+            let pem = params.self_signed(&key).unwrap().pem();
+            Ca {
+                issuer: Issuer::new(params, key),
+                pem,
+            }
+        }
+
+        /// A certificate for `name` (and 127.0.0.1): its chain and key, as one PEM text.
+        pub fn issue(&self, name: &str) -> String {
+            let mut params =
+                CertificateParams::new(vec![name.to_string(), "127.0.0.1".to_string()]).unwrap();
+            params.distinguished_name.push(DnType::CommonName, name);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &self.issuer).unwrap();
+            format!("{}{}", cert.pem(), key.serialize_pem())
+        }
+    }
+
+    pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        // Written aside and renamed, as a secret mount or cert-manager replaces files.
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        path
+    }
+}
+
+/// A ZooKeeper client over TLS, as far as these tests need one.
+mod tls_client {
+    use bytes::BytesMut;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use zooid_proto::*;
+
+    pub type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+    /// Opens a TLS connection trusting `ca_pem`, showing `identity` (chain and key PEM) if
+    /// given; `Err` if the handshake or the session's opening fails.
+    pub fn connect(addr: SocketAddr, ca_pem: &str, identity: Option<&str>) -> Result<Tls, String> {
+        let mut roots = RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let builder = ClientConfig::builder().with_root_certificates(roots);
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(pem) => {
+                let chain = CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+                let key = PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap();
+                builder.with_client_auth_cert(chain, key).unwrap()
+            }
+        };
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let conn = ClientConnection::new(Arc::new(config), name).unwrap();
+        let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut s = StreamOwned::new(conn, tcp);
+        let mut b = BytesMut::new();
+        encode_frame(&mut b, |b| {
+            ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                timeout_ms: 30_000,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: Some(false),
+            }
+            .encode(b)
+        });
+        s.write_all(&b).map_err(|e| e.to_string())?;
+        let body = frame(&mut s)?;
+        let resp = ConnectResponse::decode(&body).map_err(|e| e.to_string())?;
+        if resp.timeout_ms <= 0 {
+            return Err("session refused".into());
+        }
+        Ok(s)
+    }
+
+    fn frame(s: &mut Tls) -> Result<Vec<u8>, String> {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).map_err(|e| e.to_string())?;
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).map_err(|e| e.to_string())?;
+        Ok(body)
+    }
+
+    /// Sends `req` and returns the reply's error code.
+    pub fn call(s: &mut Tls, xid: i32, req: &Request) -> Result<i32, String> {
+        let mut b = BytesMut::new();
+        encode_request_frame(&mut b, xid, req.opcode() as i32, |b| req.encode(b));
+        s.write_all(&b).map_err(|e| e.to_string())?;
+        let body = frame(s)?;
+        let h = ReplyHeader::decode(&mut Reader::new(&body)).map_err(|e| e.to_string())?;
+        assert_eq!(h.xid, xid);
+        Ok(h.err)
+    }
+
+    /// The subject common name of the certificate the server showed.
+    pub fn server_cert(s: &Tls) -> Vec<u8> {
+        s.conn.peer_certificates().unwrap()[0].to_vec()
+    }
+}
+
+fn create(path: &str) -> Request {
+    Request::Create(CreateRequest {
+        op: OpCode::Create,
+        path: path.into(),
+        data: Some(b"over TLS".to_vec()),
+        acl: Acl::open(),
+        flags: 0,
+        ttl: -1,
+    })
+}
+
+/// ZooKeeper's secureClientPort: the protocol inside TLS, beside the plain port; a client
+/// without a certificate the trust store vouches for is refused when one is needed; the
+/// certificate replaced on disk is used by the next connection while an established one goes
+/// on; a bad new file leaves the old material in place.
+#[test]
+fn the_tls_port_serves_checks_client_certificates_and_reloads_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("zooid test CA");
+    let key_store = pki::write(dir.path(), "server.pem", &ca.issue("localhost"));
+    let trust_store = pki::write(dir.path(), "ca.pem", &ca.pem);
+    let server = start(|c| {
+        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
+        c.ssl_key_store = Some(key_store.clone());
+        c.ssl_trust_store = Some(trust_store.clone());
+    });
+    let secure = server.secure.unwrap();
+    let client_id = ca.issue("client");
+
+    // Served inside TLS; the plain port goes on as before.
+    let mut s = tls_client::connect(secure, &ca.pem, Some(&client_id)).unwrap();
+    assert_eq!(tls_client::call(&mut s, 1, &create("/tls")), Ok(0));
+    let mut plain = RawClient::connect(server.addr);
+    assert!(plain.get("/tls", false).is_ok());
+    let first_cert = tls_client::server_cert(&s);
+
+    // ssl.clientAuth=need: no certificate, or one from another CA, and no session.
+    assert!(tls_client::connect(secure, &ca.pem, None).is_err());
+    let stranger = pki::Ca::new("another CA").issue("client");
+    assert!(tls_client::connect(secure, &ca.pem, Some(&stranger)).is_err());
+    // Plaintext on the TLS port gets no session either.
+    assert!(RawClient::try_connect_with(secure, 0, [0; 16], 30000, 0).is_err());
+
+    // A new certificate on disk: the next connections present it, the open one goes on.
+    pki::write(dir.path(), "server.pem", &ca.issue("localhost"));
+    let renewed = zooid_e2e::wait::wait_for(
+        "the new certificate served",
+        std::time::Duration::from_secs(10),
+        || {
+            let c = tls_client::connect(secure, &ca.pem, Some(&client_id)).ok()?;
+            let cert = tls_client::server_cert(&c);
+            (cert != first_cert).then_some(cert)
+        },
+    );
+    assert_eq!(tls_client::call(&mut s, 2, &create("/still")), Ok(0));
+
+    // A bad file: refused, the renewed material stays in use, and the metric says so.
+    pki::write(dir.path(), "server.pem", "not a certificate");
+    let admin = server.admin.unwrap();
+    zooid_e2e::wait::wait_until(
+        "the refusal counted",
+        std::time::Duration::from_secs(10),
+        || {
+            // Each connection looks at the files (at most once a second).
+            let _ = tls_client::connect(secure, &ca.pem, Some(&client_id));
+            zooid_e2e::http::get(admin, "/metrics").is_some_and(|m| {
+                zooid_e2e::http::sample(&m.body, "zooid_tls_reloads_total{result=\"refused\"}")
+                    .is_some_and(|n| n >= 1.0)
+            })
+        },
+    );
+    let c = tls_client::connect(secure, &ca.pem, Some(&client_id)).unwrap();
+    assert_eq!(tls_client::server_cert(&c), renewed);
+}
+
+/// A TLS port whose files do not load stops the start, naming the key; a JKS store is refused
+/// with the command that converts it.
+#[test]
+fn tls_material_that_does_not_load_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |key_store: std::path::PathBuf| {
+        let mut c = zooid_node::config::Config::defaults();
+        c.client_addr = "127.0.0.1:0".parse().unwrap();
+        c.admin_enabled = false;
+        c.data_dir = dir.path().join("data");
+        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
+        c.ssl_key_store = Some(key_store);
+        c.ssl_client_auth = "none".into();
+        c
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (file, text, needle) in [
+        ("garbage.pem", "garbage", "ssl.keyStore.location"),
+        ("store.jks", "", "keytool -importkeystore"),
+        ("absent.pem", "", "absent.pem"),
+    ] {
+        let path = dir.path().join(file);
+        if file != "absent.pem" {
+            std::fs::write(&path, text).unwrap();
+        }
+        let err = match rt.block_on(zooid_node::server::Server::start(cfg(path))) {
+            Ok(_) => panic!("{file}: started"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(needle), "{file}: {needle:?} not in {err}");
+    }
+}

@@ -66,6 +66,21 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, conn: ConnId, _admitted: 
     node.state().unlink(conn);
 }
 
+/// Serves one TLS connection, its handshake done, as [`serve`] serves a plain one.
+pub async fn serve_tls(
+    node: Arc<Node>,
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    remote: SocketAddr,
+    conn: ConnId,
+    _admitted: Admitted,
+) {
+    let (rd, wr) = tokio::io::split(stream);
+    if let Err(e) = run(&node, rd, wr, conn, remote).await {
+        debug!(conn, %remote, "TLS connection ended: {e}");
+    }
+    node.state().unlink(conn);
+}
+
 /// What the client opened the connection with.
 enum Opening {
     Word(&'static str),

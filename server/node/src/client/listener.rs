@@ -1,7 +1,10 @@
 //! Duty: accept client connections, each within `max-client-cnxns` for its address, and serve
-//! each on a task of its own ([`crate::client::connection`]).
+//! each on a task of its own ([`crate::client::connection`]), inside TLS on the secure port
+//! ([`crate::client::tls`]).
 
 use crate::client::connection;
+use crate::client::tls::{Reloaded, Reloading};
+use crate::observe::metrics::Limit;
 use crate::runtime::limits::Refused;
 use crate::runtime::Node;
 use std::net::SocketAddr;
@@ -10,7 +13,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tracing::warn;
 
-pub async fn accept(node: Arc<Node>, listener: TcpListener) {
+/// Accepts on `listener`; with `tls`, each connection's TLS handshake comes first.
+pub async fn accept(node: Arc<Node>, listener: TcpListener, tls: Option<Arc<Reloading>>) {
     let mut failure = node.failure_watch();
     let mut stopping = node.stopping();
     let mut backoff = AcceptBackoff::default();
@@ -35,7 +39,32 @@ pub async fn accept(node: Arc<Node>, listener: TcpListener) {
                         continue;
                     }
                 };
-                tokio::spawn(connection::serve(node.clone(), stream, conn, admitted));
+                match &tls {
+                    None => {
+                        tokio::spawn(connection::serve(node.clone(), stream, conn, admitted));
+                    }
+                    Some(tls) => {
+                        let (config, reloaded) = tls.config();
+                        said_reload(&node, reloaded);
+                        let node = node.clone();
+                        tokio::spawn(async move {
+                            let _ = stream.set_nodelay(true);
+                            let wait = node.config.handshake_timeout();
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                            match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => {
+                                    connection::serve_tls(node, tls, remote, conn, admitted).await
+                                }
+                                Ok(Err(e)) => {
+                                    // A client without an acceptable certificate, or one
+                                    // speaking plaintext to the TLS port.
+                                    tracing::debug!(%remote, "TLS handshake failed: {e}");
+                                }
+                                Err(_) => node.metrics.limited(Limit::Handshake),
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 // Usually out of file descriptors: wait for some to be freed instead of
@@ -44,6 +73,21 @@ pub async fn accept(node: Arc<Node>, listener: TcpListener) {
                 warn!("accepting a connection failed: {e}; pausing accepts for {pause:?}");
                 tokio::time::sleep(pause).await;
             }
+        }
+    }
+}
+
+/// Says what a look at the TLS files found, if anything.
+fn said_reload(node: &Node, reloaded: Reloaded) {
+    match reloaded {
+        Reloaded::Unchanged => {}
+        Reloaded::Loaded => {
+            node.metrics.tls_reloaded(true);
+            tracing::info!("TLS key and trust stores read again: new connections use them");
+        }
+        Reloaded::Refused(e) => {
+            node.metrics.tls_reloaded(false);
+            warn!("TLS files changed but do not load: {e}; the previous material stays in use");
         }
     }
 }

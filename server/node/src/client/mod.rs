@@ -9,3 +9,4 @@ mod dispatch;
 mod handshake;
 pub mod listener;
 mod reconfig;
+pub mod tls;

@@ -186,6 +186,28 @@ pub struct Config {
     #[arg(long, env = "ZOOID_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Address of the TLS client port (ZooKeeper's `secureClientPort` and
+    /// `secureClientPortAddress`): the same protocol inside TLS 1.2 or 1.3, beside the plain
+    /// port. Needs `--ssl-key-store`.
+    #[arg(long, env = "ZOOID_SECURE_CLIENT_ADDR", value_parser = parse_listen_addr)]
+    pub secure_client_addr: Option<SocketAddr>,
+
+    /// The TLS port's certificate chain and private key, PEM (ZooKeeper's
+    /// `ssl.keyStore.location`). Read again when it changes on disk: new connections get the
+    /// new material, established ones go on; a bad new file keeps the old and says why.
+    #[arg(long, env = "ZOOID_SSL_KEY_STORE")]
+    pub ssl_key_store: Option<PathBuf>,
+
+    /// The certificates the TLS port trusts for client certificates, PEM (ZooKeeper's
+    /// `ssl.trustStore.location`); reloaded as the key store is.
+    #[arg(long, env = "ZOOID_SSL_TRUST_STORE")]
+    pub ssl_trust_store: Option<PathBuf>,
+
+    /// Whether a client must present a certificate that the trust store vouches for
+    /// (ZooKeeper's `ssl.clientAuth`: `need`, its default, `want` or `none`).
+    #[arg(long, env = "ZOOID_SSL_CLIENT_AUTH", default_value = "need", value_parser = ["need", "want", "none"])]
+    pub ssl_client_auth: String,
+
     /// ZooKeeper's `enforceQuota`: a create or setData that would take a subtree past its
     /// quota's hard limit (`setquota -N` / `-B`) fails QUOTAEXCEEDED; soft limits only count.
     #[arg(long, env = "ZOOID_ENFORCE_QUOTA", default_value_t = false, action = clap::ArgAction::Set)]
@@ -325,6 +347,16 @@ pub enum InvalidConfig {
          too if that is meant"
     )]
     SkipAclUnconfirmed,
+    #[error(
+        "secure-client-addr (secureClientPort) needs ssl-key-store (ssl.keyStore.location): \
+         the certificate chain and key the TLS port presents"
+    )]
+    NoKeyStore,
+    #[error(
+        "ssl-client-auth (ssl.clientAuth) asks for client certificates, which needs \
+         ssl-trust-store (ssl.trustStore.location); or set it to none"
+    )]
+    NoTrustStore,
 }
 
 /// The headings `zooid --help` groups the flags under, each flag named by its id.
@@ -372,6 +404,10 @@ const HEADINGS: &[(&str, &[&str])] = &[
     (
         "Security",
         &[
+            "secure_client_addr",
+            "ssl_key_store",
+            "ssl_trust_store",
+            "ssl_client_auth",
             "super_digest",
             "enforce_quota",
             "skip_acl",
@@ -394,6 +430,10 @@ const HEADINGS: &[(&str, &[&str])] = &[
 /// zoo.cfg keys that set a flag but are read by hand, not through [`zoocfg::KEYS`].
 const STRUCTURAL_KEYS: &[(&str, &str)] = &[
     ("clientPort, clientPortAddress", "client-addr"),
+    (
+        "secureClientPort, secureClientPortAddress",
+        "secure-client-addr",
+    ),
     ("admin.serverAddress, admin.serverPort", "admin-addr"),
 ];
 
@@ -509,6 +549,22 @@ impl Config {
                 extra.push(format!("--client-addr={host}:{port}"));
             }
         }
+        // The TLS client address: secureClientPort and secureClientPortAddress (every
+        // interface when no host is given, as ZooKeeper).
+        if from_file("secure_client_addr") {
+            if let Some(port) = file.secure_client_port {
+                let host = file
+                    .secure_client_port_address
+                    .clone()
+                    .unwrap_or_else(|| "0.0.0.0".into());
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                extra.push(format!("--secure-client-addr={host}:{port}"));
+            }
+        }
         // The admin address: admin.serverAddress and admin.serverPort, ZooKeeper's defaults
         // (every interface, port 8080) for the one not given.
         if from_file("admin_addr") && (file.admin_address.is_some() || file.admin_port.is_some()) {
@@ -600,6 +656,15 @@ impl Config {
         }
         if self.skip_acl() && !self.skip_acl_confirmed {
             return Err(InvalidConfig::SkipAclUnconfirmed);
+        }
+        if self.secure_client_addr.is_some() && self.ssl_key_store.is_none() {
+            return Err(InvalidConfig::NoKeyStore);
+        }
+        if self.ssl_client_auth != "none"
+            && self.secure_client_addr.is_some()
+            && self.ssl_trust_store.is_none()
+        {
+            return Err(InvalidConfig::NoTrustStore);
         }
         if let Some(d) = &self.super_digest {
             // A base64 SHA-1 is 28 characters ending in `=`.

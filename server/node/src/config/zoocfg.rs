@@ -33,6 +33,9 @@ pub const KEYS: &[(&str, &str)] = &[
         "zookeeper.DigestAuthenticationProvider.superDigest",
         "super-digest",
     ),
+    ("ssl.keyStore.location", "ssl-key-store"),
+    ("ssl.trustStore.location", "ssl-trust-store"),
+    ("ssl.clientAuth", "ssl-client-auth"),
     ("enforceQuota", "enforce-quota"),
     ("zookeeper.enforceQuota", "enforce-quota"),
     ("skipACL", "skip-acl"),
@@ -59,6 +62,8 @@ pub const KEYS: &[(&str, &str)] = &[
 const STRUCTURAL: &[&str] = &[
     "clientPort",
     "clientPortAddress",
+    "secureClientPort",
+    "secureClientPortAddress",
     "admin.serverAddress",
     "admin.serverPort",
     "dynamicConfigFile",
@@ -131,6 +136,8 @@ pub struct ZooCfg {
     pub flags: BTreeMap<&'static str, (String, usize)>,
     pub client_port: Option<u16>,
     pub client_port_address: Option<String>,
+    pub secure_client_port: Option<u16>,
+    pub secure_client_port_address: Option<String>,
     /// `admin.serverAddress` and `admin.serverPort`.
     pub admin_address: Option<String>,
     pub admin_port: Option<u16>,
@@ -253,14 +260,47 @@ pub fn parse_member(id: u64, value: &str) -> Result<Member, String> {
 fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
     let key = key.strip_prefix("zookeeper.").unwrap_or(key);
     let on = parse_bool(value) == Some(true);
+    match key {
+        // PEM is what is read (a JKS or PKCS#12 store is refused when it is opened, with the
+        // command that converts it); the hostname check is a client's and a peer's.
+        "ssl.keyStore.type" | "ssl.trustStore.type" if value.eq_ignore_ascii_case("PEM") => {
+            return None
+        }
+        "ssl.keyStore.type" | "ssl.trustStore.type" => {
+            return Some(
+                "only PEM stores are read: convert with `openssl pkcs12 -in store.p12 -out \
+                 store.pem -nodes` (a JKS store first with `keytool -importkeystore \
+                 -srckeystore store.jks -destkeystore store.p12 -deststoretype PKCS12`)",
+            )
+        }
+        "ssl.keyStore.password" => {
+            return Some(
+                "encrypted keys are not read: decrypt it (`openssl pkey -in key.pem -out \
+                 plain.pem`) and drop the password",
+            )
+        }
+        "ssl.trustStore.password" | "ssl.hostnameVerification" => return None,
+        "ssl.protocol" | "ssl.enabledProtocols"
+            if value
+                .split(',')
+                .all(|p| matches!(p.trim(), "TLSv1.2" | "TLSv1.3")) =>
+        {
+            return None
+        }
+        "ssl.protocol" | "ssl.enabledProtocols" => {
+            return Some("only TLSv1.2 and TLSv1.3 are served")
+        }
+        _ => {}
+    }
     if key.starts_with("ssl.")
-        || key == "secureClientPort"
-        || key == "secureClientPortAddress"
         || (key == "sslQuorum" && on)
         || (key == "client.portUnification" && on)
         || (key == "admin.portUnification" && on)
     {
-        return Some("TLS is not served yet");
+        return Some(
+            "not served yet (TLS is served on secureClientPort with PEM stores, not yet on \
+             the quorum and admin ports, nor with this option)",
+        );
     }
     if key.starts_with("authProvider.") || key == "requireClientAuthScheme" {
         return Some("only the world, digest, ip and auth schemes are served yet");
@@ -367,6 +407,13 @@ pub fn parse(text: &str, path: &Path) -> Result<ZooCfg, ZooCfgError> {
                 )
             }
             "clientPortAddress" => cfg.client_port_address = Some(value.to_string()),
+            "secureClientPort" => {
+                cfg.secure_client_port =
+                    Some(value.parse::<u16>().map_err(|_| {
+                        err(format!("secureClientPort {value:?} is not a port number"))
+                    })?)
+            }
+            "secureClientPortAddress" => cfg.secure_client_port_address = Some(value.to_string()),
             "admin.serverAddress" => cfg.admin_address = Some(value.to_string()),
             "admin.serverPort" => {
                 cfg.admin_port =
@@ -471,11 +518,13 @@ mod tests {
     fn security_keys_that_ask_for_something_unserved_are_refused_and_their_no_is_taken() {
         let path = Path::new("zoo.cfg");
         for asks in [
-            "secureClientPort=2281",
             "sslQuorum=true",
             "zookeeper.sslQuorum=yes",
-            "ssl.trustStore.location=/etc/zk/ca.pem",
-            "zookeeper.ssl.keyStore.location=/etc/zk/ks.p12",
+            "ssl.quorum.keyStore.location=/etc/zk/ks.pem",
+            "ssl.keyStore.type=JKS",
+            "ssl.keyStore.password=secret",
+            "ssl.ciphersuites=TLS_AES_128_GCM_SHA256",
+            "ssl.enabledProtocols=TLSv1.1,TLSv1.2",
             "client.portUnification=true",
             "authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
             "requireClientAuthScheme=sasl",
@@ -487,6 +536,16 @@ mod tests {
             let cfg = parse(&format!("{declines}\n"), path).unwrap();
             assert_eq!(cfg.unused.len(), 1, "{declines}");
         }
+        // What the TLS client port is served with is taken.
+        let cfg = parse(
+            "secureClientPort=2281\nssl.keyStore.location=/etc/zk/server.pem\n\
+             ssl.trustStore.location=/etc/zk/ca.pem\nssl.clientAuth=want\n\
+             ssl.keyStore.type=PEM\nssl.protocol=TLSv1.3\n",
+            path,
+        )
+        .unwrap();
+        assert_eq!(cfg.secure_client_port, Some(2281));
+        assert_eq!(cfg.flags.len(), 3);
     }
 
     fn p(text: &str) -> Result<ZooCfg, ZooCfgError> {

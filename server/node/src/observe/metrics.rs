@@ -112,6 +112,8 @@ pub struct Metrics {
     request_seconds: HistogramVec,
     /// Connections refused or closed by a limit, by limit.
     limited: IntCounterVec,
+    /// TLS material read again after its files changed, by result.
+    tls_reloads: IntCounterVec,
     /// ZooKeeper's `readlatency` and `updatelatency`, in milliseconds.
     pub read_latency: WindowedSummary,
     pub update_latency: WindowedSummary,
@@ -231,6 +233,16 @@ impl Metrics {
             &["cause"],
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "zooid_tls_reloads_total",
+                "TLS key and trust stores read again after their files changed, by result: \
+                 loaded (new connections use them) or refused (the old material stays; the log \
+                 says why)",
+            ),
+            &["result"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         let counter = |name: &str, help: &str| {
             prometheus::IntCounter::new(name, help)
                 .unwrap_or_else(|e| unreachable!("static metric definition: {e}"))
@@ -250,6 +262,7 @@ impl Metrics {
             Box::new(leader_changes.clone()),
             Box::new(restore_errors.clone()),
             Box::new(snapshot_errors.clone()),
+            Box::new(tls_reloads.clone()),
         ] {
             registry
                 .register(c)
@@ -269,10 +282,14 @@ impl Metrics {
         for cause in LeaderChange::ALL {
             leader_changes.with_label_values(&[cause.label()]);
         }
+        for result in ["loaded", "refused"] {
+            tls_reloads.with_label_values(&[result]);
+        }
         Metrics {
             registry,
             request_seconds,
             limited,
+            tls_reloads,
             read_latency: WindowedSummary::default(),
             update_latency: WindowedSummary::default(),
             election_time: WindowedSummary::default(),
@@ -305,6 +322,12 @@ impl Metrics {
     }
 
     /// A connection refused or closed by `limit`.
+    /// TLS material read again: `loaded` or not.
+    pub fn tls_reloaded(&self, loaded: bool) {
+        let result = if loaded { "loaded" } else { "refused" };
+        self.tls_reloads.with_label_values(&[result]).inc();
+    }
+
     pub fn limited(&self, limit: Limit) {
         self.limited.with_label_values(&[limit.label()]).inc();
     }

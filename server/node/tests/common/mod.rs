@@ -32,6 +32,7 @@ pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let server = rt.block_on(Server::start(config)).unwrap();
     TestServer {
         addr: server.client_addr,
+        secure: server.secure_client_addr,
         admin: server.admin_addr,
         server,
         _rt: rt,
@@ -41,6 +42,8 @@ pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The TLS client port, if the tweak configured one.
+    pub secure: Option<SocketAddr>,
     /// The admin HTTP API, unless the tweak turned it off.
     pub admin: Option<SocketAddr>,
     server: Server,

@@ -1,0 +1,228 @@
+//! TLS on the client port (ZooKeeper's `secureClientPort`): the key store (certificate chain
+//! and key) and the trust store (for client certificates), PEM files read again when they
+//! change on disk. New connections get the new material; established ones go on with theirs;
+//! a new file that does not load leaves the old material in place and says why.
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Whether clients must show a certificate (ZooKeeper's `ssl.clientAuth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// A certificate the trust store vouches for, or no connection.
+    Need,
+    /// Checked if shown; a client without one is served too.
+    Want,
+    /// Not asked for.
+    None,
+}
+
+impl ClientAuth {
+    pub fn parse(s: &str) -> ClientAuth {
+        match s {
+            "want" => ClientAuth::Want,
+            "none" => ClientAuth::None,
+            _ => ClientAuth::Need,
+        }
+    }
+}
+
+/// Why TLS material did not load; each names the file and the zoo.cfg key it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{key} {path}: {source}")]
+    Read {
+        key: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{key} {path} is a {kind} store: only PEM is read; convert it with `openssl pkcs12 -in \
+         store.p12 -out store.pem -nodes` (a JKS store first with `keytool -importkeystore \
+         -srckeystore store.jks -destkeystore store.p12 -deststoretype PKCS12`)"
+    )]
+    NotPem {
+        key: &'static str,
+        path: PathBuf,
+        kind: &'static str,
+    },
+    #[error("{key} {path}: {what}")]
+    Content {
+        key: &'static str,
+        path: PathBuf,
+        what: String,
+    },
+    #[error("the TLS material does not fit together: {0}")]
+    Config(#[from] rustls::Error),
+    #[error("the trust store cannot verify clients: {0}")]
+    Verifier(String),
+}
+
+const KEY_STORE: &str = "ssl.keyStore.location";
+const TRUST_STORE: &str = "ssl.trustStore.location";
+
+/// Where the TLS material comes from.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub key_store: PathBuf,
+    pub trust_store: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+impl TlsFiles {
+    /// Reads the files into a server configuration.
+    pub fn load(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let key_store = read_pem(KEY_STORE, &self.key_store)?;
+        let content = |what: String| TlsError::Content {
+            key: KEY_STORE,
+            path: self.key_store.clone(),
+            what,
+        };
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&key_store)
+            .collect::<Result<_, _>>()
+            .map_err(|e| content(format!("a certificate does not parse: {e}")))?;
+        if chain.is_empty() {
+            return Err(content("no certificate in it".into()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&key_store).map_err(|e| {
+            content(format!(
+                "no private key in it ({e}); an encrypted key must be decrypted first"
+            ))
+        })?;
+        let builder = ServerConfig::builder();
+        let builder = match (self.client_auth, &self.trust_store) {
+            (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
+            (auth, Some(path)) => {
+                let bytes = read_pem(TRUST_STORE, path)?;
+                let mut roots = RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(&bytes) {
+                    let cert = cert.map_err(|e| TlsError::Content {
+                        key: TRUST_STORE,
+                        path: path.clone(),
+                        what: format!("a certificate does not parse: {e}"),
+                    })?;
+                    roots.add(cert)?;
+                }
+                if roots.is_empty() {
+                    return Err(TlsError::Content {
+                        key: TRUST_STORE,
+                        path: path.clone(),
+                        what: "no certificate in it".into(),
+                    });
+                }
+                let verifier = WebPkiClientVerifier::builder(Arc::new(roots));
+                let verifier = if auth == ClientAuth::Want {
+                    verifier.allow_unauthenticated()
+                } else {
+                    verifier
+                };
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| TlsError::Verifier(e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        Ok(Arc::new(builder.with_single_cert(chain, key)?))
+    }
+
+    fn stamps(&self) -> Vec<Option<SystemTime>> {
+        std::iter::once(&self.key_store)
+            .chain(&self.trust_store)
+            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .collect()
+    }
+}
+
+/// A store's bytes; a JKS or PKCS#12 file (by its name, as ZooKeeper infers the type) is
+/// refused with the command that converts it.
+fn read_pem(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let kind = match ext.as_deref() {
+        Some("jks") => Some("JKS"),
+        Some("p12" | "pfx") => Some("PKCS#12"),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        return Err(TlsError::NotPem {
+            key,
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        key,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The TLS material in use, read again when its files change.
+pub struct Reloading {
+    files: TlsFiles,
+    current: Mutex<Current>,
+}
+
+struct Current {
+    config: Arc<ServerConfig>,
+    /// The files' modification times the configuration was read at (or refused at, so that
+    /// a bad file is reported once, not at every connection).
+    stamps: Vec<Option<SystemTime>>,
+    looked: Instant,
+}
+
+/// How often the files are looked at, at most: once per second, on a new connection.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// What a look at the files found.
+#[derive(Debug)]
+pub enum Reloaded {
+    Unchanged,
+    Loaded,
+    /// The new files did not load; the old material stays.
+    Refused(TlsError),
+}
+
+impl Reloading {
+    /// Loads the files once; an error here stops the start.
+    pub fn start(files: TlsFiles) -> Result<Reloading, TlsError> {
+        let stamps = files.stamps();
+        let config = files.load()?;
+        Ok(Reloading {
+            files,
+            current: Mutex::new(Current {
+                config,
+                stamps,
+                looked: Instant::now(),
+            }),
+        })
+    }
+
+    /// The configuration for a new connection, having looked at the files if it is time.
+    pub fn config(&self) -> (Arc<ServerConfig>, Reloaded) {
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if cur.looked.elapsed() < LOOK_EVERY {
+            return (cur.config.clone(), Reloaded::Unchanged);
+        }
+        cur.looked = Instant::now();
+        let stamps = self.files.stamps();
+        if stamps == cur.stamps {
+            return (cur.config.clone(), Reloaded::Unchanged);
+        }
+        cur.stamps = stamps;
+        match self.files.load() {
+            Ok(config) => {
+                cur.config = config;
+                (cur.config.clone(), Reloaded::Loaded)
+            }
+            Err(e) => (cur.config.clone(), Reloaded::Refused(e)),
+        }
+    }
+}
