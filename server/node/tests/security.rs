@@ -285,3 +285,26 @@ fn tls_material_that_does_not_load_stops_the_start() {
         assert!(err.contains(needle), "{file}: {needle:?} not in {err}");
     }
 }
+
+/// kazoo with `use_ssl` and a client certificate, against the TLS port.
+#[test]
+fn kazoo_speaks_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("zooid test CA");
+    let key_store = pki::write(dir.path(), "server.pem", &ca.issue("localhost"));
+    let trust_store = pki::write(dir.path(), "ca.pem", &ca.pem);
+    let identity = pki::write(dir.path(), "client.pem", &ca.issue("client"));
+    let server = start(|c| {
+        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
+        c.ssl_key_store = Some(key_store);
+        c.ssl_trust_store = Some(trust_store.clone());
+    });
+    common::run_client_script(
+        "kazoo_tls.py",
+        &[
+            &server.secure.unwrap().to_string(),
+            trust_store.to_str().unwrap(),
+            identity.to_str().unwrap(),
+        ],
+    );
+}
