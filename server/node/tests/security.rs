@@ -78,6 +78,11 @@ mod pki {
         pub fn issue(&self, name: &str) -> String {
             let mut params =
                 CertificateParams::new(vec![name.to_string(), "127.0.0.1".to_string()]).unwrap();
+            // rcgen writes the subject as CN=<name> then O=zooid: Java (RFC 2253, the last
+            // first) writes it `O=zooid,CN=<name>`.
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, "zooid");
             params.distinguished_name.push(DnType::CommonName, name);
             let key = KeyPair::generate().unwrap();
             let cert = params.signed_by(&key, &self.issuer).unwrap();
@@ -307,4 +312,53 @@ fn kazoo_speaks_tls_with_a_client_certificate() {
             identity.to_str().unwrap(),
         ],
     );
+}
+
+/// ZooKeeper's x509 scheme: a client certificate's subject (as Java writes it) is an identity
+/// ACLs can name, and `X509AuthenticationProvider.superUser` names a super user by it.
+#[test]
+fn client_certificates_are_x509_identities() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("zooid test CA");
+    let key_store = pki::write(dir.path(), "server.pem", &ca.issue("localhost"));
+    let trust_store = pki::write(dir.path(), "ca.pem", &ca.pem);
+    let server = start(|c| {
+        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
+        c.ssl_key_store = Some(key_store);
+        c.ssl_trust_store = Some(trust_store);
+        c.x509_super_user = Some("O=zooid,CN=admin".into());
+    });
+    let secure = server.secure.unwrap();
+    let mut plain = RawClient::connect(server.addr);
+    let (f, _) = plain.call(&Request::Create(CreateRequest {
+        op: OpCode::Create,
+        path: "/for-client".into(),
+        data: Some(b"x".to_vec()),
+        acl: vec![Acl {
+            perms: perms::READ,
+            id: Id {
+                scheme: "x509".into(),
+                id: "O=zooid,CN=client".into(),
+            },
+        }],
+        flags: 0,
+        ttl: -1,
+    }));
+    assert_eq!(f.err, 0);
+    locked_node(&mut plain);
+    let no_auth = ErrorCode::NoAuth.code();
+    let read = |identity: &str, path: &str| {
+        let mut s = tls_client::connect(secure, &ca.pem, Some(identity)).unwrap();
+        let req = Request::GetData {
+            path: path.into(),
+            watch: false,
+        };
+        tls_client::call(&mut s, 1, &req).unwrap()
+    };
+    assert_eq!(read(&ca.issue("client"), "/for-client"), 0);
+    assert_eq!(read(&ca.issue("other"), "/for-client"), no_auth);
+    assert_eq!(plain.get("/for-client", false).err(), Some(no_auth));
+    // The certificate's super user reads what nobody else may.
+    assert_eq!(read(&ca.issue("admin"), "/locked"), 0);
+    assert_eq!(read(&ca.issue("client"), "/locked"), no_auth);
 }

@@ -7,7 +7,7 @@
 //! Until then its socket is not read, so a client cannot make the server queue without end.
 
 use super::handshake::Answered;
-use super::{dispatch, handshake, reconfig};
+use super::{dispatch, handshake, reconfig, tls};
 use crate::observe::fourlw;
 use crate::observe::metrics::Limit;
 use crate::runtime::limits::Admitted;
@@ -60,7 +60,7 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, conn: ConnId, _admitted: 
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
-    if let Err(e) = run(&node, rd, wr, conn, remote).await {
+    if let Err(e) = run(&node, rd, wr, conn, remote, Vec::new()).await {
         debug!(conn, %remote, "connection ended: {e}");
     }
     node.state().unlink(conn);
@@ -74,8 +74,28 @@ pub async fn serve_tls(
     conn: ConnId,
     _admitted: Admitted,
 ) {
+    // ZooKeeper's x509 scheme: the client certificate's subject is an identity of the
+    // connection from its first request (and the super user's, if configured so).
+    let mut ids = Vec::new();
+    let cert = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first());
+    if let Some(dn) = cert.and_then(|c| tls::x509_identity(c)) {
+        if node.config.x509_super_user.as_deref() == Some(dn.as_str()) {
+            ids.push(Id {
+                scheme: "super".into(),
+                id: String::new(),
+            });
+        }
+        ids.push(Id {
+            scheme: "x509".into(),
+            id: dn,
+        });
+    }
     let (rd, wr) = tokio::io::split(stream);
-    if let Err(e) = run(&node, rd, wr, conn, remote).await {
+    if let Err(e) = run(&node, rd, wr, conn, remote, ids).await {
         debug!(conn, %remote, "TLS connection ended: {e}");
     }
     node.state().unlink(conn);
@@ -111,6 +131,7 @@ async fn run<R, W>(
     mut wr: W,
     conn: ConnId,
     remote: SocketAddr,
+    ids: Vec<Id>,
 ) -> Result<(), ConnError>
 where
     R: AsyncRead + Unpin,
@@ -178,6 +199,12 @@ where
         closed.notified().await;
         return Ok(());
     };
+    if !ids.is_empty() {
+        let mut state = node.state();
+        for id in ids {
+            state.add_auth(conn, id);
+        }
+    }
 
     let mut stopping = node.stopping();
     // This connection's writes not yet applied, as of the last look under the lock. Only

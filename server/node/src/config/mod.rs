@@ -208,6 +208,11 @@ pub struct Config {
     #[arg(long, env = "ZOOID_SSL_CLIENT_AUTH", default_value = "need", value_parser = ["need", "want", "none"])]
     pub ssl_client_auth: String,
 
+    /// ZooKeeper's `X509AuthenticationProvider.superUser`: a client whose certificate's
+    /// subject is this (RFC 2253, as Java writes it: `CN=admin,O=example`) is the super user.
+    #[arg(long, env = "ZOOID_X509_SUPER_USER")]
+    pub x509_super_user: Option<String>,
+
     /// ZooKeeper's `enforceQuota`: a create or setData that would take a subtree past its
     /// quota's hard limit (`setquota -N` / `-B`) fails QUOTAEXCEEDED; soft limits only count.
     #[arg(long, env = "ZOOID_ENFORCE_QUOTA", default_value_t = false, action = clap::ArgAction::Set)]
@@ -408,6 +413,7 @@ const HEADINGS: &[(&str, &[&str])] = &[
             "ssl_key_store",
             "ssl_trust_store",
             "ssl_client_auth",
+            "x509_super_user",
             "super_digest",
             "enforce_quota",
             "skip_acl",

@@ -36,6 +36,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ssl.keyStore.location", "ssl-key-store"),
     ("ssl.trustStore.location", "ssl-trust-store"),
     ("ssl.clientAuth", "ssl-client-auth"),
+    ("X509AuthenticationProvider.superUser", "x509-super-user"),
+    (
+        "zookeeper.X509AuthenticationProvider.superUser",
+        "x509-super-user",
+    ),
     ("enforceQuota", "enforce-quota"),
     ("zookeeper.enforceQuota", "enforce-quota"),
     ("skipACL", "skip-acl"),
@@ -305,8 +310,8 @@ fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
     if key.starts_with("authProvider.") || key == "requireClientAuthScheme" {
         return Some("only the world, digest, ip and auth schemes are served yet");
     }
-    if key == "X509AuthenticationProvider.superUser" || key.starts_with("superUser") {
-        return Some("x509 and SASL super users are not served yet");
+    if key.starts_with("superUser") {
+        return Some("SASL super users are not served yet");
     }
     None
 }
@@ -528,7 +533,8 @@ mod tests {
             "client.portUnification=true",
             "authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
             "requireClientAuthScheme=sasl",
-            "X509AuthenticationProvider.superUser=CN=admin",
+            "superUser=admin",
+            "ssl.authProvider=sasl",
         ] {
             assert!(parse(&format!("{asks}\n"), path).is_err(), "{asks} taken");
         }
