@@ -183,6 +183,23 @@ mod tls_client {
     }
 }
 
+/// A server with a TLS port whose key store (`server.pem`, for localhost) and trust store
+/// (`ca.pem`) `ca` made in `dir`, client certificates needed.
+fn tls_server(
+    dir: &std::path::Path,
+    ca: &pki::Ca,
+    tweak: impl FnOnce(&mut zooid_node::config::Config),
+) -> common::TestServer {
+    let key_store = pki::write(dir, "server.pem", &ca.issue("localhost"));
+    let trust_store = pki::write(dir, "ca.pem", &ca.pem);
+    start(|c| {
+        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
+        c.ssl_key_store = Some(key_store);
+        c.ssl_trust_store = Some(trust_store);
+        tweak(c);
+    })
+}
+
 fn create(path: &str) -> Request {
     Request::Create(CreateRequest {
         op: OpCode::Create,
@@ -202,13 +219,7 @@ fn create(path: &str) -> Request {
 fn the_tls_port_serves_checks_client_certificates_and_reloads_its_files() {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki::Ca::new("zooid test CA");
-    let key_store = pki::write(dir.path(), "server.pem", &ca.issue("localhost"));
-    let trust_store = pki::write(dir.path(), "ca.pem", &ca.pem);
-    let server = start(|c| {
-        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
-        c.ssl_key_store = Some(key_store.clone());
-        c.ssl_trust_store = Some(trust_store.clone());
-    });
+    let server = tls_server(dir.path(), &ca, |_| {});
     let secure = server.secure.unwrap();
     let client_id = ca.issue("client");
 
@@ -296,19 +307,13 @@ fn tls_material_that_does_not_load_stops_the_start() {
 fn kazoo_speaks_tls_with_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki::Ca::new("zooid test CA");
-    let key_store = pki::write(dir.path(), "server.pem", &ca.issue("localhost"));
-    let trust_store = pki::write(dir.path(), "ca.pem", &ca.pem);
+    let server = tls_server(dir.path(), &ca, |_| {});
     let identity = pki::write(dir.path(), "client.pem", &ca.issue("client"));
-    let server = start(|c| {
-        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
-        c.ssl_key_store = Some(key_store);
-        c.ssl_trust_store = Some(trust_store.clone());
-    });
     common::run_client_script(
         "kazoo_tls.py",
         &[
             &server.secure.unwrap().to_string(),
-            trust_store.to_str().unwrap(),
+            dir.path().join("ca.pem").to_str().unwrap(),
             identity.to_str().unwrap(),
         ],
     );
@@ -320,13 +325,8 @@ fn kazoo_speaks_tls_with_a_client_certificate() {
 fn client_certificates_are_x509_identities() {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki::Ca::new("zooid test CA");
-    let key_store = pki::write(dir.path(), "server.pem", &ca.issue("localhost"));
-    let trust_store = pki::write(dir.path(), "ca.pem", &ca.pem);
-    let server = start(|c| {
-        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
-        c.ssl_key_store = Some(key_store);
-        c.ssl_trust_store = Some(trust_store);
-        c.x509_super_user = Some("O=zooid,CN=admin".into());
+    let server = tls_server(dir.path(), &ca, |c| {
+        c.x509_super_user = Some("O=zooid,CN=admin".into())
     });
     let secure = server.secure.unwrap();
     let mut plain = RawClient::connect(server.addr);

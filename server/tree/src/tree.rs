@@ -720,13 +720,7 @@ impl DataTree {
         undo: &mut Vec<Undo>,
         events: &mut Vec<ChangeEvent>,
     ) -> Result<OpOutput, ErrorCode> {
-        let At {
-            zxid,
-            time,
-            session,
-            checks,
-            quotas_before,
-        } = at;
+        let (zxid, time, session) = (at.zxid, at.time, at.session);
         if let CreateKind::Ttl(ttl) = c.kind {
             if !(1..=MAX_TTL_MS).contains(&ttl) {
                 return Err(ErrorCode::BadArguments);
@@ -744,7 +738,7 @@ impl DataTree {
             Some(i) => &c.path[..i],
         };
         let parent = self.nodes.get(parent_path).ok_or(ErrorCode::NoNode)?;
-        if let Some(ids) = &checks.ids {
+        if let Some(ids) = &at.checks.ids {
             acl::check(&parent.acl, ids, perms::CREATE)?;
         }
         let path = if c.sequential {
@@ -761,8 +755,8 @@ impl DataTree {
         if matches!(parent.kind, NodeKind::Ephemeral(_)) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
-        if checks.quota {
-            self.within_quota(&path, 1, data_len(&c.data) as i64, quotas_before)?;
+        if at.checks.quota {
+            self.within_quota(&path, 1, data_len(&c.data) as i64, at.quotas_before)?;
         }
         let kind = match c.kind {
             CreateKind::Persistent => NodeKind::Persistent,

@@ -23,6 +23,17 @@ use zoocfg::{Member, ZooCfgError};
 /// exposed to the network only when asked to be.
 const DEFAULT_CLIENT_HOST: &str = "127.0.0.1";
 
+/// A zoo.cfg's host (every interface, as ZooKeeper, when none is given) and port as a
+/// listening address flag's value (an IPv6 host in brackets).
+fn listen_arg(host: Option<String>, port: u16) -> String {
+    let host = host.unwrap_or_else(|| "0.0.0.0".into());
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Parses `--client-addr`: `host:port` with a name or an address (`[::1]:2181` for IPv6), or
 /// a bare port on loopback. A name is resolved once, at start, to its first address.
 pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
@@ -546,45 +557,22 @@ impl Config {
                 None => (file.client_port_address.clone(), file.client_port),
             };
             if let Some(port) = port {
-                let host = host.unwrap_or_else(|| "0.0.0.0".into());
-                let host = if host.contains(':') {
-                    format!("[{host}]")
-                } else {
-                    host
-                };
-                extra.push(format!("--client-addr={host}:{port}"));
+                extra.push(format!("--client-addr={}", listen_arg(host, port)));
             }
         }
         // The TLS client address: secureClientPort and secureClientPortAddress (every
         // interface when no host is given, as ZooKeeper).
         if from_file("secure_client_addr") {
             if let Some(port) = file.secure_client_port {
-                let host = file
-                    .secure_client_port_address
-                    .clone()
-                    .unwrap_or_else(|| "0.0.0.0".into());
-                let host = if host.contains(':') {
-                    format!("[{host}]")
-                } else {
-                    host
-                };
-                extra.push(format!("--secure-client-addr={host}:{port}"));
+                let host = file.secure_client_port_address.clone();
+                extra.push(format!("--secure-client-addr={}", listen_arg(host, port)));
             }
         }
         // The admin address: admin.serverAddress and admin.serverPort, ZooKeeper's defaults
         // (every interface, port 8080) for the one not given.
         if from_file("admin_addr") && (file.admin_address.is_some() || file.admin_port.is_some()) {
-            let host = file
-                .admin_address
-                .clone()
-                .unwrap_or_else(|| "0.0.0.0".into());
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host
-            };
-            let port = file.admin_port.unwrap_or(8080);
-            extra.push(format!("--admin-addr={host}:{port}"));
+            let (host, port) = (file.admin_address.clone(), file.admin_port.unwrap_or(8080));
+            extra.push(format!("--admin-addr={}", listen_arg(host, port)));
         }
         args.extend(extra.into_iter().map(OsString::from));
         let matches = Config::command().try_get_matches_from(&args)?;
