@@ -4,13 +4,16 @@
 #     tests, through apt-get (as root, or with sudo);
 #   - Debian's `prometheus` (prometheus and promtool) for the tests of dashboards/: a real
 #     Prometheus scraping an ensemble, and promtool's checks and unit tests of the alerts;
-#   - kazoo in a virtualenv under target/ (never the system Python), for the kazoo tests;
+#   - kazoo (and pure-sasl, for its SASL) in a virtualenv under target/ (never the system
+#     Python), for the kazoo tests;
 # then `cargo test --workspace --locked` with any extra arguments given.
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KAZOO_VERSION=2.11.0
+# kazoo's SASL (DIGEST-MD5) needs pure-sasl.
+PURE_SASL_VERSION=0.6.2
 VENV=target/test-venv
 
 die() {
@@ -40,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
 
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import kazoo' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import kazoo, puresasl' 2>/dev/null; then
   command -v python3 >/dev/null || apt_install python3 python3-venv
   rm -rf "$VENV"
   if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
@@ -49,8 +52,9 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import kazoo' 2>/dev/
     apt_install python3-venv
     python3 -m venv "$VENV" || die "could not create a virtualenv in $VENV"
   fi
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "kazoo==$KAZOO_VERSION" ||
-    die "could not install kazoo $KAZOO_VERSION into $VENV (is PyPI reachable?)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "kazoo==$KAZOO_VERSION" "pure-sasl==$PURE_SASL_VERSION" ||
+    die "could not install kazoo $KAZOO_VERSION and pure-sasl into $VENV (is PyPI reachable?)"
 fi
 
 export ZOOID_TEST_PYTHON="$PWD/$VENV/bin/python"

@@ -60,6 +60,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("SASL users (sasl-jaas-file): {0}")]
+    Jaas(#[from] crate::client::sasl::JaasError),
     #[error("the TLS client port (secureClientPort): {0}")]
     Tls(#[from] crate::client::tls::TlsError),
     #[error("listening on the TLS client port {addr} (secureClientPort, --secure-client-addr)")]
@@ -146,6 +148,11 @@ impl Server {
         // Checked once at start, so that a token file that cannot be read stops the start;
         // it is read again at each protected request.
         config.admin_token()?;
+        let sasl_users = config
+            .sasl_jaas_file
+            .as_deref()
+            .map(crate::client::sasl::SaslUsers::read)
+            .transpose()?;
         // The TLS port's material is read before anything starts, so that a file that does
         // not load stops the start (never a plaintext port where TLS was asked for).
         let tls = match (config.secure_client_addr, &config.ssl_key_store) {
@@ -172,6 +179,9 @@ impl Server {
             st.set_read_only_mode(config.read_only_mode);
             st.set_enforce_quota(config.enforce_quota);
             st.set_skip_acl(config.skip_acl());
+            if let Some(users) = sasl_users {
+                st.set_sasl_users(users);
+            }
             st.sessions_restored();
         }
         let admin = if config.admin_enabled {

@@ -362,3 +362,22 @@ fn client_certificates_are_x509_identities() {
     assert_eq!(read(&ca.issue("admin"), "/locked"), 0);
     assert_eq!(read(&ca.issue("client"), "/locked"), no_auth);
 }
+
+/// kazoo's SASL DIGEST-MD5 login, its users from a JAAS file as ZooKeeper's
+/// DigestLoginModule reads it.
+#[test]
+fn kazoo_logs_in_with_sasl_digest_md5() {
+    let dir = tempfile::tempdir().unwrap();
+    let jaas = dir.path().join("jaas.conf");
+    std::fs::write(
+        &jaas,
+        "Server {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  \
+         user_super=\"adminsecret\"\n  user_bob=\"bobsecret\";\n};\n",
+    )
+    .unwrap();
+    let server = start(|c| c.sasl_jaas_file = Some(jaas));
+    common::run_client_script(
+        "kazoo_sasl.py",
+        &[&server.addr.to_string(), "bob", "bobsecret"],
+    );
+}

@@ -42,6 +42,8 @@ pub enum Response {
     /// getEphemerals.
     Paths(Vec<String>),
     WhoAmI(Vec<ClientInfo>),
+    /// A SASL exchange's next token (`SetSASLResponse`).
+    Sasl(Vec<u8>),
 }
 
 /// One entry of whoAmI: an authenticated identity of the connection.
@@ -114,6 +116,7 @@ impl Response {
                     b.put_jstring(&i.user);
                 }
             }
+            Response::Sasl(token) => b.put_jbuffer(Some(token)),
         }
     }
 }

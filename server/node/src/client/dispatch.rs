@@ -76,10 +76,14 @@ pub(super) fn request(
                 }
             }
         }
-        Ok(Request::Sasl { .. }) => {
-            keep_open = false;
-            Err(ErrorCode::AuthFailed)
-        }
+        Ok(Request::Sasl { token }) => match state.sasl_step(conn, &token) {
+            Ok(reply) => Ok(Answer::Ready(Response::Sasl(reply))),
+            Err(why) => {
+                tracing::info!(conn, "SASL authentication failed: {why}");
+                keep_open = false;
+                Err(ErrorCode::AuthFailed)
+            }
+        },
         Ok(req) if opcode.is_write() => {
             let auth_ids = state
                 .conns()

@@ -9,4 +9,5 @@ mod dispatch;
 mod handshake;
 pub mod listener;
 mod reconfig;
+pub mod sasl;
 pub mod tls;

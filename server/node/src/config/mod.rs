@@ -219,6 +219,13 @@ pub struct Config {
     #[arg(long, env = "ZOOID_SSL_CLIENT_AUTH", default_value = "need", value_parser = ["need", "want", "none"])]
     pub ssl_client_auth: String,
 
+    /// A JAAS configuration file whose `Server` section lists SASL DIGEST-MD5 users
+    /// (`user_<name>="<password>"`, ZooKeeper's DigestLoginModule): kazoo's and the Java
+    /// client's SASL logins, each giving the identity `sasl:<name>`. ZooKeeper takes it as
+    /// the JVM's `java.security.auth.login.config`.
+    #[arg(long, env = "ZOOID_SASL_JAAS_FILE")]
+    pub sasl_jaas_file: Option<PathBuf>,
+
     /// ZooKeeper's `X509AuthenticationProvider.superUser`: a client whose certificate's
     /// subject is this (RFC 2253, as Java writes it: `CN=admin,O=example`) is the super user.
     #[arg(long, env = "ZOOID_X509_SUPER_USER")]
@@ -425,6 +432,7 @@ const HEADINGS: &[(&str, &[&str])] = &[
             "ssl_trust_store",
             "ssl_client_auth",
             "x509_super_user",
+            "sasl_jaas_file",
             "super_digest",
             "enforce_quota",
             "skip_acl",

@@ -37,6 +37,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ssl.trustStore.location", "ssl-trust-store"),
     ("ssl.clientAuth", "ssl-client-auth"),
     ("X509AuthenticationProvider.superUser", "x509-super-user"),
+    ("jaasLoginConfig", "sasl-jaas-file"),
+    ("java.security.auth.login.config", "sasl-jaas-file"),
     (
         "zookeeper.X509AuthenticationProvider.superUser",
         "x509-super-user",
@@ -307,6 +309,10 @@ fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
              the quorum and admin ports, nor with this option)",
         );
     }
+    // SASL is served (with a JAAS file): naming its provider asks for nothing more.
+    if key.starts_with("authProvider.") && value.ends_with(".SASLAuthenticationProvider") {
+        return None;
+    }
     if key.starts_with("authProvider.") || key == "requireClientAuthScheme" {
         return Some("only the world, digest, ip and auth schemes are served yet");
     }
@@ -321,6 +327,7 @@ fn is_known_unused(key: &str) -> bool {
     key.starts_with("autopurge.")
         || key.starts_with("admin.")
         || key.starts_with("metricsProvider.")
+        || key.starts_with("authProvider.")
         || key.starts_with("zookeeper.")
         || matches!(
             key,

@@ -25,6 +25,8 @@ pub struct Conn {
     pub pending_writes: usize,
     /// Connected while this member served read-only: its writes are refused.
     pub read_only: bool,
+    /// The nonce of the SASL challenge it was sent, until it answers.
+    pub sasl_nonce: Option<String>,
 }
 
 impl Conn {
@@ -42,6 +44,7 @@ impl Conn {
             sent: 0,
             pending_writes: 0,
             read_only,
+            sasl_nonce: None,
         }
     }
 }

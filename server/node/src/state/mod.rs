@@ -69,6 +69,8 @@ pub struct State {
     enforce_quota: bool,
     /// ZooKeeper's `skipACL`: no ACL is checked (reads, the writes proposed here, watches).
     skip_acl: bool,
+    /// SASL DIGEST-MD5's users, when configured.
+    sasl_users: Option<crate::client::sasl::SaslUsers>,
     /// The client identities of the commands applied lately, shared between them.
     ids_cache: IdsCache,
 }
@@ -92,6 +94,7 @@ impl State {
             expired: 0,
             enforce_quota: false,
             skip_acl: false,
+            sasl_users: None,
             ids_cache: IdsCache::default(),
         };
         s.sessions_restored();
@@ -102,6 +105,37 @@ impl State {
     /// [`Command::decode_with`]).
     pub fn ids_cache(&mut self) -> &mut IdsCache {
         &mut self.ids_cache
+    }
+
+    /// SASL DIGEST-MD5 logins are taken for these users from now on.
+    pub fn set_sasl_users(&mut self, users: crate::client::sasl::SaslUsers) {
+        self.sasl_users = Some(users);
+    }
+
+    /// One step of a connection's SASL DIGEST-MD5 exchange: the challenge for its first
+    /// token, then, for its answer, the server's proof (and the identity `sasl:<user>` for the
+    /// connection); `Err` says why it failed (the connection then closes, AUTHFAILED).
+    pub fn sasl_step(&mut self, conn: ConnId, token: &[u8]) -> Result<Vec<u8>, String> {
+        use crate::client::sasl;
+        let Some(users) = &self.sasl_users else {
+            return Err("SASL is not configured (sasl-jaas-file)".into());
+        };
+        let h = self.conns.get_mut(conn).ok_or("the connection is gone")?;
+        let Some(nonce) = h.sasl_nonce.take() else {
+            let nonce = sasl::new_nonce();
+            let challenge = sasl::challenge(&nonce);
+            h.sasl_nonce = Some(nonce);
+            return Ok(challenge);
+        };
+        let (user, proof) = sasl::verify(users, &nonce, token)?;
+        self.add_auth(
+            conn,
+            Id {
+                scheme: "sasl".into(),
+                id: user,
+            },
+        );
+        Ok(proof)
     }
 
     /// No ACL is checked from now on (`skipACL`).
