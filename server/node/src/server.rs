@@ -180,7 +180,7 @@ impl Server {
             st.set_enforce_quota(config.enforce_quota);
             st.set_skip_acl(config.skip_acl());
             if let Some(users) = sasl_users {
-                st.set_sasl_users(users);
+                st.set_sasl_users(users, config.sasl_super_user.clone());
             }
             st.sessions_restored();
         }

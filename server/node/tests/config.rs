@@ -157,8 +157,12 @@ fn bad_config_files_are_refused_naming_the_file_and_line() {
             "keytool -importkeystore",
         ),
         (
-            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+            "authProvider.1=com.example.KerberosAuthenticationProvider\n",
             "authProvider.1",
+        ),
+        (
+            "jaasLoginConfig=/nowhere/jaas.conf\n",
+            "SASL users (sasl-jaas-file): reading /nowhere/jaas.conf",
         ),
         (
             "DigestAuthenticationProvider.superDigest=super\n",

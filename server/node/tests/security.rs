@@ -375,9 +375,18 @@ fn kazoo_logs_in_with_sasl_digest_md5() {
          user_super=\"adminsecret\"\n  user_bob=\"bobsecret\";\n};\n",
     )
     .unwrap();
-    let server = start(|c| c.sasl_jaas_file = Some(jaas));
+    let server = start(|c| {
+        c.sasl_jaas_file = Some(jaas);
+        c.sasl_super_user = Some("super".into());
+    });
     common::run_client_script(
         "kazoo_sasl.py",
-        &[&server.addr.to_string(), "bob", "bobsecret"],
+        &[
+            &server.addr.to_string(),
+            "bob",
+            "bobsecret",
+            "super",
+            "adminsecret",
+        ],
     );
 }

@@ -226,6 +226,10 @@ pub struct Config {
     #[arg(long, env = "ZOOID_SASL_JAAS_FILE")]
     pub sasl_jaas_file: Option<PathBuf>,
 
+    /// ZooKeeper's `zookeeper.superUser`: the SASL user who is the super user.
+    #[arg(long, env = "ZOOID_SASL_SUPER_USER")]
+    pub sasl_super_user: Option<String>,
+
     /// ZooKeeper's `X509AuthenticationProvider.superUser`: a client whose certificate's
     /// subject is this (RFC 2253, as Java writes it: `CN=admin,O=example`) is the super user.
     #[arg(long, env = "ZOOID_X509_SUPER_USER")]
@@ -433,6 +437,7 @@ const HEADINGS: &[(&str, &[&str])] = &[
             "ssl_client_auth",
             "x509_super_user",
             "sasl_jaas_file",
+            "sasl_super_user",
             "super_digest",
             "enforce_quota",
             "skip_acl",

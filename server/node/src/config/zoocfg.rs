@@ -38,6 +38,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ssl.clientAuth", "ssl-client-auth"),
     ("X509AuthenticationProvider.superUser", "x509-super-user"),
     ("jaasLoginConfig", "sasl-jaas-file"),
+    ("superUser", "sasl-super-user"),
+    ("zookeeper.superUser", "sasl-super-user"),
     ("java.security.auth.login.config", "sasl-jaas-file"),
     (
         "zookeeper.X509AuthenticationProvider.superUser",
@@ -316,9 +318,6 @@ fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
     if key.starts_with("authProvider.") || key == "requireClientAuthScheme" {
         return Some("only the world, digest, ip and auth schemes are served yet");
     }
-    if key.starts_with("superUser") {
-        return Some("SASL super users are not served yet");
-    }
     None
 }
 
@@ -538,9 +537,8 @@ mod tests {
             "ssl.ciphersuites=TLS_AES_128_GCM_SHA256",
             "ssl.enabledProtocols=TLSv1.1,TLSv1.2",
             "client.portUnification=true",
-            "authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+            "authProvider.kerberos=com.example.KerberosAuthenticationProvider",
             "requireClientAuthScheme=sasl",
-            "superUser=admin",
             "ssl.authProvider=sasl",
         ] {
             assert!(parse(&format!("{asks}\n"), path).is_err(), "{asks} taken");

@@ -69,8 +69,9 @@ pub struct State {
     enforce_quota: bool,
     /// ZooKeeper's `skipACL`: no ACL is checked (reads, the writes proposed here, watches).
     skip_acl: bool,
-    /// SASL DIGEST-MD5's users, when configured.
+    /// SASL DIGEST-MD5's users, when configured, and the one who is the super user.
     sasl_users: Option<crate::client::sasl::SaslUsers>,
+    sasl_super_user: Option<String>,
     /// The client identities of the commands applied lately, shared between them.
     ids_cache: IdsCache,
 }
@@ -95,6 +96,7 @@ impl State {
             enforce_quota: false,
             skip_acl: false,
             sasl_users: None,
+            sasl_super_user: None,
             ids_cache: IdsCache::default(),
         };
         s.sessions_restored();
@@ -108,8 +110,13 @@ impl State {
     }
 
     /// SASL DIGEST-MD5 logins are taken for these users from now on.
-    pub fn set_sasl_users(&mut self, users: crate::client::sasl::SaslUsers) {
+    pub fn set_sasl_users(
+        &mut self,
+        users: crate::client::sasl::SaslUsers,
+        super_user: Option<String>,
+    ) {
         self.sasl_users = Some(users);
+        self.sasl_super_user = super_user;
     }
 
     /// One step of a connection's SASL DIGEST-MD5 exchange: the challenge for its first
@@ -128,6 +135,15 @@ impl State {
             return Ok(challenge);
         };
         let (user, proof) = sasl::verify(users, &nonce, token)?;
+        if self.sasl_super_user.as_deref() == Some(user.as_str()) {
+            self.add_auth(
+                conn,
+                Id {
+                    scheme: "super".into(),
+                    id: String::new(),
+                },
+            );
+        }
         self.add_auth(
             conn,
             Id {

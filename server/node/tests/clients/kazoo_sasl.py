@@ -1,7 +1,8 @@
 """kazoo's SASL DIGEST-MD5 login against a server with a JAAS users file.
 
-Arguments: host:port, then a user and its password. The login must succeed and give the
-identity sasl:<user> (an ACL naming it lets the session in); a wrong password must fail with
+Arguments: host:port, a user and its password, then the super user (zookeeper.superUser) and
+its password. The login must succeed and give the identity sasl:<user> (an ACL naming it lets
+the session in, and the super user too, no one else); a wrong password must fail with
 AuthFailed. Prints OK and exits 0 only if all held.
 """
 import sys
@@ -24,12 +25,17 @@ def client(hosts, user, password):
     )
 
 
-def main(hosts, user, password):
+def main(hosts, user, password, super_user, super_password):
     zk = client(hosts, user, password)
     zk.start(timeout=10)
     zk.create("/sasl-only", b"for " + user.encode(), acl=[make_acl("sasl", user, all=True)])
     assert zk.get("/sasl-only")[0] == b"for " + user.encode()
     zk.stop()
+
+    admin = client(hosts, super_user, super_password)
+    admin.start(timeout=10)
+    assert admin.get("/sasl-only")[0] == b"for " + user.encode()
+    admin.stop()
 
     anonymous = KazooClient(hosts=hosts, timeout=10)
     anonymous.start(timeout=10)
