@@ -158,7 +158,9 @@ impl Server {
         let tls = match (config.secure_client_addr, &config.ssl_key_store) {
             (Some(_), Some(key_store)) => Some(Reloading::start(TlsFiles {
                 key_store: key_store.clone(),
+                key_store_password: config.ssl_key_store_password.clone(),
                 trust_store: config.ssl_trust_store.clone(),
+                trust_store_password: config.ssl_trust_store_password.clone(),
                 client_auth: ClientAuth::parse(&config.ssl_client_auth),
             })?),
             _ => None,

@@ -152,9 +152,9 @@ fn bad_config_files_are_refused_naming_the_file_and_line() {
         ),
         ("sslQuorum=true\n", "zoo.cfg:1: sslQuorum"),
         (
-            "secureClientPort=2281\nssl.keyStore.location=/etc/zk/keystore.jks\n\
+            "secureClientPort=2281\nssl.keyStore.location=/nowhere/keystore.p12\n\
              ssl.clientAuth=none\n",
-            "keytool -importkeystore",
+            "ssl.keyStore.location /nowhere/keystore.p12",
         ),
         (
             "authProvider.1=com.example.KerberosAuthenticationProvider\n",

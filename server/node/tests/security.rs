@@ -76,6 +76,25 @@ mod pki {
 
         /// A certificate for `name` (and 127.0.0.1): its chain and key, as one PEM text.
         pub fn issue(&self, name: &str) -> String {
+            let (cert, key) = self.issue_der(name);
+            let pem = |tag: &str, der: &[u8]| {
+                use base64::Engine;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+                let lines: Vec<&str> = b64
+                    .as_bytes()
+                    .chunks(64)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect();
+                format!(
+                    "-----BEGIN {tag}-----\n{}\n-----END {tag}-----\n",
+                    lines.join("\n")
+                )
+            };
+            format!("{}{}", pem("CERTIFICATE", &cert), pem("PRIVATE KEY", &key))
+        }
+
+        /// [`Ca::issue`] as DER: the certificate and its PKCS#8 key.
+        pub fn issue_der(&self, name: &str) -> (Vec<u8>, Vec<u8>) {
             let mut params =
                 CertificateParams::new(vec![name.to_string(), "127.0.0.1".to_string()]).unwrap();
             // rcgen writes the subject as CN=<name> then O=zooid: Java (RFC 2253, the last
@@ -86,7 +105,14 @@ mod pki {
             params.distinguished_name.push(DnType::CommonName, name);
             let key = KeyPair::generate().unwrap();
             let cert = params.signed_by(&key, &self.issuer).unwrap();
-            format!("{}{}", cert.pem(), key.serialize_pem())
+            (cert.der().to_vec(), key.serialize_der())
+        }
+
+        /// This CA's certificate, DER.
+        pub fn der(&self) -> Vec<u8> {
+            rustls::pki_types::pem::PemObject::from_pem_slice(self.pem.as_bytes())
+                .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
+                .unwrap()
         }
     }
 
@@ -285,14 +311,24 @@ fn tls_material_that_does_not_load_stops_the_start() {
         c
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    for (file, text, needle) in [
-        ("garbage.pem", "garbage", "ssl.keyStore.location"),
-        ("store.jks", "", "keytool -importkeystore"),
-        ("absent.pem", "", "absent.pem"),
+    for (file, bytes, needle) in [
+        ("garbage.pem", &b"garbage"[..], "ssl.keyStore.location"),
+        // Java's JKS magic number.
+        (
+            "store.jks",
+            &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2][..],
+            "keytool -importkeystore",
+        ),
+        (
+            "wrong.p12",
+            &[0x30, 0x82, 0x01, 0x00][..],
+            "PKCS#12 does not open",
+        ),
+        ("absent.pem", &b""[..], "absent.pem"),
     ] {
         let path = dir.path().join(file);
         if file != "absent.pem" {
-            std::fs::write(&path, text).unwrap();
+            std::fs::write(&path, bytes).unwrap();
         }
         let err = match rt.block_on(zooid_node::server::Server::start(cfg(path))) {
             Ok(_) => panic!("{file}: started"),
@@ -389,4 +425,37 @@ fn kazoo_logs_in_with_sasl_digest_md5() {
             "adminsecret",
         ],
     );
+}
+
+/// PKCS#12 key and trust stores (what Java's keytool writes), opened with their passwords.
+#[test]
+fn pkcs12_stores_are_read_with_their_passwords() {
+    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("zooid test CA");
+    let (cert, key) = ca.issue_der("localhost");
+    let mut keys = KeyStore::new();
+    let chain = PrivateKeyChain::new(
+        b"server".to_vec(),
+        PrivateKey::from_der(&key).unwrap(),
+        [Certificate::from_der(&cert).unwrap()],
+    );
+    keys.add_entry("server", KeyStoreEntry::PrivateKeyChain(chain));
+    let key_store = dir.path().join("server.p12");
+    std::fs::write(&key_store, keys.writer("changeit").write().unwrap()).unwrap();
+    let mut trust = KeyStore::new();
+    let ca_cert = Certificate::from_der(&ca.der()).unwrap();
+    trust.add_entry("ca", KeyStoreEntry::Certificate(ca_cert));
+    let trust_store = dir.path().join("ca.p12");
+    std::fs::write(&trust_store, trust.writer("trustme").write().unwrap()).unwrap();
+    let server = start(|c| {
+        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
+        c.ssl_key_store = Some(key_store);
+        c.ssl_key_store_password = Some("changeit".into());
+        c.ssl_trust_store = Some(trust_store);
+        c.ssl_trust_store_password = Some("trustme".into());
+    });
+    let mut s =
+        tls_client::connect(server.secure.unwrap(), &ca.pem, Some(&ca.issue("client"))).unwrap();
+    assert_eq!(tls_client::call(&mut s, 1, &create("/p12")), Ok(0));
 }

@@ -1,6 +1,6 @@
 //! TLS on the client port (ZooKeeper's `secureClientPort`): the key store (certificate chain
-//! and key) and the trust store (for client certificates), PEM files read again when they
-//! change on disk. New connections get the new material; established ones go on with theirs;
+//! and key) and the trust store (for client certificates), PEM or PKCS#12 files read again
+//! when they change on disk. New connections get the new material; established ones go on with theirs;
 //! a new file that does not load leaves the old material in place and says why.
 
 use rustls::pki_types::pem::PemObject;
@@ -42,15 +42,10 @@ pub enum TlsError {
         source: std::io::Error,
     },
     #[error(
-        "{key} {path} is a {kind} store: only PEM is read; convert it with `openssl pkcs12 -in \
-         store.p12 -out store.pem -nodes` (a JKS store first with `keytool -importkeystore \
-         -srckeystore store.jks -destkeystore store.p12 -deststoretype PKCS12`)"
+        "{key} {path} is a JKS store: PEM and PKCS#12 are read; convert it with `keytool \
+         -importkeystore -srckeystore store.jks -destkeystore store.p12 -deststoretype PKCS12`"
     )]
-    NotPem {
-        key: &'static str,
-        path: PathBuf,
-        kind: &'static str,
-    },
+    Jks { key: &'static str, path: PathBuf },
     #[error("{key} {path}: {what}")]
     Content {
         key: &'static str,
@@ -70,50 +65,119 @@ const TRUST_STORE: &str = "ssl.trustStore.location";
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
     pub key_store: PathBuf,
+    /// For a PKCS#12 key store (`ssl.keyStore.password`).
+    pub key_store_password: Option<String>,
     pub trust_store: Option<PathBuf>,
+    /// For a PKCS#12 trust store (`ssl.trustStore.password`).
+    pub trust_store_password: Option<String>,
     pub client_auth: ClientAuth,
+}
+
+/// What a store holds, PEM or PKCS#12 alike.
+struct Store {
+    certs: Vec<CertificateDer<'static>>,
+    key: Option<PrivateKeyDer<'static>>,
+}
+
+impl Store {
+    /// Reads the store at `path`: PEM text, or PKCS#12 opened with `password` (Java's JKS,
+    /// recognized by its magic number, is refused with the command that converts it).
+    fn read(key: &'static str, path: &Path, password: Option<&str>) -> Result<Store, TlsError> {
+        let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+            key,
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let content = |what: String| TlsError::Content {
+            key,
+            path: path.to_path_buf(),
+            what,
+        };
+        if bytes.starts_with(&[0xfe, 0xed, 0xfe, 0xed]) {
+            return Err(TlsError::Jks {
+                key,
+                path: path.to_path_buf(),
+            });
+        }
+        if bytes.first() == Some(&0x30) {
+            let store = p12_keystore::KeyStore::from_pkcs12(
+                &bytes,
+                password.unwrap_or(""),
+                p12_keystore::Pkcs12ImportPolicy::Relaxed,
+            )
+            .map_err(|e| {
+                content(format!(
+                    "PKCS#12 does not open ({e}); is the password right?"
+                ))
+            })?;
+            let mut out = Store {
+                certs: Vec::new(),
+                key: None,
+            };
+            for (_, entry) in store.entries() {
+                match entry {
+                    p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) if out.key.is_none() => {
+                        out.key = Some(PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into()));
+                        let chain = chain.certs().iter();
+                        out.certs = chain.map(|c| c.as_der().to_vec().into()).collect();
+                    }
+                    p12_keystore::KeyStoreEntry::Certificate(c) => {
+                        out.certs.push(c.as_der().to_vec().into())
+                    }
+                    _ => {}
+                }
+            }
+            return Ok(out);
+        }
+        if password.is_some_and(|p| !p.is_empty()) && key == KEY_STORE {
+            return Err(content(
+                "a password is given, but encrypted PEM keys are not read: decrypt the key \
+                 (`openssl pkey -in key.pem -out plain.pem`) and drop the password"
+                    .into(),
+            ));
+        }
+        let certs = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| content(format!("a certificate does not parse: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(&bytes).ok();
+        Ok(Store { certs, key })
+    }
 }
 
 impl TlsFiles {
     /// Reads the files into a server configuration.
     pub fn load(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        let key_store = read_pem(KEY_STORE, &self.key_store)?;
-        let content = |what: String| TlsError::Content {
-            key: KEY_STORE,
-            path: self.key_store.clone(),
-            what,
+        let key_store = Store::read(
+            KEY_STORE,
+            &self.key_store,
+            self.key_store_password.as_deref(),
+        )?;
+        let content = |key: &'static str, path: &Path, what: &str| TlsError::Content {
+            key,
+            path: path.to_path_buf(),
+            what: what.to_string(),
         };
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&key_store)
-            .collect::<Result<_, _>>()
-            .map_err(|e| content(format!("a certificate does not parse: {e}")))?;
-        if chain.is_empty() {
-            return Err(content("no certificate in it".into()));
+        if key_store.certs.is_empty() {
+            return Err(content(KEY_STORE, &self.key_store, "no certificate in it"));
         }
-        let key = PrivateKeyDer::from_pem_slice(&key_store).map_err(|e| {
-            content(format!(
-                "no private key in it ({e}); an encrypted key must be decrypted first"
-            ))
-        })?;
+        let Some(key) = key_store.key else {
+            return Err(content(
+                KEY_STORE,
+                &self.key_store,
+                "no private key in it (an encrypted PEM key must be decrypted first)",
+            ));
+        };
         let builder = ServerConfig::builder();
         let builder = match (self.client_auth, &self.trust_store) {
             (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
             (auth, Some(path)) => {
-                let bytes = read_pem(TRUST_STORE, path)?;
+                let store = Store::read(TRUST_STORE, path, self.trust_store_password.as_deref())?;
                 let mut roots = RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(&bytes) {
-                    let cert = cert.map_err(|e| TlsError::Content {
-                        key: TRUST_STORE,
-                        path: path.clone(),
-                        what: format!("a certificate does not parse: {e}"),
-                    })?;
+                for cert in store.certs {
                     roots.add(cert)?;
                 }
                 if roots.is_empty() {
-                    return Err(TlsError::Content {
-                        key: TRUST_STORE,
-                        path: path.clone(),
-                        what: "no certificate in it".into(),
-                    });
+                    return Err(content(TRUST_STORE, path, "no certificate in it"));
                 }
                 let verifier = WebPkiClientVerifier::builder(Arc::new(roots));
                 let verifier = if auth == ClientAuth::Want {
@@ -127,7 +191,7 @@ impl TlsFiles {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        Ok(Arc::new(builder.with_single_cert(chain, key)?))
+        Ok(Arc::new(builder.with_single_cert(key_store.certs, key)?))
     }
 
     fn stamps(&self) -> Vec<Option<SystemTime>> {
@@ -136,32 +200,6 @@ impl TlsFiles {
             .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
             .collect()
     }
-}
-
-/// A store's bytes; a JKS or PKCS#12 file (by its name, as ZooKeeper infers the type) is
-/// refused with the command that converts it.
-fn read_pem(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let kind = match ext.as_deref() {
-        Some("jks") => Some("JKS"),
-        Some("p12" | "pfx") => Some("PKCS#12"),
-        _ => None,
-    };
-    if let Some(kind) = kind {
-        return Err(TlsError::NotPem {
-            key,
-            path: path.to_path_buf(),
-            kind,
-        });
-    }
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        key,
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// The TLS material in use, read again when its files change.

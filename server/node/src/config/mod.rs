@@ -203,16 +203,24 @@ pub struct Config {
     #[arg(long, env = "ZOOID_SECURE_CLIENT_ADDR", value_parser = parse_listen_addr)]
     pub secure_client_addr: Option<SocketAddr>,
 
-    /// The TLS port's certificate chain and private key, PEM (ZooKeeper's
-    /// `ssl.keyStore.location`). Read again when it changes on disk: new connections get the
+    /// The TLS port's certificate chain and private key, PEM or PKCS#12 (ZooKeeper's
+    /// `ssl.keyStore.location`; a JKS store is refused with the command that converts it). Read again when it changes on disk: new connections get the
     /// new material, established ones go on; a bad new file keeps the old and says why.
     #[arg(long, env = "ZOOID_SSL_KEY_STORE")]
     pub ssl_key_store: Option<PathBuf>,
 
-    /// The certificates the TLS port trusts for client certificates, PEM (ZooKeeper's
-    /// `ssl.trustStore.location`); reloaded as the key store is.
+    /// The password of a PKCS#12 key store (ZooKeeper's `ssl.keyStore.password`).
+    #[arg(long, env = "ZOOID_SSL_KEY_STORE_PASSWORD", hide_env_values = true)]
+    pub ssl_key_store_password: Option<String>,
+
+    /// The certificates the TLS port trusts for client certificates, PEM or PKCS#12
+    /// (ZooKeeper's `ssl.trustStore.location`); reloaded as the key store is.
     #[arg(long, env = "ZOOID_SSL_TRUST_STORE")]
     pub ssl_trust_store: Option<PathBuf>,
+
+    /// The password of a PKCS#12 trust store (ZooKeeper's `ssl.trustStore.password`).
+    #[arg(long, env = "ZOOID_SSL_TRUST_STORE_PASSWORD", hide_env_values = true)]
+    pub ssl_trust_store_password: Option<String>,
 
     /// Whether a client must present a certificate that the trust store vouches for
     /// (ZooKeeper's `ssl.clientAuth`: `need`, its default, `want` or `none`).
@@ -433,7 +441,9 @@ const HEADINGS: &[(&str, &[&str])] = &[
         &[
             "secure_client_addr",
             "ssl_key_store",
+            "ssl_key_store_password",
             "ssl_trust_store",
+            "ssl_trust_store_password",
             "ssl_client_auth",
             "x509_super_user",
             "sasl_jaas_file",

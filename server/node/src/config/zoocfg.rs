@@ -35,6 +35,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("ssl.keyStore.location", "ssl-key-store"),
     ("ssl.trustStore.location", "ssl-trust-store"),
+    ("ssl.keyStore.password", "ssl-key-store-password"),
+    ("ssl.trustStore.password", "ssl-trust-store-password"),
     ("ssl.clientAuth", "ssl-client-auth"),
     ("X509AuthenticationProvider.superUser", "x509-super-user"),
     ("jaasLoginConfig", "sasl-jaas-file"),
@@ -272,23 +274,23 @@ fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
     match key {
         // PEM is what is read (a JKS or PKCS#12 store is refused when it is opened, with the
         // command that converts it); the hostname check is a client's and a peer's.
-        "ssl.keyStore.type" | "ssl.trustStore.type" if value.eq_ignore_ascii_case("PEM") => {
+        // The store's content says what it is (PEM text, PKCS#12, or a JKS store, which is
+        // refused when opened with the command that converts it).
+        "ssl.keyStore.type" | "ssl.trustStore.type"
+            if ["PEM", "PKCS12"]
+                .iter()
+                .any(|t| value.eq_ignore_ascii_case(t)) =>
+        {
             return None
         }
         "ssl.keyStore.type" | "ssl.trustStore.type" => {
             return Some(
-                "only PEM stores are read: convert with `openssl pkcs12 -in store.p12 -out \
-                 store.pem -nodes` (a JKS store first with `keytool -importkeystore \
-                 -srckeystore store.jks -destkeystore store.p12 -deststoretype PKCS12`)",
+                "only PEM and PKCS#12 stores are read: convert a JKS store with `keytool \
+                 -importkeystore -srckeystore store.jks -destkeystore store.p12 \
+                 -deststoretype PKCS12`",
             )
         }
-        "ssl.keyStore.password" => {
-            return Some(
-                "encrypted keys are not read: decrypt it (`openssl pkey -in key.pem -out \
-                 plain.pem`) and drop the password",
-            )
-        }
-        "ssl.trustStore.password" | "ssl.hostnameVerification" => return None,
+        "ssl.hostnameVerification" => return None,
         "ssl.protocol" | "ssl.enabledProtocols"
             if value
                 .split(',')
@@ -533,7 +535,6 @@ mod tests {
             "zookeeper.sslQuorum=yes",
             "ssl.quorum.keyStore.location=/etc/zk/ks.pem",
             "ssl.keyStore.type=JKS",
-            "ssl.keyStore.password=secret",
             "ssl.ciphersuites=TLS_AES_128_GCM_SHA256",
             "ssl.enabledProtocols=TLSv1.1,TLSv1.2",
             "client.portUnification=true",
