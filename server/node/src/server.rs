@@ -2,6 +2,7 @@
 //! duties (accepting clients, the admin API, session expiry, quorum and leadership watches,
 //! container collection); [`Server::shutdown`] stops them in order.
 
+use crate::client::listener::Wire;
 use crate::client::tls::{ClientAuth, Reloading, TlsFiles};
 use crate::config::{Config, Ensemble};
 use crate::observe::metrics::Metrics;
@@ -155,14 +156,16 @@ impl Server {
             .transpose()?;
         // The TLS port's material is read before anything starts, so that a file that does
         // not load stops the start (never a plaintext port where TLS was asked for).
-        let tls = match (config.secure_client_addr, &config.ssl_key_store) {
-            (Some(_), Some(key_store)) => Some(Reloading::start(TlsFiles {
+        let wants_tls = config.secure_client_addr.is_some() || config.client_port_unification;
+        let tls = match (wants_tls, &config.ssl_key_store) {
+            (true, Some(key_store)) => Some(Reloading::start(TlsFiles {
                 key_store: key_store.clone(),
                 key_store_password: config.ssl_key_store_password.clone(),
                 trust_store: config.ssl_trust_store.clone(),
                 trust_store_password: config.ssl_trust_store_password.clone(),
                 client_auth: ClientAuth::parse(&config.ssl_client_auth),
-            })?),
+            })?)
+            .map(Arc::new),
             _ => None,
         };
         let replicated = config.ensemble.is_some();
@@ -198,16 +201,21 @@ impl Server {
         let listen = |source| StartError::Listen { addr, source };
         let listener = TcpListener::bind(addr).await.map_err(listen)?;
         let client_addr = listener.local_addr().map_err(listen)?;
-        let secure = match (config.secure_client_addr, tls) {
+        let secure = match (config.secure_client_addr, &tls) {
             (Some(addr), Some(tls)) => {
                 let listen = |source| StartError::SecureListen { addr, source };
                 let listener = TcpListener::bind(addr).await.map_err(listen)?;
                 let bound = listener.local_addr().map_err(listen)?;
-                Some((bound, listener, Arc::new(tls)))
+                Some((bound, listener, tls.clone()))
             }
             _ => None,
         };
         let secure_client_addr = secure.as_ref().map(|(a, ..)| *a);
+        // client.portUnification: the plain port takes TLS too.
+        let plain_wire = match (&tls, config.client_port_unification) {
+            (Some(tls), true) => Wire::Either(tls.clone()),
+            _ => Wire::Plain,
+        };
         {
             let st = node.state();
             info!(
@@ -240,13 +248,13 @@ impl Server {
         );
         duties.spawn(
             "accept",
-            crate::client::listener::accept(n.clone(), listener, None),
+            crate::client::listener::accept(n.clone(), listener, plain_wire),
         );
         if let Some((addr, listener, tls)) = secure {
             info!(secure_client_addr = %addr, "TLS client port listening");
             duties.spawn(
                 "accept TLS",
-                crate::client::listener::accept(n.clone(), listener, Some(tls)),
+                crate::client::listener::accept(n.clone(), listener, Wire::Tls(tls)),
             );
         }
         duties.spawn(

@@ -148,7 +148,11 @@ fn bad_config_files_are_refused_naming_the_file_and_line() {
         // Never plaintext where TLS or an authentication provider is asked for.
         (
             "secureClientPort=2281\n",
-            "needs ssl-key-store (ssl.keyStore.location)",
+            "need ssl-key-store (ssl.keyStore.location)",
+        ),
+        (
+            "client.portUnification=true\n",
+            "need ssl-key-store (ssl.keyStore.location)",
         ),
         ("sslQuorum=true\n", "zoo.cfg:1: sslQuorum"),
         (

@@ -459,3 +459,22 @@ fn pkcs12_stores_are_read_with_their_passwords() {
         tls_client::connect(server.secure.unwrap(), &ca.pem, Some(&ca.issue("client"))).unwrap();
     assert_eq!(tls_client::call(&mut s, 1, &create("/p12")), Ok(0));
 }
+
+/// ZooKeeper's `client.portUnification`: the plain client port serves a client that opens
+/// with a TLS handshake inside TLS (client certificate checked as on the TLS port), and
+/// plaintext clients as before.
+#[test]
+fn the_plain_port_also_takes_tls_when_unified() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("zooid test CA");
+    let server = tls_server(dir.path(), &ca, |c| {
+        c.secure_client_addr = None;
+        c.client_port_unification = true;
+    });
+    assert!(server.secure.is_none());
+    let mut s = tls_client::connect(server.addr, &ca.pem, Some(&ca.issue("client"))).unwrap();
+    assert_eq!(tls_client::call(&mut s, 1, &create("/unified")), Ok(0));
+    let mut plain = RawClient::connect(server.addr);
+    assert!(plain.get("/unified", false).is_ok());
+    assert!(tls_client::connect(server.addr, &ca.pem, None).is_err());
+}

@@ -13,8 +13,22 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tracing::warn;
 
-/// Accepts on `listener`; with `tls`, each connection's TLS handshake comes first.
-pub async fn accept(node: Arc<Node>, listener: TcpListener, tls: Option<Arc<Reloading>>) {
+/// How a listener's connections are served.
+#[derive(Clone)]
+pub enum Wire {
+    Plain,
+    /// A TLS handshake first (the secure port).
+    Tls(Arc<Reloading>),
+    /// TLS if the connection opens with a TLS handshake, else plaintext
+    /// (`client.portUnification`).
+    Either(Arc<Reloading>),
+}
+
+/// A TLS record's first byte: a handshake.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Accepts on `listener`, serving each connection as `wire` says.
+pub async fn accept(node: Arc<Node>, listener: TcpListener, wire: Wire) {
     let mut failure = node.failure_watch();
     let mut stopping = node.stopping();
     let mut backoff = AcceptBackoff::default();
@@ -39,17 +53,39 @@ pub async fn accept(node: Arc<Node>, listener: TcpListener, tls: Option<Arc<Relo
                         continue;
                     }
                 };
-                match &tls {
+                let tls = match &wire {
+                    Wire::Plain => None,
+                    Wire::Tls(tls) => Some(tls.clone()),
+                    Wire::Either(tls) => Some(tls.clone()),
+                };
+                let either = matches!(wire, Wire::Either(_));
+                match tls {
                     None => {
                         tokio::spawn(connection::serve(node.clone(), stream, conn, admitted));
                     }
                     Some(tls) => {
-                        let (config, reloaded) = tls.config();
-                        said_reload(&node, reloaded);
                         let node = node.clone();
                         tokio::spawn(async move {
-                            let _ = stream.set_nodelay(true);
                             let wait = node.config.handshake_timeout();
+                            if either {
+                                // Looked at, not taken: the first byte says which it is.
+                                let mut first = [0u8; 1];
+                                match tokio::time::timeout(wait, stream.peek(&mut first)).await {
+                                    Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => {}
+                                    Ok(Ok(_)) => {
+                                        connection::serve(node, stream, conn, admitted).await;
+                                        return;
+                                    }
+                                    Ok(Err(_)) => return,
+                                    Err(_) => {
+                                        node.metrics.limited(Limit::Handshake);
+                                        return;
+                                    }
+                                }
+                            }
+                            let (config, reloaded) = tls.config();
+                            said_reload(&node, reloaded);
+                            let _ = stream.set_nodelay(true);
                             let acceptor = tokio_rustls::TlsAcceptor::from(config);
                             match tokio::time::timeout(wait, acceptor.accept(stream)).await {
                                 Ok(Ok(tls)) => {

@@ -203,6 +203,12 @@ pub struct Config {
     #[arg(long, env = "ZOOID_SECURE_CLIENT_ADDR", value_parser = parse_listen_addr)]
     pub secure_client_addr: Option<SocketAddr>,
 
+    /// Also take TLS on the plain client port (ZooKeeper's `client.portUnification`): a
+    /// connection that opens with a TLS handshake is served inside TLS, with the TLS port's
+    /// material (`ssl-key-store`); one that does not, in plaintext.
+    #[arg(long, env = "ZOOID_CLIENT_PORT_UNIFICATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub client_port_unification: bool,
+
     /// The TLS port's certificate chain and private key, PEM or PKCS#12 (ZooKeeper's
     /// `ssl.keyStore.location`; a JKS store is refused with the command that converts it). Read again when it changes on disk: new connections get the
     /// new material, established ones go on; a bad new file keeps the old and says why.
@@ -383,8 +389,9 @@ pub enum InvalidConfig {
     )]
     SkipAclUnconfirmed,
     #[error(
-        "secure-client-addr (secureClientPort) needs ssl-key-store (ssl.keyStore.location): \
-         the certificate chain and key the TLS port presents"
+        "secure-client-addr (secureClientPort) and client-port-unification \
+         (client.portUnification) need ssl-key-store (ssl.keyStore.location): the certificate \
+         chain and key TLS presents"
     )]
     NoKeyStore,
     #[error(
@@ -440,6 +447,7 @@ const HEADINGS: &[(&str, &[&str])] = &[
         "Security",
         &[
             "secure_client_addr",
+            "client_port_unification",
             "ssl_key_store",
             "ssl_key_store_password",
             "ssl_trust_store",
@@ -674,13 +682,11 @@ impl Config {
         if self.skip_acl() && !self.skip_acl_confirmed {
             return Err(InvalidConfig::SkipAclUnconfirmed);
         }
-        if self.secure_client_addr.is_some() && self.ssl_key_store.is_none() {
+        let tls = self.secure_client_addr.is_some() || self.client_port_unification;
+        if tls && self.ssl_key_store.is_none() {
             return Err(InvalidConfig::NoKeyStore);
         }
-        if self.ssl_client_auth != "none"
-            && self.secure_client_addr.is_some()
-            && self.ssl_trust_store.is_none()
-        {
+        if self.ssl_client_auth != "none" && tls && self.ssl_trust_store.is_none() {
             return Err(InvalidConfig::NoTrustStore);
         }
         if let Some(d) = &self.super_digest {

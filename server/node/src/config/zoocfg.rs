@@ -38,6 +38,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ssl.keyStore.password", "ssl-key-store-password"),
     ("ssl.trustStore.password", "ssl-trust-store-password"),
     ("ssl.clientAuth", "ssl-client-auth"),
+    ("client.portUnification", "client-port-unification"),
     ("X509AuthenticationProvider.superUser", "x509-super-user"),
     ("jaasLoginConfig", "sasl-jaas-file"),
     ("superUser", "sasl-super-user"),
@@ -305,7 +306,6 @@ fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
     }
     if key.starts_with("ssl.")
         || (key == "sslQuorum" && on)
-        || (key == "client.portUnification" && on)
         || (key == "admin.portUnification" && on)
     {
         return Some(
@@ -345,7 +345,6 @@ fn is_known_unused(key: &str) -> bool {
                 | "maxResponseCacheSize"
                 | "serverCnxnFactory"
                 | "sslQuorum"
-                | "client.portUnification"
         )
 }
 
@@ -537,14 +536,13 @@ mod tests {
             "ssl.keyStore.type=JKS",
             "ssl.ciphersuites=TLS_AES_128_GCM_SHA256",
             "ssl.enabledProtocols=TLSv1.1,TLSv1.2",
-            "client.portUnification=true",
             "authProvider.kerberos=com.example.KerberosAuthenticationProvider",
             "requireClientAuthScheme=sasl",
             "ssl.authProvider=sasl",
         ] {
             assert!(parse(&format!("{asks}\n"), path).is_err(), "{asks} taken");
         }
-        for declines in ["sslQuorum=false", "client.portUnification=false"] {
+        for declines in ["sslQuorum=false", "serverCnxnFactory=x"] {
             let cfg = parse(&format!("{declines}\n"), path).unwrap();
             assert_eq!(cfg.unused.len(), 1, "{declines}");
         }
