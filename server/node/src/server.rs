@@ -158,14 +158,13 @@ impl Server {
         // not load stops the start (never a plaintext port where TLS was asked for).
         let wants_tls = config.secure_client_addr.is_some() || config.client_port_unification;
         let tls = match (wants_tls, &config.ssl_key_store) {
-            (true, Some(key_store)) => Some(Reloading::start(TlsFiles {
+            (true, Some(key_store)) => Some(Arc::new(Reloading::start(TlsFiles {
                 key_store: key_store.clone(),
                 key_store_password: config.ssl_key_store_password.clone(),
                 trust_store: config.ssl_trust_store.clone(),
                 trust_store_password: config.ssl_trust_store_password.clone(),
                 client_auth: ClientAuth::parse(&config.ssl_client_auth),
-            })?)
-            .map(Arc::new),
+            })?)),
             _ => None,
         };
         let replicated = config.ensemble.is_some();
