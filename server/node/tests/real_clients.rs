@@ -66,3 +66,69 @@ fn zkcli_basic_commands() {
         }
     }
 }
+
+/// Runs `script` through Debian's zkCli.sh against `server`; stdout and stderr as lines.
+fn zkcli(server: std::net::SocketAddr, script: &str) -> Vec<String> {
+    let mut child = Command::new("/usr/share/zookeeper/bin/zkCli.sh")
+        .args(["-server", &server.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("zkCli.sh must be installed (scripts/test.sh installs Debian's zookeeper)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&out.stderr).lines())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// zkCli's `addauth digest` and ACL commands, and what another session is then refused, on
+/// Apache ZooKeeper 3.8 and on Zooid: the same answers.
+#[test]
+fn zkcli_acl_commands_answer_as_zookeeper_does() {
+    let zk = zooid_e2e::apache::ApacheZk::start(2000).expect("Apache ZooKeeper must be installed");
+    let zooid = start(|_| {});
+    let owner = "addauth digest alice:secret\ncreate /acl-owned mine\n\
+                 setAcl /acl-owned auth::cdrwa\ngetAcl /acl-owned\nget /acl-owned\n\
+                 create /acl-read open\nsetAcl /acl-read world:anyone:r\ngetAcl /acl-read\nquit\n";
+    let stranger = "get /acl-owned\nset /acl-owned theirs\ngetAcl /acl-owned\nget /acl-read\n\
+                    set /acl-read theirs\ndelete /acl-read\naddauth digest alice:secret\n\
+                    get /acl-owned\nquit\n";
+    // What the commands answered: ACL lines, data, refusals; not the banners and logs.
+    let answers = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| {
+                l.starts_with('\'')
+                    || l.starts_with(": ")
+                    || l.contains("Insufficient permission")
+                    || l.contains("Authentication is not valid")
+                    || l.contains("NoAuth")
+                    || ["mine", "open", "theirs"].contains(&l.as_str())
+            })
+            .collect()
+    };
+    let on = |server| {
+        let mut out = answers(zkcli(server, owner));
+        out.push("--".into());
+        out.extend(answers(zkcli(server, stranger)));
+        out
+    };
+    let (from_zk, from_zooid) = (on(zk.addr), on(zooid.addr));
+    assert!(
+        from_zk
+            .iter()
+            .any(|l| l.contains("Insufficient permission")),
+        "ZooKeeper refused nothing: {from_zk:#?}"
+    );
+    assert_eq!(from_zooid, from_zk);
+}
