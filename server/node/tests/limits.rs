@@ -294,11 +294,11 @@ fn a_client_flooded_with_notifications_it_never_reads_is_cut() {
     assert!(writer.get("/", false).is_ok());
 }
 
-/// New sessions are writes too: with the outstanding limit reached by a client's pipelined
-/// writes, a crowd of handshakes waits for room instead of being refused, and every one gets
-/// its session while the writes all complete.
+/// New sessions are writes too, and wait for room under the outstanding limit: with the limit
+/// at one and a client's pipelined writes holding it, a crowd of handshakes is not refused
+/// nor left hanging: every one gets a session of its own, and the writes all complete.
 #[test]
-fn new_sessions_wait_for_room_under_the_outstanding_limit_and_all_open() {
+fn a_crowd_of_new_sessions_past_the_outstanding_limit_all_open() {
     let srv = start(|c| c.global_outstanding_limit = 1);
     let mut writer = RawClient::connect(srv.addr);
     let xids: Vec<i32> = (0..300)

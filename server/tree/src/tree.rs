@@ -654,13 +654,15 @@ impl DataTree {
                 if !path::is_valid(&path) {
                     return Err(ErrorCode::BadArguments);
                 }
-                let node = self.nodes.get(&path).ok_or(ErrorCode::NoNode)?;
-                may(&node.acl, perms::WRITE)?;
                 if checks.quota {
+                    // Looked at before the node is taken for change (one lookup otherwise).
+                    let node = self.nodes.get(&path).ok_or(ErrorCode::NoNode)?;
+                    may(&node.acl, perms::WRITE)?;
                     let grown = data_len(&data) as i64 - data_len(&node.data) as i64;
                     self.within_quota(&path, 0, grown, quotas_before)?;
                 }
                 let node = node_mut(&mut self.nodes, &path).ok_or(ErrorCode::NoNode)?;
+                may(&node.acl, perms::WRITE)?;
                 if version != -1 && version != node.version {
                     return Err(ErrorCode::BadVersion);
                 }

@@ -135,7 +135,7 @@ impl IdsCache {
         // Measured first without allocating: the bytes are the cache's key.
         let mut probe = r.clone();
         let count = probe.i32()?;
-        for _ in 0..count.max(0) * 2 {
+        for _ in 0..u64::from(count.max(0).unsigned_abs()) * 2 {
             let len = probe.i32()?;
             probe.take(len.max(0) as usize)?;
         }
