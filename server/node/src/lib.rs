@@ -6,6 +6,7 @@
 //!
 //! - [`client`]: the client path: listener, connection, handshake, dispatch, auth, reconfig.
 //! - [`admin`]: the admin HTTP API (ZooKeeper's AdminServer shape, `/metrics`, probes).
+//! - [`tls`]: the TLS material of the client, peer and admin ports, reloaded live.
 //! - [`runtime`]: the state's lock and the duties that drive it (expiry, quorum, leadership,
 //!   containers), the connections' outbound queues, the consensus layer's view of the state.
 //! - [`observe`]: figures, four-letter words, metrics, logs and traces.
@@ -23,6 +24,7 @@ pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod tls;
 
 pub use config::Config;
 pub use server::Server;

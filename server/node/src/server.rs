@@ -3,18 +3,20 @@
 //! container collection); [`Server::shutdown`] stops them in order.
 
 use crate::client::listener::Wire;
-use crate::client::tls::{ClientAuth, Reloading, TlsFiles};
 use crate::config::{Config, Ensemble};
 use crate::observe::metrics::Metrics;
 use crate::runtime::applier::StateApplier;
 use crate::runtime::duties::Duties;
 use crate::runtime::{containers, expiry, failure, leadership, quorum, Node};
 use crate::state::State;
+use crate::tls::quorum::QuorumTls;
+use crate::tls::{ClientAuth, Keys, Reloading, TlsFiles};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::info;
+use zooid_replication::Security;
 use zooid_replication::{Consensus, ConsensusConfig, Peers, Timing};
 use zooid_tree::DataTree;
 
@@ -64,7 +66,7 @@ pub enum StartError {
     #[error("SASL users (sasl-jaas-file): {0}")]
     Jaas(#[from] crate::client::sasl::JaasError),
     #[error("the TLS client port (secureClientPort): {0}")]
-    Tls(#[from] crate::client::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
     #[error("listening on the TLS client port {addr} (secureClientPort, --secure-client-addr)")]
     SecureListen {
         addr: SocketAddr,
@@ -120,6 +122,7 @@ fn peers(ensemble: &Ensemble, listen: Option<SocketAddr>) -> Result<Peers, Start
             .filter(|m| m.role == Role::Observer)
             .map(|m| (m.id, m.spec()))
             .collect(),
+        security: Security::default(),
     })
 }
 
@@ -139,13 +142,37 @@ impl Server {
     /// serving. Port 0 picks a free port (see `client_addr`).
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let expiry_interval = config.expiry_interval();
-        let peers = config
+        let mut peers = config
             .ensemble
             .as_ref()
             .map(|e| peers(e, config.peer_listen))
             .transpose()?;
         let node_id = config.ensemble.as_ref().map_or(STANDALONE_ID, |e| e.my_id);
         let metrics = Arc::new(Metrics::new());
+        // Validated: sslQuorum comes with both stores.
+        let quorum_files = match (&config.ssl_quorum_key_store, &config.ssl_quorum_trust_store) {
+            (Some(key_store), Some(trust_store)) => Some(TlsFiles {
+                keys: Keys::QUORUM,
+                key_store: key_store.clone(),
+                key_store_password: config.ssl_quorum_key_store_password.clone(),
+                trust_store: Some(trust_store.clone()),
+                trust_store_password: config.ssl_quorum_trust_store_password.clone(),
+                client_auth: ClientAuth::Need,
+            }),
+            _ => None,
+        };
+        if let (Some(files), true) = (&quorum_files, config.ssl_quorum) {
+            // Read before anything starts (a single server too, which has no peers to talk
+            // to yet): a file that does not load stops the start.
+            let tls = QuorumTls::start(
+                files.clone(),
+                config.ssl_quorum_hostname_verification,
+                metrics.clone(),
+            )?;
+            if let Some(peers) = &mut peers {
+                peers.security = Security(Arc::new(tls));
+            }
+        }
         // Checked once at start, so that a token file that cannot be read stops the start;
         // it is read again at each protected request.
         config.admin_token()?;
@@ -158,13 +185,21 @@ impl Server {
         // not load stops the start (never a plaintext port where TLS was asked for).
         let wants_tls = config.secure_client_addr.is_some() || config.client_port_unification;
         let tls = match (wants_tls, &config.ssl_key_store) {
-            (true, Some(key_store)) => Some(Arc::new(Reloading::start(TlsFiles {
-                key_store: key_store.clone(),
-                key_store_password: config.ssl_key_store_password.clone(),
-                trust_store: config.ssl_trust_store.clone(),
-                trust_store_password: config.ssl_trust_store_password.clone(),
-                client_auth: ClientAuth::parse(&config.ssl_client_auth),
-            })?)),
+            (true, Some(key_store)) => {
+                let files = TlsFiles {
+                    keys: Keys::CLIENT,
+                    key_store: key_store.clone(),
+                    key_store_password: config.ssl_key_store_password.clone(),
+                    trust_store: config.ssl_trust_store.clone(),
+                    trust_store_password: config.ssl_trust_store_password.clone(),
+                    client_auth: ClientAuth::parse(&config.ssl_client_auth),
+                };
+                Some(Arc::new(Reloading::start(
+                    "client",
+                    files,
+                    TlsFiles::server_config,
+                )?))
+            }
             _ => None,
         };
         let replicated = config.ensemble.is_some();

@@ -154,7 +154,19 @@ fn bad_config_files_are_refused_naming_the_file_and_line() {
             "client.portUnification=true\n",
             "need ssl-key-store (ssl.keyStore.location)",
         ),
-        ("sslQuorum=true\n", "zoo.cfg:1: sslQuorum"),
+        (
+            "sslQuorum=true\n",
+            "ssl-quorum (sslQuorum) needs ssl-quorum-key-store (ssl.quorum.keyStore.location)",
+        ),
+        (
+            "sslQuorum=true\nssl.quorum.keyStore.location=/nowhere/member.pem\n\
+             ssl.quorum.trustStore.location=/nowhere/ca.pem\n",
+            "ssl.quorum.keyStore.location /nowhere/member.pem",
+        ),
+        (
+            "ssl.quorum.ciphersuites=x\n",
+            "zoo.cfg:1: ssl.quorum.ciphersuites",
+        ),
         (
             "secureClientPort=2281\nssl.keyStore.location=/nowhere/keystore.p12\n\
              ssl.clientAuth=none\n",

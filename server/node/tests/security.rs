@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{start, RawClient};
+use common::{pki, start, RawClient};
 use zooid_proto::*;
 
 /// A node only a user who does not exist may touch: anyone else is refused, unless the
@@ -49,81 +49,6 @@ fn skip_acl_turns_the_checks_off_and_only_then() {
     let mut c = RawClient::connect(open.addr);
     locked_node(&mut c);
     assert_eq!(read_and_write(&mut c), (0, 0));
-}
-
-/// TLS test material: a CA, certificates it signs, written as PEM files.
-mod pki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    use std::path::{Path, PathBuf};
-
-    pub struct Ca {
-        issuer: Issuer<'static, KeyPair>,
-        pub pem: String,
-    }
-
-    impl Ca {
-        pub fn new(name: &str) -> Ca {
-            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.distinguished_name.push(DnType::CommonName, name);
-            let key = KeyPair::generate().unwrap();
-            let pem = params.self_signed(&key).unwrap().pem();
-            Ca {
-                issuer: Issuer::new(params, key),
-                pem,
-            }
-        }
-
-        /// A certificate for `name` (and 127.0.0.1): its chain and key, as one PEM text.
-        pub fn issue(&self, name: &str) -> String {
-            let (cert, key) = self.issue_der(name);
-            let pem = |tag: &str, der: &[u8]| {
-                use base64::Engine;
-                let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-                let lines: Vec<&str> = b64
-                    .as_bytes()
-                    .chunks(64)
-                    .map(|c| std::str::from_utf8(c).unwrap())
-                    .collect();
-                format!(
-                    "-----BEGIN {tag}-----\n{}\n-----END {tag}-----\n",
-                    lines.join("\n")
-                )
-            };
-            format!("{}{}", pem("CERTIFICATE", &cert), pem("PRIVATE KEY", &key))
-        }
-
-        /// [`Ca::issue`] as DER: the certificate and its PKCS#8 key.
-        pub fn issue_der(&self, name: &str) -> (Vec<u8>, Vec<u8>) {
-            let mut params =
-                CertificateParams::new(vec![name.to_string(), "127.0.0.1".to_string()]).unwrap();
-            // rcgen writes the subject as CN=<name> then O=zooid: Java (RFC 2253, the last
-            // first) writes it `O=zooid,CN=<name>`.
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, "zooid");
-            params.distinguished_name.push(DnType::CommonName, name);
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, &self.issuer).unwrap();
-            (cert.der().to_vec(), key.serialize_der())
-        }
-
-        /// This CA's certificate, DER.
-        pub fn der(&self) -> Vec<u8> {
-            rustls::pki_types::pem::PemObject::from_pem_slice(self.pem.as_bytes())
-                .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
-                .unwrap()
-        }
-    }
-
-    pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-        let path = dir.join(name);
-        // Written aside and renamed, as a secret mount or cert-manager replaces files.
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-        path
-    }
 }
 
 /// A ZooKeeper client over TLS, as far as these tests need one.
@@ -286,8 +211,11 @@ fn the_tls_port_serves_checks_client_certificates_and_reloads_its_files() {
             // Each connection looks at the files (at most once a second).
             let _ = tls_client::connect(secure, &ca.pem, Some(&client_id));
             zooid_e2e::http::get(admin, "/metrics").is_some_and(|m| {
-                zooid_e2e::http::sample(&m.body, "zooid_tls_reloads_total{result=\"refused\"}")
-                    .is_some_and(|n| n >= 1.0)
+                zooid_e2e::http::sample(
+                    &m.body,
+                    "zooid_tls_reloads_total{port=\"client\",result=\"refused\"}",
+                )
+                .is_some_and(|n| n >= 1.0)
             })
         },
     );

@@ -82,6 +82,8 @@ pub struct Peers {
     /// Members that replicate and serve but never vote (ZooKeeper's observers, openraft's
     /// learners): the leader adds each one it does not have yet.
     pub learners: BTreeMap<NodeId, String>,
+    /// How peer connections are secured (plaintext, or the server's TLS).
+    pub security: crate::transport::Security,
 }
 
 /// Small enough that a purge frees space soon after each snapshot, large enough that chunk
@@ -331,7 +333,17 @@ impl Consensus {
             .peers
             .as_ref()
             .map_or_else(|| "zooid".to_string(), |p| p.cluster.clone());
-        let network = PeerNetwork::new(config.node_id, cluster.clone(), config.catch_up_within);
+        let security = config
+            .peers
+            .as_ref()
+            .map(|p| p.security.clone())
+            .unwrap_or_default();
+        let network = PeerNetwork::new(
+            config.node_id,
+            cluster.clone(),
+            config.catch_up_within,
+            security.clone(),
+        );
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
@@ -362,6 +374,7 @@ impl Consensus {
                 handlers,
                 config.node_id,
                 cluster,
+                security,
             ));
             let learners = config.peers.as_ref().map(|p| p.learners.clone());
             let keeper = tokio::spawn(seed_learners(

@@ -5,7 +5,7 @@
 //!
 //! Start at [`Consensus`] (`consensus.rs`: start, propose, the leader's read index, reconfig,
 //! backup) and the [`Applier`] the server implements; `proposer.rs` batches commands into
-//! entries (group commit), `network.rs` and `peer_server.rs` are the peer transport.
+//! entries (group commit), `network.rs` and `peer_server.rs` are the peer transport, secured as `transport.rs` says.
 
 // openraft's traits fix the (large) storage error type; boxing it is not ours to choose.
 #![allow(clippy::result_large_err)]
@@ -24,6 +24,7 @@ pub mod proposer;
 pub mod reconfig;
 pub mod snapshot_file;
 pub mod state_machine;
+pub mod transport;
 pub mod types;
 pub mod wal_check;
 pub mod wire;
@@ -39,3 +40,4 @@ pub use members::{Member, Members};
 pub use proposer::BatchSizes;
 pub use reconfig::{MemberChange, Reconfig, ReconfigError};
 pub use state_machine::{Applier, RestoreError, StateEncoder};
+pub use transport::{Accepted, PeerIo, PeerSecurity, PeerStream, Plaintext, Security, SpeaksFor};

@@ -9,6 +9,7 @@
 
 use crate::failure::LeaderError;
 use crate::reconfig::{Reconfig, ReconfigError};
+use crate::transport::{host_of, PeerStream, Security};
 use crate::types::*;
 use crate::wire::{
     read_frame, write_frame, PeerRequest, PeerResponse, WireError, APPEND_BUDGET_BYTES,
@@ -40,6 +41,7 @@ pub struct PeerNetwork {
     me: NodeId,
     cluster: String,
     links: Arc<Mutex<HashMap<NodeId, Link>>>,
+    security: Security,
     /// How long the leader may take over a reconfig's catch-up (see [`crate::reconfig`]).
     catch_up_within: Duration,
 }
@@ -50,7 +52,7 @@ type Link = Arc<LinkState>;
 /// The one connection kept to a peer, and whether the peer answered last time.
 #[derive(Default)]
 struct LinkState {
-    stream: tokio::sync::Mutex<Option<TcpStream>>,
+    stream: tokio::sync::Mutex<Option<PeerStream>>,
     /// Set while the peer does not answer: said once when it stops and once when it is back,
     /// where openraft would warn at every heartbeat (its own warnings are filtered to errors).
     down: std::sync::atomic::AtomicBool,
@@ -59,11 +61,12 @@ struct LinkState {
 }
 
 impl PeerNetwork {
-    pub fn new(me: NodeId, cluster: String, catch_up_within: Duration) -> Self {
+    pub fn new(me: NodeId, cluster: String, catch_up_within: Duration, security: Security) -> Self {
         PeerNetwork {
             me,
             cluster,
             links: Arc::default(),
+            security,
             catch_up_within,
         }
     }
@@ -86,6 +89,7 @@ impl PeerNetwork {
             target,
             addr: crate::members::peer_addr(spec).to_string(),
             link,
+            security: self.security.clone(),
         }
     }
 
@@ -167,9 +171,11 @@ impl PeerNetwork {
                 "server {leader} no longer leads"
             ))),
             Ok(_) => Err(ReconfigError::Failed(out_of_turn(leader))),
-            Err(e @ (CallError::Connect { .. } | CallError::Refused { .. })) => {
-                Err(ReconfigError::NoLeader(e.to_string()))
-            }
+            Err(
+                e @ (CallError::Connect { .. }
+                | CallError::Secure { .. }
+                | CallError::Refused { .. }),
+            ) => Err(ReconfigError::NoLeader(e.to_string())),
             // It may have been carried out, in part or whole.
             Err(e) => Err(ReconfigError::Failed(format!(
                 "{e}; the change may have been made: read /zookeeper/config"
@@ -190,9 +196,11 @@ impl PeerNetwork {
             ))),
             Ok(answer) => Ok(answer),
             // Never reached the leader: safe to send again.
-            Err(e @ (CallError::Connect { .. } | CallError::Refused { .. })) => {
-                Err(ForwardError::NotTaken(e.to_string()))
-            }
+            Err(
+                e @ (CallError::Connect { .. }
+                | CallError::Secure { .. }
+                | CallError::Refused { .. }),
+            ) => Err(ForwardError::NotTaken(e.to_string())),
             Err(e) => Err(ForwardError::Lost(e.to_string())),
         }
     }
@@ -265,6 +273,7 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     link: Link,
+    security: Security,
 }
 
 /// Why forwarded commands were not taken by the leader.
@@ -290,6 +299,11 @@ enum CallError {
     },
     #[error("no answer from {addr} within {0:?}", .timeout)]
     Timeout { addr: String, timeout: Duration },
+    #[error("securing the connection to {addr}: {source}")]
+    Secure {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("{addr} refused the connection: {reason}")]
     Refused { addr: String, reason: String },
     #[error("talking to {addr}: {source}")]
@@ -343,16 +357,25 @@ impl PeerClient {
         result
     }
 
-    async fn connect(&self) -> Result<TcpStream, CallError> {
+    async fn connect(&self) -> Result<PeerStream, CallError> {
         let connect = |source| CallError::Connect {
             addr: self.addr.clone(),
             source,
         };
-        let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
             .await
             .map_err(|_| connect(std::io::ErrorKind::TimedOut.into()))?
             .map_err(connect)?;
         stream.set_nodelay(true).map_err(connect)?;
+        let mut stream = self
+            .security
+            .0
+            .connect(stream, host_of(&self.addr))
+            .await
+            .map_err(|source| CallError::Secure {
+                addr: self.addr.clone(),
+                source,
+            })?;
         let wire = |source| CallError::Wire {
             addr: self.addr.clone(),
             source,
@@ -378,7 +401,7 @@ impl PeerClient {
     fn rpc_error<E: std::error::Error>(&self, e: CallError) -> RPCError<NodeId, BasicNode, E> {
         match e {
             // Nobody listening, or not the member expected: back off before trying again.
-            CallError::Connect { .. } | CallError::Refused { .. } => {
+            CallError::Connect { .. } | CallError::Refused { .. } | CallError::Secure { .. } => {
                 RPCError::Unreachable(Unreachable::new(&e))
             }
             _ => RPCError::Network(NetworkError::new(&e)),
@@ -390,8 +413,10 @@ impl PeerClient {
         use std::sync::atomic::Ordering;
         match answer {
             Err(
-                e
-                @ (CallError::Connect { .. } | CallError::Timeout { .. } | CallError::Wire { .. }),
+                e @ (CallError::Connect { .. }
+                | CallError::Secure { .. }
+                | CallError::Timeout { .. }
+                | CallError::Wire { .. }),
             ) => {
                 if !self.link.down.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
@@ -554,7 +579,12 @@ mod tests {
     async fn a_call_its_caller_gave_up_on_leaves_no_answer_for_the_next() {
         let (late_tx, late) = tokio::sync::oneshot::channel();
         let addr = numbering_peer(late_tx).await;
-        let net = PeerNetwork::new(1, "test".into(), Duration::from_secs(1));
+        let net = PeerNetwork::new(
+            1,
+            "test".into(),
+            Duration::from_secs(1),
+            Security::default(),
+        );
         let client = net.client(2, &addr);
         // openraft drops its RPC futures at its own deadline, whatever ours says.
         let abandoned = tokio::time::timeout(

@@ -4,15 +4,17 @@
 use crate::election::Elector;
 use crate::proposer::Proposer;
 use crate::reconfig::Reconfigurer;
+use crate::transport::{host_of, Accepted, PeerStream, Security};
 use crate::types::*;
 use crate::wire::{read_frame, write_frame, PeerRequest, PeerResponse, WireError};
 use openraft::raft::AppendEntriesResponse;
 use openraft::Raft;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
@@ -22,7 +24,7 @@ use tracing::{debug, info, warn};
 /// them long ago, so they end at once): further ones wait in the backlog for a free slot.
 const MAX_PEER_CONNECTIONS: usize = 64;
 
-/// Time a new connection has to say who it is.
+/// Time a new connection has to secure itself (TLS) and say who it is.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the peer port's requests are handed to.
@@ -36,8 +38,15 @@ pub struct Handlers {
 
 /// Accepts peer connections on `listener` until the task is aborted, which closes every
 /// connection it accepted too.
-pub async fn serve(listener: TcpListener, handlers: Handlers, me: NodeId, cluster: String) {
+pub async fn serve(
+    listener: TcpListener,
+    handlers: Handlers,
+    me: NodeId,
+    cluster: String,
+    security: Security,
+) {
     let cluster = Arc::new(cluster);
+    let refusals = Arc::new(Refusals::default());
     let live = Arc::new(Live::default());
     let mut conns = tokio::task::JoinSet::new();
     let mut pause = Duration::from_millis(10);
@@ -63,12 +72,77 @@ pub async fn serve(listener: TcpListener, handlers: Handlers, me: NodeId, cluste
             }
         };
         let (handlers, cluster, live) = (handlers.clone(), cluster.clone(), live.clone());
+        let (security, refusals) = (security.clone(), refusals.clone());
         conns.spawn(async move {
-            match connection(stream, &handlers, me, &cluster, &live).await {
+            let _ = stream.set_nodelay(true);
+            let secured = tokio::time::timeout(HELLO_TIMEOUT, security.0.accept(stream)).await;
+            let accepted = match secured {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => return refusals.say(remote, &e.to_string()),
+                Err(_) => {
+                    let why = format!("no handshake within {HELLO_TIMEOUT:?}");
+                    return refusals.say(remote, &why);
+                }
+            };
+            match connection(accepted, remote, &handlers, me, &cluster, &live, &refusals).await {
                 Ok(()) => debug!(%remote, "peer connection closed"),
                 Err(e) => debug!(%remote, "peer connection ended: {e}"),
             }
         });
+    }
+}
+
+/// Why a peer whose certificate was checked has not shown it is member `from`: its
+/// certificate must be valid for the host of `from`'s member spec (the name or address the
+/// others reach it at), or for the address it connects from (ZooKeeper's check of a quorum
+/// peer, `ssl.quorum.hostnameVerification`).
+fn unproven(
+    handlers: &Handlers,
+    from: NodeId,
+    remote: SocketAddr,
+    speaks_for: &(dyn Fn(&str) -> bool + Send + Sync),
+) -> Option<String> {
+    let ip = remote.ip().to_string();
+    if speaks_for(&ip) {
+        return None;
+    }
+    let metrics = handlers.raft.metrics().borrow().clone();
+    let host = metrics
+        .membership_config
+        .nodes()
+        .find(|(id, _)| **id == from)
+        .map(|(_, node)| host_of(crate::members::peer_addr(&node.addr)).to_string());
+    match host {
+        Some(host) if speaks_for(&host) => None,
+        Some(host) => Some(format!(
+            "server {from}'s certificate is valid neither for its host {host} nor for              {ip}, where it connects from"
+        )),
+        None => Some(format!(
+            "server {from} is not a member here, and its certificate is not valid for {ip},              where it connects from"
+        )),
+    }
+}
+
+/// Peers refused at the door (an untrusted certificate, plaintext where TLS is asked, a
+/// certificate for another host): said at most every [`Refusals::EVERY`] per address, since
+/// a refused member retries at every heartbeat.
+#[derive(Default)]
+struct Refusals {
+    said: Mutex<HashMap<std::net::IpAddr, std::time::Instant>>,
+}
+
+impl Refusals {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn say(&self, remote: SocketAddr, why: &str) {
+        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        // Bounded: entries older than the period go before a new one is added.
+        said.retain(|_, at| now.duration_since(*at) < Self::EVERY);
+        if let std::collections::hash_map::Entry::Vacant(v) = said.entry(remote.ip()) {
+            v.insert(now);
+            warn!(%remote, "refusing a peer connection: {why} (said again in {:?} if it goes on)", Self::EVERY);
+        }
     }
 }
 
@@ -104,14 +178,26 @@ impl Live {
 }
 
 async fn connection(
-    stream: TcpStream,
+    accepted: Accepted,
+    remote: SocketAddr,
     handlers: &Handlers,
     me: NodeId,
     cluster: &str,
     live: &Live,
+    refusals: &Refusals,
 ) -> Result<(), WireError> {
     let mut registered = None;
-    let result = serve_connection(stream, handlers, me, cluster, live, &mut registered).await;
+    let result = serve_connection(
+        accepted,
+        remote,
+        handlers,
+        me,
+        cluster,
+        live,
+        refusals,
+        &mut registered,
+    )
+    .await;
     // Closed, not replaced by a newer connection from the same member.
     if let Some((from, seq)) = registered {
         live.deregister(from, seq);
@@ -123,21 +209,24 @@ async fn connection(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection(
-    mut stream: TcpStream,
+    accepted: Accepted,
+    remote: SocketAddr,
     handlers: &Handlers,
     me: NodeId,
     cluster: &str,
     live: &Live,
+    refusals: &Refusals,
     registered: &mut Option<(NodeId, u64)>,
 ) -> Result<(), WireError> {
+    let mut stream: PeerStream = accepted.stream;
     let Handlers {
         raft,
         proposer,
         reconfigurer,
         elector,
     } = handlers;
-    stream.set_nodelay(true)?;
     let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
@@ -151,6 +240,13 @@ async fn serve_connection(
                 Some(format!("this is ensemble {cluster:?}, not {theirs:?}"))
             } else if to != me {
                 Some(format!("this is server {me}, not {to}"))
+            } else if let Some(why) = accepted
+                .speaks_for
+                .as_ref()
+                .and_then(|speaks_for| unproven(handlers, from, remote, speaks_for))
+            {
+                refusals.say(remote, &why);
+                Some(why)
             } else {
                 None
             };

@@ -41,6 +41,7 @@ async fn start(id: u64, dir: &Path, voters: &BTreeMap<u64, String>, rec: Arc<Rec
                 listen: voters[&id].parse().unwrap(),
                 voters: voters.clone(),
                 learners: BTreeMap::new(),
+                security: Default::default(),
             }),
             ..ConsensusConfig::default()
         },

@@ -7,13 +7,14 @@
 //! Until then its socket is not read, so a client cannot make the server queue without end.
 
 use super::handshake::Answered;
-use super::{dispatch, handshake, reconfig, tls};
+use super::{dispatch, handshake, reconfig};
 use crate::observe::fourlw;
 use crate::observe::metrics::Limit;
 use crate::runtime::limits::Admitted;
 use crate::runtime::outbox::{self, Outbox};
 use crate::runtime::Node;
 use crate::session::ConnId;
+use crate::tls;
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,12 +1,13 @@
 //! Duty: accept client connections, each within `max-client-cnxns` for its address, and serve
 //! each on a task of its own ([`crate::client::connection`]), inside TLS on the secure port
-//! ([`crate::client::tls`]).
+//! ([`crate::tls`]).
 
 use crate::client::connection;
-use crate::client::tls::{Reloaded, Reloading};
 use crate::observe::metrics::Limit;
 use crate::runtime::limits::Refused;
 use crate::runtime::Node;
+use crate::tls::Reloading;
+use rustls::ServerConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,10 +19,10 @@ use tracing::warn;
 pub enum Wire {
     Plain,
     /// A TLS handshake first (the secure port).
-    Tls(Arc<Reloading>),
+    Tls(Arc<Reloading<Arc<ServerConfig>>>),
     /// TLS if the connection opens with a TLS handshake, else plaintext
     /// (`client.portUnification`).
-    Either(Arc<Reloading>),
+    Either(Arc<Reloading<Arc<ServerConfig>>>),
 }
 
 /// A TLS record's first byte: a handshake.
@@ -83,8 +84,7 @@ pub async fn accept(node: Arc<Node>, listener: TcpListener, wire: Wire) {
                                     }
                                 }
                             }
-                            let (config, reloaded) = tls.config();
-                            said_reload(&node, reloaded);
+                            let config = tls.config(&node.metrics);
                             let _ = stream.set_nodelay(true);
                             let acceptor = tokio_rustls::TlsAcceptor::from(config);
                             match tokio::time::timeout(wait, acceptor.accept(stream)).await {
@@ -109,21 +109,6 @@ pub async fn accept(node: Arc<Node>, listener: TcpListener, wire: Wire) {
                 warn!("accepting a connection failed: {e}; pausing accepts for {pause:?}");
                 tokio::time::sleep(pause).await;
             }
-        }
-    }
-}
-
-/// Says what a look at the TLS files found, if anything.
-fn said_reload(node: &Node, reloaded: Reloaded) {
-    match reloaded {
-        Reloaded::Unchanged => {}
-        Reloaded::Loaded => {
-            node.metrics.tls_reloaded(true);
-            tracing::info!("TLS key and trust stores read again: new connections use them");
-        }
-        Reloaded::Refused(e) => {
-            node.metrics.tls_reloaded(false);
-            warn!("TLS files changed but do not load: {e}; the previous material stays in use");
         }
     }
 }

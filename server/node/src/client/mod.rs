@@ -10,4 +10,3 @@ mod handshake;
 pub mod listener;
 mod reconfig;
 pub mod sasl;
-pub mod tls;

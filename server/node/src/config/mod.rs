@@ -233,6 +233,46 @@ pub struct Config {
     #[arg(long, env = "ZOOID_SSL_CLIENT_AUTH", default_value = "need", value_parser = ["need", "want", "none"])]
     pub ssl_client_auth: String,
 
+    /// TLS between the members of an ensemble (ZooKeeper's `sslQuorum`): each member shows
+    /// the certificate of `ssl-quorum-key-store` and checks the other's against
+    /// `ssl-quorum-trust-store`, both ways; a peer whose certificate is not trusted cannot
+    /// join, and the log says why.
+    #[arg(long, env = "ZOOID_SSL_QUORUM", default_value_t = false, action = clap::ArgAction::Set)]
+    pub ssl_quorum: bool,
+
+    /// The members' certificate chain and key, PEM or PKCS#12 (ZooKeeper's
+    /// `ssl.quorum.keyStore.location`), for the peer port and the admin port's HTTPS;
+    /// reloaded when it changes on disk, as the client port's.
+    #[arg(long, env = "ZOOID_SSL_QUORUM_KEY_STORE")]
+    pub ssl_quorum_key_store: Option<PathBuf>,
+
+    /// `ssl.quorum.keyStore.password`, for a PKCS#12 store.
+    #[arg(
+        long,
+        env = "ZOOID_SSL_QUORUM_KEY_STORE_PASSWORD",
+        hide_env_values = true
+    )]
+    pub ssl_quorum_key_store_password: Option<String>,
+
+    /// The certificates that vouch for members (and for admin clients' certificates), PEM
+    /// or PKCS#12 (ZooKeeper's `ssl.quorum.trustStore.location`); reloaded as the key store is.
+    #[arg(long, env = "ZOOID_SSL_QUORUM_TRUST_STORE")]
+    pub ssl_quorum_trust_store: Option<PathBuf>,
+
+    /// `ssl.quorum.trustStore.password`, for a PKCS#12 store.
+    #[arg(
+        long,
+        env = "ZOOID_SSL_QUORUM_TRUST_STORE_PASSWORD",
+        hide_env_values = true
+    )]
+    pub ssl_quorum_trust_store_password: Option<String>,
+
+    /// Whether a member's certificate must also be valid for its host: the name or address
+    /// in its `server.N` line, or the address it connects from (ZooKeeper's
+    /// `ssl.quorum.hostnameVerification`, on by default).
+    #[arg(long, env = "ZOOID_SSL_QUORUM_HOSTNAME_VERIFICATION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ssl_quorum_hostname_verification: bool,
+
     /// A JAAS configuration file whose `Server` section lists SASL DIGEST-MD5 users
     /// (`user_<name>="<password>"`, ZooKeeper's DigestLoginModule): kazoo's and the Java
     /// client's SASL logins, each giving the identity `sasl:<name>`. ZooKeeper takes it as
@@ -399,6 +439,12 @@ pub enum InvalidConfig {
          ssl-trust-store (ssl.trustStore.location); or set it to none"
     )]
     NoTrustStore,
+    #[error(
+        "ssl-quorum (sslQuorum) needs ssl-quorum-key-store (ssl.quorum.keyStore.location) and \
+         ssl-quorum-trust-store (ssl.quorum.trustStore.location): members show their \
+         certificates to each other and check them"
+    )]
+    NoQuorumStores,
 }
 
 /// The headings `zooid --help` groups the flags under, each flag named by its id.
@@ -453,6 +499,12 @@ const HEADINGS: &[(&str, &[&str])] = &[
             "ssl_trust_store",
             "ssl_trust_store_password",
             "ssl_client_auth",
+            "ssl_quorum",
+            "ssl_quorum_key_store",
+            "ssl_quorum_key_store_password",
+            "ssl_quorum_trust_store",
+            "ssl_quorum_trust_store_password",
+            "ssl_quorum_hostname_verification",
             "x509_super_user",
             "sasl_jaas_file",
             "sasl_super_user",
@@ -688,6 +740,11 @@ impl Config {
         }
         if self.ssl_client_auth != "none" && tls && self.ssl_trust_store.is_none() {
             return Err(InvalidConfig::NoTrustStore);
+        }
+        if self.ssl_quorum
+            && (self.ssl_quorum_key_store.is_none() || self.ssl_quorum_trust_store.is_none())
+        {
+            return Err(InvalidConfig::NoQuorumStores);
         }
         if let Some(d) = &self.super_digest {
             // A base64 SHA-1 is 28 characters ending in `=`.

@@ -39,6 +39,22 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ssl.trustStore.password", "ssl-trust-store-password"),
     ("ssl.clientAuth", "ssl-client-auth"),
     ("client.portUnification", "client-port-unification"),
+    ("sslQuorum", "ssl-quorum"),
+    ("zookeeper.sslQuorum", "ssl-quorum"),
+    ("ssl.quorum.keyStore.location", "ssl-quorum-key-store"),
+    (
+        "ssl.quorum.keyStore.password",
+        "ssl-quorum-key-store-password",
+    ),
+    ("ssl.quorum.trustStore.location", "ssl-quorum-trust-store"),
+    (
+        "ssl.quorum.trustStore.password",
+        "ssl-quorum-trust-store-password",
+    ),
+    (
+        "ssl.quorum.hostnameVerification",
+        "ssl-quorum-hostname-verification",
+    ),
     ("X509AuthenticationProvider.superUser", "x509-super-user"),
     ("jaasLoginConfig", "sasl-jaas-file"),
     ("superUser", "sasl-super-user"),
@@ -272,6 +288,9 @@ pub fn parse_member(id: u64, value: &str) -> Result<Member, String> {
 fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
     let key = key.strip_prefix("zookeeper.").unwrap_or(key);
     let on = parse_bool(value) == Some(true);
+    // The peer port's keys ask for the same as the client port's.
+    let same = key.replacen("ssl.quorum.", "ssl.", 1);
+    let key = same.as_str();
     match key {
         // PEM is what is read (a JKS or PKCS#12 store is refused when it is opened, with the
         // command that converts it); the hostname check is a client's and a peer's.
@@ -304,13 +323,11 @@ fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
         }
         _ => {}
     }
-    if key.starts_with("ssl.")
-        || (key == "sslQuorum" && on)
-        || (key == "admin.portUnification" && on)
-    {
+    if key.starts_with("ssl.") || (key == "admin.portUnification" && on) {
         return Some(
-            "not served yet (TLS is served on secureClientPort with PEM stores, not yet on \
-             the quorum and admin ports, nor with this option)",
+            "not served yet (TLS is served on secureClientPort and, with sslQuorum, on the \
+             peer port, with the key and trust stores, client authentication and host \
+             checks; not yet on the admin port, nor with this option)",
         );
     }
     // SASL is served (with a JAAS file): naming its provider asks for nothing more.
@@ -530,10 +547,10 @@ mod tests {
     fn security_keys_that_ask_for_something_unserved_are_refused_and_their_no_is_taken() {
         let path = Path::new("zoo.cfg");
         for asks in [
-            "sslQuorum=true",
-            "zookeeper.sslQuorum=yes",
-            "ssl.quorum.keyStore.location=/etc/zk/ks.pem",
             "ssl.keyStore.type=JKS",
+            "ssl.quorum.trustStore.type=JKS",
+            "ssl.quorum.ciphersuites=TLS_AES_128_GCM_SHA256",
+            "ssl.quorum.enabledProtocols=TLSv1.1",
             "ssl.ciphersuites=TLS_AES_128_GCM_SHA256",
             "ssl.enabledProtocols=TLSv1.1,TLSv1.2",
             "authProvider.kerberos=com.example.KerberosAuthenticationProvider",
@@ -542,10 +559,10 @@ mod tests {
         ] {
             assert!(parse(&format!("{asks}\n"), path).is_err(), "{asks} taken");
         }
-        for declines in ["sslQuorum=false", "serverCnxnFactory=x"] {
-            let cfg = parse(&format!("{declines}\n"), path).unwrap();
-            assert_eq!(cfg.unused.len(), 1, "{declines}");
-        }
+        let cfg = parse("serverCnxnFactory=x\n", path).unwrap();
+        assert_eq!(cfg.unused.len(), 1);
+        let cfg = parse("sslQuorum=false\n", path).unwrap();
+        assert_eq!(cfg.flags.len(), 1);
         // What the TLS client port is served with is taken.
         let cfg = parse(
             "secureClientPort=2281\nssl.keyStore.location=/etc/zk/server.pem\n\
@@ -556,6 +573,16 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.secure_client_port, Some(2281));
         assert_eq!(cfg.flags.len(), 3);
+        // And what the peer port is.
+        let cfg = parse(
+            "sslQuorum=true\nssl.quorum.keyStore.location=/etc/zk/server.p12\n\
+             ssl.quorum.keyStore.password=secret\nssl.quorum.keyStore.type=PKCS12\n\
+             ssl.quorum.trustStore.location=/etc/zk/ca.pem\n\
+             ssl.quorum.hostnameVerification=false\nssl.quorum.protocol=TLSv1.2\n",
+            path,
+        )
+        .unwrap();
+        assert_eq!(cfg.flags.len(), 5);
     }
 
     fn p(text: &str) -> Result<ZooCfg, ZooCfgError> {

@@ -236,11 +236,11 @@ impl Metrics {
         let tls_reloads = IntCounterVec::new(
             Opts::new(
                 "zooid_tls_reloads_total",
-                "TLS key and trust stores read again after their files changed, by result: \
-                 loaded (new connections use them) or refused (the old material stays; the log \
-                 says why)",
+                "TLS key and trust stores read again after their files changed, by port \
+                 (client, quorum, admin) and result: loaded (new connections use them) or \
+                 refused (the old material stays; the log says why)",
             ),
-            &["result"],
+            &["port", "result"],
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         let counter = |name: &str, help: &str| {
@@ -282,8 +282,10 @@ impl Metrics {
         for cause in LeaderChange::ALL {
             leader_changes.with_label_values(&[cause.label()]);
         }
-        for result in ["loaded", "refused"] {
-            tls_reloads.with_label_values(&[result]);
+        for port in ["client", "quorum", "admin"] {
+            for result in ["loaded", "refused"] {
+                tls_reloads.with_label_values(&[port, result]);
+            }
         }
         Metrics {
             registry,
@@ -321,13 +323,13 @@ impl Metrics {
         }
     }
 
-    /// A connection refused or closed by `limit`.
-    /// TLS material read again: `loaded` or not.
-    pub fn tls_reloaded(&self, loaded: bool) {
+    /// `port`'s TLS material read again: `loaded` or not.
+    pub fn tls_reloaded(&self, port: &str, loaded: bool) {
         let result = if loaded { "loaded" } else { "refused" };
-        self.tls_reloads.with_label_values(&[result]).inc();
+        self.tls_reloads.with_label_values(&[port, result]).inc();
     }
 
+    /// A connection refused or closed by `limit`.
     pub fn limited(&self, limit: Limit) {
         self.limited.with_label_values(&[limit.label()]).inc();
     }

@@ -86,6 +86,12 @@ impl Member {
         );
     }
 
+    /// [`Member::restart`] with `env` instead of the environment it ran with.
+    pub fn restart_with_env(&mut self, env: &[(String, String)]) {
+        self.env = env.to_vec();
+        self.restart();
+    }
+
     /// Sends a signal (`-STOP`, `-CONT`) to the member's process.
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")

@@ -12,6 +12,7 @@ use zooid_node::{Config, Server};
 pub use zooid_e2e::raw::*;
 
 pub mod ensemble;
+pub mod pki;
 pub mod proxy;
 pub mod writers;
 
