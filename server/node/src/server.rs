@@ -2,6 +2,7 @@
 //! duties (accepting clients, the admin API, session expiry, quorum and leadership watches,
 //! container collection); [`Server::shutdown`] stops them in order.
 
+use crate::admin::listener::{AdminListener, AdminWire};
 use crate::client::listener::Wire;
 use crate::config::{Config, Ensemble};
 use crate::observe::metrics::Metrics;
@@ -149,18 +150,19 @@ impl Server {
             .transpose()?;
         let node_id = config.ensemble.as_ref().map_or(STANDALONE_ID, |e| e.my_id);
         let metrics = Arc::new(Metrics::new());
-        // Validated: sslQuorum comes with both stores.
-        let quorum_files = match (&config.ssl_quorum_key_store, &config.ssl_quorum_trust_store) {
-            (Some(key_store), Some(trust_store)) => Some(TlsFiles {
+        // Validated: sslQuorum comes with both stores, the admin port's HTTPS with the key
+        // store.
+        let quorum_files = config
+            .ssl_quorum_key_store
+            .as_ref()
+            .map(|key_store| TlsFiles {
                 keys: Keys::QUORUM,
                 key_store: key_store.clone(),
                 key_store_password: config.ssl_quorum_key_store_password.clone(),
-                trust_store: Some(trust_store.clone()),
+                trust_store: config.ssl_quorum_trust_store.clone(),
                 trust_store_password: config.ssl_quorum_trust_store_password.clone(),
                 client_auth: ClientAuth::Need,
-            }),
-            _ => None,
-        };
+            });
         if let (Some(files), true) = (&quorum_files, config.ssl_quorum) {
             // Read before anything starts (a single server too, which has no peers to talk
             // to yet): a file that does not load stops the start.
@@ -202,6 +204,27 @@ impl Server {
             }
             _ => None,
         };
+        // The admin port's HTTPS shows the members' certificate, as ZooKeeper's AdminServer.
+        let https = config.admin_force_https || config.admin_port_unification;
+        let admin_wire = match (&quorum_files, https) {
+            (Some(files), true) => {
+                let files = TlsFiles {
+                    client_auth: if config.admin_need_client_auth {
+                        ClientAuth::Need
+                    } else {
+                        ClientAuth::Want
+                    },
+                    ..files.clone()
+                };
+                let tls = Arc::new(Reloading::start("admin", files, TlsFiles::server_config)?);
+                if config.admin_force_https {
+                    AdminWire::Https(tls)
+                } else {
+                    AdminWire::Either(tls)
+                }
+            }
+            _ => AdminWire::Http,
+        };
         let replicated = config.ensemble.is_some();
         let state = State::new(node_id, DataTree::new(), expiry_interval, replicated);
         let node = Arc::new(Node::new(config, state, metrics));
@@ -227,7 +250,15 @@ impl Server {
             let addr = config.admin_addr;
             let listen = |source| StartError::AdminListen { addr, source };
             let listener = TcpListener::bind(addr).await.map_err(listen)?;
-            Some((listener.local_addr().map_err(listen)?, listener))
+            let bound = listener.local_addr().map_err(listen)?;
+            let listener = AdminListener::new(
+                listener,
+                admin_wire,
+                config.handshake_timeout(),
+                node.metrics.clone(),
+            )
+            .map_err(listen)?;
+            Some((bound, listener))
         } else {
             None
         };

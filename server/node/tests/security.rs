@@ -68,6 +68,63 @@ mod tls_client {
     /// Opens a TLS connection trusting `ca_pem`, showing `identity` (chain and key PEM) if
     /// given; `Err` if the handshake or the session's opening fails.
     pub fn connect(addr: SocketAddr, ca_pem: &str, identity: Option<&str>) -> Result<Tls, String> {
+        let mut s = open(addr, ca_pem, identity)?;
+        let mut b = BytesMut::new();
+        encode_frame(&mut b, |b| {
+            ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                timeout_ms: 30_000,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: Some(false),
+            }
+            .encode(b)
+        });
+        s.write_all(&b).map_err(|e| e.to_string())?;
+        let body = frame(&mut s)?;
+        let resp = ConnectResponse::decode(&body).map_err(|e| e.to_string())?;
+        if resp.timeout_ms <= 0 {
+            return Err("session refused".into());
+        }
+        Ok(s)
+    }
+
+    /// An HTTPS GET of `path` (with an `Authorization` header if given): the status and the
+    /// body, and the certificate the server showed.
+    pub fn https_get(
+        addr: SocketAddr,
+        ca_pem: &str,
+        identity: Option<&str>,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<(u16, String, Vec<u8>), String> {
+        let mut s = open(addr, ca_pem, identity)?;
+        let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+        let req = format!("GET {path} HTTP/1.1\r\nHost: zooid\r\n{auth}Connection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+        let mut text = Vec::new();
+        match s.read_to_end(&mut text) {
+            Ok(_) => {}
+            // Closed without TLS's close_notify after the answer: what was read stands.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !text.is_empty() => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let text = String::from_utf8_lossy(&text).to_string();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("no HTTP status in {text:?}"))?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        Ok((status, body, server_cert(&s)))
+    }
+
+    /// A TLS connection to `addr`, the handshake done.
+    fn open(addr: SocketAddr, ca_pem: &str, identity: Option<&str>) -> Result<Tls, String> {
         let mut roots = RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots.add(c.unwrap()).unwrap();
@@ -88,23 +145,8 @@ mod tls_client {
         let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
         tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut s = StreamOwned::new(conn, tcp);
-        let mut b = BytesMut::new();
-        encode_frame(&mut b, |b| {
-            ConnectRequest {
-                protocol_version: 0,
-                last_zxid_seen: 0,
-                timeout_ms: 30_000,
-                session_id: 0,
-                passwd: vec![0; 16],
-                read_only: Some(false),
-            }
-            .encode(b)
-        });
-        s.write_all(&b).map_err(|e| e.to_string())?;
-        let body = frame(&mut s)?;
-        let resp = ConnectResponse::decode(&body).map_err(|e| e.to_string())?;
-        if resp.timeout_ms <= 0 {
-            return Err("session refused".into());
+        while s.conn.is_handshaking() {
+            s.conn.complete_io(&mut s.sock).map_err(|e| e.to_string())?;
         }
         Ok(s)
     }
@@ -405,4 +447,60 @@ fn the_plain_port_also_takes_tls_when_unified() {
     let mut plain = RawClient::connect(server.addr);
     assert!(plain.get("/unified", false).is_ok());
     assert!(tls_client::connect(server.addr, &ca.pem, None).is_err());
+}
+
+/// The admin API over HTTPS (ZooKeeper's `admin.forceHttps`, with the members' `ssl.quorum.*`
+/// material): probes open to anyone, data-revealing commands to an admin identity, which a
+/// client certificate naming the `x509` super user is; plain HTTP refused; a certificate
+/// replaced on disk served to the next connections.
+#[test]
+fn the_admin_port_serves_https_and_takes_certificates_as_admin_identities() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("zooid test CA");
+    let key_store = pki::write(dir.path(), "member.pem", &ca.issue("localhost"));
+    let trust_store = pki::write(dir.path(), "ca.pem", &ca.pem);
+    let server = start(|c| {
+        c.admin_force_https = true;
+        c.ssl_quorum_key_store = Some(key_store);
+        c.ssl_quorum_trust_store = Some(trust_store);
+        c.x509_super_user = Some("O=zooid,CN=admin".into());
+    });
+    let admin = server.admin.unwrap();
+    let get = |identity: Option<&str>, path: &str| {
+        tls_client::https_get(admin, &ca.pem, identity, path, None).unwrap()
+    };
+    let (status, _, first_cert) = get(None, "/healthz");
+    assert_eq!(status, 200);
+    assert_eq!(get(None, "/commands/stat").0, 401);
+    assert_eq!(get(Some(&ca.issue("client")), "/commands/stat").0, 401);
+    let (status, body, _) = get(Some(&ca.issue("admin")), "/commands/stat");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"server_stats\""), "{body}");
+    // Plain HTTP gets nothing from an HTTPS-only port.
+    assert!(zooid_e2e::http::get(admin, "/healthz").is_none());
+
+    pki::write(dir.path(), "member.pem", &ca.issue("localhost"));
+    zooid_e2e::wait::wait_until(
+        "the new certificate served",
+        std::time::Duration::from_secs(10),
+        || get(None, "/healthz").2 != first_cert,
+    );
+
+    // admin.needClientAuth: no certificate, no answer; and with portUnification plain HTTP
+    // is served beside HTTPS.
+    let dir = tempfile::tempdir().unwrap();
+    let key_store = pki::write(dir.path(), "member.pem", &ca.issue("localhost"));
+    let trust_store = pki::write(dir.path(), "ca.pem", &ca.pem);
+    let server = start(|c| {
+        c.admin_port_unification = true;
+        c.admin_need_client_auth = true;
+        c.ssl_quorum_key_store = Some(key_store);
+        c.ssl_quorum_trust_store = Some(trust_store);
+    });
+    let admin = server.admin.unwrap();
+    assert!(tls_client::https_get(admin, &ca.pem, None, "/healthz", None).is_err());
+    let client = ca.issue("client");
+    let answer = tls_client::https_get(admin, &ca.pem, Some(&client), "/healthz", None);
+    assert_eq!(answer.unwrap().0, 200);
+    assert!(zooid_e2e::http::get(admin, "/healthz").is_some());
 }

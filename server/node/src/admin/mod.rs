@@ -3,22 +3,23 @@
 //! probes of Kubernetes. It listens on `admin.serverAddress:admin.serverPort` (`--admin-addr`).
 
 pub mod commands;
+pub mod listener;
 pub mod restore;
 mod snapshot;
 
 use crate::runtime::Node;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use commands::CommandError;
+use listener::{AdminListener, AdminPeer};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 /// Serves the admin API on `listener` until the server stops.
-pub async fn serve(listener: TcpListener, node: Arc<Node>) {
+pub async fn serve(listener: AdminListener, node: Arc<Node>) {
     let mut stopping = node.stopping();
     let app = Router::new()
         .route("/commands", get(list))
@@ -36,6 +37,7 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>) {
     let stopped = async move {
         let _ = stopping.wait_for(|s| *s).await;
     };
+    let app = app.into_make_service_with_connect_info::<AdminPeer>();
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stopped)
         .await
@@ -59,10 +61,11 @@ async fn list() -> Response {
 async fn command(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
+    ConnectInfo(peer): ConnectInfo<AdminPeer>,
     headers: HeaderMap,
 ) -> Response {
     if commands::reveals(&name) {
-        if let Err(refused) = authorized(&node, &headers) {
+        if let Err(refused) = authorized(&node, &peer, &headers) {
             return refused;
         }
     }
@@ -89,9 +92,15 @@ async fn command(
 }
 
 /// Whether the request carries an admin identity: the admin token (`Authorization: Bearer
-/// <token>`) or ZooKeeper's super user (`Authorization: digest user:password`, as ZooKeeper
-/// 3.9's AdminServer takes it). `Err` is the answer when it does not.
-fn authorized(node: &Node, headers: &HeaderMap) -> Result<(), Response> {
+/// <token>`), ZooKeeper's super user (`Authorization: digest user:password`, as ZooKeeper
+/// 3.9's AdminServer takes it), or over HTTPS a client certificate whose subject is the
+/// `x509` super user. `Err` is the answer when it does not.
+fn authorized(node: &Node, peer: &AdminPeer, headers: &HeaderMap) -> Result<(), Response> {
+    if let (Some(shown), Some(super_user)) = (&peer.certificate, &node.config.x509_super_user) {
+        if shown == super_user {
+            return Ok(());
+        }
+    }
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -106,9 +115,10 @@ fn authorized(node: &Node, headers: &HeaderMap) -> Result<(), Response> {
     }
     let token = match node.admin_token() {
         Ok(Some(token)) => token,
-        Ok(None) if node.config.super_digest.is_some() => {
+        Ok(None) if node.config.super_digest.is_some() || node.config.x509_super_user.is_some() => {
             return Err(unauthorized(
-                "missing or wrong super user (Authorization: digest user:password)",
+                "missing or wrong admin identity (the super user's Authorization: digest \
+                 user:password, or over HTTPS a client certificate for the x509 super user)",
             ));
         }
         Ok(None) => {
@@ -116,7 +126,8 @@ fn authorized(node: &Node, headers: &HeaderMap) -> Result<(), Response> {
             let error = format!(
                 "this command needs an admin identity, and none is configured: write an admin \
                  token to {} (read at each request, no restart needed), set \
-                 ZOOID_ADMIN_TOKEN, or name a super user (DigestAuthenticationProvider.superDigest)",
+                 ZOOID_ADMIN_TOKEN, or name a super user (DigestAuthenticationProvider.superDigest, \
+                 or X509AuthenticationProvider.superUser with HTTPS on the admin port)",
                 path.display()
             );
             return Err(answer(StatusCode::FORBIDDEN, json!({ "error": error })));

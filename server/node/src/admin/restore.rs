@@ -10,9 +10,11 @@
 //! last txn swaps it in. Until then nothing changes; an upload that fails half-way is
 //! cancelled.
 
+use super::listener::AdminPeer;
 use super::{answer, authorized};
 use crate::runtime::Node;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -108,8 +110,13 @@ impl RestoreError {
 }
 
 /// `POST /commands/restore` with the backup as the body, behind the admin token.
-pub async fn restore(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(refused) = authorized(&node, &headers) {
+pub async fn restore(
+    State(node): State<Arc<Node>>,
+    ConnectInfo(peer): ConnectInfo<AdminPeer>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(refused) = authorized(&node, &peer, &headers) {
         return refused;
     }
     // One at a time: two uploads would cancel each other's staged chunks.

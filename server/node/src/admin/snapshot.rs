@@ -1,8 +1,10 @@
 //! ZooKeeper 3.9's `snapshot` admin command: a backup, in Zooid's format or ZooKeeper's.
 
+use super::listener::AdminPeer;
 use super::{answer, authorized};
 use crate::runtime::Node;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,9 +20,10 @@ use std::sync::Arc;
 pub async fn snapshot(
     State(node): State<Arc<Node>>,
     Query(params): Query<HashMap<String, String>>,
+    ConnectInfo(peer): ConnectInfo<AdminPeer>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = authorized(&node, &headers) {
+    if let Err(refused) = authorized(&node, &peer, &headers) {
         return refused;
     }
     match params.get("format").map(String::as_str) {

@@ -322,6 +322,23 @@ pub struct Config {
     #[arg(long, env = "ZOOID_MAX_RESTORE_BYTES", default_value_t = 1 << 30)]
     pub max_restore_bytes: u64,
 
+    /// Serve the admin API over HTTPS only (ZooKeeper's `admin.forceHttps`), with the
+    /// members' TLS material (`ssl-quorum-key-store`, as ZooKeeper's AdminServer), read again
+    /// when it changes on disk.
+    #[arg(long, env = "ZOOID_ADMIN_FORCE_HTTPS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub admin_force_https: bool,
+
+    /// Take HTTPS and plain HTTP on the admin port (ZooKeeper's `admin.portUnification`): a
+    /// connection that opens with a TLS handshake is served inside TLS.
+    #[arg(long, env = "ZOOID_ADMIN_PORT_UNIFICATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub admin_port_unification: bool,
+
+    /// HTTPS clients of the admin API must show a certificate that `ssl-quorum-trust-store`
+    /// vouches for (ZooKeeper's `admin.needClientAuth`); without it one is checked if shown.
+    /// A certificate whose subject is `x509-super-user` is an admin identity.
+    #[arg(long, env = "ZOOID_ADMIN_NEED_CLIENT_AUTH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub admin_need_client_auth: bool,
+
     /// Serve the admin HTTP API (ZooKeeper's `admin.enableServer`).
     #[arg(long, env = "ZOOID_ADMIN_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub admin_enabled: bool,
@@ -445,6 +462,18 @@ pub enum InvalidConfig {
          certificates to each other and check them"
     )]
     NoQuorumStores,
+    #[error(
+        "admin-force-https (admin.forceHttps) and admin-port-unification \
+         (admin.portUnification) need ssl-quorum-key-store (ssl.quorum.keyStore.location): \
+         the admin port's HTTPS shows the members' certificate, as ZooKeeper's AdminServer"
+    )]
+    NoAdminKeyStore,
+    #[error(
+        "admin-need-client-auth (admin.needClientAuth) needs HTTPS on the admin port \
+         (admin.forceHttps or admin.portUnification) and ssl-quorum-trust-store \
+         (ssl.quorum.trustStore.location) to check the certificates"
+    )]
+    AdminClientAuth,
 }
 
 /// The headings `zooid --help` groups the flags under, each flag named by its id.
@@ -519,6 +548,9 @@ const HEADINGS: &[(&str, &[&str])] = &[
         &[
             "admin_addr",
             "admin_enabled",
+            "admin_force_https",
+            "admin_port_unification",
+            "admin_need_client_auth",
             "admin_token",
             "admin_token_file",
             "max_restore_bytes",
@@ -745,6 +777,13 @@ impl Config {
             && (self.ssl_quorum_key_store.is_none() || self.ssl_quorum_trust_store.is_none())
         {
             return Err(InvalidConfig::NoQuorumStores);
+        }
+        let https = self.admin_force_https || self.admin_port_unification;
+        if https && self.ssl_quorum_key_store.is_none() {
+            return Err(InvalidConfig::NoAdminKeyStore);
+        }
+        if self.admin_need_client_auth && (!https || self.ssl_quorum_trust_store.is_none()) {
+            return Err(InvalidConfig::AdminClientAuth);
         }
         if let Some(d) = &self.super_digest {
             // A base64 SHA-1 is 28 characters ending in `=`.

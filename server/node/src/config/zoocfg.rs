@@ -83,6 +83,9 @@ pub const KEYS: &[(&str, &str)] = &[
     // A JVM system property for ZooKeeper (-Dreadonlymode.enabled=true); a key here.
     ("readonlymode.enabled", "read-only-mode"),
     ("admin.enableServer", "admin-enabled"),
+    ("admin.forceHttps", "admin-force-https"),
+    ("admin.portUnification", "admin-port-unification"),
+    ("admin.needClientAuth", "admin-need-client-auth"),
     ("admin.maxRestoreBytes", "max-restore-bytes"),
 ];
 
@@ -287,13 +290,10 @@ pub fn parse_member(id: u64, value: &str) -> Result<Member, String> {
 /// less secure than it says.
 fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
     let key = key.strip_prefix("zookeeper.").unwrap_or(key);
-    let on = parse_bool(value) == Some(true);
     // The peer port's keys ask for the same as the client port's.
     let same = key.replacen("ssl.quorum.", "ssl.", 1);
     let key = same.as_str();
     match key {
-        // PEM is what is read (a JKS or PKCS#12 store is refused when it is opened, with the
-        // command that converts it); the hostname check is a client's and a peer's.
         // The store's content says what it is (PEM text, PKCS#12, or a JKS store, which is
         // refused when opened with the command that converts it).
         "ssl.keyStore.type" | "ssl.trustStore.type"
@@ -323,11 +323,11 @@ fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
         }
         _ => {}
     }
-    if key.starts_with("ssl.") || (key == "admin.portUnification" && on) {
+    if key.starts_with("ssl.") {
         return Some(
-            "not served yet (TLS is served on secureClientPort and, with sslQuorum, on the \
-             peer port, with the key and trust stores, client authentication and host \
-             checks; not yet on the admin port, nor with this option)",
+            "not served (TLS is served on the client, peer and admin ports with the key and \
+             trust stores, client authentication and host checks; TLS 1.2 and 1.3 with \
+             rustls's modern suites, not chosen by this option)",
         );
     }
     // SASL is served (with a JAAS file): naming its provider asks for nothing more.
