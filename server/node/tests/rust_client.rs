@@ -156,3 +156,50 @@ fn rust_zookeeper_client_works_unchanged() {
         assert_eq!(client.check_stat("/app/alive").await.unwrap(), None);
     });
 }
+
+/// The crate's TLS (its `tls` feature) against the TLS port, showing a client certificate
+/// that the server's trust store vouches for: a session, a write, a read.
+#[test]
+fn rust_zookeeper_client_speaks_tls_with_a_client_certificate() {
+    // The crate builds its rustls configuration from the process's default provider, which
+    // its user names when more than one is linked in (as here: ring, and the crate's own).
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::pki::Ca::new("zooid test CA");
+    let key_store = common::pki::write(dir.path(), "server.pem", &ca.issue("localhost"));
+    let trust_store = common::pki::write(dir.path(), "ca.pem", &ca.pem);
+    let srv = common::start(|c| {
+        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
+        c.ssl_key_store = Some(key_store);
+        c.ssl_trust_store = Some(trust_store);
+    });
+    let secure = srv.secure.unwrap().to_string();
+    let identity = ca.issue("client");
+    runtime().block_on(async move {
+        let tls = zk::TlsOptions::new()
+            .with_pem_ca(&ca.pem)
+            .unwrap()
+            .with_pem_identity(&identity, &identity)
+            .unwrap();
+        let client = within(
+            "a session over TLS",
+            zk::Client::connector()
+                .with_session_timeout(Duration::from_secs(10))
+                .with_tls(tls)
+                .secure_connect(&secure),
+        )
+        .await
+        .unwrap();
+        let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        client.create("/over-tls", b"sealed", &open).await.unwrap();
+        assert_eq!(client.get_data("/over-tls").await.unwrap().0, b"sealed");
+        // The session knows itself by its certificate, as ZooKeeper's x509 provider names it.
+        let who = client.list_auth_users().await.unwrap();
+        assert!(
+            who.iter()
+                .any(|a| a.scheme() == "x509" && a.user() == "O=zooid,CN=client"),
+            "{who:?}"
+        );
+    });
+}

@@ -129,7 +129,10 @@ mod tls_client {
         for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots.add(c.unwrap()).unwrap();
         }
-        let builder = ClientConfig::builder().with_root_certificates(roots);
+        let builder = ClientConfig::builder_with_provider(zooid_node::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
         let config = match identity {
             None => builder.with_no_client_auth(),
             Some(pem) => {

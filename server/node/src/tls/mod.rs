@@ -16,3 +16,17 @@ pub mod x509;
 pub use reload::Reloading;
 pub use store::{valid_for, ClientAuth, Keys, TlsError, TlsFiles};
 pub use x509::x509_identity;
+
+/// The cryptography every TLS configuration of the server uses: the process's default if one
+/// was installed, else *ring* (the workspace builds rustls with ring alone). Named rather than
+/// left to rustls, which finds no default when a second provider is linked in (a client
+/// library built with aws-lc-rs, in the tests) and would panic.
+pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    if let Some(installed) = rustls::crypto::CryptoProvider::get_default() {
+        return installed.clone();
+    }
+    // Deprecated in rustls 0.23.48 for lacking post-quantum key exchange, which ring does not
+    // offer; the suites and key exchanges it has are TLS 1.2 and 1.3's modern ones.
+    #[allow(deprecated)]
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}

@@ -213,11 +213,13 @@ impl TlsFiles {
     /// Reads the files into the configuration of a port that accepts TLS.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
         let (certs, key) = self.identity()?;
-        let builder = ServerConfig::builder();
+        let builder = ServerConfig::builder_with_provider(super::provider())
+            .with_safe_default_protocol_versions()?;
         let builder = match (self.client_auth, self.roots()?) {
             (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
             (auth, Some(roots)) => {
-                let verifier = WebPkiClientVerifier::builder(roots);
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(roots, super::provider());
                 let verifier = if auth == ClientAuth::Want {
                     verifier.allow_unauthenticated()
                 } else {
@@ -243,10 +245,11 @@ impl TlsFiles {
                 self.keys.trust_store
             )));
         };
-        let verifier = WebPkiServerVerifier::builder(roots)
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots, super::provider())
             .build()
             .map_err(|e| TlsError::Verifier(e.to_string()))?;
-        let builder = ClientConfig::builder();
+        let builder = ClientConfig::builder_with_provider(super::provider())
+            .with_safe_default_protocol_versions()?;
         let builder = if check_host {
             builder.with_webpki_verifier(verifier)
         } else {
