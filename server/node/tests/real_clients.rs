@@ -53,8 +53,16 @@ fn zkcli_basic_commands() {
 
 /// Runs `script` through Debian's zkCli.sh against `server`; stdout and stderr as lines.
 fn zkcli(server: std::net::SocketAddr, script: &str) -> Vec<String> {
+    zkcli_with(server, script, "")
+}
+
+/// [`zkcli`] with Java system properties for the client (`CLIENT_JVMFLAGS`); the script is
+/// run once the session is open (`-waitforconnection`).
+fn zkcli_with(server: std::net::SocketAddr, script: &str, jvm_flags: &str) -> Vec<String> {
     let mut child = Command::new("/usr/share/zookeeper/bin/zkCli.sh")
+        .args(["-waitforconnection", "-timeout", "10000"])
         .args(["-server", &server.to_string()])
+        .env("CLIENT_JVMFLAGS", jvm_flags)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -115,4 +123,43 @@ fn zkcli_acl_commands_answer_as_zookeeper_does() {
         "ZooKeeper refused nothing: {from_zk:#?}"
     );
     assert_eq!(from_zooid, from_zk);
+}
+
+/// zkCli.sh with ZooKeeper's client TLS properties (the Netty socket, `zookeeper.client.secure`,
+/// PEM key and trust stores) against the TLS port, its certificate its identity.
+#[test]
+fn zkcli_speaks_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::pki::Ca::new("zooid test CA");
+    let key_store = common::pki::write(dir.path(), "server.pem", &ca.issue("localhost"));
+    let trust_store = common::pki::write(dir.path(), "ca.pem", &ca.pem);
+    let client = common::pki::write(dir.path(), "client.pem", &ca.issue("client"));
+    let srv = common::start(|c| {
+        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
+        c.ssl_key_store = Some(key_store);
+        c.ssl_trust_store = Some(trust_store.clone());
+    });
+    // Debian's zookeeper.jar names Netty's jars in its manifest but not netty-resolver and
+    // netty-codec, which the Netty client socket needs: a class path with them.
+    let flags = format!(
+        "-cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/netty-resolver.jar:\
+         /usr/share/java/netty-codec.jar \
+         -Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty \
+         -Dzookeeper.client.secure=true \
+         -Dzookeeper.ssl.keyStore.location={} -Dzookeeper.ssl.keyStore.type=PEM \
+         -Dzookeeper.ssl.trustStore.location={} -Dzookeeper.ssl.trustStore.type=PEM",
+        client.display(),
+        trust_store.display()
+    );
+    let script = "create /over-tls sealed\nget /over-tls\nwhoami\nquit\n";
+    let out = zkcli_with(srv.secure.unwrap(), script, &flags);
+    for want in ["Created /over-tls", "sealed", "x509: O=zooid,CN=client"] {
+        assert!(
+            out.iter().any(|l| l.contains(want)),
+            "zkCli over TLS lacks {want:?}:\n{out:#?}"
+        );
+    }
+    // The node is there for a plaintext client too: one server, two ports.
+    let mut plain = common::RawClient::connect(srv.addr);
+    assert!(plain.get("/over-tls", false).is_ok());
 }
