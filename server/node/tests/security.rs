@@ -507,3 +507,94 @@ fn the_admin_port_serves_https_and_takes_certificates_as_admin_identities() {
     assert_eq!(answer.unwrap().0, 200);
     assert!(zooid_e2e::http::get(admin, "/healthz").is_some());
 }
+
+/// Reads until the server closes `s`; `Err` if it is still open after `wait`.
+fn closed_within(s: &mut std::net::TcpStream, wait: std::time::Duration) -> Result<(), String> {
+    use std::io::Read;
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut b = [0u8; 4096];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return Ok(()),
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!("still open after {wait:?}"))
+            }
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+/// Hostile input at the door: TLS to the plaintext port, a truncated and a stalled TLS
+/// handshake on the TLS port (closed by the handshake timeout and counted), garbage and
+/// unknown auth packets. Each connection is closed; the sessions already open, plain and
+/// TLS, go on.
+#[test]
+fn hostile_handshakes_and_auth_packets_close_only_their_connection() {
+    use std::io::Write;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("zooid test CA");
+    let server = tls_server(dir.path(), &ca, |c| c.handshake_timeout_ms = 500);
+    let secure = server.secure.unwrap();
+    let client_id = ca.issue("client");
+    let mut tls = tls_client::connect(secure, &ca.pem, Some(&client_id)).unwrap();
+    let mut plain = RawClient::connect(server.addr);
+
+    // TLS to the plaintext port: no session.
+    assert!(tls_client::connect(server.addr, &ca.pem, Some(&client_id)).is_err());
+    // A ClientHello cut short, then silence: closed within the handshake timeout.
+    let mut cut = std::net::TcpStream::connect(secure).unwrap();
+    cut.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])
+        .unwrap();
+    closed_within(&mut cut, Duration::from_secs(5)).unwrap();
+    // A connection that never starts its handshake: the same.
+    let mut stalled = std::net::TcpStream::connect(secure).unwrap();
+    closed_within(&mut stalled, Duration::from_secs(5)).unwrap();
+    let metrics = zooid_e2e::http::get(server.admin.unwrap(), "/metrics").unwrap();
+    let timed_out = zooid_e2e::http::sample(
+        &metrics.body,
+        "zooid_connections_limited_total{limit=\"handshake_timeout\"}",
+    );
+    assert!(timed_out.is_some_and(|n| n >= 2.0), "{timed_out:?}");
+
+    // An auth packet whose body is garbage, and one for a scheme no server knows: answered
+    // AUTHFAILED (as ZooKeeper) or closed, never served on.
+    for auth in [
+        {
+            let mut b = bytes::BytesMut::new();
+            encode_request_frame(&mut b, -4, OpCode::Auth as i32, |b| {
+                b.extend_from_slice(&[0xff, 0xff, 0xff, 0x7f, 1, 2])
+            });
+            b.to_vec()
+        },
+        {
+            let mut b = bytes::BytesMut::new();
+            let req = Request::Auth {
+                auth_type: 0,
+                scheme: "nosuch".into(),
+                auth: vec![0; 64],
+            };
+            encode_request_frame(&mut b, -4, OpCode::Auth as i32, |b| req.encode(b));
+            b.to_vec()
+        },
+    ] {
+        let mut c = RawClient::connect(server.addr);
+        c.send_raw(&auth);
+        loop {
+            match c.recv() {
+                Ok(f) => assert_eq!(f.err, ErrorCode::AuthFailed.code(), "{f:?}"),
+                Err(common::NoFrame::Closed) => break,
+                Err(common::NoFrame::TimedOut) => panic!("neither answered nor closed"),
+            }
+        }
+    }
+
+    assert_eq!(tls_client::call(&mut tls, 1, &create("/after")), Ok(0));
+    assert!(plain.get("/after", false).is_ok());
+}

@@ -42,7 +42,7 @@ pub(super) fn request(
         )
     };
     let entered = span.enter();
-    let is_auth = matches!(req, Ok(Request::Auth { .. }));
+    let is_auth = opcode == OpCode::Auth;
     let mut keep_open = true;
     let read_only = state.conn_read_only(conn);
     let refused_read_only = read_only && opcode.needs_quorum();
@@ -57,6 +57,13 @@ pub(super) fn request(
         Err(RequestError::Unimplemented(_)) => {
             keep_open = false;
             Err(ErrorCode::Unimplemented)
+        }
+        // An auth packet that does not decode is a failed authentication: answered so, and
+        // the connection closed (ZooKeeper closes it too; its other requests' are answered
+        // MARSHALLINGERROR and the connection goes on).
+        Err(RequestError::Malformed(_)) if matches!(opcode, OpCode::Auth | OpCode::Sasl) => {
+            keep_open = false;
+            Err(ErrorCode::AuthFailed)
         }
         Err(RequestError::Malformed(_)) => Err(ErrorCode::MarshallingError),
         Ok(Request::Ping) => Ok(Answer::Ready(Response::Empty)),
