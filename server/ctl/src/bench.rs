@@ -175,10 +175,10 @@ async fn run_session(
     for _ in 0..args.depth {
         push(&mut out, &mut in_flight, &mut rng);
     }
-    c.wr.write_all(&out).await?;
+    c.io.write_all(&out).await?;
     out.clear();
     while !in_flight.is_empty() {
-        if c.rd.read_buf(&mut c.buf).await? == 0 {
+        if c.io.read_buf(&mut c.buf).await? == 0 {
             bail!("server closed the connection");
         }
         let now = Instant::now();
@@ -203,7 +203,7 @@ async fn run_session(
             }
         }
         if !out.is_empty() {
-            c.wr.write_all(&out).await?;
+            c.io.write_all(&out).await?;
             out.clear();
         }
     }

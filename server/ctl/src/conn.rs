@@ -9,15 +9,15 @@
 
 use anyhow::{bail, Context};
 use bytes::{Buf, BytesMut};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use zooid_proto::*;
 
 pub struct Conn {
-    pub rd: OwnedReadHalf,
-    pub wr: OwnedWriteHalf,
+    pub io: Io,
     pub buf: BytesMut,
     pub session_id: i64,
     pub passwd: Vec<u8>,
@@ -182,7 +182,23 @@ impl Conn {
             .with_context(|| format!("connecting to {server}: timed out"))?
             .with_context(|| format!("connecting to {server}"))?;
         stream.set_nodelay(true)?;
-        let (rd, mut wr) = stream.into_split();
+        let mut io = match crate::tls::config() {
+            None => Io::Plain(stream),
+            Some(config) => {
+                let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
+                let name = rustls::pki_types::ServerName::try_from(
+                    host.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_string(),
+                )
+                .with_context(|| format!("{host} is not a host name or address"))?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, stream)
+                    .await
+                    .with_context(|| format!("TLS with {server}"))?;
+                Io::Tls(Box::new(tls))
+            }
+        };
         let mut b = BytesMut::new();
         encode_frame(&mut b, |b| {
             ConnectRequest {
@@ -195,10 +211,9 @@ impl Conn {
             }
             .encode(b)
         });
-        wr.write_all(&b).await?;
+        io.write_all(&b).await?;
         let mut c = Conn {
-            rd,
-            wr,
+            io,
             buf: BytesMut::with_capacity(64 * 1024),
             session_id: 0,
             passwd: Vec::new(),
@@ -224,7 +239,7 @@ impl Conn {
                 frame.advance(4);
                 return Ok(frame.freeze());
             }
-            if self.rd.read_buf(&mut self.buf).await? == 0 {
+            if self.io.read_buf(&mut self.buf).await? == 0 {
                 bail!("server closed the connection");
             }
         }
@@ -257,7 +272,7 @@ impl Conn {
     pub async fn send_with_xid(&mut self, xid: i32, req: &Request) -> anyhow::Result<()> {
         let mut b = BytesMut::new();
         req.encode_frame(&mut b, xid);
-        self.wr.write_all(&b).await?;
+        self.io.write_all(&b).await?;
         Ok(())
     }
 
@@ -375,6 +390,52 @@ mod path_tests {
         ] {
             let err = validate_path(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+}
+
+/// A connection to a server: plain TCP, or TLS when zooctl was given `--tls-ca`.
+pub enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

@@ -13,6 +13,7 @@ mod conn;
 mod gaps;
 mod scale;
 mod status;
+mod tls;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,14 @@ struct Cli {
     /// (whom ZooKeeper's reconfig, `members add|remove|set`, asks for).
     #[arg(long, env = "ZOOCTL_AUTH", hide_env_values = true)]
     auth: Option<String>,
+    /// Connect with TLS (a server's `secureClientPort`), trusting the certificates in this
+    /// PEM file.
+    #[arg(long, env = "ZOOCTL_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// The client certificate chain and key (one PEM file) to show when the servers ask for
+    /// one (`ssl.clientAuth`); with `--tls-ca`.
+    #[arg(long, env = "ZOOCTL_TLS_IDENTITY", requires = "tls_ca")]
+    tls_identity: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -205,6 +214,12 @@ pub enum MembersCmd {
 /// Exit codes: 0 done, 1 the command failed (the message says why), 2 bad usage (clap's).
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(ca) = &cli.tls_ca {
+        if let Err(e) = tls::configure(ca, cli.tls_identity.as_deref()) {
+            eprintln!("zooctl: TLS: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
         Cmd::Bench(args) => bench::run(&cli.server, args),
         Cmd::ScaleRegister(args) => scale::register(&cli.server, args),

@@ -243,7 +243,7 @@ async fn ping_until_lost(
     let mut sent = Instant::now();
     loop {
         let wake = (sent + idle).min(heard + read_timeout);
-        match tokio::time::timeout_at(wake.into(), c.rd.read_buf(&mut c.buf)).await {
+        match tokio::time::timeout_at(wake.into(), c.io.read_buf(&mut c.buf)).await {
             Ok(Ok(0)) => bail!("closed"),
             Ok(Ok(_)) => {
                 heard = Instant::now();
@@ -252,7 +252,7 @@ async fn ping_until_lost(
             Ok(Err(e)) => return Err(e.into()),
             Err(_) if heard.elapsed() >= read_timeout => bail!("nothing heard"),
             Err(_) => {
-                c.wr.write_all(&ping).await?;
+                c.io.write_all(&ping).await?;
                 sent = Instant::now();
             }
         }
@@ -321,12 +321,12 @@ pub fn watch(connect_string: &str, args: WatchArgs) -> anyhow::Result<()> {
                 while !*fire.borrow_and_update() {
                     tokio::select! {
                         _ = fire.changed() => {}
-                        _ = tokio::time::sleep(every) => c.wr.write_all(&ping).await?,
+                        _ = tokio::time::sleep(every) => c.io.write_all(&ping).await?,
                     }
                 }
                 let mut seen = 0;
                 while seen < nodes {
-                    if c.rd.read_buf(&mut c.buf).await? == 0 {
+                    if c.io.read_buf(&mut c.buf).await? == 0 {
                         bail!("a watcher's server closed its connection");
                     }
                     while let Some(frame) = c.buffered_frame() {
@@ -398,10 +398,10 @@ async fn pipeline(c: &mut Conn, reqs: &[Request], depth: usize, ok: &[i32]) -> a
             sent += 1;
         }
         if !out.is_empty() {
-            c.wr.write_all(&out).await?;
+            c.io.write_all(&out).await?;
             out.clear();
         }
-        if c.rd.read_buf(&mut c.buf).await? == 0 {
+        if c.io.read_buf(&mut c.buf).await? == 0 {
             bail!("the server closed the connection");
         }
         while let Some(frame) = c.buffered_frame() {

@@ -434,3 +434,53 @@ fn start_ensemble(rt: &tokio::runtime::Runtime, root: &std::path::Path) -> Optio
     }
     Some(servers)
 }
+
+/// `--tls-ca` and `--tls-identity`: zooctl over a server's TLS port, showing a client
+/// certificate; without the identity the server (ssl.clientAuth=need) refuses it, and says so.
+#[test]
+fn commands_over_tls() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "zooctl test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let issue = |name: &str, file: &str| {
+        let params = CertificateParams::new(vec![name.to_string(), "127.0.0.1".into()]).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let path = dir.path().join(file);
+        std::fs::write(&path, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+        path
+    };
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &ca_pem).unwrap();
+    let (server_pem, client_pem) = (
+        issue("localhost", "server.pem"),
+        issue("client", "client.pem"),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = dir.path().join("data");
+    let server = start_server(&rt, &data, |c| {
+        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
+        c.ssl_key_store = Some(server_pem);
+        c.ssl_trust_store = Some(ca_path.clone());
+    });
+    let secure = server.secure_client_addr.unwrap().to_string();
+    let (ca_arg, id_arg) = (ca_path.to_str().unwrap(), client_pem.to_str().unwrap());
+    let tls = ["--tls-ca", ca_arg, "--tls-identity", id_arg];
+    let run = |args: &[&str]| {
+        let mut all = vec!["--server", secure.as_str()];
+        all.extend_from_slice(&tls);
+        all.extend_from_slice(args);
+        zooctl_env(&all, &[])
+    };
+    assert_eq!(run(&["create", "/sealed", "v"]).1, "Created /sealed\n");
+    assert_eq!(run(&["get", "/sealed"]).1, "v\n");
+    let (ok, _, err) = zooctl_env(&["--server", &secure, "--tls-ca", ca_arg, "ls", "/"], &[]);
+    assert!(!ok, "served without a client certificate");
+    assert!(err.contains("zooctl"), "{err}");
+}
