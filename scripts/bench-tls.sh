@@ -62,9 +62,11 @@ CFG
 # connection factory needs them.
 CP=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/netty-resolver.jar:/usr/share/java/netty-codec.jar
 java -cp "$CP" org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" >"$WORK/zk.log" 2>&1 &
+ZK_PID=$!
 target/release/zooid --client-addr 127.0.0.1:$ZD_PORT --secure-client-addr 127.0.0.1:$ZD_TLS \
   --ssl-key-store "$PKI/server.pem" --ssl-trust-store "$PKI/ca.pem" \
   --admin-enabled false --data-dir "$WORK/zooid" >/dev/null 2>&1 &
+ZD_PID=$!
 wait_port $ZK_PORT
 wait_port $ZD_PORT
 TLS=(--tls-ca "$PKI/ca.pem" --tls-identity "$PKI/client.pem")
@@ -85,36 +87,48 @@ ZP_NAME="Zooid $(git describe --always --dirty) plaintext"
 echo "== ZooKeeper warm-up run over TLS (not recorded)"
 "$ZOOCTL" -s 127.0.0.1:$ZK_TLS "${TLS[@]}" bench --read-percent 50 --warmup 0 --duration 10 "$@" >/dev/null
 
+# CPU time (user + system, in clock ticks) a process has used.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
 RESULTS="$WORK/results"
-run() { # port label reads round [tls...]
-  local out
-  out=$("$ZOOCTL" -s "127.0.0.1:$1" "${@:5}" bench --sessions 32 --depth 4 --value-size 1024 \
+run() { # port label reads round server-pid [tls...]
+  local out before after ops
+  before=$(cpu_ticks "$5")
+  out=$("$ZOOCTL" -s "127.0.0.1:$1" "${@:6}" bench --sessions 32 --depth 4 --value-size 1024 \
     --read-percent "$3" --warmup 3 --duration 10 "${EXTRA[@]}")
+  after=$(cpu_ticks "$5")
+  ops=$(echo "$out" | awk '/^ops\/s/ {print $2}')
   echo "== round $4, $2, $3% reads"
   echo "$out" | tail -n +2
-  echo "$2|$3|$(echo "$out" | awk '/^ops\/s/ {print $2}')|$4" >> "$RESULTS"
+  # The server's CPU over the whole run (3 s warm-up and 10 s measured, the same load) per
+  # operation.
+  awk -v t=$((after - before)) -v us=$TICK_US -v ops="$ops" \
+    'BEGIN {printf "server CPU %.1f us/op\n", t * us / (ops * 13)}'
+  echo "$2|$3|$ops|$4|$(awk -v t=$((after - before)) -v us=$TICK_US -v ops="$ops" 'BEGIN {print t * us / (ops * 13)}')" >> "$RESULTS"
 }
 EXTRA=("$@")
 
 for round in $(seq "$ROUNDS"); do
   for reads in 100 0; do
     if (( round % 2 )); then
-      run $ZK_TLS "$ZK_NAME" $reads "$round" "${TLS[@]}"
-      run $ZD_TLS "$ZD_NAME" $reads "$round" "${TLS[@]}"
-      run $ZD_PORT "$ZP_NAME" $reads "$round"
+      run $ZK_TLS "$ZK_NAME" $reads "$round" $ZK_PID "${TLS[@]}"
+      run $ZD_TLS "$ZD_NAME" $reads "$round" $ZD_PID "${TLS[@]}"
+      run $ZD_PORT "$ZP_NAME" $reads "$round" $ZD_PID
     else
-      run $ZD_PORT "$ZP_NAME" $reads "$round"
-      run $ZD_TLS "$ZD_NAME" $reads "$round" "${TLS[@]}"
-      run $ZK_TLS "$ZK_NAME" $reads "$round" "${TLS[@]}"
+      run $ZD_PORT "$ZP_NAME" $reads "$round" $ZD_PID
+      run $ZD_TLS "$ZD_NAME" $reads "$round" $ZD_PID "${TLS[@]}"
+      run $ZK_TLS "$ZK_NAME" $reads "$round" $ZK_PID "${TLS[@]}"
     fi
   done
 done
 
 echo "== medians over $ROUNDS rounds (ops/s)"
 for reads in 100 0; do
-  med() { awk -F'|' -v n="$1" -v r=$reads '$1==n && $2==r {print $3}' "$RESULTS" | median; }
-  zk=$(med "$ZK_NAME"); zd=$(med "$ZD_NAME"); zp=$(med "$ZP_NAME")
-  awk -v r=$reads -v zk="$zk" -v zd="$zd" -v zp="$zp" 'BEGIN {
-    printf "%3d%% reads: ZooKeeper TLS %.0f, Zooid TLS %.0f (%.2fx ZooKeeper), Zooid plaintext %.0f (TLS costs Zooid %.0f%%)\n",
-      r, zk, zd, zd/zk, zp, 100 * (1 - zd/zp) }'
+  med() { awk -F'|' -v n="$1" -v r=$reads -v f="$2" '$1==n && $2==r {print $f}' "$RESULTS" | median; }
+  zk=$(med "$ZK_NAME" 3); zd=$(med "$ZD_NAME" 3); zp=$(med "$ZP_NAME" 3)
+  zkc=$(med "$ZK_NAME" 5); zdc=$(med "$ZD_NAME" 5); zpc=$(med "$ZP_NAME" 5)
+  awk -v r=$reads -v zk="$zk" -v zd="$zd" -v zp="$zp" -v zkc="$zkc" -v zdc="$zdc" -v zpc="$zpc" 'BEGIN {
+    printf "%3d%% reads: ZooKeeper TLS %.0f ops/s (%.1f us/op), Zooid TLS %.0f (%.1f us/op; %.2fx ZooKeeper), Zooid plaintext %.0f (%.1f us/op); TLS costs Zooid %.0f%% of its throughput, %.0f%% more server CPU per op\n",
+      r, zk, zkc, zd, zdc, zd/zk, zp, zpc, 100 * (1 - zd/zp), 100 * (zdc/zpc - 1) }'
 done
