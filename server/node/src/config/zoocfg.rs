@@ -40,7 +40,6 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ssl.clientAuth", "ssl-client-auth"),
     ("client.portUnification", "client-port-unification"),
     ("sslQuorum", "ssl-quorum"),
-    ("zookeeper.sslQuorum", "ssl-quorum"),
     ("ssl.quorum.keyStore.location", "ssl-quorum-key-store"),
     (
         "ssl.quorum.keyStore.password",
@@ -410,7 +409,13 @@ pub fn parse(text: &str, path: &Path) -> Result<ZooCfg, ZooCfgError> {
             // A dynamic config file may carry its version; the log keeps Zooid's own.
             continue;
         }
-        if let Some((_, flag)) = KEYS.iter().find(|(k, _)| *k == key) {
+        // ZooKeeper reads its TLS settings as system properties too (`zookeeper.ssl.*`,
+        // `zookeeper.sslQuorum`): a file that spells them so means the same keys.
+        let tls_key = key
+            .strip_prefix("zookeeper.")
+            .filter(|k| k.starts_with("ssl"))
+            .unwrap_or(key);
+        if let Some((_, flag)) = KEYS.iter().find(|(k, _)| *k == tls_key) {
             cfg.flags.insert(flag, (value.to_string(), line));
             continue;
         }
@@ -583,6 +588,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.flags.len(), 5);
+        // ZooKeeper's system-property spelling of the same keys.
+        let cfg = parse(
+            "zookeeper.sslQuorum=true\nzookeeper.ssl.quorum.keyStore.location=/etc/zk/m.pem\n\
+             zookeeper.ssl.keyStore.location=/etc/zk/server.pem\n",
+            path,
+        )
+        .unwrap();
+        assert_eq!(cfg.flags.len(), 3);
     }
 
     fn p(text: &str) -> Result<ZooCfg, ZooCfgError> {
