@@ -1,0 +1,276 @@
+//! What a user asks of an `Ensemble`.
+
+use k8s_openapi::api::core::v1::{
+    Affinity, PodTemplateSpec, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use super::status::EnsembleStatus;
+
+/// A Zooid ensemble: its voting members, observers, server settings, storage, TLS, services
+/// and backups. The operator reconciles it into a StatefulSet, Services, a PodDisruptionBudget
+/// and a discovery ConfigMap, and changes its membership through ZooKeeper's reconfig.
+// clippy reads the printer columns' repeated `type_` as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "zooid.io",
+    version = "v1alpha1",
+    kind = "Ensemble",
+    namespaced,
+    shortname = "ens",
+    status = "EnsembleStatus",
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyMembers"),
+    printcolumn(name = "Leader", type_ = "string", json_path = ".status.leader"),
+    printcolumn(
+        name = "Available",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Available\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EnsembleSpec {
+    /// Voting members (ZooKeeper's participants). An even count is served, with a Warning
+    /// condition: it tolerates no more failures than one member fewer.
+    #[serde(default = "default_replicas")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 15").message("replicas must be 1 to 15"))]
+    pub replicas: i32,
+    /// Members that replicate and serve reads but never vote (ZooKeeper's observers).
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 15").message("observers must be 0 to 15"))]
+    pub observers: i32,
+    /// The `zooid` image.
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+    /// Server settings, rendered into each member's zoo.cfg (a change rolls the members).
+    #[serde(default)]
+    pub config: ServerConfig,
+    #[serde(default)]
+    pub storage: Storage,
+    /// TLS material from Secrets; certificates replaced in the Secrets are reloaded by the
+    /// members without a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    /// The super user's `user:password`, from a Secret: the operator's identity for reconfig
+    /// and the admin API, and ZooKeeper's `DigestAuthenticationProvider.superDigest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub super_user: Option<SecretKeyRef>,
+    #[serde(default)]
+    pub pod: PodSettings,
+    #[serde(default)]
+    pub services: Services,
+    #[serde(default)]
+    pub metrics: Metrics,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSchedule>,
+    /// Stop changing anything (status is still observed and written).
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn default_replicas() -> i32 {
+    3
+}
+
+/// Server settings under ZooKeeper's names.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerConfig {
+    /// ZooKeeper's `tickTime`, in milliseconds.
+    #[serde(default = "default_tick")]
+    #[x_kube(validation = Rule::new("self >= 10").message("tickTime must be at least 10 ms"))]
+    pub tick_time: i32,
+    #[serde(default = "default_init_limit")]
+    pub init_limit: i32,
+    #[serde(default = "default_sync_limit")]
+    pub sync_limit: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_session_timeout: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_session_timeout: Option<i32>,
+    /// ZooKeeper's `snapCount`: entries between snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snap_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_client_cnxns: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_outstanding_limit: Option<i32>,
+    /// Further zoo.cfg lines, `key: value`; the operator's own keys (server lines, ports,
+    /// dataDir) cannot be overridden.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            tick_time: default_tick(),
+            init_limit: default_init_limit(),
+            sync_limit: default_sync_limit(),
+            min_session_timeout: None,
+            max_session_timeout: None,
+            snap_count: None,
+            max_client_cnxns: None,
+            global_outstanding_limit: None,
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_tick() -> i32 {
+    2000
+}
+fn default_init_limit() -> i32 {
+    10
+}
+fn default_sync_limit() -> i32 {
+    5
+}
+
+/// Each member's volume.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Storage {
+    /// A quantity, `10Gi`.
+    #[serde(default = "default_size")]
+    pub size: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storageClassName is immutable"))]
+    pub storage_class_name: Option<String>,
+    /// What happens to a removed member's volume: `Delete` it, or `Retain` it (never reused:
+    /// a member that comes back at that ordinal starts from an empty volume).
+    #[serde(default)]
+    pub on_scale_down: VolumePolicy,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            size: default_size(),
+            storage_class_name: None,
+            on_scale_down: VolumePolicy::default(),
+        }
+    }
+}
+
+fn default_size() -> String {
+    "10Gi".into()
+}
+
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum VolumePolicy {
+    #[default]
+    Delete,
+    Retain,
+}
+
+/// A key of a Secret in the Ensemble's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+/// TLS from Secrets of type `kubernetes.io/tls` (with `ca.crt`), as cert-manager writes them.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Tls {
+    /// The client port's certificate: serves `secureClientPort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Whether clients must show a certificate (ZooKeeper's `ssl.clientAuth`).
+    #[serde(default = "default_client_auth")]
+    pub client_auth: String,
+    /// The members' certificate: `sslQuorum` between them, and HTTPS on the admin port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_secret: Option<String>,
+    /// Serve only the TLS client port (no plaintext `clientPort`).
+    #[serde(default)]
+    pub tls_only: bool,
+}
+
+fn default_client_auth() -> String {
+    "need".into()
+}
+
+/// What the member pods get beyond the operator's own settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Without one, members prefer distinct nodes (soft anti-affinity on the hostname).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
+    /// A pod template merged over the operator's last (labels, annotations, sidecars, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown")]
+    pub overrides: Option<PodTemplateSpec>,
+}
+
+/// An object the API server keeps as given (a pod template is too large a schema to embed).
+fn preserve_unknown(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Services {
+    /// The client Service's type (`ClusterIP` unless set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_type: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub client_annotations: BTreeMap<String, String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    /// Make a PodMonitor (Prometheus operator) for the members' `/metrics`.
+    #[serde(default)]
+    pub pod_monitor: bool,
+}
+
+/// Scheduled snapshots through the admin API.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSchedule {
+    /// Cron, five fields.
+    pub schedule: String,
+    /// Snapshots kept.
+    #[serde(default = "default_retain")]
+    pub retain: i32,
+    /// `s3://bucket/prefix` or `pvc://claim/path`.
+    pub target: String,
+    /// Credentials for S3-compatible storage (keys `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, optional `AWS_ENDPOINT_URL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+fn default_retain() -> i32 {
+    7
+}

@@ -1,0 +1,107 @@
+//! What the operator observed of an `Ensemble`, and what it is doing.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EnsembleStatus {
+    /// The spec generation this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Available`, `Progressing`, `Degraded` (and `Warning` for an even member count).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The leading member's pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// The zxid of the membership in force (`/zookeeper/config`'s version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<String>,
+    #[serde(default)]
+    pub ready_members: i32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberStatus>,
+    /// The membership change or roll step under way, written before it starts, so that an
+    /// operator that restarts finishes or undoes it from live state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingOperation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<BackupRecord>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    pub name: String,
+    pub server_id: i64,
+    /// `leader`, `follower`, `observer`, `joining` (not yet in the configuration), or
+    /// `unknown` (not answering).
+    pub role: String,
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zxid: Option<String>,
+    /// Entries behind the leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+}
+
+/// One step of a membership change or a roll. (A struct with a kind, not a tagged enum: the
+/// API server wants a structural schema.)
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingOperation {
+    pub kind: OperationKind,
+    pub server_id: i64,
+    /// For a restart: the pod template revision the member is restarted onto.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperationKind {
+    /// A new member is being added: created as a non-voter, promoted by a reconfig once
+    /// caught up.
+    AddMember,
+    /// A member is being reconfigured out, then its pod and volume removed.
+    RemoveMember,
+    /// A member is being restarted onto a new pod template.
+    Restart,
+}
+
+impl PendingOperation {
+    pub fn add(server_id: i64) -> Self {
+        PendingOperation {
+            kind: OperationKind::AddMember,
+            server_id,
+            revision: None,
+        }
+    }
+
+    pub fn remove(server_id: i64) -> Self {
+        PendingOperation {
+            kind: OperationKind::RemoveMember,
+            server_id,
+            revision: None,
+        }
+    }
+
+    pub fn restart(server_id: i64, revision: &str) -> Self {
+        PendingOperation {
+            kind: OperationKind::Restart,
+            server_id,
+            revision: Some(revision.to_string()),
+        }
+    }
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecord {
+    pub time: String,
+    pub location: String,
+    /// The snapshot's SHA-256, hex.
+    pub sha256: String,
+    pub zxid: String,
+}

@@ -1,0 +1,8 @@
+//! The Zooid operator: reconciles `Ensemble` resources into running ensembles, talking to
+//! them only as a user does (the ZooKeeper protocol and the admin API).
+//!
+//! - [`crd`]: the `Ensemble` resource's spec and status.
+//! - [`plan`]: the pure planner, observed state and spec in, the one next step out.
+
+pub mod crd;
+pub mod plan;

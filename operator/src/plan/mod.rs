@@ -1,0 +1,207 @@
+//! The planner: a pure function from what the operator observed and what the spec asks to
+//! the one next step. It does no I/O and reads no clock, so every decision is tested without
+//! a cluster (`tests.rs`); the reconciler carries the step out and observes again.
+//!
+//! Membership changes go one step per reconcile, and each is written to the status as the
+//! pending operation before anything changes, then confirmed from live state: an operator
+//! that dies at any point finds the operation in the status and the ensemble as it left it,
+//! and goes on from there.
+
+pub mod observed;
+#[cfg(test)]
+mod tests;
+
+use crate::crd::{OperationKind, PendingOperation};
+use observed::{Observed, Role};
+
+/// What the spec asks, in the planner's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    /// Voting members.
+    pub replicas: i32,
+    /// The pod template revision members should run.
+    pub revision: String,
+    pub paused: bool,
+    /// A member this many entries (or fewer) behind the leader counts as caught up.
+    pub caught_up_lag: i64,
+}
+
+/// The one next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Create or update the ensemble's objects, the StatefulSet at `replicas` pods (new pods
+    /// start as non-voters; on a first start, every member is a voter).
+    Apply { replicas: i32 },
+    /// Write the operation to the status; nothing else changes in this step.
+    Record(PendingOperation),
+    /// The operation is confirmed done in live state: clear it from the status.
+    Clear,
+    /// Reconfig: `server_id` becomes a voter, if the configuration is still `version`.
+    Promote { server_id: i64, version: String },
+    /// Reconfig: `server_id` leaves the membership, if the configuration is still `version`.
+    Remove { server_id: i64, version: String },
+    /// Delete the member's pod so that it comes back on the current template (a leader hands
+    /// its leadership over on SIGTERM first).
+    Restart { server_id: i64 },
+    /// Delete a removed member's volume (the spec says `onScaleDown: Delete`).
+    DeleteVolume { server_id: i64 },
+    /// Nothing to change until something does; why, for the status.
+    Wait(String),
+    /// Converged.
+    Done,
+}
+
+/// The voters a PodDisruptionBudget may let go at once without losing the quorum: computed
+/// from the live membership, so that a drain can never take it.
+pub fn disruptions_allowed(voters: i32) -> i32 {
+    if voters <= 0 {
+        return 0;
+    }
+    voters - (voters / 2 + 1)
+}
+
+/// Decides the next step.
+pub fn plan(d: &Desired, o: &Observed, delete_volumes: bool) -> Step {
+    if d.paused {
+        return Step::Wait("paused".into());
+    }
+    let Some(replicas) = o.statefulset_replicas else {
+        // A new ensemble: every initial member a voter from the start.
+        return Step::Apply {
+            replicas: d.replicas,
+        };
+    };
+    if let Some(op) = &o.pending {
+        return resume(d, o, replicas, op, delete_volumes);
+    }
+    let Some(m) = &o.membership else {
+        if o.pods.iter().all(|p| !p.ready) {
+            return Step::Apply { replicas };
+        }
+        return Step::Wait("no member reports the membership (no quorum?)".into());
+    };
+    // Missing and unready members first: repaired (the StatefulSet recreates a missing pod),
+    // or rolled if their template is old; never a membership change meanwhile.
+    let voters: Vec<i64> = m.voters().collect();
+    for id in &voters {
+        match o.pod(*id) {
+            None => return Step::Apply { replicas },
+            Some(p) if !p.ready && p.revision != d.revision && !p.terminating => {
+                return Step::Restart { server_id: *id }
+            }
+            Some(p) if !p.ready => return Step::Wait(format!("server {id} is not ready")),
+            Some(_) => {}
+        }
+    }
+    let count = voters.len() as i32;
+    if count < d.replicas {
+        let next = voters.iter().max().copied().unwrap_or(0) + 1;
+        return Step::Record(PendingOperation::add(next));
+    }
+    if count > d.replicas {
+        if let Some(last) = voters.iter().max() {
+            return Step::Record(PendingOperation::remove(*last));
+        }
+    }
+    if replicas != count {
+        // Pods beyond the membership (a leftover of an interrupted change): back to the
+        // members' count.
+        return Step::Apply { replicas: count };
+    }
+    // The roll: followers before the leader, the leader last.
+    let stale = |id: &i64| o.pod(*id).is_some_and(|p| p.revision != d.revision);
+    let next = voters
+        .iter()
+        .filter(|id| stale(id) && m.leader != Some(**id))
+        .chain(
+            voters
+                .iter()
+                .filter(|id| stale(id) && m.leader == Some(**id)),
+        )
+        .next();
+    if let Some(id) = next {
+        return Step::Record(PendingOperation::restart(*id, &d.revision));
+    }
+    Step::Done
+}
+
+/// Goes on with the operation the status holds, judged from live state.
+fn resume(
+    d: &Desired,
+    o: &Observed,
+    replicas: i32,
+    op: &PendingOperation,
+    delete_volumes: bool,
+) -> Step {
+    let Some(m) = &o.membership else {
+        return Step::Wait("no member reports the membership (no quorum?)".into());
+    };
+    let id = op.server_id;
+    match op.kind {
+        OperationKind::AddMember => {
+            if m.is_voter(id) {
+                return Step::Clear;
+            }
+            let pods_needed = id as i32;
+            if replicas < pods_needed {
+                return Step::Apply {
+                    replicas: pods_needed,
+                };
+            }
+            match o.pod(id) {
+                Some(p) if p.ready => {}
+                _ => return Step::Wait(format!("server {id} is starting")),
+            }
+            let caught_up = m.members.get(&id) == Some(&Role::Observer)
+                && m.lag.get(&id).is_some_and(|lag| *lag <= d.caught_up_lag);
+            if !caught_up {
+                return Step::Wait(format!("server {id} is catching up"));
+            }
+            Step::Promote {
+                server_id: id,
+                version: m.version.clone(),
+            }
+        }
+        OperationKind::RemoveMember => {
+            if m.members.contains_key(&id) {
+                return Step::Remove {
+                    server_id: id,
+                    version: m.version.clone(),
+                };
+            }
+            // Out of the membership: now its pod may go (the StatefulSet's highest ordinal).
+            if replicas >= id as i32 {
+                return Step::Apply {
+                    replicas: id as i32 - 1,
+                };
+            }
+            if o.pod(id).is_some() {
+                return Step::Wait(format!("server {id}'s pod is stopping"));
+            }
+            if delete_volumes {
+                return Step::DeleteVolume { server_id: id };
+            }
+            Step::Clear
+        }
+        OperationKind::Restart => {
+            let revision = op.revision.as_deref().unwrap_or_default();
+            match o.pod(id) {
+                None => Step::Wait(format!("server {id}'s pod is being recreated")),
+                Some(p) if p.revision != revision && !p.terminating => {
+                    Step::Restart { server_id: id }
+                }
+                Some(p) if p.revision != revision || !p.ready => {
+                    Step::Wait(format!("server {id} is restarting"))
+                }
+                Some(_) => {
+                    let caught_up = m.lag.get(&id).is_some_and(|lag| *lag <= d.caught_up_lag);
+                    if m.members.contains_key(&id) && caught_up {
+                        Step::Clear
+                    } else {
+                        Step::Wait(format!("server {id} is catching up"))
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Every distinction the planner makes, each from an observed state built by hand.
+
+use super::observed::{Membership, Observed, Pod, Role};
+use super::*;
+use crate::crd::PendingOperation as Op;
+
+const REV: &str = "rev-2";
+
+fn desired(replicas: i32) -> Desired {
+    Desired {
+        replicas,
+        revision: REV.into(),
+        paused: false,
+        caught_up_lag: 100,
+    }
+}
+
+fn pod(id: i64, ready: bool, revision: &str) -> Pod {
+    Pod {
+        ordinal: id as i32 - 1,
+        ready,
+        terminating: false,
+        revision: revision.into(),
+    }
+}
+
+/// `voters` ready on the current revision, `observers` too, server 1 leading, no lag.
+fn running(voters: &[i64], observers: &[i64]) -> Observed {
+    let mut members = std::collections::BTreeMap::new();
+    for id in voters {
+        members.insert(*id, Role::Participant);
+    }
+    for id in observers {
+        members.insert(*id, Role::Observer);
+    }
+    let all: Vec<i64> = voters.iter().chain(observers).copied().collect();
+    Observed {
+        statefulset_replicas: Some(all.len() as i32),
+        pods: all.iter().map(|id| pod(*id, true, REV)).collect(),
+        membership: Some(Membership {
+            version: "0x100000003".into(),
+            members,
+            leader: Some(1),
+            lag: all.iter().map(|id| (*id, 0)).collect(),
+        }),
+        pending: None,
+    }
+}
+
+#[test]
+fn a_new_ensemble_is_created_with_all_its_voters() {
+    assert_eq!(
+        plan(&desired(3), &Observed::default(), true),
+        Step::Apply { replicas: 3 }
+    );
+}
+
+#[test]
+fn a_paused_ensemble_is_left_alone() {
+    let mut d = desired(5);
+    d.paused = true;
+    assert!(matches!(
+        plan(&d, &running(&[1, 2, 3], &[]), true),
+        Step::Wait(_)
+    ));
+}
+
+#[test]
+fn a_converged_ensemble_needs_nothing() {
+    assert_eq!(
+        plan(&desired(3), &running(&[1, 2, 3], &[]), true),
+        Step::Done
+    );
+}
+
+#[test]
+fn pods_that_start_but_report_nothing_yet_are_kept_as_they_are() {
+    let mut o = running(&[1, 2, 3], &[]);
+    o.membership = None;
+    for p in &mut o.pods {
+        p.ready = false;
+    }
+    assert_eq!(plan(&desired(3), &o, true), Step::Apply { replicas: 3 });
+    // Ready pods and still no membership: a lost quorum is waited out, never forced.
+    o.pods[0].ready = true;
+    assert!(matches!(plan(&desired(3), &o, true), Step::Wait(_)));
+}
+
+#[test]
+fn a_missing_member_pod_is_recreated_before_anything_else() {
+    let mut o = running(&[1, 2, 3], &[]);
+    o.pods.retain(|p| p.server_id() != 2);
+    assert_eq!(plan(&desired(5), &o, true), Step::Apply { replicas: 3 });
+}
+
+#[test]
+fn no_membership_change_while_a_member_is_unready() {
+    let mut o = running(&[1, 2, 3], &[]);
+    o.pods[1].ready = false;
+    assert!(matches!(plan(&desired(5), &o, true), Step::Wait(w) if w.contains("server 2")));
+    assert!(matches!(plan(&desired(1), &o, true), Step::Wait(_)));
+}
+
+#[test]
+fn an_unready_member_on_an_old_template_is_rolled_first() {
+    let mut o = running(&[1, 2, 3], &[]);
+    o.pods[2] = pod(3, false, "rev-1");
+    assert_eq!(plan(&desired(3), &o, true), Step::Restart { server_id: 3 });
+}
+
+#[test]
+fn scaling_up_records_the_next_member_first() {
+    assert_eq!(
+        plan(&desired(5), &running(&[1, 2, 3], &[]), true),
+        Step::Record(Op::add(4))
+    );
+}
+
+#[test]
+fn an_added_member_gets_its_pod_then_is_promoted_once_caught_up() {
+    let d = desired(4);
+    let mut o = running(&[1, 2, 3], &[]);
+    o.pending = Some(Op::add(4));
+    assert_eq!(plan(&d, &o, true), Step::Apply { replicas: 4 });
+
+    o.statefulset_replicas = Some(4);
+    assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("starting")));
+
+    // Running as a non-voter, far behind.
+    o.pods.push(pod(4, true, REV));
+    let m = o.membership.as_mut().unwrap();
+    m.members.insert(4, Role::Observer);
+    m.lag.insert(4, 5_000);
+    assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("catching up")));
+
+    o.membership.as_mut().unwrap().lag.insert(4, 3);
+    assert_eq!(
+        plan(&d, &o, true),
+        Step::Promote {
+            server_id: 4,
+            version: "0x100000003".into()
+        }
+    );
+
+    // Confirmed from live state, whoever carried the reconfig out.
+    o.membership
+        .as_mut()
+        .unwrap()
+        .members
+        .insert(4, Role::Participant);
+    assert_eq!(plan(&d, &o, true), Step::Clear);
+}
+
+#[test]
+fn scaling_down_records_the_highest_member_then_reconfigures_it_out_first() {
+    let d = desired(3);
+    let mut o = running(&[1, 2, 3, 4, 5], &[]);
+    assert_eq!(plan(&d, &o, true), Step::Record(Op::remove(5)));
+    o.pending = Some(Op::remove(5));
+    assert_eq!(
+        plan(&d, &o, true),
+        Step::Remove {
+            server_id: 5,
+            version: "0x100000003".into()
+        }
+    );
+    // Out of the membership: only now does its pod go.
+    o.membership.as_mut().unwrap().members.remove(&5);
+    assert_eq!(plan(&d, &o, true), Step::Apply { replicas: 4 });
+    o.statefulset_replicas = Some(4);
+    o.pods[4].terminating = true;
+    assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("stopping")));
+    o.pods.pop();
+    assert_eq!(plan(&d, &o, true), Step::DeleteVolume { server_id: 5 });
+    assert_eq!(plan(&d, &o, false), Step::Clear);
+}
+
+#[test]
+fn leftover_pods_of_an_interrupted_change_are_scaled_back() {
+    // An operator that died after scaling the StatefulSet but before recording (a state the
+    // planner never leads to, but a user's edit can): the membership decides.
+    let mut o = running(&[1, 2, 3], &[]);
+    o.statefulset_replicas = Some(4);
+    o.pods.push(pod(4, true, REV));
+    assert_eq!(plan(&desired(3), &o, true), Step::Apply { replicas: 3 });
+}
+
+#[test]
+fn a_roll_takes_followers_first_and_the_leader_last() {
+    let d = desired(3);
+    let mut o = running(&[1, 2, 3], &[]);
+    for p in &mut o.pods {
+        p.revision = "rev-1".into();
+    }
+    o.membership.as_mut().unwrap().leader = Some(2);
+    let first = plan(&d, &o, true);
+    assert_eq!(first, Step::Record(Op::restart(1, REV)));
+    o.pods[0].revision = REV.into();
+    o.pods[2].revision = REV.into();
+    assert_eq!(plan(&d, &o, true), Step::Record(Op::restart(2, REV)));
+}
+
+#[test]
+fn a_restart_waits_for_the_member_to_be_back_and_caught_up() {
+    let d = desired(3);
+    let mut o = running(&[1, 2, 3], &[]);
+    o.pods[2].revision = "rev-1".into();
+    o.pending = Some(Op::restart(3, REV));
+    assert_eq!(plan(&d, &o, true), Step::Restart { server_id: 3 });
+    o.pods[2].terminating = true;
+    assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("restarting")));
+    o.pods.pop();
+    assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("recreated")));
+    o.pods.push(pod(3, false, REV));
+    assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("restarting")));
+    o.pods[2].ready = true;
+    o.membership.as_mut().unwrap().lag.insert(3, 10_000);
+    assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("catching up")));
+    o.membership.as_mut().unwrap().lag.insert(3, 0);
+    assert_eq!(plan(&d, &o, true), Step::Clear);
+}
+
+#[test]
+fn a_pending_operation_waits_while_no_member_reports() {
+    let mut o = running(&[1, 2, 3], &[]);
+    o.pending = Some(Op::add(4));
+    o.membership = None;
+    assert!(matches!(plan(&desired(4), &o, true), Step::Wait(_)));
+}
+
+#[test]
+fn disruptions_follow_the_live_voters() {
+    assert_eq!(disruptions_allowed(0), 0);
+    assert_eq!(disruptions_allowed(1), 0);
+    assert_eq!(disruptions_allowed(2), 0);
+    assert_eq!(disruptions_allowed(3), 1);
+    assert_eq!(disruptions_allowed(4), 1);
+    assert_eq!(disruptions_allowed(5), 2);
+}
