@@ -49,7 +49,8 @@ GO
   gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
   local staging
-  staging=$(grep -oE '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0' "$gomod" | awk '{print $1}' | sort -u)
+  # The modules kubernetes points at its own ./staging tree.
+  staging=$(grep -oE 'k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | sort -u)
   say "$(echo "$staging" | wc -l) staging modules, each replaced by its $STAGING release"
   for m in $staging; do
     go mod edit -replace="$m=$m@$STAGING"

@@ -3,6 +3,8 @@
 //!
 //! - [`crd`]: the `Ensemble` resource's spec and status.
 //! - [`plan`]: the pure planner, observed state and spec in, the one next step out.
+//! - [`build`]: the objects an ensemble is made of (StatefulSet, Services, ConfigMaps, PDB).
 
+pub mod build;
 pub mod crd;
 pub mod plan;

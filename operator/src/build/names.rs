@@ -1,0 +1,97 @@
+//! The names of an ensemble's objects and addresses, each derived in one place.
+
+/// Ports every member listens on (ZooKeeper's defaults; the election port is written in the
+/// server lines, as ZooKeeper's format has it, and not listened on).
+pub const CLIENT_PORT: i32 = 2181;
+pub const SECURE_CLIENT_PORT: i32 = 2281;
+pub const PEER_PORT: i32 = 2888;
+pub const ELECTION_PORT: i32 = 3888;
+pub const ADMIN_PORT: i32 = 8080;
+
+/// Where a member keeps its data, and reads its configuration.
+pub const DATA_DIR: &str = "/data";
+pub const CONFIG_DIR: &str = "/etc/zooid";
+
+/// The names of one ensemble's objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub ensemble: String,
+    pub namespace: String,
+}
+
+impl Names {
+    pub fn new(ensemble: &str, namespace: &str) -> Names {
+        Names {
+            ensemble: ensemble.to_string(),
+            namespace: namespace.to_string(),
+        }
+    }
+
+    /// The StatefulSet, and the prefix of its pods' names.
+    pub fn statefulset(&self) -> String {
+        self.ensemble.clone()
+    }
+
+    /// The headless Service that gives each member its DNS name.
+    pub fn peers_service(&self) -> String {
+        format!("{}-peers", self.ensemble)
+    }
+
+    /// The Service clients connect through.
+    pub fn client_service(&self) -> String {
+        self.ensemble.clone()
+    }
+
+    pub fn config_map(&self) -> String {
+        format!("{}-config", self.ensemble)
+    }
+
+    pub fn discovery_config_map(&self) -> String {
+        format!("{}-discovery", self.ensemble)
+    }
+
+    pub fn pdb(&self) -> String {
+        self.ensemble.clone()
+    }
+
+    /// The pod of server `id` (ordinal `id - 1`).
+    pub fn pod(&self, id: i64) -> String {
+        format!("{}-{}", self.ensemble, id - 1)
+    }
+
+    /// The volume claim of server `id`, as the StatefulSet names it.
+    pub fn volume_claim(&self, id: i64) -> String {
+        format!("data-{}", self.pod(id))
+    }
+
+    /// Server `id`'s DNS name, through the headless Service.
+    pub fn host(&self, id: i64) -> String {
+        format!(
+            "{}.{}.{}.svc.cluster.local",
+            self.pod(id),
+            self.peers_service(),
+            self.namespace
+        )
+    }
+
+    /// The client Service's `host:port`.
+    pub fn client_address(&self) -> String {
+        format!(
+            "{}.{}.svc.cluster.local:{CLIENT_PORT}",
+            self.client_service(),
+            self.namespace
+        )
+    }
+
+    /// The labels that select the ensemble's pods.
+    pub fn selector(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("app.kubernetes.io/name".to_string(), "zooid".to_string()),
+            (
+                "app.kubernetes.io/instance".to_string(),
+                self.ensemble.clone(),
+            ),
+        ]
+        .into()
+    }
+}
