@@ -5,6 +5,11 @@
 #   scripts/kube-testenv.sh build     builds etcd, kube-apiserver, kube-controller-manager,
 #                                     kube-scheduler, kubectl and helm (skips what is cached)
 #   scripts/kube-testenv.sh bin       prints the folder that holds them
+#   scripts/kube-testenv.sh start DIR starts etcd, kube-apiserver and kube-controller-manager
+#                                     on loopback with envtest's flags, state and certificates
+#                                     in DIR; writes DIR/kubeconfig (a system:masters client
+#                                     certificate) and waits for the API server to be ready
+#   scripts/kube-testenv.sh stop DIR  stops them
 #
 # k8s.io/kubernetes is a dependency of a small wrapper module here: it requires its staging
 # modules at v0.0.0 and points them at ./staging with replace lines, which Go ignores in a
@@ -106,6 +111,92 @@ build_helm() {
     "helm.sh/helm/v4/cmd/helm@v$HELM"
 }
 
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+start() {
+  local dir="$1"
+  [ -x "$BIN/kube-apiserver" ] || { say "not built: run $0 build"; exit 1; }
+  mkdir -p "$dir/pki" "$dir/etcd" "$dir/logs"
+  dir=$(cd "$dir" && pwd)
+  local pki="$dir/pki"
+  # A CA, the API server's serving certificate, the admin's client certificate, the service
+  # account signing key.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=kube-testenv CA" -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+  issue() { # name subject san
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$2" \
+      -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+    openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+      -CAcreateserial -days 2 -out "$pki/$1.crt" -extfile <(printf '%s\n' "$3") 2>/dev/null
+  }
+  issue apiserver "/CN=kube-apiserver" \
+    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,IP:10.0.0.1"
+  issue admin "/O=system:masters/CN=admin" "extendedKeyUsage=clientAuth"
+  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+
+  local etcd_port peer_port api_port
+  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
+  "$BIN/etcd" --data-dir "$dir/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
+    --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --unsafe-no-fsync=true \
+    >"$dir/logs/etcd.log" 2>&1 &
+  echo $! > "$dir/etcd.pid"
+  "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --secure-port "$api_port" --bind-address 127.0.0.1 --cert-dir "$dir/apiserver" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" --service-cluster-ip-range 10.0.0.0/24 \
+    --authorization-mode RBAC --allow-privileged=true \
+    --service-account-issuer "https://127.0.0.1:$api_port/" \
+    --service-account-key-file "$pki/sa.pub" \
+    --service-account-signing-key-file "$pki/sa.key" \
+    >"$dir/logs/kube-apiserver.log" 2>&1 &
+  echo $! > "$dir/kube-apiserver.pid"
+  cat > "$dir/kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: testenv
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority: $pki/ca.crt
+users:
+- name: admin
+  user:
+    client-certificate: $pki/admin.crt
+    client-key: $pki/admin.key
+contexts:
+- name: testenv
+  context: {cluster: testenv, user: admin, namespace: default}
+current-context: testenv
+KUBECONFIG
+  for _ in $(seq 300); do
+    "$BIN/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  "$BIN/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz >/dev/null || {
+    tail -20 "$dir/logs/kube-apiserver.log" >&2
+    say "the API server did not become ready"
+    exit 1
+  }
+  "$BIN/kube-controller-manager" --kubeconfig "$dir/kubeconfig" --leader-elect=false \
+    --controllers statefulset-controller,garbage-collector-controller,disruption-controller,replicaset-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,endpointslice-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller \
+    --root-ca-file "$pki/ca.crt" --service-account-private-key-file "$pki/sa.key" \
+    --bind-address 127.0.0.1 --secure-port 0 \
+    >"$dir/logs/kube-controller-manager.log" 2>&1 &
+  echo $! > "$dir/kube-controller-manager.pid"
+  say "API server ready: KUBECONFIG=$dir/kubeconfig"
+}
+
+stop() {
+  local dir="$1"
+  for p in kube-controller-manager kube-apiserver etcd; do
+    [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
+  done
+}
+
 case "${1:-build}" in
   build)
     (build_etcd)
@@ -114,5 +205,7 @@ case "${1:-build}" in
     say "ready in $BIN"
     ;;
   bin) echo "$BIN" ;;
-  *) echo "usage: $0 build|bin" >&2; exit 2 ;;
+  start) start "${2:?start DIR}" ;;
+  stop) stop "${2:?stop DIR}" ;;
+  *) echo "usage: $0 build|bin|start DIR|stop DIR" >&2; exit 2 ;;
 esac

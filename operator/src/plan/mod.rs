@@ -36,6 +36,9 @@ pub enum Step {
     Record(PendingOperation),
     /// The operation is confirmed done in live state: clear it from the status.
     Clear,
+    /// Reconfig: `server_id` joins as a non-voter (an observer), if the configuration is
+    /// still `version`.
+    Join { server_id: i64, version: String },
     /// Reconfig: `server_id` becomes a voter, if the configuration is still `version`.
     Promote { server_id: i64, version: String },
     /// Reconfig: `server_id` leaves the membership, if the configuration is still `version`.
@@ -149,12 +152,19 @@ fn resume(
                 };
             }
             match o.pod(id) {
-                Some(p) if p.ready => {}
-                _ => return Step::Wait(format!("server {id} is starting")),
+                Some(p) if !p.terminating => {}
+                _ => return Step::Wait(format!("server {id}'s pod is being created")),
             }
+            if !m.members.contains_key(&id) {
+                return Step::Join {
+                    server_id: id,
+                    version: m.version.clone(),
+                };
+            }
+            let ready = o.pod(id).is_some_and(|p| p.ready);
             let caught_up = m.members.get(&id) == Some(&Role::Observer)
                 && m.lag.get(&id).is_some_and(|lag| *lag <= d.caught_up_lag);
-            if !caught_up {
+            if !ready || !caught_up {
                 return Step::Wait(format!("server {id} is catching up"));
             }
             Step::Promote {

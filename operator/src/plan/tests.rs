@@ -124,13 +124,23 @@ fn an_added_member_gets_its_pod_then_is_promoted_once_caught_up() {
     assert_eq!(plan(&d, &o, true), Step::Apply { replicas: 4 });
 
     o.statefulset_replicas = Some(4);
-    assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("starting")));
+    assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("being created")));
 
-    // Running as a non-voter, far behind.
-    o.pods.push(pod(4, true, REV));
+    // Its pod exists (not ready: no member has it yet): it joins as a non-voter.
+    o.pods.push(pod(4, false, REV));
+    assert_eq!(
+        plan(&d, &o, true),
+        Step::Join {
+            server_id: 4,
+            version: "0x100000003".into()
+        }
+    );
+    // A non-voter, far behind.
     let m = o.membership.as_mut().unwrap();
     m.members.insert(4, Role::Observer);
     m.lag.insert(4, 5_000);
+    assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("catching up")));
+    o.pods[3].ready = true;
     assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("catching up")));
 
     o.membership.as_mut().unwrap().lag.insert(4, 3);

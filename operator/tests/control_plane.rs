@@ -1,0 +1,155 @@
+//! The CRD on a real Kubernetes API server (`scripts/kube-testenv.sh`: etcd and
+//! kube-apiserver built from their Go modules, started on loopback): accepted as generated,
+//! its schema and CEL rules enforced by the server itself.
+#![allow(clippy::unwrap_used)]
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::CustomResourceExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use zooid_operator::crd::Ensemble;
+
+/// A control plane for one test, stopped when dropped.
+struct ControlPlane {
+    dir: tempfile::TempDir,
+}
+
+impl ControlPlane {
+    fn start() -> ControlPlane {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new(script())
+            .arg("start")
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(
+            ok,
+            "the control plane did not start (build it once with `scripts/kube-testenv.sh build`)"
+        );
+        ControlPlane { dir }
+    }
+
+    async fn client(&self) -> kube::Client {
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(self.dir.path().join("kubeconfig")).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kube-testenv.sh")
+}
+
+/// Waits for `f` to give `Some`, within `secs`.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    secs: u64,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_api_server_takes_the_crd_and_enforces_its_rules() {
+    let cp = ControlPlane::start();
+    let client = cp.client().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let ssa = PatchParams::apply("zooid-operator-test").force();
+    crds.patch("ensembles.zooid.io", &ssa, &Patch::Apply(Ensemble::crd()))
+        .await
+        .unwrap();
+    eventually("the CRD established", 30, || {
+        let crds = crds.clone();
+        async move {
+            let crd = crds.get("ensembles.zooid.io").await.ok()?;
+            let conditions = crd.status?.conditions?;
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
+
+    let ensembles: Api<Ensemble> = Api::namespaced(client, "default");
+    let make = |replicas: i32, class: &str| -> Ensemble {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "zooid.io/v1alpha1",
+            "kind": "Ensemble",
+            "metadata": {"name": "coord"},
+            "spec": {"image": "zooid:test", "replicas": replicas,
+                     "storage": {"storageClassName": class}},
+        }))
+        .unwrap()
+    };
+    // Refused by the server's own CEL rule, with the CRD's message.
+    let refused = eventually("the CRD served", 30, || {
+        let ensembles = ensembles.clone();
+        let bad = make(0, "fast");
+        async move {
+            match ensembles.create(&PostParams::default(), &bad).await {
+                Err(kube::Error::Api(e)) if e.code == 404 => None,
+                other => Some(other),
+            }
+        }
+    })
+    .await;
+    match refused {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 422, "{e:?}");
+            assert!(
+                e.message.contains("replicas must be 1 to 15"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("replicas 0 was taken: {other:?}"),
+    }
+    let created = ensembles
+        .create(&PostParams::default(), &make(3, "fast"))
+        .await
+        .unwrap();
+    assert_eq!(created.spec.replicas, 3);
+    assert_eq!(created.spec.config.tick_time, 2000, "defaults filled in");
+    // storageClassName is immutable.
+    let mut changed = ensembles.get("coord").await.unwrap();
+    changed.spec.storage.storage_class_name = Some("slow".into());
+    match ensembles
+        .replace("coord", &PostParams::default(), &changed)
+        .await
+    {
+        Err(kube::Error::Api(e)) => {
+            assert!(
+                e.message.contains("storageClassName is immutable"),
+                "{}",
+                e.message
+            )
+        }
+        other => panic!("the storage class changed: {other:?}"),
+    }
+}
