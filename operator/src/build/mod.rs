@@ -2,6 +2,7 @@
 //! functions, applied by the reconciler with server-side apply.
 
 pub mod config;
+pub mod credentials;
 pub mod maps;
 pub mod names;
 pub mod pdb;

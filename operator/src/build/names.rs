@@ -50,6 +50,12 @@ impl Names {
         format!("{}-discovery", self.ensemble)
     }
 
+    /// The Secret with the super user the operator acts as (`credentials`, `user:password`)
+    /// and its digest for the members (`digest`, ZooKeeper's superDigest).
+    pub fn credentials_secret(&self) -> String {
+        format!("{}-operator", self.ensemble)
+    }
+
     pub fn pdb(&self) -> String {
         self.ensemble.clone()
     }

@@ -64,6 +64,11 @@ pub fn statefulset(
                 "periodSeconds": 10,
                 "failureThreshold": 6,
             },
+            // The super user, the operator's identity for reconfig and the admin API.
+            "env": [{
+                "name": "ZOOID_SUPER_DIGEST",
+                "valueFrom": {"secretKeyRef": {"name": names.credentials_secret(), "key": "digest"}},
+            }],
             "volumeMounts": [
                 {"name": "data", "mountPath": DATA_DIR},
                 {"name": "config", "mountPath": CONFIG_DIR},

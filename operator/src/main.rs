@@ -1,0 +1,111 @@
+//! `zooid-operator`: watches Ensembles (in every namespace, or the one given) and the objects
+//! they own, reconciles each change; serves `/healthz`, `/readyz` and `/metrics`.
+
+use anyhow::Context as _;
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::Api;
+use std::sync::Arc;
+use std::time::Duration;
+use zooid_operator::crd::Ensemble;
+use zooid_operator::metrics::Metrics;
+use zooid_operator::reconcile::{reconcile, Context, Error};
+
+/// Command line: `zooid-operator [--namespace NS] [--listen ADDR]`.
+struct Args {
+    namespace: Option<String>,
+    listen: std::net::SocketAddr,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut namespace = std::env::var("ZOOID_OPERATOR_NAMESPACE").ok();
+    let mut listen =
+        std::env::var("ZOOID_OPERATOR_LISTEN").unwrap_or_else(|_| "0.0.0.0:8080".into());
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--namespace" => namespace = it.next(),
+            "--listen" => listen = it.next().context("--listen needs an address")?,
+            other => anyhow::bail!("unknown argument {other:?} (--namespace NS, --listen ADDR)"),
+        }
+    }
+    Ok(Args {
+        namespace,
+        listen: listen
+            .parse()
+            .with_context(|| format!("--listen {listen}"))?,
+    })
+}
+
+fn error_policy(_: Arc<Ensemble>, error: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!("reconcile failed: {error}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .init();
+    let args = args()?;
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes client configuration (KUBECONFIG or in-cluster)")?;
+    let metrics = Metrics::new();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        http: reqwest::Client::new(),
+        metrics: metrics.clone(),
+    });
+    let (ensembles, statefulsets, pods): (Api<Ensemble>, Api<StatefulSet>, Api<Pod>) =
+        match &args.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+        };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let m = metrics.clone();
+                async move { m.text() }
+            }),
+        );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the health and metrics server stopped: {e}");
+        }
+    });
+    tracing::info!(namespace = ?args.namespace, "zooid-operator running");
+    let pods_config = watcher::Config::default().labels("app.kubernetes.io/name=zooid");
+    Controller::new(ensembles, watcher::Config::default())
+        .owns(statefulsets, watcher::Config::default())
+        .owns(pods, pods_config)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("reconcile: {e}");
+            }
+        })
+        .await;
+    Ok(())
+}

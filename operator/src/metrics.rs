@@ -1,0 +1,83 @@
+//! The operator's own metrics: reconciles by Ensemble and result, and how long they took.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    reconciles: IntCounterVec,
+    failures: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let reconciles = IntCounterVec::new(
+            Opts::new("zooid_operator_reconciles_total", "Reconciles, by Ensemble"),
+            &["ensemble"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "zooid_operator_reconcile_errors_total",
+                "Reconciles that failed, by Ensemble and kind of error",
+            ),
+            &["ensemble", "error"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "zooid_operator_reconcile_duration_seconds",
+                "Time a reconcile took, by Ensemble",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["ensemble"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        for c in [
+            Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(failures.clone()),
+            Box::new(duration.clone()),
+        ] {
+            registry
+                .register(c)
+                .unwrap_or_else(|e| unreachable!("metrics registered once: {e}"));
+        }
+        Metrics {
+            registry,
+            reconciles,
+            failures,
+            duration,
+        }
+    }
+
+    pub fn reconciled(
+        &self,
+        ensemble: &str,
+        took: Duration,
+        error: Option<&crate::reconcile::Error>,
+    ) {
+        self.reconciles.with_label_values(&[ensemble]).inc();
+        self.duration
+            .with_label_values(&[ensemble])
+            .observe(took.as_secs_f64());
+        if let Some(e) = error {
+            self.failures.with_label_values(&[ensemble, e.kind()]).inc();
+        }
+    }
+
+    /// The registry in Prometheus's text format.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out);
+        out
+    }
+}

@@ -1,0 +1,250 @@
+//! The reconcile pipeline: observe (the API server and the members), validate the spec, plan
+//! the one next step ([`crate::plan`]), apply the objects and carry the step out, write the
+//! status. Every stage that does I/O is here; every decision is in the planner.
+
+pub mod apply;
+pub mod ensemble;
+pub mod membership;
+pub mod observe;
+mod status;
+
+use crate::build::{config, credentials, maps, names::Names, pdb, services, statefulset};
+use crate::crd::{Ensemble, EnsembleStatus, VolumePolicy};
+use crate::plan::{self, observed::Role, Desired, Step};
+use ensemble::{Change, Reachable};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a reconcile failed (it is retried with a backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the API server: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the ensemble: {0}")]
+    Ensemble(String),
+    #[error("the Ensemble has no namespace or uid yet")]
+    Incomplete,
+}
+
+impl Error {
+    /// The metric label of the error's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Ensemble(_) => "ensemble",
+            Error::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: kube::Client,
+    pub http: reqwest::Client,
+    pub metrics: crate::metrics::Metrics,
+}
+
+/// Entries a member may be behind the leader and count as caught up.
+const CAUGHT_UP_LAG: i64 = 1000;
+
+pub async fn reconcile(ens: Arc<Ensemble>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = run(&ens, &ctx).await;
+    ctx.metrics
+        .reconciled(&ens.name_any(), started.elapsed(), result.as_ref().err());
+    result
+}
+
+async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
+    let ns = ens.namespace().ok_or(Error::Incomplete)?;
+    let names = Names::new(&ens.name_any(), &ns);
+    let owner = ens.controller_owner_ref(&()).ok_or(Error::Incomplete)?;
+    let client = &ctx.client;
+
+    // Validate: a spec that cannot be rendered changes nothing and says why.
+    let static_config = match config::static_config(&ens.spec) {
+        Ok(c) => c,
+        Err(e) => {
+            status::write(client, ens, status::invalid(ens, &e.to_string())).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let revision = config::revision(&static_config, &ens.spec.image);
+    let super_user = credentials_of(client, ens, &names, &owner).await?;
+
+    let (observed, reachable) =
+        observe::observe(client, &ctx.http, ens, &names, &Some(super_user.clone())).await?;
+    let desired = Desired {
+        replicas: ens.spec.replicas,
+        revision: revision.clone(),
+        paused: ens.spec.paused,
+        caught_up_lag: CAUGHT_UP_LAG,
+    };
+    let delete_volumes = ens.spec.storage.on_scale_down == VolumePolicy::Delete;
+    let step = plan::plan(&desired, &observed, delete_volumes);
+    tracing::info!(ensemble = %names.ensemble, ?step, "planned");
+
+    // The objects that follow the live membership (or, before there is one, the spec).
+    let voters: Vec<i64> = match &observed.membership {
+        Some(m) => m.voters().collect(),
+        None => (1..=i64::from(ens.spec.replicas)).collect(),
+    };
+    let joining: Vec<i64> = observed
+        .pending
+        .iter()
+        .filter(|p| p.kind == crate::crd::OperationKind::AddMember)
+        .map(|p| p.server_id)
+        .filter(|id| !voters.contains(id))
+        .collect();
+    if !ens.spec.paused {
+        let dynamic = config::dynamic_config(&names, &voters, &joining);
+        apply::apply(client, &services::peers_service(&names, &owner)).await?;
+        apply::apply(client, &services::client_service(ens, &names, &owner)).await?;
+        apply::apply(
+            client,
+            &maps::config_map(&names, &owner, &static_config, &dynamic),
+        )
+        .await?;
+        apply::apply(client, &maps::discovery_config_map(&names, &owner, &voters)).await?;
+        apply::apply(client, &pdb::pdb(&names, &owner, voters.len() as i32)).await?;
+    }
+
+    let requeue = match &step {
+        Step::Apply { replicas } => {
+            let sts = statefulset::statefulset(ens, &names, &owner, *replicas, &revision);
+            apply::apply(client, &sts).await?;
+            Duration::from_secs(2)
+        }
+        Step::Record(op) => {
+            let mut s = ens.status.clone().unwrap_or_default();
+            s.pending = Some(op.clone());
+            status::write(client, ens, s).await?;
+            Duration::from_millis(200)
+        }
+        Step::Clear => {
+            let mut s = ens.status.clone().unwrap_or_default();
+            s.pending = None;
+            status::write(client, ens, s).await?;
+            Duration::from_millis(200)
+        }
+        Step::Join { server_id, version } => {
+            let line = member_line(&names, *server_id, Role::Observer);
+            reconfig(&reachable, &super_user, Change::Join(line), version).await?;
+            Duration::from_secs(1)
+        }
+        Step::Promote { server_id, version } => {
+            let line = member_line(&names, *server_id, Role::Participant);
+            reconfig(&reachable, &super_user, Change::Join(line), version).await?;
+            Duration::from_secs(1)
+        }
+        Step::Remove { server_id, version } => {
+            reconfig(&reachable, &super_user, Change::Leave(*server_id), version).await?;
+            Duration::from_secs(1)
+        }
+        Step::Restart { server_id } => {
+            // A leader's SIGTERM hands the leadership over before it stops.
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            delete_if_present(&pods, &names.pod(*server_id)).await?;
+            Duration::from_secs(2)
+        }
+        Step::DeleteVolume { server_id } => {
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+            delete_if_present(&claims, &names.volume_claim(*server_id)).await?;
+            Duration::from_secs(1)
+        }
+        Step::Wait(_) => Duration::from_secs(2),
+        Step::Done => Duration::from_secs(30),
+    };
+    let fresh = status::observed(ens, &names, &observed, &step);
+    status::write(client, ens, fresh).await?;
+    Ok(Action::requeue(requeue))
+}
+
+/// The `server.N=...` line of a member in `role`, as its dynamic configuration has it.
+fn member_line(names: &Names, id: i64, role: Role) -> String {
+    let joining: &[i64] = if role == Role::Observer { &[id] } else { &[] };
+    let voting: &[i64] = if role == Role::Participant {
+        &[id]
+    } else {
+        &[]
+    };
+    config::dynamic_config(names, voting, joining)
+        .trim_end()
+        .to_string()
+}
+
+async fn reconfig(
+    reachable: &[Reachable],
+    super_user: &str,
+    change: Change,
+    version: &str,
+) -> Result<(), Error> {
+    ensemble::reconfig(reachable, &Some(super_user.to_string()), &change, version).await
+}
+
+async fn delete_if_present<K>(api: &Api<K>, name: &str) -> Result<(), Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The super user's `user:password`: from the Secret the spec names, else the operator's own
+/// (made once, kept in `<name>-operator`). Its digest is what the members are started with.
+async fn credentials_of(
+    client: &kube::Client,
+    ens: &Ensemble,
+    names: &Names,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+) -> Result<String, Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
+    let read = |s: &Secret, key: &str| -> Option<String> {
+        s.data
+            .as_ref()?
+            .get(key)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    };
+    let user_password = match &ens.spec.super_user {
+        Some(r) => {
+            let s = secrets.get(&r.name).await?;
+            read(&s, &r.key)
+                .ok_or_else(|| Error::Ensemble(format!("Secret {} has no key {}", r.name, r.key)))?
+        }
+        None => match secrets.get_opt(&names.credentials_secret()).await? {
+            Some(s) => read(&s, "credentials").unwrap_or_default(),
+            None => {
+                use rand::distr::{Alphanumeric, SampleString};
+                let password = Alphanumeric.sample_string(&mut rand::rng(), 32);
+                format!("super:{password}")
+            }
+        },
+    };
+    if !user_password.contains(':') {
+        return Err(Error::Ensemble(
+            "the super user must be given as user:password".into(),
+        ));
+    }
+    apply::apply(client, &credentials::secret(names, owner, &user_password)).await?;
+    Ok(user_password)
+}
+
+/// The patch that writes `status` (server-side apply of the status subresource).
+pub(crate) fn patch_of(status: &EnsembleStatus) -> Patch<serde_json::Value> {
+    Patch::Apply(serde_json::json!({
+        "apiVersion": "zooid.io/v1alpha1",
+        "kind": "Ensemble",
+        "status": status,
+    }))
+}
+
+pub(crate) fn status_params() -> PatchParams {
+    PatchParams::apply(apply::FIELD_MANAGER).force()
+}
