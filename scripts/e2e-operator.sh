@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/kube-testenv.sh build
-cargo test -p zooid-operator --features control-plane --test control_plane -- --test-threads 1 "$@"
+cargo test --locked -p zooid-operator --features control-plane --test control_plane -- --test-threads 1 "$@"

@@ -153,3 +153,96 @@ async fn the_api_server_takes_the_crd_and_enforces_its_rules() {
         other => panic!("the storage class changed: {other:?}"),
     }
 }
+
+/// One reconcile of a new Ensemble on the real API server: every object it is made of is
+/// accepted (server-side apply, owner references, the StatefulSet, the PDB from the spec's
+/// voters before any member runs), the operator's super user is made once, and the status
+/// says the quorum is not up yet (no node runs the pods here).
+#[tokio::test]
+async fn a_reconcile_makes_every_object_and_reports_honestly() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use std::sync::Arc;
+    use zooid_operator::reconcile::{reconcile, Context};
+
+    let cp = ControlPlane::start();
+    let client = cp.client().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        "ensembles.zooid.io",
+        &PatchParams::apply("zooid-operator-test").force(),
+        &Patch::Apply(Ensemble::crd()),
+    )
+    .await
+    .unwrap();
+    let ensembles: Api<Ensemble> = Api::namespaced(client.clone(), "default");
+    let spec: Ensemble = serde_json::from_value(serde_json::json!({
+        "apiVersion": "zooid.io/v1alpha1",
+        "kind": "Ensemble",
+        "metadata": {"name": "coord"},
+        "spec": {"image": "zooid:test", "replicas": 3},
+    }))
+    .unwrap();
+    let created = eventually("the CRD served", 30, || {
+        let (ensembles, spec) = (ensembles.clone(), spec.clone());
+        async move { ensembles.create(&PostParams::default(), &spec).await.ok() }
+    })
+    .await;
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        http: reqwest::Client::new(),
+        metrics: zooid_operator::metrics::Metrics::new(),
+    });
+    reconcile(Arc::new(created), ctx.clone()).await.unwrap();
+
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let s = sts.get("coord").await.unwrap();
+    assert_eq!(s.spec.replicas, Some(3));
+    assert_eq!(
+        s.metadata.owner_references.unwrap()[0].kind,
+        "Ensemble",
+        "owned, so that deleting the Ensemble deletes it"
+    );
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    assert!(services.get("coord").await.is_ok());
+    assert_eq!(
+        services
+            .get("coord-peers")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .cluster_ip
+            .as_deref(),
+        Some("None")
+    );
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let config = maps.get("coord-config").await.unwrap().data.unwrap();
+    assert_eq!(config["zoo.cfg.dynamic"].lines().count(), 3);
+    let discovery = maps.get("coord-discovery").await.unwrap().data.unwrap();
+    assert!(discovery["ZOOKEEPER"].contains("coord-0.coord-peers.default.svc.cluster.local:2181"));
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let pdb = pdbs.get("coord").await.unwrap();
+    assert_eq!(
+        pdb.spec.unwrap().max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let first = secrets.get("coord-operator").await.unwrap().data.unwrap();
+    assert!(first.contains_key("digest"));
+
+    // A second reconcile keeps the same super user, and the status says what is true.
+    let again = ensembles.get("coord").await.unwrap();
+    reconcile(Arc::new(again), ctx).await.unwrap();
+    let second = secrets.get("coord-operator").await.unwrap().data.unwrap();
+    assert_eq!(first["credentials"], second["credentials"]);
+    let status = ensembles.get("coord").await.unwrap().status.unwrap();
+    let available = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Available")
+        .unwrap();
+    assert_eq!(available.status, "False");
+    assert_eq!(status.observed_generation, Some(1));
+}
