@@ -27,6 +27,11 @@ BIN="$ROOT/k8s-$K8S-etcd-$ETCD-helm-$HELM/bin"
 say() { echo "kube-testenv: $*" >&2; }
 
 build_k8s() {
+  local missing=0
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    [ -x "$BIN/$cmd" ] || missing=1
+  done
+  [ "$missing" = 1 ] || return 0
   local src="$ROOT/src/kubernetes-$K8S"
   mkdir -p "$src" "$BIN"
   cd "$src"
