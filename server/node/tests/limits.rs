@@ -5,36 +5,12 @@
 
 mod common;
 
-use common::{four_letter, start, Proc, RawClient, TestServer};
-use std::io::{Read, Write};
+use common::{closed_within, four_letter, start, Proc, RawClient, TestServer};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use zooid_e2e::wait::wait_until;
 use zooid_proto::*;
-
-/// Waits for the server to close `s`: true on EOF or reset. A read timeout is a failure
-/// (the server kept the connection), never a pass.
-fn closed_within(s: &mut TcpStream, wait: Duration) -> Result<Duration, String> {
-    let start = Instant::now();
-    s.set_read_timeout(Some(wait)).unwrap();
-    let mut b = [0u8; 4096];
-    loop {
-        match s.read(&mut b) {
-            Ok(0) => return Ok(start.elapsed()),
-            // Data the server sent before closing: keep reading to the end.
-            Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(format!("still open after {wait:?}"))
-            }
-            Err(_) => return Ok(start.elapsed()),
-        }
-    }
-}
 
 fn alive_connections(addr: SocketAddr) -> usize {
     let mntr = four_letter(addr, "mntr");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{pki, start, RawClient};
+use common::{closed_within, pki, start, RawClient};
 use zooid_proto::*;
 
 /// A node only a user who does not exist may touch: anyone else is refused, unless the
@@ -506,28 +506,6 @@ fn the_admin_port_serves_https_and_takes_certificates_as_admin_identities() {
     let answer = tls_client::https_get(admin, &ca.pem, Some(&client), "/healthz", None);
     assert_eq!(answer.unwrap().0, 200);
     assert!(zooid_e2e::http::get(admin, "/healthz").is_some());
-}
-
-/// Reads until the server closes `s`; `Err` if it is still open after `wait`.
-fn closed_within(s: &mut std::net::TcpStream, wait: std::time::Duration) -> Result<(), String> {
-    use std::io::Read;
-    s.set_read_timeout(Some(wait)).unwrap();
-    let mut b = [0u8; 4096];
-    loop {
-        match s.read(&mut b) {
-            Ok(0) => return Ok(()),
-            Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(format!("still open after {wait:?}"))
-            }
-            Err(_) => return Ok(()),
-        }
-    }
 }
 
 /// Hostile input at the door: TLS to the plaintext port, a truncated and a stalled TLS

@@ -168,3 +168,27 @@ pub fn run_client_script(script: &str, args: &[&str]) {
         "{script} failed:\n{stdout}\n{stderr}"
     );
 }
+
+/// Waits for the server to close `s`: true on EOF or reset. A read timeout is a failure
+/// (the server kept the connection), never a pass.
+pub fn closed_within(s: &mut TcpStream, wait: Duration) -> Result<Duration, String> {
+    let start = std::time::Instant::now();
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut b = [0u8; 4096];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return Ok(start.elapsed()),
+            // Data the server sent before closing: keep reading to the end.
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!("still open after {wait:?}"))
+            }
+            Err(_) => return Ok(start.elapsed()),
+        }
+    }
+}
