@@ -54,8 +54,11 @@ const CAUGHT_UP_LAG: i64 = 1000;
 pub async fn reconcile(ens: Arc<Ensemble>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = run(&ens, &ctx).await;
-    ctx.metrics
-        .reconciled(&ens.name_any(), started.elapsed(), result.as_ref().err());
+    ctx.metrics.reconciled(
+        &ens.name_any(),
+        started.elapsed(),
+        result.as_ref().err().map(Error::kind),
+    );
     result
 }
 
