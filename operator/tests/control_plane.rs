@@ -246,3 +246,56 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
     assert_eq!(available.status, "False");
     assert_eq!(status.observed_generation, Some(1));
 }
+
+/// The chart: `helm lint --strict`, its templates taken by the API server
+/// (`kubectl apply --dry-run=server`), then `helm install` creating the CRD, the operator's
+/// Deployment and its least-privilege RBAC.
+#[tokio::test]
+async fn the_chart_lints_and_installs() {
+    let cp = ControlPlane::start();
+    let bin = String::from_utf8(Command::new(script()).arg("bin").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/zooid-operator");
+    let kubeconfig = cp.dir.path().join("kubeconfig");
+    let run = |cmd: &mut Command| {
+        let out = cmd.env("KUBECONFIG", &kubeconfig).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(Command::new(format!("{bin}/helm"))
+        .args(["lint", "--strict"])
+        .arg(&chart));
+    let rendered = run(Command::new(format!("{bin}/helm"))
+        .args(["template", "zooid-operator", "--namespace", "default"])
+        .arg(&chart)
+        .args(["--set", "metrics.dashboards.enabled=true"]));
+    let rendered_file = cp.dir.path().join("rendered.yaml");
+    std::fs::write(&rendered_file, rendered).unwrap();
+    run(Command::new(format!("{bin}/kubectl"))
+        .args(["apply", "--dry-run=server", "-f"])
+        .arg(&rendered_file));
+    run(Command::new(format!("{bin}/helm"))
+        .args(["install", "zooid-operator", "--namespace", "default"])
+        .arg(&chart));
+    let client = cp.client().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    assert!(crds.get("ensembles.zooid.io").await.is_ok());
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "default");
+    let d = deployments.get("zooid-operator").await.unwrap();
+    let pod = d.spec.template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("zooid-operator"));
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client);
+    let rules = roles.get("zooid-operator").await.unwrap().rules.unwrap();
+    assert!(
+        rules.iter().all(|r| !r.verbs.contains(&"*".to_string())),
+        "no wildcard verbs"
+    );
+}

@@ -26,3 +26,24 @@ fn the_crd_names_the_group_the_short_name_and_its_rules() {
         assert!(yaml.contains(want), "the CRD lacks {want:?}");
     }
 }
+
+#[test]
+fn the_charts_copies_are_the_repositorys() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    for (copy, original) in [
+        (
+            "charts/zooid-operator/crds/ensemble.yaml",
+            "crds/ensemble.yaml",
+        ),
+        (
+            "charts/zooid-operator/dashboards/zooid.json",
+            "dashboards/zooid.json",
+        ),
+    ] {
+        let read = |p: &str| std::fs::read_to_string(format!("{root}/{p}")).unwrap_or_default();
+        assert!(
+            read(copy) == read(original),
+            "{copy} differs from {original}: copy it over"
+        );
+    }
+}
