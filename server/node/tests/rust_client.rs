@@ -194,6 +194,12 @@ fn rust_zookeeper_client_speaks_tls_with_a_client_certificate() {
         let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
         client.create("/over-tls", b"sealed", &open).await.unwrap();
         assert_eq!(client.get_data("/over-tls").await.unwrap().0, b"sealed");
+        // A value of many TLS records each way, read back whole.
+        let large: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        client.create("/large", &large, &open).await.unwrap();
+        for _ in 0..3 {
+            assert!(client.get_data("/large").await.unwrap().0 == large);
+        }
         // The session knows itself by its certificate, as ZooKeeper's x509 provider names it.
         let who = client.list_auth_users().await.unwrap();
         assert!(
