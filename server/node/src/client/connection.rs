@@ -95,7 +95,7 @@ pub async fn serve_tls(
             id: dn,
         });
     }
-    let (rd, wr) = tls::split::split(stream);
+    let (rd, wr) = tokio::io::split(stream);
     if let Err(e) = run(&node, rd, wr, conn, remote, ids).await {
         debug!(conn, %remote, "TLS connection ended: {e}");
     }

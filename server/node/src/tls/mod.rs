@@ -6,12 +6,10 @@
 //!   of them.
 //! - `reload.rs`: a port's material, looked at again at most once a second.
 //! - `quorum.rs`: the peer port's TLS, both ways, for the consensus layer.
-//! - `split.rs`: a client connection's TLS split into halves that do their I/O apart.
 //! - `x509.rs`: a certificate's subject as ZooKeeper's `x509` scheme names it.
 
 pub mod quorum;
 pub mod reload;
-pub mod split;
 pub mod store;
 pub mod x509;
 
