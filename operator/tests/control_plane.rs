@@ -1,6 +1,7 @@
-//! The CRD on a real Kubernetes API server (`scripts/kube-testenv.sh`: etcd and
-//! kube-apiserver built from their Go modules, started on loopback): accepted as generated,
-//! its schema and CEL rules enforced by the server itself.
+//! The operator on a real Kubernetes API server: by default one `scripts/kube-testenv.sh`
+//! starts for each test (etcd, kube-apiserver and kube-controller-manager built from their Go
+//! modules, on loopback); with `ZOOID_TEST_KUBECONFIG` set, the cluster it names instead (the
+//! kind workflow's). Each test works in a namespace of its own.
 #![allow(clippy::unwrap_used)]
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -11,14 +12,25 @@ use std::process::Command;
 use std::time::Duration;
 use zooid_operator::crd::Ensemble;
 
-/// A control plane for one test, stopped when dropped.
+/// A control plane for one test (stopped when dropped), or the cluster
+/// `ZOOID_TEST_KUBECONFIG` names.
 struct ControlPlane {
     dir: tempfile::TempDir,
+    kubeconfig: std::path::PathBuf,
+    /// Started here, so stopped here.
+    owned: bool,
 }
 
 impl ControlPlane {
     fn start() -> ControlPlane {
         let dir = tempfile::tempdir().unwrap();
+        if let Ok(k) = std::env::var("ZOOID_TEST_KUBECONFIG") {
+            return ControlPlane {
+                dir,
+                kubeconfig: k.into(),
+                owned: false,
+            };
+        }
         let ok = Command::new(script())
             .arg("start")
             .arg(dir.path())
@@ -29,25 +41,45 @@ impl ControlPlane {
             ok,
             "the control plane did not start (build it once with `scripts/kube-testenv.sh build`)"
         );
-        ControlPlane { dir }
+        let kubeconfig = dir.path().join("kubeconfig");
+        ControlPlane {
+            dir,
+            kubeconfig,
+            owned: true,
+        }
     }
 
     async fn client(&self) -> kube::Client {
-        let kubeconfig =
-            kube::config::Kubeconfig::read_from(self.dir.path().join("kubeconfig")).unwrap();
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .unwrap();
         kube::Client::try_from(config).unwrap()
     }
+
+    /// A namespace of this test's own.
+    async fn namespace(&self, client: &kube::Client, name: &str) -> String {
+        use k8s_openapi::api::core::v1::Namespace;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        match namespaces.create(&PostParams::default(), &ns).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => panic!("namespace {name}: {e}"),
+        }
+        name.to_string()
+    }
 }
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        let _ = Command::new(script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .status();
+        if self.owned {
+            let _ = Command::new(script())
+                .arg("stop")
+                .arg(self.dir.path())
+                .status();
+        }
     }
 }
 
@@ -96,7 +128,8 @@ async fn the_api_server_takes_the_crd_and_enforces_its_rules() {
     })
     .await;
 
-    let ensembles: Api<Ensemble> = Api::namespaced(client, "default");
+    let ns = cp.namespace(&client, "crd-rules").await;
+    let ensembles: Api<Ensemble> = Api::namespaced(client, &ns);
     let make = |replicas: i32, class: &str| -> Ensemble {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "zooid.io/v1alpha1",
@@ -176,7 +209,8 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
     )
     .await
     .unwrap();
-    let ensembles: Api<Ensemble> = Api::namespaced(client.clone(), "default");
+    let ns = cp.namespace(&client, "reconcile").await;
+    let ensembles: Api<Ensemble> = Api::namespaced(client.clone(), &ns);
     let spec: Ensemble = serde_json::from_value(serde_json::json!({
         "apiVersion": "zooid.io/v1alpha1",
         "kind": "Ensemble",
@@ -196,7 +230,7 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
     });
     reconcile(Arc::new(created), ctx.clone()).await.unwrap();
 
-    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let s = sts.get("coord").await.unwrap();
     assert_eq!(s.spec.replicas, Some(3));
     assert_eq!(
@@ -204,7 +238,7 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
         "Ensemble",
         "owned, so that deleting the Ensemble deletes it"
     );
-    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     assert!(services.get("coord").await.is_ok());
     assert_eq!(
         services
@@ -217,18 +251,18 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
             .as_deref(),
         Some("None")
     );
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let config = maps.get("coord-config").await.unwrap().data.unwrap();
     assert_eq!(config["zoo.cfg.dynamic"].lines().count(), 3);
     let discovery = maps.get("coord-discovery").await.unwrap().data.unwrap();
-    assert!(discovery["ZOOKEEPER"].contains("coord-0.coord-peers.default.svc.cluster.local:2181"));
-    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    assert!(discovery["ZOOKEEPER"].contains("coord-0.coord-peers.reconcile.svc.cluster.local:2181"));
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
     let pdb = pdbs.get("coord").await.unwrap();
     assert_eq!(
         pdb.spec.unwrap().max_unavailable,
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
     );
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let first = secrets.get("coord-operator").await.unwrap().data.unwrap();
     assert!(first.contains_key("digest"));
 
@@ -253,12 +287,26 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
 #[tokio::test]
 async fn the_chart_lints_and_installs() {
     let cp = ControlPlane::start();
-    let bin = String::from_utf8(Command::new(script()).arg("bin").output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    // helm and kubectl from the control plane's build, or from PATH on another cluster.
+    let bin = if cp.owned {
+        String::from_utf8(Command::new(script()).arg("bin").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    } else {
+        String::new()
+    };
+    let tool = |name: &str| {
+        if bin.is_empty() {
+            name.to_string()
+        } else {
+            format!("{bin}/{name}")
+        }
+    };
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/zooid-operator");
-    let kubeconfig = cp.dir.path().join("kubeconfig");
+    let kubeconfig = cp.kubeconfig.clone();
+    let client = cp.client().await;
+    let ns = cp.namespace(&client, "chart").await;
     let run = |cmd: &mut Command| {
         let out = cmd.env("KUBECONFIG", &kubeconfig).output().unwrap();
         assert!(
@@ -269,31 +317,38 @@ async fn the_chart_lints_and_installs() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    run(Command::new(format!("{bin}/helm"))
+    run(Command::new(tool("helm"))
         .args(["lint", "--strict"])
         .arg(&chart));
-    let rendered = run(Command::new(format!("{bin}/helm"))
-        .args(["template", "zooid-operator", "--namespace", "default"])
+    let rendered = run(Command::new(tool("helm"))
+        .args(["template", "chart-test", "--namespace", &ns])
         .arg(&chart)
         .args(["--set", "metrics.dashboards.enabled=true"]));
     let rendered_file = cp.dir.path().join("rendered.yaml");
     std::fs::write(&rendered_file, rendered).unwrap();
-    run(Command::new(format!("{bin}/kubectl"))
+    run(Command::new(tool("kubectl"))
         .args(["apply", "--dry-run=server", "-f"])
         .arg(&rendered_file));
-    run(Command::new(format!("{bin}/helm"))
-        .args(["install", "zooid-operator", "--namespace", "default"])
+    run(Command::new(tool("helm"))
+        .args(["install", "chart-test", "--namespace", &ns])
         .arg(&chart));
-    let client = cp.client().await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     assert!(crds.get("ensembles.zooid.io").await.is_ok());
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
-        Api::namespaced(client.clone(), "default");
-    let d = deployments.get("zooid-operator").await.unwrap();
+        Api::namespaced(client.clone(), &ns);
+    let d = deployments.get("chart-test-zooid-operator").await.unwrap();
     let pod = d.spec.template.spec.unwrap();
-    assert_eq!(pod.service_account_name.as_deref(), Some("zooid-operator"));
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("chart-test-zooid-operator")
+    );
     let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client);
-    let rules = roles.get("zooid-operator").await.unwrap().rules.unwrap();
+    let rules = roles
+        .get("chart-test-zooid-operator")
+        .await
+        .unwrap()
+        .rules
+        .unwrap();
     assert!(
         rules.iter().all(|r| !r.verbs.contains(&"*".to_string())),
         "no wildcard verbs"
