@@ -576,3 +576,40 @@ fn hostile_handshakes_and_auth_packets_close_only_their_connection() {
     assert_eq!(tls_client::call(&mut tls, 1, &create("/after")), Ok(0));
     assert!(plain.get("/after", false).is_ok());
 }
+
+/// A Kubernetes TLS Secret mounted as a folder serves as a store: `tls.crt` and `tls.key` as
+/// the key store, `ca.crt` as the trust store; new files there are served without a restart.
+#[test]
+fn tls_stores_may_be_kubernetes_secret_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("zooid test CA");
+    let (key_dir, trust_dir) = (dir.path().join("server-tls"), dir.path().join("ca"));
+    std::fs::create_dir_all(&key_dir).unwrap();
+    std::fs::create_dir_all(&trust_dir).unwrap();
+    let secret = |dir: &std::path::Path, issued: &str| {
+        let at = issued.find("-----BEGIN PRIVATE KEY-----").unwrap();
+        pki::write(dir, "tls.crt", &issued[..at]);
+        pki::write(dir, "tls.key", &issued[at..]);
+    };
+    secret(&key_dir, &ca.issue("localhost"));
+    pki::write(&trust_dir, "ca.crt", &ca.pem);
+    let server = start(|c| {
+        c.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
+        c.ssl_key_store = Some(key_dir.clone());
+        c.ssl_trust_store = Some(trust_dir.clone());
+    });
+    let secure = server.secure.unwrap();
+    let client_id = ca.issue("client");
+    let mut s = tls_client::connect(secure, &ca.pem, Some(&client_id)).unwrap();
+    assert_eq!(tls_client::call(&mut s, 1, &create("/from-secret")), Ok(0));
+    let first = tls_client::server_cert(&s);
+    secret(&key_dir, &ca.issue("localhost"));
+    zooid_e2e::wait::wait_until(
+        "the renewed Secret served",
+        std::time::Duration::from_secs(10),
+        || {
+            tls_client::connect(secure, &ca.pem, Some(&client_id))
+                .is_ok_and(|c| tls_client::server_cert(&c) != first)
+        },
+    );
+}

@@ -210,8 +210,10 @@ pub struct Config {
     pub client_port_unification: bool,
 
     /// The TLS port's certificate chain and private key, PEM or PKCS#12 (ZooKeeper's
-    /// `ssl.keyStore.location`; a JKS store is refused with the command that converts it). Read again when it changes on disk: new connections get the
-    /// new material, established ones go on; a bad new file keeps the old and says why.
+    /// `ssl.keyStore.location`; a JKS store is refused with the command that converts it), or
+    /// a folder holding `tls.crt` and `tls.key` (a Kubernetes TLS Secret). Read again when it
+    /// changes on disk: new connections get the new material, established ones go on; a bad
+    /// new file keeps the old and says why.
     #[arg(long, env = "ZOOID_SSL_KEY_STORE")]
     pub ssl_key_store: Option<PathBuf>,
 
@@ -220,7 +222,8 @@ pub struct Config {
     pub ssl_key_store_password: Option<String>,
 
     /// The certificates the TLS port trusts for client certificates, PEM or PKCS#12
-    /// (ZooKeeper's `ssl.trustStore.location`); reloaded as the key store is.
+    /// (ZooKeeper's `ssl.trustStore.location`), or a folder holding `ca.crt`; reloaded as the
+    /// key store is.
     #[arg(long, env = "ZOOID_SSL_TRUST_STORE")]
     pub ssl_trust_store: Option<PathBuf>,
 

@@ -107,11 +107,24 @@ impl Store {
         password: Option<&str>,
         is_key_store: bool,
     ) -> Result<Store, TlsError> {
-        let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
-            key,
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let read = |file: &Path| {
+            std::fs::read(file).map_err(|source| TlsError::Read {
+                key,
+                path: file.to_path_buf(),
+                source,
+            })
+        };
+        let bytes = if path.is_dir() {
+            // A Kubernetes TLS Secret mounted as a folder (cert-manager writes them so).
+            let mut pem = Vec::new();
+            for file in secret_files(path, is_key_store) {
+                pem.extend(read(&file)?);
+                pem.push(b'\n');
+            }
+            pem
+        } else {
+            read(path)?
+        };
         let content = |what: String| TlsError::Content {
             key,
             path: path.to_path_buf(),
@@ -166,6 +179,17 @@ impl Store {
         let key = PrivateKeyDer::from_pem_slice(&bytes).ok();
         Ok(Store { certs, key })
     }
+}
+
+/// The files of a TLS Secret mounted as a folder: `tls.crt` and `tls.key` for a key store,
+/// `ca.crt` for a trust store.
+fn secret_files(dir: &Path, is_key_store: bool) -> Vec<PathBuf> {
+    let names: &[&str] = if is_key_store {
+        &["tls.crt", "tls.key"]
+    } else {
+        &["ca.crt"]
+    };
+    names.iter().map(|n| dir.join(n)).collect()
 }
 
 impl TlsFiles {
@@ -261,8 +285,16 @@ impl TlsFiles {
     }
 
     pub(super) fn stamps(&self) -> Vec<Option<SystemTime>> {
-        std::iter::once(&self.key_store)
-            .chain(&self.trust_store)
+        let stores = std::iter::once((&self.key_store, true))
+            .chain(self.trust_store.iter().map(|t| (t, false)));
+        stores
+            .flat_map(|(p, is_key_store)| {
+                if p.is_dir() {
+                    secret_files(p, is_key_store)
+                } else {
+                    vec![p.clone()]
+                }
+            })
             .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
             .collect()
     }
