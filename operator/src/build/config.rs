@@ -22,6 +22,7 @@ const RESERVED: &[&str] = &[
     "secureClientPort",
     "admin.serverPort",
     "admin.serverAddress",
+    "sslQuorum",
     "reconfigEnabled",
     "standaloneEnabled",
 ];
@@ -70,6 +71,24 @@ pub fn static_config(spec: &EnsembleSpec) -> Result<String, ConfigError> {
     }
     if let Some(v) = c.global_outstanding_limit {
         line("globalOutstandingLimit", &v);
+    }
+    if let Some(tls) = &spec.tls {
+        // Secrets mounted as folders; their files are reloaded live, so a renewal restarts
+        // nobody.
+        if tls.client_secret.is_some() {
+            line("secureClientPort", &SECURE_CLIENT_PORT);
+            line("ssl.keyStore.location", &format!("{TLS_DIR}/client"));
+            line("ssl.trustStore.location", &format!("{TLS_DIR}/client"));
+            line("ssl.clientAuth", &tls.client_auth);
+        }
+        if tls.quorum_secret.is_some() {
+            line("sslQuorum", &"true");
+            line("ssl.quorum.keyStore.location", &format!("{TLS_DIR}/quorum"));
+            line(
+                "ssl.quorum.trustStore.location",
+                &format!("{TLS_DIR}/quorum"),
+            );
+        }
     }
     for (k, v) in &c.overrides {
         if k.starts_with("server.") {
@@ -143,6 +162,27 @@ mod tests {
             "dataDir=/data\n",
             "dynamicConfigFile=/etc/zooid/zoo.cfg.dynamic\n",
             "jute.maxbuffer=4194304\n",
+        ] {
+            assert!(cfg.contains(want), "{want:?} not in\n{cfg}");
+        }
+    }
+
+    #[test]
+    fn tls_secrets_become_zookeepers_keys() {
+        let mut s = spec();
+        s.tls = Some(
+            serde_json::from_value(
+                serde_json::json!({"clientSecret": "c", "quorumSecret": "q", "clientAuth": "want"}),
+            )
+            .unwrap(),
+        );
+        let cfg = static_config(&s).unwrap();
+        for want in [
+            "secureClientPort=2281\n",
+            "ssl.keyStore.location=/etc/zooid-tls/client\n",
+            "ssl.clientAuth=want\n",
+            "sslQuorum=true\n",
+            "ssl.quorum.trustStore.location=/etc/zooid-tls/quorum\n",
         ] {
             assert!(cfg.contains(want), "{want:?} not in\n{cfg}");
         }

@@ -11,6 +11,8 @@ pub const ADMIN_PORT: i32 = 8080;
 /// Where a member keeps its data, and reads its configuration.
 pub const DATA_DIR: &str = "/data";
 pub const CONFIG_DIR: &str = "/etc/zooid";
+/// Where the TLS Secrets are mounted: `client/` and `quorum/`.
+pub const TLS_DIR: &str = "/etc/zooid-tls";
 
 /// The names of one ensemble's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -85,6 +85,29 @@ pub fn statefulset(
             },
         }],
     });
+    if let Some(tls) = &spec.tls {
+        for (dir, secret) in [
+            ("client", &tls.client_secret),
+            ("quorum", &tls.quorum_secret),
+        ] {
+            let Some(secret) = secret else { continue };
+            let volume = format!("tls-{dir}");
+            pod_spec["volumes"]
+                .as_array_mut()
+                .unwrap_or_else(|| unreachable!("the volumes are a list"))
+                .push(json!({"name": volume, "secret": {"secretName": secret}}));
+            pod_spec["containers"][0]["volumeMounts"]
+                .as_array_mut()
+                .unwrap_or_else(|| unreachable!("the mounts are a list"))
+                .push(json!({"name": volume, "mountPath": format!("{TLS_DIR}/{dir}"), "readOnly": true}));
+        }
+        if tls.client_secret.is_some() {
+            pod_spec["containers"][0]["ports"]
+                .as_array_mut()
+                .unwrap_or_else(|| unreachable!("the ports are a list"))
+                .push(json!({"name": "client-tls", "containerPort": SECURE_CLIENT_PORT}));
+        }
+    }
     if let Some(p) = &spec.image_pull_policy {
         pod_spec["containers"][0]["imagePullPolicy"] = json!(p);
     }
@@ -201,6 +224,21 @@ mod tests {
         assert_eq!(annotations[REVISION_ANNOTATION], "abc");
         let container = &template.spec.unwrap().containers[0];
         assert!(container.command.as_ref().unwrap()[2].contains("myid"));
+    }
+
+    #[test]
+    fn tls_secrets_are_mounted_as_folders() {
+        let names = Names::new("coord", "prod");
+        let e = ensemble(json!({"tls": {"clientSecret": "c-tls", "quorumSecret": "q-tls"}}));
+        let s = statefulset(&e, &names, &owner(), 3, "abc");
+        let pod = s.spec.template.spec.unwrap();
+        let volumes: Vec<_> = pod.volumes.unwrap().into_iter().map(|v| v.name).collect();
+        assert!(volumes.contains(&"tls-client".to_string()), "{volumes:?}");
+        assert!(volumes.contains(&"tls-quorum".to_string()), "{volumes:?}");
+        let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+        assert!(mounts
+            .iter()
+            .any(|m| m.mount_path == "/etc/zooid-tls/quorum"));
     }
 
     #[test]

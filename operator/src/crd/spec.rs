@@ -187,18 +187,19 @@ pub struct SecretKeyRef {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Tls {
-    /// The client port's certificate: serves `secureClientPort`.
+    /// A TLS Secret (`tls.crt`, `tls.key`, `ca.crt`) for the client port: `secureClientPort`
+    /// 2281 beside the plain port; `ca.crt` vouches for client certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
     /// Whether clients must show a certificate (ZooKeeper's `ssl.clientAuth`).
     #[serde(default = "default_client_auth")]
+    #[x_kube(validation = Rule::new("self in ['need', 'want', 'none']").message("clientAuth is need, want or none"))]
     pub client_auth: String,
-    /// The members' certificate: `sslQuorum` between them, and HTTPS on the admin port.
+    /// A TLS Secret for the members (`sslQuorum`): each member's certificate must be valid for
+    /// its DNS name (`*.<name>-peers.<namespace>.svc.cluster.local`), `ca.crt` vouches for
+    /// the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum_secret: Option<String>,
-    /// Serve only the TLS client port (no plaintext `clientPort`).
-    #[serde(default)]
-    pub tls_only: bool,
 }
 
 fn default_client_auth() -> String {
