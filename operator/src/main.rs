@@ -58,11 +58,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("no Kubernetes client configuration (KUBECONFIG or in-cluster)")?;
     let metrics = Metrics::new();
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        http: reqwest::Client::new(),
-        metrics: metrics.clone(),
-    });
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
     let (ensembles, statefulsets, pods): (Api<Ensemble>, Api<StatefulSet>, Api<Pod>) =
         match &args.namespace {
             Some(ns) => (

@@ -1,6 +1,6 @@
 //! The operator's own metrics: reconciles by Ensemble and result, and how long they took.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use std::time::Duration;
 
 #[derive(Clone)]
@@ -9,6 +9,8 @@ pub struct Metrics {
     reconciles: IntCounterVec,
     failures: IntCounterVec,
     duration: HistogramVec,
+    has_quorum: IntGaugeVec,
+    voters: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -42,10 +44,28 @@ impl Metrics {
             &["ensemble"],
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let has_quorum = IntGaugeVec::new(
+            Opts::new(
+                "zooid_operator_ensemble_has_quorum",
+                "1 while a quorum of the Ensemble's voters is ready, by Ensemble",
+            ),
+            &["ensemble"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let voters = IntGaugeVec::new(
+            Opts::new(
+                "zooid_operator_ensemble_voters",
+                "Voting members in the live membership, by Ensemble",
+            ),
+            &["ensemble"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(failures.clone()),
             Box::new(duration.clone()),
+            Box::new(has_quorum.clone()),
+            Box::new(voters.clone()),
         ] {
             registry
                 .register(c)
@@ -56,6 +76,8 @@ impl Metrics {
             reconciles,
             failures,
             duration,
+            has_quorum,
+            voters,
         }
     }
 
@@ -69,6 +91,16 @@ impl Metrics {
         if let Some(kind) = error {
             self.failures.with_label_values(&[ensemble, kind]).inc();
         }
+    }
+
+    /// What the last reconcile saw of `ensemble`.
+    pub fn ensemble(&self, ensemble: &str, has_quorum: bool, voters: i32) {
+        self.has_quorum
+            .with_label_values(&[ensemble])
+            .set(i64::from(has_quorum));
+        self.voters
+            .with_label_values(&[ensemble])
+            .set(i64::from(voters));
     }
 
     /// The registry in Prometheus's text format.

@@ -223,11 +223,10 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
         async move { ensembles.create(&PostParams::default(), &spec).await.ok() }
     })
     .await;
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        http: reqwest::Client::new(),
-        metrics: zooid_operator::metrics::Metrics::new(),
-    });
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        zooid_operator::metrics::Metrics::new(),
+    ));
     reconcile(Arc::new(created), ctx.clone()).await.unwrap();
 
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
@@ -268,7 +267,7 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
 
     // A second reconcile keeps the same super user, and the status says what is true.
     let again = ensembles.get("coord").await.unwrap();
-    reconcile(Arc::new(again), ctx).await.unwrap();
+    reconcile(Arc::new(again), ctx.clone()).await.unwrap();
     let second = secrets.get("coord-operator").await.unwrap().data.unwrap();
     assert_eq!(first["credentials"], second["credentials"]);
     let status = ensembles.get("coord").await.unwrap().status.unwrap();
@@ -279,6 +278,23 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
         .unwrap();
     assert_eq!(available.status, "False");
     assert_eq!(status.observed_generation, Some(1));
+    // The creation announced on the Ensemble, as `kubectl describe` shows it.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let listed = events.list(&Default::default()).await.unwrap();
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Creating")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("coord")),
+        "no Creating event: {:?}",
+        listed.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
+    );
+    let metrics = ctx.metrics.text();
+    assert!(
+        metrics.contains("zooid_operator_ensemble_has_quorum{ensemble=\"coord\"} 0"),
+        "{metrics}"
+    );
 }
 
 /// The chart: `helm lint --strict`, its templates taken by the API server

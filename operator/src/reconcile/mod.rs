@@ -15,6 +15,7 @@ use ensemble::{Change, Reachable};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,70 @@ pub struct Context {
     pub client: kube::Client,
     pub http: reqwest::Client,
     pub metrics: crate::metrics::Metrics,
+    /// Events on the Ensemble for every change the operator makes, and for a lost quorum.
+    pub recorder: kube::runtime::events::Recorder,
+}
+
+impl Context {
+    pub fn new(client: kube::Client, metrics: crate::metrics::Metrics) -> Context {
+        let reporter = kube::runtime::events::Reporter {
+            controller: "zooid-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: kube::runtime::events::Recorder::new(client.clone(), reporter),
+            client,
+            http: reqwest::Client::new(),
+            metrics,
+        }
+    }
+}
+
+/// The event a step is announced with: reason and note (`None` for steps that change
+/// nothing).
+fn event_of(step: &Step, replicas_before: Option<i32>) -> Option<(&'static str, String)> {
+    Some(match step {
+        Step::Apply { replicas } if replicas_before.is_none() => (
+            "Creating",
+            format!("creating the ensemble with {replicas} members"),
+        ),
+        Step::Apply { replicas } if replicas_before != Some(*replicas) => (
+            "Scaling",
+            format!(
+                "StatefulSet from {} to {replicas} pods",
+                replicas_before.unwrap_or(0)
+            ),
+        ),
+        Step::Record(op) => (
+            "OperationStarted",
+            format!("{:?} server {}", op.kind, op.server_id),
+        ),
+        Step::Clear => (
+            "OperationDone",
+            "the operation is confirmed in live state".into(),
+        ),
+        Step::Join { server_id, .. } => (
+            "MemberJoining",
+            format!("server {server_id} joins as a non-voter"),
+        ),
+        Step::Promote { server_id, .. } => (
+            "MemberPromoted",
+            format!("server {server_id} becomes a voter"),
+        ),
+        Step::Remove { server_id, .. } => (
+            "MemberRemoved",
+            format!("server {server_id} reconfigured out of the ensemble"),
+        ),
+        Step::Restart { server_id } => (
+            "MemberRestarted",
+            format!("server {server_id}'s pod deleted to run the current template"),
+        ),
+        Step::DeleteVolume { server_id } => (
+            "VolumeDeleted",
+            format!("the volume of removed server {server_id} deleted"),
+        ),
+        _ => return None,
+    })
 }
 
 /// Entries a member may be behind the leader and count as caught up.
@@ -162,9 +227,43 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
         Step::Wait(_) => Duration::from_secs(2),
         Step::Done => Duration::from_secs(30),
     };
+    let reference = ens.object_ref(&());
+    if let Some((reason, note)) = event_of(&step, observed.statefulset_replicas) {
+        publish(ctx, &reference, EventType::Normal, reason, note).await;
+    }
     let fresh = status::observed(ens, &names, &observed, &step);
+    let has_quorum = status::has_quorum(&fresh);
+    ctx.metrics.ensemble(
+        &names.ensemble,
+        has_quorum,
+        observed.membership.as_ref().map_or(0, |m| m.voter_count()),
+    );
+    if status::quorum_lost(&fresh) {
+        let note = "members run, but none reports the membership: the quorum is lost".into();
+        publish(ctx, &reference, EventType::Warning, "QuorumLost", note).await;
+    }
     status::write(client, ens, fresh).await?;
     Ok(Action::requeue(requeue))
+}
+
+/// Publishes an event on the Ensemble; a failure to publish is logged, never fatal.
+async fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = kube::runtime::events::Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
+        tracing::warn!("publishing event {reason}: {e}");
+    }
 }
 
 /// The `server.N=...` line of a member in `role`, as its dynamic configuration has it.

@@ -153,3 +153,19 @@ fn set(s: &mut EnsembleStatus, ens: &Ensemble, type_: &str, on: bool, reason: &s
     s.conditions.push(c);
     s.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
 }
+
+fn condition_true(s: &EnsembleStatus, type_: &str, reason: &str) -> bool {
+    s.conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True" && c.reason == reason)
+}
+
+/// The status says the quorum is up.
+pub fn has_quorum(s: &EnsembleStatus) -> bool {
+    condition_true(s, "Available", "QuorumUp")
+}
+
+/// The status says members run without a quorum.
+pub fn quorum_lost(s: &EnsembleStatus) -> bool {
+    condition_true(s, "Degraded", "NoQuorum")
+}
