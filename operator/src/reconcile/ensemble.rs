@@ -18,8 +18,8 @@ pub struct Reachable {
     pub ip: String,
 }
 
-/// The super user's `user:password`, when the Ensemble names one.
-pub type SuperUser = Option<String>;
+/// The super user's `user:password` the operator acts as.
+pub type SuperUser = str;
 
 async fn session(member: &Reachable, super_user: &SuperUser) -> Option<zk::Client> {
     let address = format!("{}:{CLIENT_PORT}", member.ip);
@@ -31,12 +31,10 @@ async fn session(member: &Reachable, super_user: &SuperUser) -> Option<zk::Clien
         .await
         .ok()?
         .ok()?;
-    if let Some(user) = super_user {
-        tokio::time::timeout(ANSWER_WITHIN, client.auth("digest", user.as_bytes()))
-            .await
-            .ok()?
-            .ok()?;
-    }
+    tokio::time::timeout(ANSWER_WITHIN, client.auth("digest", super_user.as_bytes()))
+        .await
+        .ok()?
+        .ok()?;
     Some(client)
 }
 

@@ -9,11 +9,11 @@ pub mod observe;
 mod status;
 
 use crate::build::{config, credentials, maps, names::Names, pdb, services, statefulset};
-use crate::crd::{Ensemble, EnsembleStatus, VolumePolicy};
+use crate::crd::{Ensemble, VolumePolicy};
 use crate::plan::{self, observed::Role, Desired, Step};
-use ensemble::{Change, Reachable};
+use ensemble::Change;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -145,7 +145,7 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
     let super_user = credentials_of(client, ens, &names, &owner).await?;
 
     let (observed, reachable) =
-        observe::observe(client, &ctx.http, ens, &names, &Some(super_user.clone())).await?;
+        observe::observe(client, &ctx.http, ens, &names, &super_user).await?;
     let desired = Desired {
         replicas: ens.spec.replicas,
         revision: revision.clone(),
@@ -201,16 +201,17 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
         }
         Step::Join { server_id, version } => {
             let line = member_line(&names, *server_id, Role::Observer);
-            reconfig(&reachable, &super_user, Change::Join(line), version).await?;
+            ensemble::reconfig(&reachable, &super_user, &Change::Join(line), version).await?;
             Duration::from_secs(1)
         }
         Step::Promote { server_id, version } => {
             let line = member_line(&names, *server_id, Role::Participant);
-            reconfig(&reachable, &super_user, Change::Join(line), version).await?;
+            ensemble::reconfig(&reachable, &super_user, &Change::Join(line), version).await?;
             Duration::from_secs(1)
         }
         Step::Remove { server_id, version } => {
-            reconfig(&reachable, &super_user, Change::Leave(*server_id), version).await?;
+            ensemble::reconfig(&reachable, &super_user, &Change::Leave(*server_id), version)
+                .await?;
             Duration::from_secs(1)
         }
         Step::Restart { server_id } => {
@@ -279,15 +280,6 @@ fn member_line(names: &Names, id: i64, role: Role) -> String {
         .to_string()
 }
 
-async fn reconfig(
-    reachable: &[Reachable],
-    super_user: &str,
-    change: Change,
-    version: &str,
-) -> Result<(), Error> {
-    ensemble::reconfig(reachable, &Some(super_user.to_string()), &change, version).await
-}
-
 async fn delete_if_present<K>(api: &Api<K>, name: &str) -> Result<(), Error>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -336,17 +328,4 @@ async fn credentials_of(
     }
     apply::apply(client, &credentials::secret(names, owner, &user_password)).await?;
     Ok(user_password)
-}
-
-/// The patch that writes `status` (server-side apply of the status subresource).
-pub(crate) fn patch_of(status: &EnsembleStatus) -> Patch<serde_json::Value> {
-    Patch::Apply(serde_json::json!({
-        "apiVersion": "zooid.io/v1alpha1",
-        "kind": "Ensemble",
-        "status": status,
-    }))
-}
-
-pub(crate) fn status_params() -> PatchParams {
-    PatchParams::apply(apply::FIELD_MANAGER).force()
 }

@@ -1,13 +1,14 @@
 //! The Ensemble's status: conditions, members and leader, written only when it changed (a
 //! write that changes nothing would only wake the controller again).
 
-use super::{patch_of, status_params, Error};
+use super::apply::FIELD_MANAGER;
+use super::Error;
 use crate::build::names::Names;
 use crate::crd::{Ensemble, EnsembleStatus, MemberStatus};
 use crate::plan::observed::{Observed, Role};
 use crate::plan::Step;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::ResourceExt;
 
 /// Writes `status` unless it is what the Ensemble already has.
@@ -21,8 +22,17 @@ pub async fn write(
     }
     let ns = ens.namespace().ok_or(Error::Incomplete)?;
     let api: Api<Ensemble> = Api::namespaced(client.clone(), &ns);
-    api.patch_status(&ens.name_any(), &status_params(), &patch_of(&status))
-        .await?;
+    let patch = Patch::Apply(serde_json::json!({
+        "apiVersion": "zooid.io/v1alpha1",
+        "kind": "Ensemble",
+        "status": status,
+    }));
+    api.patch_status(
+        &ens.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &patch,
+    )
+    .await?;
     Ok(())
 }
 
