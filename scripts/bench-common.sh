@@ -20,6 +20,11 @@ bench_run() {
     --read-percent "$2" --warmup 3 --duration 10 "${@:3}"
 }
 
+# The hosts of server i: where its clients reach it and where its peers do. Loopback for
+# both unless a script puts its servers in network namespaces (scripts/bench-faults.sh).
+client_host() { echo 127.0.0.1; }
+peer_host() { echo 127.0.0.1; }
+
 # The zoo.cfg and myid of three servers in $1 (data in $1/data<i>), ports from $2: client
 # $2+i, quorum $2+100+i, election $2+200+i; ZooKeeper's sample timing, 4lw open, no
 # per-address connection limit, no AdminServer.
@@ -36,14 +41,14 @@ write_cfgs() { # dir base
       echo "4lw.commands.whitelist=*"
       echo "maxClientCnxns=0"
       for j in 1 2 3; do
-        echo "server.$j=127.0.0.1:$(($2 + 100 + j)):$(($2 + 200 + j));127.0.0.1:$(($2 + j))"
+        echo "server.$j=$(peer_host $j):$(($2 + 100 + j)):$(($2 + 200 + j));$(client_host $j):$(($2 + j))"
       done
     } > "$1/zoo$i.cfg"
   done
 }
 
 # The connection string of the three servers of write_cfgs' base $1.
-servers() { echo "127.0.0.1:$(($1 + 1)),127.0.0.1:$(($1 + 2)),127.0.0.1:$(($1 + 3))"; }
+servers() { echo "$(client_host 1):$(($1 + 1)),$(client_host 2):$(($1 + 2)),$(client_host 3):$(($1 + 3))"; }
 
 # Waits until the three servers of base $1 report a leader or follower mode (60 s at most).
 wait_ensemble() { # base

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 ///
 /// ZooKeeper's leader pings its followers every half tick, and a follower (or leader) that has
 /// not heard from the other side for `syncLimit` ticks gives it up. Zooid keeps those two
-/// meanings: heartbeats every half tick, and a member stands for election after it has heard
+/// meanings: heartbeats every quarter tick, and a member stands for election after it has heard
 /// nothing from a leader for between half of `syncLimit` ticks and all of them (random in
 /// that range, so that two members seldom stand at once), so that it never waits longer than
 /// a ZooKeeper follower would.
@@ -43,9 +43,15 @@ impl Timing {
     /// From ZooKeeper's `tickTime` and `syncLimit` (in ticks).
     pub fn from_ticks(tick: Duration, sync_limit: u32) -> Timing {
         let sync = tick * sync_limit.max(1);
-        // openraft needs the heartbeat shorter than the election timeout; a tick or a
-        // syncLimit small enough to break that is lifted, not refused.
-        let heartbeat = (tick / 2).max(Duration::from_millis(10));
+        // A quarter tick: the lease that keeps voters from electing anyone else is one
+        // heartbeat, so a crashed leader is replaced in about one, 0.5-0.7 s at ZooKeeper's
+        // sample tick of 2 s, where ZooKeeper's followers take 0.7 s (scripts/bench-faults.sh).
+        // Not under 100 ms while the tick allows half of it: openraft gives a read index one
+        // heartbeat to be confirmed, and short ticks are for tests on busy machines. openraft
+        // needs the heartbeat shorter than the election timeout; a tick or a syncLimit small
+        // enough to break that is lifted, not refused.
+        let floor = (tick / 2).min(Duration::from_millis(100));
+        let heartbeat = (tick / 4).max(floor).max(Duration::from_millis(10));
         let election_timeout = (sync / 2).max(heartbeat * 3);
         Timing {
             heartbeat,
@@ -397,7 +403,7 @@ mod tests {
     #[test]
     fn timing_follows_zookeeper_ticks() {
         let t = Timing::from_ticks(Duration::from_millis(2000), 5);
-        assert_eq!(t.heartbeat, Duration::from_millis(1000));
+        assert_eq!(t.heartbeat, Duration::from_millis(500));
         assert_eq!(t.election_timeout, Duration::from_millis(5000));
         assert_eq!(t.sync_limit, Duration::from_millis(10000));
         let t = Timing::from_ticks(Duration::from_millis(200), 5);
