@@ -1,8 +1,30 @@
 #!/usr/bin/env bash
 # The operator's tests on a real Kubernetes control plane: builds it once per machine
-# (scripts/kube-testenv.sh build, cached under target/kube-testenv/), then runs the tests that
-# need it, each starting its own control plane on loopback.
+# (scripts/kube-testenv.sh build, cached under target/kube-testenv/), builds the zooid binary
+# the test node agent runs for the image `zooid`, then runs the tests that need the control
+# plane, each starting its own on loopback.
+#
+# The tests run in a user, network and mount namespace of their own (unshare; no privilege
+# needed): the node agent (operator/tests/agent) gives each pod a network namespace with an
+# address on a bridge there, and a root of its own. Nothing outside those namespaces is
+# touched or reached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/kube-testenv.sh build
-cargo test --locked -p zooid-operator --features control-plane --test control_plane -- --test-threads 1 "$@"
+cargo build --locked -q -p zooid-node --bin zooid
+cargo test --locked -p zooid-operator --features control-plane --test control_plane --no-run
+exec unshare --user --map-root-user --net --mount --propagation private bash -c '
+  set -euo pipefail
+  ip link set lo up
+  # The pods'"'"' bridge (operator/tests/agent/network.rs): their gateway, and the API server'"'"'s
+  # address for them; the route makes it this namespace'"'"'s own address, as a node'"'"'s is.
+  ip link add zooid-e2e type bridge
+  ip addr add 10.88.0.1/16 dev zooid-e2e
+  ip link set zooid-e2e up
+  ip route add default dev zooid-e2e
+  export KUBE_TESTENV_POD_GATEWAY=10.88.0.1
+  # ip netns keeps its names under /run/netns: a tmpfs of our own there.
+  if mkdir -p /run/netns 2>/dev/null; then mount -t tmpfs e2e-netns /run/netns
+  else mount -t tmpfs e2e-run /run && mkdir /run/netns; fi
+  exec cargo test --locked --offline -p zooid-operator --features control-plane \
+    --test control_plane -- --test-threads 1 "$@"' e2e "$@"

@@ -11,6 +11,10 @@
 #                                     certificate) and waits for the API server to be ready
 #   scripts/kube-testenv.sh stop DIR  stops them
 #
+# KUBE_TESTENV_POD_GATEWAY=ADDR (scripts/e2e-operator.sh sets it, inside network namespaces
+# of its own): pods reach the API server at ADDR, so it listens on every address of that
+# namespace, advertises ADDR (the `kubernetes` Service's endpoint) and its certificate names it.
+#
 # k8s.io/kubernetes is a dependency of a small wrapper module here: it requires its staging
 # modules at v0.0.0 and points them at ./staging with replace lines, which Go ignores in a
 # dependency, so the wrapper replaces each with its published v0.<minor>.<patch> release.
@@ -136,8 +140,10 @@ start() {
     openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
       -CAcreateserial -days 2 -out "$pki/$1.crt" -extfile <(printf '%s\n' "$3") 2>/dev/null
   }
+  local gateway=${KUBE_TESTENV_POD_GATEWAY:-} bind=127.0.0.1 advertise=()
+  if [ -n "$gateway" ]; then bind=0.0.0.0; advertise=(--advertise-address "$gateway"); fi
   issue apiserver "/CN=kube-apiserver" \
-    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,IP:10.0.0.1"
+    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,IP:10.0.0.1${gateway:+,IP:$gateway}"
   issue admin "/O=system:masters/CN=admin" "extendedKeyUsage=clientAuth"
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
@@ -150,7 +156,7 @@ start() {
     >"$dir/logs/etcd.log" 2>&1 &
   echo $! > "$dir/etcd.pid"
   "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --secure-port "$api_port" --bind-address 127.0.0.1 --cert-dir "$dir/apiserver" \
+    --secure-port "$api_port" --bind-address "$bind" "${advertise[@]}" --cert-dir "$dir/apiserver" \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --client-ca-file "$pki/ca.crt" --service-cluster-ip-range 10.0.0.0/24 \
     --authorization-mode RBAC --allow-privileged=true \
@@ -187,7 +193,7 @@ KUBECONFIG
     exit 1
   }
   "$BIN/kube-controller-manager" --kubeconfig "$dir/kubeconfig" --leader-elect=false \
-    --controllers statefulset-controller,garbage-collector-controller,disruption-controller,replicaset-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,endpointslice-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller \
+    --controllers statefulset-controller,garbage-collector-controller,disruption-controller,replicaset-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,endpointslice-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,root-ca-certificate-publisher-controller,deployment-controller \
     --root-ca-file "$pki/ca.crt" --service-account-private-key-file "$pki/sa.key" \
     --bind-address 127.0.0.1 --secure-port 0 \
     >"$dir/logs/kube-controller-manager.log" 2>&1 &

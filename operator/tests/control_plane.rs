@@ -4,6 +4,8 @@
 //! kind workflow's). Each test works in a namespace of its own.
 #![allow(clippy::unwrap_used)]
 
+mod agent;
+
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::CustomResourceExt;
@@ -369,4 +371,174 @@ async fn the_chart_lints_and_installs() {
         rules.iter().all(|r| !r.verbs.contains(&"*".to_string())),
         "no wildcard verbs"
     );
+}
+
+/// The operator running as users run it (its binary, watching every namespace), for as long
+/// as this lives; its log kept for a failing test to show.
+struct Operator {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Operator {
+    fn start(cp: &ControlPlane) -> Operator {
+        let log = cp.dir.path().join("operator.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_zooid-operator"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env("KUBECONFIG", &cp.kubeconfig)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Operator { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The zooid binary the node agent runs for the image `zooid` (built by
+/// scripts/e2e-operator.sh; `ZOOID_TEST_ZOOID` names another).
+fn zooid_image(work: &Path) -> agent::Images {
+    let zooid = std::env::var("ZOOID_TEST_ZOOID").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/zooid"),
+        std::path::PathBuf::from,
+    );
+    assert!(
+        zooid.exists(),
+        "{} (cargo build -p zooid-node --bin zooid)",
+        zooid.display()
+    );
+    let bin = work.join("image-zooid");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(zooid.canonicalize().unwrap(), bin.join("zooid")).unwrap();
+    agent::Images::default().with("zooid", bin, &["zooid"])
+}
+
+fn condition(ens: &Ensemble, type_: &str) -> Option<String> {
+    ens.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+}
+
+/// An Ensemble applied to the control plane, its pods run by the test node agent as zooid
+/// processes, the operator running from its binary: three members elect a leader, the
+/// Ensemble turns Available with every member listed, a write through one member is read
+/// through the others; deleting the Ensemble takes every pod with it (SIGTERM, grace).
+#[tokio::test]
+async fn an_ensemble_comes_up_on_the_node_agent() {
+    use k8s_openapi::api::core::v1::Pod;
+    let cp = ControlPlane::start();
+    if !cp.owned {
+        return; // pods on a real cluster are not reachable from here; the kind workflow's
+                // scenarios check status alone.
+    }
+    let client = cp.client().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        "ensembles.zooid.io",
+        &PatchParams::apply("zooid-operator-test").force(),
+        &Patch::Apply(Ensemble::crd()),
+    )
+    .await
+    .unwrap();
+    let work = cp.dir.path().join("node");
+    let agent = agent::Agent::start(client.clone(), &work, zooid_image(&work)).await;
+    let operator = Operator::start(&cp);
+    let ns = cp.namespace(&client, "comes-up").await;
+    let ensembles: Api<Ensemble> = Api::namespaced(client.clone(), &ns);
+    let spec: Ensemble = serde_json::from_value(serde_json::json!({
+        "apiVersion": "zooid.io/v1alpha1",
+        "kind": "Ensemble",
+        "metadata": {"name": "coord"},
+        "spec": {"image": "zooid:test", "replicas": 3},
+    }))
+    .unwrap();
+    eventually("the CRD served", 30, || {
+        let (ensembles, spec) = (ensembles.clone(), spec.clone());
+        async move { ensembles.create(&PostParams::default(), &spec).await.ok() }
+    })
+    .await;
+    let available = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let e = ensembles.get("coord").await.unwrap();
+            if condition(&e, "Available").as_deref() == Some("True") {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    let Ok(ens) = available else {
+        panic!(
+            "not Available within 120 s: {:?}\n--- operator\n{}\n--- coord-0\n{}",
+            ensembles.get("coord").await.unwrap().status,
+            operator.log(),
+            agent.log(&ns, "coord-0", "zooid"),
+        );
+    };
+    let status = ens.status.unwrap();
+    assert_eq!(status.members.len(), 3, "{status:?}");
+    assert!(status.leader.is_some(), "{status:?}");
+
+    // Clients reach every member at its pod address; a write through one is read through
+    // the others (each syncs first).
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let mut ips = Vec::new();
+    for i in 0..3 {
+        let p = pods.get(&format!("coord-{i}")).await.unwrap();
+        ips.push(p.status.unwrap().pod_ip.unwrap());
+    }
+    let first = zookeeper_client::Client::connect(&format!("{}:2181", ips[0]))
+        .await
+        .unwrap();
+    first
+        .create(
+            "/written",
+            b"through coord-0",
+            &zookeeper_client::CreateMode::Persistent
+                .with_acls(zookeeper_client::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    for ip in &ips[1..] {
+        let other = zookeeper_client::Client::connect(&format!("{ip}:2181"))
+            .await
+            .unwrap();
+        other.sync("/written").await.unwrap();
+        let (data, _) = other.get_data("/written").await.unwrap();
+        assert_eq!(data, b"through coord-0");
+    }
+
+    // Deleted: the pods go (terminated by the agent) and the API forgets them.
+    ensembles
+        .delete("coord", &Default::default())
+        .await
+        .unwrap();
+    eventually("every pod gone", 90, || {
+        let pods = pods.clone();
+        async move {
+            pods.list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .is_empty()
+                .then_some(())
+        }
+    })
+    .await;
 }
