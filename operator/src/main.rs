@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{predicates, reflector, watcher, Predicate, WatchStreamExt};
 use kube::Api;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +92,19 @@ async fn main() -> anyhow::Result<()> {
     });
     tracing::info!(namespace = ?args.namespace, "zooid-operator running");
     let pods_config = watcher::Config::default().labels("app.kubernetes.io/name=zooid");
-    Controller::new(ensembles, watcher::Config::default())
+    // The Ensembles that wake the controller: a new generation (the spec) or new annotations,
+    // not a status write. The status changes on every reconcile while members' lag moves under
+    // load, and waking on it would reconcile in a loop; steps under way come back by requeue.
+    let (reader, writer) = reflector::store();
+    let trigger = watcher(ensembles, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::annotations),
+            Default::default(),
+        );
+    Controller::for_stream(trigger, reader)
         .owns(statefulsets, watcher::Config::default())
         .owns(pods, pods_config)
         .shutdown_on_signal()

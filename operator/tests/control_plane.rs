@@ -5,108 +5,16 @@
 #![allow(clippy::unwrap_used)]
 
 mod agent;
+mod harness;
+mod load;
 
+use harness::{eventually, script, settled, ControlPlane, Scenario};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::CustomResourceExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 use zooid_operator::crd::Ensemble;
-
-/// A control plane for one test (stopped when dropped), or the cluster
-/// `ZOOID_TEST_KUBECONFIG` names.
-struct ControlPlane {
-    dir: tempfile::TempDir,
-    kubeconfig: std::path::PathBuf,
-    /// Started here, so stopped here.
-    owned: bool,
-}
-
-impl ControlPlane {
-    fn start() -> ControlPlane {
-        let dir = tempfile::tempdir().unwrap();
-        if let Ok(k) = std::env::var("ZOOID_TEST_KUBECONFIG") {
-            return ControlPlane {
-                dir,
-                kubeconfig: k.into(),
-                owned: false,
-            };
-        }
-        let ok = Command::new(script())
-            .arg("start")
-            .arg(dir.path())
-            .status()
-            .unwrap()
-            .success();
-        assert!(
-            ok,
-            "the control plane did not start (build it once with `scripts/kube-testenv.sh build`)"
-        );
-        let kubeconfig = dir.path().join("kubeconfig");
-        ControlPlane {
-            dir,
-            kubeconfig,
-            owned: true,
-        }
-    }
-
-    async fn client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .unwrap();
-        kube::Client::try_from(config).unwrap()
-    }
-
-    /// A namespace of this test's own.
-    async fn namespace(&self, client: &kube::Client, name: &str) -> String {
-        use k8s_openapi::api::core::v1::Namespace;
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let ns: Namespace =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-        match namespaces.create(&PostParams::default(), &ns).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => panic!("namespace {name}: {e}"),
-        }
-        name.to_string()
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        if self.owned {
-            let _ = Command::new(script())
-                .arg("stop")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-}
-
-fn script() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kube-testenv.sh")
-}
-
-/// Waits for `f` to give `Some`, within `secs`.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    secs: u64,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test]
 async fn the_api_server_takes_the_crd_and_enforces_its_rules() {
@@ -373,68 +281,6 @@ async fn the_chart_lints_and_installs() {
     );
 }
 
-/// The operator running as users run it (its binary, watching every namespace), for as long
-/// as this lives; its log kept for a failing test to show.
-struct Operator {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-}
-
-impl Operator {
-    fn start(cp: &ControlPlane) -> Operator {
-        let log = cp.dir.path().join("operator.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_zooid-operator"))
-            .args(["--listen", "127.0.0.1:0"])
-            .env("KUBECONFIG", &cp.kubeconfig)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Operator { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The zooid binary the node agent runs for the image `zooid` (built by
-/// scripts/e2e-operator.sh; `ZOOID_TEST_ZOOID` names another).
-fn zooid_image(work: &Path) -> agent::Images {
-    let zooid = std::env::var("ZOOID_TEST_ZOOID").map_or_else(
-        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/zooid"),
-        std::path::PathBuf::from,
-    );
-    assert!(
-        zooid.exists(),
-        "{} (cargo build -p zooid-node --bin zooid)",
-        zooid.display()
-    );
-    let bin = work.join("image-zooid");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(zooid.canonicalize().unwrap(), bin.join("zooid")).unwrap();
-    agent::Images::default().with("zooid", bin, &["zooid"])
-}
-
-fn condition(ens: &Ensemble, type_: &str) -> Option<String> {
-    ens.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.status.clone())
-}
-
 /// An Ensemble applied to the control plane, its pods run by the test node agent as zooid
 /// processes, the operator running from its binary: three members elect a leader, the
 /// Ensemble turns Available with every member listed, a write through one member is read
@@ -442,77 +288,31 @@ fn condition(ens: &Ensemble, type_: &str) -> Option<String> {
 #[tokio::test]
 async fn an_ensemble_comes_up_on_the_node_agent() {
     use k8s_openapi::api::core::v1::Pod;
-    let cp = ControlPlane::start();
-    if !cp.owned {
-        return; // pods on a real cluster are not reachable from here; the kind workflow's
-                // scenarios check status alone.
-    }
-    let client = cp.client().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "ensembles.zooid.io",
-        &PatchParams::apply("zooid-operator-test").force(),
-        &Patch::Apply(Ensemble::crd()),
-    )
-    .await
-    .unwrap();
-    let work = cp.dir.path().join("node");
-    let agent = agent::Agent::start(client.clone(), &work, zooid_image(&work)).await;
-    let operator = Operator::start(&cp);
-    let ns = cp.namespace(&client, "comes-up").await;
-    let ensembles: Api<Ensemble> = Api::namespaced(client.clone(), &ns);
-    let spec: Ensemble = serde_json::from_value(serde_json::json!({
-        "apiVersion": "zooid.io/v1alpha1",
-        "kind": "Ensemble",
-        "metadata": {"name": "coord"},
-        "spec": {"image": "zooid:test", "replicas": 3},
-    }))
-    .unwrap();
-    eventually("the CRD served", 30, || {
-        let (ensembles, spec) = (ensembles.clone(), spec.clone());
-        async move { ensembles.create(&PostParams::default(), &spec).await.ok() }
-    })
-    .await;
-    let available = tokio::time::timeout(Duration::from_secs(120), async {
-        loop {
-            let e = ensembles.get("coord").await.unwrap();
-            if condition(&e, "Available").as_deref() == Some("True") {
-                return e;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    })
-    .await;
-    let Ok(ens) = available else {
-        panic!(
-            "not Available within 120 s: {:?}\n--- operator\n{}\n--- coord-0\n{}",
-            ensembles.get("coord").await.unwrap().status,
-            operator.log(),
-            agent.log(&ns, "coord-0", "zooid"),
-        );
+    let Some(mut s) = Scenario::start("comes-up").await else {
+        return; // pods on a real cluster are not reachable from here
     };
-    let status = ens.status.unwrap();
-    assert_eq!(status.members.len(), 3, "{status:?}");
-    assert!(status.leader.is_some(), "{status:?}");
+    s.create(
+        "coord",
+        serde_json::json!({"image": "zooid:test", "replicas": 3}),
+    )
+    .await;
+    let ens = s
+        .wait("coord", "3 members Available", 120, false, |e| {
+            settled(e, 3)
+        })
+        .await;
+    assert!(ens.status.unwrap().leader.is_some());
 
     // Clients reach every member at its pod address; a write through one is read through
     // the others (each syncs first).
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let mut ips = Vec::new();
-    for i in 0..3 {
-        let p = pods.get(&format!("coord-{i}")).await.unwrap();
-        ips.push(p.status.unwrap().pod_ip.unwrap());
-    }
+    let ips = s.pod_ips("coord", 3).await;
     let first = zookeeper_client::Client::connect(&format!("{}:2181", ips[0]))
         .await
         .unwrap();
+    let open =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
     first
-        .create(
-            "/written",
-            b"through coord-0",
-            &zookeeper_client::CreateMode::Persistent
-                .with_acls(zookeeper_client::Acls::anyone_all()),
-        )
+        .create("/written", b"through coord-0", &open)
         .await
         .unwrap();
     for ip in &ips[1..] {
@@ -525,10 +325,11 @@ async fn an_ensemble_comes_up_on_the_node_agent() {
     }
 
     // Deleted: the pods go (terminated by the agent) and the API forgets them.
-    ensembles
+    s.ensembles
         .delete("coord", &Default::default())
         .await
         .unwrap();
+    let pods: Api<Pod> = Api::namespaced(s.client.clone(), &s.ns);
     eventually("every pod gone", 90, || {
         let pods = pods.clone();
         async move {
@@ -541,4 +342,89 @@ async fn an_ensemble_comes_up_on_the_node_agent() {
         }
     })
     .await;
+}
+
+/// Scaling by reconfig under a write load: 3 -> 5 -> 3, the operator SIGKILLed and started
+/// again at every step the status shows (each step is finished by an operator that did not
+/// start it). The new members join as non-voters and are promoted; the leaving ones are
+/// reconfigured out before their pods and claims go; the load's history stays linearizable
+/// with every acknowledged write there.
+#[tokio::test]
+async fn scaling_3_5_3_under_load_with_the_operator_killed_at_each_step() {
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+    let Some(mut s) = Scenario::start("scale").await else {
+        return;
+    };
+    s.create(
+        "coord",
+        serde_json::json!({"image": "zooid:test", "replicas": 3}),
+    )
+    .await;
+    s.wait("coord", "3 members Available", 120, false, |e| {
+        settled(e, 3)
+    })
+    .await;
+    let servers = s
+        .pod_ips("coord", 3)
+        .await
+        .iter()
+        .map(|ip| format!("{ip}:2181"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let load = load::Load::start(&servers, 3).await;
+
+    s.patch("coord", serde_json::json!({"replicas": 5})).await;
+    s.wait("coord", "5 voting members", 300, true, |e| settled(e, 5))
+        .await;
+    let kills_up = s.operator.kills;
+    let during_up = load.acknowledged();
+
+    s.patch("coord", serde_json::json!({"replicas": 3})).await;
+    s.wait("coord", "back to 3 voting members", 300, true, |e| {
+        settled(e, 3)
+    })
+    .await;
+    let kills_down = s.operator.kills - kills_up;
+    // The members that left took their pods and (onScaleDown: Delete) their claims.
+    let pods: Api<Pod> = Api::namespaced(s.client.clone(), &s.ns);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(s.client.clone(), &s.ns);
+    eventually("coord-3 and coord-4 gone with their claims", 120, || {
+        let (pods, claims) = (pods.clone(), claims.clone());
+        async move {
+            for i in [3, 4] {
+                if pods.get_opt(&format!("coord-{i}")).await.ok()?.is_some()
+                    || claims
+                        .get_opt(&format!("data-coord-{i}"))
+                        .await
+                        .ok()?
+                        .is_some()
+                {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    })
+    .await;
+    // The members' own view: three voters.
+    let member = zookeeper_client::Client::connect(&servers).await.unwrap();
+    let (config, _) = member.get_config().await.unwrap();
+    let config = String::from_utf8_lossy(&config).to_string();
+    let voters = config
+        .lines()
+        .filter(|l| l.starts_with("server.") && !l.contains(":observer"))
+        .count();
+    assert_eq!(voters, 3, "{config}");
+
+    let report = load.finish().await;
+    eprintln!(
+        "scale 3->5->3: {} operations, {} writes acknowledged, {} of unknown outcome, all \
+         linearizable; operator killed {kills_up} times scaling up, {kills_down} scaling down",
+        report.operations, report.acknowledged_writes, report.unknown
+    );
+    assert!(during_up > 50, "the load made progress: {during_up}");
+    // Each member added is recorded, applied, joined, promoted and cleared; each removed one
+    // recorded, reconfigured out, its pod and its claim deleted.
+    assert!(kills_up >= 4, "scaling up showed {kills_up} steps");
+    assert!(kills_down >= 4, "scaling down showed {kills_down} steps");
 }

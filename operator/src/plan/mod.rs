@@ -188,7 +188,7 @@ fn resume(
             if o.pod(id).is_some() {
                 return Step::Wait(format!("server {id}'s pod is stopping"));
             }
-            if delete_volumes {
+            if delete_volumes && o.claims.contains(&id) {
                 return Step::DeleteVolume { server_id: id };
             }
             Step::Clear

@@ -71,6 +71,9 @@ pub struct Observed {
     pub membership: Option<Membership>,
     /// The operation the status says is under way.
     pub pending: Option<crate::crd::PendingOperation>,
+    /// The servers whose volume claim exists (one being deleted included: its volume is not
+    /// gone until the claim is).
+    pub claims: std::collections::BTreeSet<i64>,
 }
 
 impl Observed {

@@ -8,7 +8,7 @@ use crate::build::statefulset::REVISION_ANNOTATION;
 use crate::crd::Ensemble;
 use crate::plan::observed::{Observed, Pod};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod as KubePod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod as KubePod};
 use kube::api::{Api, ListParams};
 
 /// The planner's view of `ens`, and the members the operator can reach.
@@ -77,6 +77,18 @@ pub async fn observe(
             .iter()
             .any(|p| p.server_id() == r.server_id && p.ready)
     });
+    let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &names.namespace);
+    let claim_prefix = format!("data-{prefix}");
+    let claims = claims_api
+        .list(&ListParams::default())
+        .await?
+        .iter()
+        .filter_map(|c| {
+            let name = c.metadata.name.as_deref()?;
+            let ordinal: i64 = name.strip_prefix(&claim_prefix)?.parse().ok()?;
+            Some(ordinal + 1)
+        })
+        .collect();
     let membership = ensemble::read(http, &reachable, super_user).await;
     let pending = ens.status.as_ref().and_then(|s| s.pending.clone());
     Ok((
@@ -85,6 +97,7 @@ pub async fn observe(
             pods: observed_pods,
             membership,
             pending,
+            claims,
         },
         reachable,
     ))

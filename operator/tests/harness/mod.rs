@@ -1,0 +1,358 @@
+//! What the operator's control-plane tests stand on: a control plane per test (or the
+//! cluster `ZOOID_TEST_KUBECONFIG` names), the operator running from its binary, the image
+//! the node agent runs, and waiting on conditions.
+
+use kube::api::{Api, PostParams};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use zooid_operator::crd::Ensemble;
+
+use crate::agent;
+
+/// A control plane for one test (stopped when dropped), or the cluster
+/// `ZOOID_TEST_KUBECONFIG` names.
+pub struct ControlPlane {
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: std::path::PathBuf,
+    /// Started here, so stopped here.
+    pub owned: bool,
+}
+
+impl ControlPlane {
+    pub fn start() -> ControlPlane {
+        let dir = tempfile::tempdir().unwrap();
+        if let Ok(k) = std::env::var("ZOOID_TEST_KUBECONFIG") {
+            return ControlPlane {
+                dir,
+                kubeconfig: k.into(),
+                owned: false,
+            };
+        }
+        let ok = Command::new(script())
+            .arg("start")
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(
+            ok,
+            "the control plane did not start (build it once with `scripts/kube-testenv.sh build`)"
+        );
+        let kubeconfig = dir.path().join("kubeconfig");
+        ControlPlane {
+            dir,
+            kubeconfig,
+            owned: true,
+        }
+    }
+
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// A namespace of this test's own.
+    pub async fn namespace(&self, client: &kube::Client, name: &str) -> String {
+        use k8s_openapi::api::core::v1::Namespace;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        match namespaces.create(&PostParams::default(), &ns).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => panic!("namespace {name}: {e}"),
+        }
+        name.to_string()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = Command::new(script())
+                .arg("stop")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+pub fn script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kube-testenv.sh")
+}
+
+/// Waits for `f` to give `Some`, within `secs`.
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    secs: u64,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The operator running as users run it (its binary, watching every namespace), for as long
+/// as this lives; its log kept for a failing test to show.
+pub struct Operator {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+    /// How many times it was killed and started again.
+    pub kills: u32,
+}
+
+impl Operator {
+    pub fn start(cp: &ControlPlane) -> Operator {
+        let log = cp.dir.path().join("operator.log");
+        let child = Self::spawn(&cp.kubeconfig, &log);
+        Operator {
+            child,
+            log,
+            kubeconfig: cp.kubeconfig.clone(),
+            kills: 0,
+        }
+    }
+
+    fn spawn(kubeconfig: &Path, log: &Path) -> std::process::Child {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_zooid-operator"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,zookeeper_client=warn")
+            .env("NO_COLOR", "1")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Kills the operator (SIGKILL: no chance to finish what it was doing) and starts a new
+    /// one, which must pick up from the Ensemble's status and the live state.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.kills += 1;
+        self.child = Self::spawn(&self.kubeconfig, &self.log);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The zooid binary the node agent runs for the image `zooid` (built by
+/// scripts/e2e-operator.sh; `ZOOID_TEST_ZOOID` names another).
+pub fn zooid_image(work: &Path) -> agent::Images {
+    let zooid = std::env::var("ZOOID_TEST_ZOOID").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/zooid"),
+        std::path::PathBuf::from,
+    );
+    assert!(
+        zooid.exists(),
+        "{} (cargo build -p zooid-node --bin zooid)",
+        zooid.display()
+    );
+    let bin = work.join("image-zooid");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(zooid.canonicalize().unwrap(), bin.join("zooid")).unwrap();
+    agent::Images::default().with("zooid", bin, &["zooid"])
+}
+
+pub fn condition(ens: &Ensemble, type_: &str) -> Option<String> {
+    ens.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+}
+
+/// An Ensemble's life on the control plane: the node agent running its pods, the operator
+/// running from its binary. Dropped in this order: the operator, the agent's pods, then the
+/// control plane.
+pub struct Scenario {
+    pub operator: Operator,
+    pub agent: agent::Agent,
+    pub client: kube::Client,
+    pub ensembles: Api<Ensemble>,
+    pub ns: String,
+    /// Kept until the scenario ends (stopped last).
+    _control_plane: ControlPlane,
+}
+
+impl Scenario {
+    /// The CRD installed, the agent and the operator started, a namespace `ns`; `None` on a
+    /// cluster named by `ZOOID_TEST_KUBECONFIG`, whose pods this process cannot reach.
+    pub async fn start(ns: &str) -> Option<Scenario> {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        use kube::api::{Patch, PatchParams};
+        use kube::CustomResourceExt;
+        let cp = ControlPlane::start();
+        if !cp.owned {
+            return None;
+        }
+        let client = cp.client().await;
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.patch(
+            "ensembles.zooid.io",
+            &PatchParams::apply("zooid-operator-test").force(),
+            &Patch::Apply(Ensemble::crd()),
+        )
+        .await
+        .unwrap();
+        let work = cp.dir.path().join("node");
+        let agent = agent::Agent::start(client.clone(), &work, zooid_image(&work)).await;
+        let operator = Operator::start(&cp);
+        let ns = cp.namespace(&client, ns).await;
+        let ensembles = Api::namespaced(client.clone(), &ns);
+        Some(Scenario {
+            operator,
+            agent,
+            client,
+            ensembles,
+            ns,
+            _control_plane: cp,
+        })
+    }
+
+    /// Creates the Ensemble `name` with `spec` (once the API server serves the CRD).
+    pub async fn create(&self, name: &str, spec: serde_json::Value) {
+        let e: Ensemble = serde_json::from_value(serde_json::json!({
+            "apiVersion": "zooid.io/v1alpha1",
+            "kind": "Ensemble",
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .unwrap();
+        eventually("the CRD served", 30, || {
+            let (ensembles, e) = (self.ensembles.clone(), e.clone());
+            async move { ensembles.create(&PostParams::default(), &e).await.ok() }
+        })
+        .await;
+    }
+
+    /// Merges `spec` into the Ensemble's spec, as `kubectl patch --type merge` does.
+    pub async fn patch(&self, name: &str, spec: serde_json::Value) {
+        use kube::api::{Patch, PatchParams};
+        self.ensembles
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "spec": spec })),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Waits until `done` holds for the Ensemble, within `secs`. With `kill_at_each_step`,
+    /// the operator is SIGKILLed and started again whenever the status shows a new step:
+    /// each step is then finished by an operator that did not start it.
+    pub async fn wait(
+        &mut self,
+        name: &str,
+        what: &str,
+        secs: u64,
+        kill_at_each_step: bool,
+        done: impl Fn(&Ensemble) -> bool,
+    ) -> Ensemble {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let mut last_step = None;
+        loop {
+            let e = self.ensembles.get(name).await.unwrap();
+            if done(&e) {
+                return e;
+            }
+            // The step under way: the pending operation and the planned step the Progressing
+            // condition names (Apply, Join, Promote, Remove, DeleteVolume, Restart ...).
+            let step = e.status.as_ref().and_then(|s| {
+                let progressing = s
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == "Progressing" && c.status == "True")?;
+                Some((s.pending.clone(), progressing.message.clone()))
+            });
+            if kill_at_each_step && step.is_some() && step != last_step {
+                self.operator.kill_and_restart();
+            }
+            last_step = step;
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "{what}: not within {secs} s\n{}",
+                    self.diagnostics(name).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// The addresses of pods `name-0` .. `name-(n-1)`.
+    pub async fn pod_ips(&self, name: &str, n: usize) -> Vec<String> {
+        use k8s_openapi::api::core::v1::Pod;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut ips = Vec::new();
+        for i in 0..n {
+            let p = pods.get(&format!("{name}-{i}")).await.unwrap();
+            ips.push(p.status.unwrap().pod_ip.unwrap());
+        }
+        ips
+    }
+
+    /// The status, the operator's log and each member's log's tail: what a failing test
+    /// shows.
+    pub async fn diagnostics(&self, name: &str) -> String {
+        let status = self.ensembles.get(name).await.map(|e| e.status);
+        let tail = |text: String, n: usize| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..].join("\n")
+        };
+        let mut out = format!(
+            "status: {status:?}\n--- operator (killed {} times)\n{}\n",
+            self.operator.kills,
+            tail(self.operator.log(), 40)
+        );
+        for i in 0..7 {
+            let log = self.agent.log(&self.ns, &format!("{name}-{i}"), "zooid");
+            if !log.is_empty() {
+                out.push_str(&format!("--- {name}-{i}\n{}\n", tail(log, 15)));
+            }
+        }
+        out
+    }
+}
+
+/// Whether the Ensemble has settled at `n` members: Available, nothing pending, the spec's
+/// generation observed, and every member ready and voting.
+pub fn settled(e: &Ensemble, n: usize) -> bool {
+    let Some(s) = &e.status else { return false };
+    condition(e, "Available").as_deref() == Some("True")
+        && s.pending.is_none()
+        && s.observed_generation == e.metadata.generation
+        && s.members.len() == n
+        && s.members
+            .iter()
+            .all(|m| m.ready && (m.role == "leader" || m.role == "follower"))
+}
