@@ -201,10 +201,15 @@ KUBECONFIG
   say "API server ready: KUBECONFIG=$dir/kubeconfig"
 }
 
-stop() {
-  local dir="$1"
+stop() { # SIGTERM, then SIGKILL whatever is still there after 10 s (an API server whose
+  # etcd is gone can wait on it for ever)
+  local dir="$1" p pid
   for p in kube-controller-manager kube-apiserver etcd; do
-    [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
+    [ -f "$dir/$p.pid" ] || continue
+    pid=$(cat "$dir/$p.pid")
+    kill "$pid" 2>/dev/null || continue
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
   done
 }
 

@@ -179,6 +179,16 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
         .await?;
         apply::apply(client, &maps::discovery_config_map(&names, &owner, &voters)).await?;
         apply::apply(client, &pdb::pdb(&names, &owner, voters.len() as i32)).await?;
+        // The pod template follows the spec at every turn, at the replicas the StatefulSet
+        // has (only an Apply step changes those): with OnDelete nothing restarts for it, and
+        // a pod that a roll deletes comes back on the current revision, not the old one.
+        if let (Some(current), false) = (
+            observed.statefulset_replicas,
+            matches!(step, Step::Apply { .. }),
+        ) {
+            let sts = statefulset::statefulset(ens, &names, &owner, current, &revision);
+            apply::apply(client, &sts).await?;
+        }
     }
 
     let requeue = match &step {

@@ -1,7 +1,8 @@
 //! A test node agent: plays kubelet (and scheduler, and volume provisioner) for one fake node
 //! on the test's control plane, running each pod's containers as local processes.
 //!
-//! - Pods no scheduler placed are bound to the node; pods bound to it are started.
+//! - Pods no scheduler placed are bound to the node unless it is cordoned; pods bound to it
+//!   are started.
 //! - Each pod gets a network namespace with an address of its own (`network.rs`), its
 //!   containers a root of their own (`sandbox.sh`): the image's binaries from this repo at
 //!   /usr/local/bin, the pod's volumes at their mount paths, and /etc/hosts from the agent,
@@ -12,6 +13,9 @@
 //! - Readiness and liveness probes run for real; status is reported as a kubelet reports it;
 //!   exited containers restart per `restartPolicy`; a deleted pod gets SIGTERM, its grace
 //!   period, then SIGKILL, and is then removed from the API.
+//!
+//! The test process itself resolves the same names: the agent binds its hosts file over
+//! /etc/hosts for as long as it runs.
 //!
 //! It needs the powers of a network and mount namespace's root: scripts/e2e-operator.sh runs
 //! the tests in namespaces of their own (unshare). A test fixture; the product uses none of it.
@@ -88,6 +92,15 @@ impl Agent {
             std::fs::create_dir_all(work.join(d)).unwrap();
         }
         std::fs::write(work.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+        // The test process resolves pod names as pods do: the same file over its /etc/hosts
+        // (in the mount namespace scripts/e2e-operator.sh gives the tests), until dropped.
+        let bound = std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(work.join("hosts"))
+            .arg("/etc/hosts")
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(bound, "binding the agent's hosts file over /etc/hosts");
         register_node(&client).await;
         let pods = Arc::new(Mutex::new(BTreeMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -142,6 +155,9 @@ impl Drop for Agent {
             }
             pods.clear();
         }
+        let _ = std::process::Command::new("umount")
+            .arg("/etc/hosts")
+            .status();
     }
 }
 
@@ -173,6 +189,14 @@ impl Loop {
     async fn turn(&mut self) -> Result<(), kube::Error> {
         let api: Api<KubePod> = Api::all(self.client.clone());
         let listed = api.list(&ListParams::default()).await?;
+        // A cordoned node (`kubectl cordon`, the first step of a drain) takes no new pods.
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let cordoned = nodes
+            .get(NODE)
+            .await?
+            .spec
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false);
         let mut seen = BTreeSet::new();
         for kp in &listed {
             let uid = kp.uid().unwrap_or_default();
@@ -182,7 +206,9 @@ impl Loop {
             let deleting = kp.metadata.deletion_timestamp.is_some();
             match node.as_deref() {
                 None if !deleting => {
-                    self.bind(&ns, &name).await;
+                    if !cordoned {
+                        self.bind(&ns, &name).await;
+                    }
                     continue;
                 }
                 Some(NODE) => {}

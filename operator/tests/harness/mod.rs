@@ -195,6 +195,8 @@ pub fn condition(ens: &Ensemble, type_: &str) -> Option<String> {
 /// running from its binary. Dropped in this order: the operator, the agent's pods, then the
 /// control plane.
 pub struct Scenario {
+    /// Dropped first: the watchdog stands down.
+    _watchdog: std::sync::mpsc::Sender<()>,
     pub operator: Operator,
     pub agent: agent::Agent,
     pub client: kube::Client,
@@ -229,7 +231,20 @@ impl Scenario {
         let operator = Operator::start(&cp);
         let ns = cp.namespace(&client, ns).await;
         let ensembles = Api::namespaced(client.clone(), &ns);
+        // A hang is a failure: a scenario still running after 15 minutes ends the process
+        // (the tests' runtime has one thread, which a stuck call would hold).
+        let (watchdog, stand_down) = std::sync::mpsc::channel::<()>();
+        let which = ns.clone();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stand_down.recv_timeout(Duration::from_secs(900))
+            {
+                eprintln!("scenario {which}: still running after 15 minutes: a hang, failed");
+                std::process::exit(101);
+            }
+        });
         Some(Scenario {
+            _watchdog: watchdog,
             operator,
             agent,
             client,
@@ -307,6 +322,15 @@ impl Scenario {
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+    }
+
+    /// The connection string of members `name-0` .. `name-(n-1)` by their stable DNS names
+    /// (a pod's address changes when it is recreated).
+    pub fn servers(&self, name: &str, n: usize) -> String {
+        (0..n)
+            .map(|i| format!("{name}-{i}.{name}-peers.{}.svc.cluster.local:2181", self.ns))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The addresses of pods `name-0` .. `name-(n-1)`.

@@ -25,6 +25,8 @@ pub struct Report {
     pub operations: usize,
     pub acknowledged_writes: u64,
     pub unknown: usize,
+    /// The longest time between two answers (to any client): how long the ensemble stalled.
+    pub longest_gap: Duration,
 }
 
 impl Load {
@@ -135,10 +137,14 @@ impl Load {
         if let Err(v) = history::check(&events, (0, 0)) {
             panic!("the history is not linearizable: {v:?}");
         }
+        let mut answered: Vec<u64> = events.iter().filter_map(|e| e.answered).collect();
+        answered.sort_unstable();
+        let gap = answered.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
         Report {
             operations: events.len(),
             acknowledged_writes: self.acked.load(Ordering::Relaxed),
             unknown,
+            longest_gap: Duration::from_micros(gap),
         }
     }
 }
