@@ -10,8 +10,7 @@ mod load;
 
 use harness::{eventually, script, settled, ControlPlane, Scenario};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::CustomResourceExt;
+use kube::api::{Api, PostParams};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -21,11 +20,8 @@ use zooid_operator::crd::Ensemble;
 async fn the_api_server_takes_the_crd_and_enforces_its_rules() {
     let cp = ControlPlane::start();
     let client = cp.client().await;
+    harness::install_crd(&client).await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let ssa = PatchParams::apply("zooid-operator-test").force();
-    crds.patch("ensembles.zooid.io", &ssa, &Patch::Apply(Ensemble::crd()))
-        .await
-        .unwrap();
     eventually("the CRD established", 30, || {
         let crds = crds.clone();
         async move {
@@ -112,14 +108,7 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
 
     let cp = ControlPlane::start();
     let client = cp.client().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "ensembles.zooid.io",
-        &PatchParams::apply("zooid-operator-test").force(),
-        &Patch::Apply(Ensemble::crd()),
-    )
-    .await
-    .unwrap();
+    harness::install_crd(&client).await;
     let ns = cp.namespace(&client, "reconcile").await;
     let ensembles: Api<Ensemble> = Api::namespaced(client.clone(), &ns);
     let spec: Ensemble = serde_json::from_value(serde_json::json!({
@@ -353,20 +342,9 @@ async fn an_ensemble_comes_up_on_the_node_agent() {
 #[tokio::test]
 async fn scaling_3_5_3_under_load_with_the_operator_killed_at_each_step() {
     use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-    let Some(mut s) = Scenario::start("scale").await else {
+    let Some((mut s, load)) = Scenario::three_members_under_load("scale").await else {
         return;
     };
-    s.create(
-        "coord",
-        serde_json::json!({"image": "zooid:test", "replicas": 3}),
-    )
-    .await;
-    s.wait("coord", "3 members Available", 120, false, |e| {
-        settled(e, 3)
-    })
-    .await;
-    let servers = s.servers("coord", 3);
-    let load = load::Load::start(&servers, 3).await;
 
     s.patch("coord", serde_json::json!({"replicas": 5})).await;
     s.wait("coord", "5 voting members", 300, true, |e| settled(e, 5))
@@ -402,7 +380,9 @@ async fn scaling_3_5_3_under_load_with_the_operator_killed_at_each_step() {
     })
     .await;
     // The members' own view: three voters.
-    let member = zookeeper_client::Client::connect(&servers).await.unwrap();
+    let member = zookeeper_client::Client::connect(&s.servers("coord", 3))
+        .await
+        .unwrap();
     let (config, _) = member.get_config().await.unwrap();
     let config = String::from_utf8_lossy(&config).to_string();
     let voters = config
@@ -457,20 +437,9 @@ fn watch_replacements(
 #[tokio::test]
 async fn config_and_image_changes_roll_the_leader_last_under_load() {
     use k8s_openapi::api::core::v1::Pod;
-    let Some(mut s) = Scenario::start("roll").await else {
+    let Some((mut s, load)) = Scenario::three_members_under_load("roll").await else {
         return;
     };
-    s.create(
-        "coord",
-        serde_json::json!({"image": "zooid:test", "replicas": 3}),
-    )
-    .await;
-    s.wait("coord", "3 members Available", 120, false, |e| {
-        settled(e, 3)
-    })
-    .await;
-    let servers = s.servers("coord", 3);
-    let load = load::Load::start(&servers, 3).await;
     let pods: Api<Pod> = Api::namespaced(s.client.clone(), &s.ns);
     for change in [
         serde_json::json!({"config": {"tickTime": 1000}}),

@@ -105,58 +105,42 @@ impl Pod {
         let mut volumes = BTreeMap::new();
         let mut synced = Vec::new();
         for v in spec.volumes.iter().flatten() {
-            let path = if let Some(c) = &v.persistent_volume_claim {
-                let claims: Api<PersistentVolumeClaim> =
-                    Api::namespaced(client.clone(), &namespace);
-                let claim = claims
-                    .get_opt(&c.claim_name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("claim {} does not exist", c.claim_name))?;
+            let items_of = |items: &Option<Vec<k8s_openapi::api::core::v1::KeyToPath>>| {
+                items
+                    .as_ref()
+                    .map(|i| i.iter().map(|i| (i.key.clone(), i.path.clone())).collect())
+            };
+            let source = if let Some(c) = &v.config_map {
+                Some(Source::ConfigMap {
+                    name: c.name.clone(),
+                    items: items_of(&c.items),
+                })
+            } else if let Some(s) = &v.secret {
+                Some(Source::Secret {
+                    name: s.secret_name.clone().unwrap_or_default(),
+                    items: items_of(&s.items),
+                })
+            } else {
+                v.projected.as_ref().map(|p| Source::Projected {
+                    sources: p.sources.clone().unwrap_or_default(),
+                    account: spec
+                        .service_account_name
+                        .clone()
+                        .unwrap_or_else(|| "default".into()),
+                })
+            };
+            let path = if let Some(source) = source {
+                let d = dir.join("volumes").join(&v.name);
+                synced.push(Synced {
+                    dir: d.clone(),
+                    source,
+                });
+                d
+            } else if let Some(c) = &v.persistent_volume_claim {
+                let claim: PersistentVolumeClaim =
+                    fetch(client, &namespace, &c.claim_name, "claim").await?;
                 // Keyed by the claim's uid: a claim deleted and made again is a new volume.
                 work.join("volumes").join(claim.uid().unwrap_or_default())
-            } else if let Some(c) = &v.config_map {
-                let items = c
-                    .items
-                    .as_ref()
-                    .map(|i| i.iter().map(|i| (i.key.clone(), i.path.clone())).collect());
-                let d = dir.join("volumes").join(&v.name);
-                synced.push(Synced {
-                    dir: d.clone(),
-                    source: Source::ConfigMap {
-                        name: c.name.clone(),
-                        items,
-                    },
-                });
-                d
-            } else if let Some(s) = &v.secret {
-                let items = s
-                    .items
-                    .as_ref()
-                    .map(|i| i.iter().map(|i| (i.key.clone(), i.path.clone())).collect());
-                let d = dir.join("volumes").join(&v.name);
-                synced.push(Synced {
-                    dir: d.clone(),
-                    source: Source::Secret {
-                        name: s.secret_name.clone().unwrap_or_default(),
-                        items,
-                    },
-                });
-                d
-            } else if let Some(p) = &v.projected {
-                let d = dir.join("volumes").join(&v.name);
-                let account = spec
-                    .service_account_name
-                    .clone()
-                    .unwrap_or_else(|| "default".into());
-                synced.push(Synced {
-                    dir: d.clone(),
-                    source: Source::Projected {
-                        sources: p.sources.clone().unwrap_or_default(),
-                        account,
-                    },
-                });
-                d
             } else if v.empty_dir.is_some() {
                 dir.join("volumes").join(&v.name)
             } else {
@@ -475,12 +459,7 @@ impl Synced {
                 return self.project(client, namespace, sources, account).await;
             }
             Source::ConfigMap { name, items } => {
-                let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-                let map = api
-                    .get_opt(name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("config map {name} does not exist"))?;
+                let map: ConfigMap = fetch(client, namespace, name, "config map").await?;
                 let mut data: BTreeMap<String, Vec<u8>> = map
                     .data
                     .unwrap_or_default()
@@ -493,12 +472,7 @@ impl Synced {
                 (data, items)
             }
             Source::Secret { name, items } => {
-                let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-                let secret = api
-                    .get_opt(name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("secret {name} does not exist"))?;
+                let secret: Secret = fetch(client, namespace, name, "secret").await?;
                 let mut data: BTreeMap<String, Vec<u8>> = secret
                     .data
                     .unwrap_or_default()
@@ -543,12 +517,7 @@ impl Synced {
                 let token = token.status.and_then(|s| s.token).unwrap_or_default();
                 data.insert(t.path.clone(), token.into_bytes());
             } else if let Some(c) = &source.config_map {
-                let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-                let map = api
-                    .get_opt(&c.name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("config map {} does not exist", c.name))?;
+                let map: ConfigMap = fetch(client, namespace, &c.name, "config map").await?;
                 let values = map.data.unwrap_or_default();
                 for i in c.items.iter().flatten() {
                     if let Some(v) = values.get(&i.key) {
@@ -661,4 +630,25 @@ async fn env(
         env.push((e.name.clone(), value));
     }
     Ok(env)
+}
+
+/// A namespaced object the pod needs; a missing one is a reason to wait, as a kubelet waits.
+async fn fetch<K>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+) -> Result<K, NotYet>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    api.get_opt(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{what} {name} does not exist"))
 }

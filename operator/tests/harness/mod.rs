@@ -210,22 +210,12 @@ impl Scenario {
     /// The CRD installed, the agent and the operator started, a namespace `ns`; `None` on a
     /// cluster named by `ZOOID_TEST_KUBECONFIG`, whose pods this process cannot reach.
     pub async fn start(ns: &str) -> Option<Scenario> {
-        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-        use kube::api::{Patch, PatchParams};
-        use kube::CustomResourceExt;
         let cp = ControlPlane::start();
         if !cp.owned {
             return None;
         }
         let client = cp.client().await;
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        crds.patch(
-            "ensembles.zooid.io",
-            &PatchParams::apply("zooid-operator-test").force(),
-            &Patch::Apply(Ensemble::crd()),
-        )
-        .await
-        .unwrap();
+        install_crd(&client).await;
         let work = cp.dir.path().join("node");
         let agent = agent::Agent::start(client.clone(), &work, zooid_image(&work)).await;
         let operator = Operator::start(&cp);
@@ -252,6 +242,23 @@ impl Scenario {
             ns,
             _control_plane: cp,
         })
+    }
+
+    /// A scenario in namespace `ns` with a 3-member Ensemble `coord` settled and a write load
+    /// on it (three clients, through the members' DNS names).
+    pub async fn three_members_under_load(ns: &str) -> Option<(Scenario, crate::load::Load)> {
+        let mut s = Scenario::start(ns).await?;
+        s.create(
+            "coord",
+            serde_json::json!({"image": "zooid:test", "replicas": 3}),
+        )
+        .await;
+        s.wait("coord", "3 members Available", 120, false, |e| {
+            settled(e, 3)
+        })
+        .await;
+        let load = crate::load::Load::start(&s.servers("coord", 3), 3).await;
+        Some((s, load))
     }
 
     /// Creates the Ensemble `name` with `spec` (once the API server serves the CRD).
@@ -379,4 +386,19 @@ pub fn settled(e: &Ensemble, n: usize) -> bool {
         && s.members
             .iter()
             .all(|m| m.ready && (m.role == "leader" || m.role == "follower"))
+}
+
+/// Installs the Ensemble CRD (server-side apply).
+pub async fn install_crd(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use kube::CustomResourceExt;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        "ensembles.zooid.io",
+        &PatchParams::apply("zooid-operator-test").force(),
+        &Patch::Apply(Ensemble::crd()),
+    )
+    .await
+    .unwrap();
 }
