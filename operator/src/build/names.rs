@@ -72,6 +72,17 @@ impl Names {
         format!("data-{}", self.pod(id))
     }
 
+    /// The server whose volume claim is named `claim`, if it is one of this ensemble's.
+    pub fn claim_server(&self, claim: &str) -> Option<i64> {
+        let ordinal: i64 = claim
+            .strip_prefix("data-")?
+            .strip_prefix(&self.ensemble)?
+            .strip_prefix('-')?
+            .parse()
+            .ok()?;
+        (ordinal >= 0).then_some(ordinal + 1)
+    }
+
     /// Server `id`'s DNS name, through the headless Service.
     pub fn host(&self, id: i64) -> String {
         format!(
@@ -101,5 +112,19 @@ impl Names {
             ),
         ]
         .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_name_gives_back_its_server() {
+        let n = Names::new("coord", "prod");
+        assert_eq!(n.claim_server(&n.volume_claim(4)), Some(4));
+        assert_eq!(n.claim_server("data-coordx-1"), None);
+        assert_eq!(n.claim_server("data-other-1"), None);
+        assert_eq!(n.claim_server("data-coord-"), None);
     }
 }

@@ -78,16 +78,11 @@ pub async fn observe(
             .any(|p| p.server_id() == r.server_id && p.ready)
     });
     let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &names.namespace);
-    let claim_prefix = format!("data-{prefix}");
     let claims = claims_api
         .list(&ListParams::default())
         .await?
         .iter()
-        .filter_map(|c| {
-            let name = c.metadata.name.as_deref()?;
-            let ordinal: i64 = name.strip_prefix(&claim_prefix)?.parse().ok()?;
-            Some(ordinal + 1)
-        })
+        .filter_map(|c| names.claim_server(c.metadata.name.as_deref()?))
         .collect();
     let membership = ensemble::read(http, &reachable, super_user).await;
     let pending = ens.status.as_ref().and_then(|s| s.pending.clone());
