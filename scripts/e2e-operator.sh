@@ -11,8 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/kube-testenv.sh build
-cargo build --locked -q -p zooid-node --bin zooid
-cargo test --locked -p zooid-operator --features control-plane --test control_plane --no-run
+# The same workspace-wide feature set as scripts/test.sh's build (the control-plane feature adds
+# no dependency), so every dependency is built once: `-p` alone resolves features per package
+# and built the whole dependency tree a second time. This also builds target/debug/zooid.
+cargo test --workspace --locked --features zooid-operator/control-plane --no-run
 exec unshare --user --map-root-user --net --mount --propagation private bash -c '
   set -euo pipefail
   ip link set lo up
@@ -26,5 +28,5 @@ exec unshare --user --map-root-user --net --mount --propagation private bash -c 
   # ip netns keeps its names under /run/netns: a tmpfs of our own there.
   if mkdir -p /run/netns 2>/dev/null; then mount -t tmpfs e2e-netns /run/netns
   else mount -t tmpfs e2e-run /run && mkdir /run/netns; fi
-  exec cargo test --locked --offline -p zooid-operator --features control-plane \
+  exec cargo test --workspace --locked --offline --features zooid-operator/control-plane \
     --test control_plane -- --test-threads 1 "$@"' e2e "$@"

@@ -30,6 +30,11 @@ BIN="$ROOT/k8s-$K8S-etcd-$ETCD-helm-$HELM/bin"
 
 say() { echo "kube-testenv: $*" >&2; }
 
+# Go's module and build caches for the build live beside the binaries and go once the binaries
+# are there (several GB that CI's disk needs for the Rust build; nothing reads them again).
+GO_CACHES="$ROOT/go-caches"
+export GOMODCACHE="$GO_CACHES/mod" GOCACHE="$GO_CACHES/build"
+
 build_k8s() {
   local missing=0
   for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
@@ -218,6 +223,9 @@ case "${1:-build}" in
     (build_etcd)
     (build_helm)
     (build_k8s)
+    if [ -d "$GO_CACHES" ]; then
+      chmod -R u+w "$GO_CACHES" && rm -rf "$GO_CACHES"
+    fi
     say "ready in $BIN"
     ;;
   bin) echo "$BIN" ;;

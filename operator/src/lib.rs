@@ -11,3 +11,14 @@ pub mod crd;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+
+/// Selects rustls' ring provider for this process, as the server does. A build that unifies
+/// features across the workspace also turns on aws-lc-rs (zookeeper-client's TLS, for the
+/// server's tests), and rustls then refuses to pick one by itself: every Kubernetes call
+/// would panic. Idempotent.
+pub fn use_ring_for_tls() {
+    // Deprecated in rustls 0.23.48 for lacking post-quantum key exchange, which ring does not
+    // offer; its suites and key exchanges are TLS 1.2 and 1.3's modern ones.
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

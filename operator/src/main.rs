@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = args()?;
+    zooid_operator::use_ring_for_tls();
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes client configuration (KUBECONFIG or in-cluster)")?;

@@ -48,6 +48,7 @@ impl ControlPlane {
     }
 
     pub async fn client(&self) -> kube::Client {
+        zooid_operator::use_ring_for_tls();
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
