@@ -11,6 +11,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/kube-testenv.sh build
+# moto's S3-compatible server (from PyPI) for the backup scenarios, in a virtualenv under
+# target/ (never the system Python; scripts/test.sh has made sure python3-venv is there).
+MOTO_VERSION=5.1.22
+MOTO_VENV=target/e2e-venv
+if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  rm -rf "$MOTO_VENV"
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "moto[server]==$MOTO_VERSION" ||
+    { echo "scripts/e2e-operator.sh: could not install moto $MOTO_VERSION (is PyPI reachable?)" >&2; exit 1; }
+fi
+export ZOOID_TEST_MOTO="$PWD/$MOTO_VENV/bin/moto_server"
 # The same workspace-wide feature set as scripts/test.sh's build (the control-plane feature adds
 # no dependency), so every dependency is built once: `-p` alone resolves features per package
 # and built the whole dependency tree a second time. This also builds target/debug/zooid.

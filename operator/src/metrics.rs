@@ -11,6 +11,9 @@ pub struct Metrics {
     duration: HistogramVec,
     has_quorum: IntGaugeVec,
     voters: IntGaugeVec,
+    backups: IntCounterVec,
+    last_backup: IntGaugeVec,
+    restores: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -60,12 +63,39 @@ impl Metrics {
             &["ensemble"],
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let backups = IntCounterVec::new(
+            Opts::new(
+                "zooid_operator_backups_total",
+                "Backups tried, by Ensemble and result (success, failure)",
+            ),
+            &["ensemble", "result"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let last_backup = IntGaugeVec::new(
+            Opts::new(
+                "zooid_operator_backup_last_success_timestamp_seconds",
+                "When the Ensemble's last successful backup was taken (Unix time)",
+            ),
+            &["ensemble"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let restores = IntCounterVec::new(
+            Opts::new(
+                "zooid_operator_restores_total",
+                "Restores tried, by Ensemble and result (success, failure)",
+            ),
+            &["ensemble", "result"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(failures.clone()),
             Box::new(duration.clone()),
             Box::new(has_quorum.clone()),
             Box::new(voters.clone()),
+            Box::new(backups.clone()),
+            Box::new(last_backup.clone()),
+            Box::new(restores.clone()),
         ] {
             registry
                 .register(c)
@@ -78,7 +108,29 @@ impl Metrics {
             duration,
             has_quorum,
             voters,
+            backups,
+            last_backup,
+            restores,
         }
+    }
+
+    /// A backup of `ensemble` tried: taken at `unix_time` if it succeeded.
+    pub fn backup(&self, ensemble: &str, taken_at: Option<i64>) {
+        let result = if taken_at.is_some() {
+            "success"
+        } else {
+            "failure"
+        };
+        self.backups.with_label_values(&[ensemble, result]).inc();
+        if let Some(t) = taken_at {
+            self.last_backup.with_label_values(&[ensemble]).set(t);
+        }
+    }
+
+    /// A restore of `ensemble` tried.
+    pub fn restore(&self, ensemble: &str, succeeded: bool) {
+        let result = if succeeded { "success" } else { "failure" };
+        self.restores.with_label_values(&[ensemble, result]).inc();
     }
 
     /// A reconcile of `ensemble` that took `took`, failed with an error of kind `error` if

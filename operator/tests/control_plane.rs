@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod agent;
+mod backups;
 mod harness;
 mod load;
 
@@ -239,7 +240,12 @@ async fn the_chart_lints_and_installs() {
     let rendered = run(Command::new(tool("helm"))
         .args(["template", "chart-test", "--namespace", &ns])
         .arg(&chart)
-        .args(["--set", "metrics.dashboards.enabled=true"]));
+        .args(["--set", "metrics.dashboards.enabled=true"])
+        .args(["--set", "backups.claimName=operator-backups"]));
+    assert!(
+        rendered.contains("claimName: \"operator-backups\""),
+        "the backup volume mounted"
+    );
     let rendered_file = cp.dir.path().join("rendered.yaml");
     std::fs::write(&rendered_file, rendered).unwrap();
     run(Command::new(tool("kubectl"))

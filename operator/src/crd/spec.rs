@@ -72,6 +72,11 @@ pub struct EnsembleSpec {
     pub metrics: Metrics,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSchedule>,
+    /// A new Ensemble starts from this backup: restored once, when its members first have a
+    /// quorum and hold no data yet (an ensemble that holds data is never overwritten by it;
+    /// the annotation `zooid.io/restore-from` restores in place, on request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSpec>,
     /// Stop changing anything (status is still observed and written).
     #[serde(default)]
     pub paused: bool,
@@ -255,19 +260,40 @@ pub struct Metrics {
     pub pod_monitor: bool,
 }
 
-/// Scheduled snapshots through the admin API.
+/// Backups: snapshots taken through a member's admin API (`/commands/snapshot`) on a
+/// schedule, or on request with the annotation `zooid.io/backup-request` (any new value takes
+/// one backup), kept in S3-compatible storage or a folder.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupSchedule {
-    /// Cron, five fields.
-    pub schedule: String,
-    /// Snapshots kept.
+    /// Cron, five fields (or six, seconds first), in UTC. Without one, backups are taken only
+    /// on request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Backups kept; older ones are deleted after each new one.
     #[serde(default = "default_retain")]
+    #[x_kube(validation = Rule::new("self >= 1").message("retain must be at least 1"))]
     pub retain: i32,
-    /// `s3://bucket/prefix` or `pvc://claim/path`.
+    /// `s3://bucket/prefix`, or `file:///path`: a folder of the operator's pod (a volume the
+    /// chart mounts there). Backups go under `<namespace>/<name>/` in it.
+    #[x_kube(validation = Rule::new("self.startsWith('s3://') || self.startsWith('file:///')").message("target must be s3://bucket/prefix or file:///path"))]
     pub target: String,
-    /// Credentials for S3-compatible storage (keys `AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, optional `AWS_ENDPOINT_URL`).
+    /// For S3: a Secret in the Ensemble's namespace with `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, and optionally `AWS_REGION` and `AWS_ENDPOINT_URL` (an
+    /// S3-compatible server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+/// Where a restore comes from: one backup, by the URL the status's `lastBackup.location`
+/// shows.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// `s3://bucket/key.zsnap` or `file:///path/key.zsnap`.
+    #[x_kube(validation = Rule::new("self.startsWith('s3://') || self.startsWith('file:///')").message("from must be s3://bucket/key or file:///path"))]
+    pub from: String,
+    /// For S3: a Secret with the keys `backup.credentialsSecret` takes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
 }

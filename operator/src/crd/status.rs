@@ -27,8 +27,15 @@ pub struct EnsembleStatus {
     /// operator that restarts finishes or undoes it from live state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingOperation>,
+    /// The last backup that succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<BackupRecord>,
+    /// The last backup tried, whether it succeeded or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_attempt: Option<BackupAttempt>,
+    /// The last restore: under way, done or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreStatus>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -99,9 +106,54 @@ impl PendingOperation {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupRecord {
+    /// When it was taken (RFC 3339).
     pub time: String,
+    /// Its URL, as `spec.restore.from` takes it.
     pub location: String,
     /// The snapshot's SHA-256, hex.
     pub sha256: String,
+    /// The last zxid it holds.
     pub zxid: String,
+    pub size_bytes: i64,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupAttempt {
+    /// When it started (RFC 3339).
+    pub time: String,
+    /// The `zooid.io/backup-request` annotation's value it answered, if it was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// Why it failed; none if it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// The backup's URL.
+    pub source: String,
+    /// The `zooid.io/restore-from` annotation's value it answered, or none for
+    /// `spec.restore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    pub phase: RestorePhase,
+    /// When the phase was entered (RFC 3339).
+    pub time: String,
+    /// The last zxid the backup held, once restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zxid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestorePhase {
+    /// Written before the backup is sent: an operator that stops meanwhile finds it and never
+    /// restores a second time over writes made since.
+    Restoring,
+    Restored,
+    Failed,
 }

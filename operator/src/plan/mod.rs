@@ -7,6 +7,7 @@
 //! that dies at any point finds the operation in the status and the ensemble as it left it,
 //! and goes on from there.
 
+pub mod backup;
 pub mod observed;
 #[cfg(test)]
 mod tests;

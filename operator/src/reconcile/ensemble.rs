@@ -89,6 +89,23 @@ pub async fn read(
     Some(membership(version, roles, &reports))
 }
 
+/// Whether the ensemble holds nothing but ZooKeeper's own `/zookeeper`, read through the
+/// first member that answers; `None` if none does.
+pub async fn holds_no_data(members: &[Reachable], super_user: &SuperUser) -> Option<bool> {
+    for m in members {
+        let Some(client) = session(m, super_user).await else {
+            continue;
+        };
+        let _ = tokio::time::timeout(ANSWER_WITHIN, client.sync("/")).await;
+        if let Ok(Ok(children)) =
+            tokio::time::timeout(ANSWER_WITHIN, client.list_children("/")).await
+        {
+            return Some(children.iter().all(|c| c == "zookeeper"));
+        }
+    }
+    None
+}
+
 /// The change a reconfig makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {

@@ -3,6 +3,7 @@
 //! status. Every stage that does I/O is here; every decision is in the planner.
 
 pub mod apply;
+mod backups;
 pub mod ensemble;
 pub mod membership;
 pub mod observe;
@@ -242,8 +243,23 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
     if let Some((reason, note)) = event_of(&step, observed.statefulset_replicas) {
         publish(ctx, &reference, EventType::Normal, reason, note).await;
     }
-    let fresh = status::observed(ens, &names, &observed, &step);
+    let mut fresh = status::observed(ens, &names, &observed, &step);
     let has_quorum = status::has_quorum(&fresh);
+    let quiet = matches!(step, Step::Done | Step::Wait(_));
+    let mut requeue = requeue;
+    if has_quorum && quiet && !ens.spec.paused {
+        let next = backup_turn(
+            ctx,
+            ens,
+            &names,
+            &observed,
+            &reachable,
+            &super_user,
+            &mut fresh,
+        )
+        .await?;
+        requeue = requeue.min(next);
+    }
     ctx.metrics.ensemble(
         &names.ensemble,
         has_quorum,
@@ -255,6 +271,253 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
     }
     status::write(client, ens, fresh).await?;
     Ok(Action::requeue(requeue))
+}
+
+/// The backup and restore side of a reconcile: decided by [`plan::backup::next`], carried
+/// out here, recorded in `status` (a restore's intent written before it starts). Returns how
+/// soon the schedule wants the next look.
+async fn backup_turn(
+    ctx: &Context,
+    ens: &Ensemble,
+    names: &Names,
+    observed: &plan::observed::Observed,
+    reachable: &[ensemble::Reachable],
+    super_user: &str,
+    status: &mut crate::crd::EnsembleStatus,
+) -> Result<Duration, Error> {
+    use crate::backup::{schedule, Location};
+    use crate::crd::{BackupAttempt, RestorePhase, RestoreStatus};
+    use k8s_openapi::jiff::Timestamp;
+    use plan::backup::{Action as BackupAction, BACKUP_REQUEST, RESTORE_FROM};
+
+    let annotation = |key: &str| ens.annotations().get(key).map(String::as_str);
+    let now = Timestamp::now();
+    let created = ens
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    let mut inputs = plan::backup::Inputs {
+        backup: ens.spec.backup.as_ref(),
+        restore: ens.spec.restore.as_ref(),
+        backup_request: annotation(BACKUP_REQUEST),
+        restore_request: annotation(RESTORE_FROM),
+        attempt: status.backup_attempt.as_ref(),
+        restored: status.restore.as_ref(),
+        created,
+        now,
+        empty: None,
+        converged: true,
+    };
+    if plan::backup::needs_emptiness(&inputs) {
+        match ensemble::holds_no_data(reachable, super_user).await {
+            Some(empty) => inputs.empty = Some(empty),
+            None => return Ok(Duration::from_secs(2)),
+        }
+    }
+    let action = plan::backup::next(&inputs);
+    // The member a backup is taken from or a restore sent to: the leader, which has every
+    // committed write applied.
+    let leader = observed
+        .membership
+        .as_ref()
+        .and_then(|m| m.leader)
+        .and_then(|id| reachable.iter().find(|r| r.server_id == id));
+    let reference = ens.object_ref(&());
+    match action {
+        BackupAction::None => {}
+        BackupAction::BadSchedule(why) => {
+            status::backup_failing(status, ens, Some(("BadSchedule", why.as_str())));
+        }
+        BackupAction::Backup { request } => {
+            let b = ens.spec.backup.as_ref().ok_or(Error::Incomplete)?;
+            let result = async {
+                let target = Location::parse(&b.target)?;
+                let credentials = secret_data(ctx, names, b.credentials_secret.as_deref()).await?;
+                let member = leader.ok_or_else(|| {
+                    crate::backup::BackupError::NoMember("no leader is reachable".into())
+                })?;
+                backups::take(
+                    &ctx.http,
+                    &target,
+                    credentials.as_ref(),
+                    &names.namespace,
+                    &names.ensemble,
+                    usize::try_from(b.retain).unwrap_or(1).max(1),
+                    member,
+                    super_user,
+                    now,
+                )
+                .await
+            }
+            .await;
+            let mut attempt = BackupAttempt {
+                time: now.to_string(),
+                request,
+                error: None,
+            };
+            match result {
+                Ok(record) => {
+                    ctx.metrics.backup(&names.ensemble, Some(now.as_second()));
+                    let note = format!(
+                        "backup at zxid {} in {} ({} bytes, sha256 {})",
+                        record.zxid, record.location, record.size_bytes, record.sha256
+                    );
+                    publish(ctx, &reference, EventType::Normal, "BackupTaken", note).await;
+                    status.last_backup = Some(record);
+                    status::backup_failing(status, ens, None);
+                }
+                Err(e) => {
+                    ctx.metrics.backup(&names.ensemble, None);
+                    let why = e.to_string();
+                    tracing::warn!(ensemble = %names.ensemble, "backup failed: {why}");
+                    publish(
+                        ctx,
+                        &reference,
+                        EventType::Warning,
+                        "BackupFailed",
+                        why.clone(),
+                    )
+                    .await;
+                    status::backup_failing(status, ens, Some(("BackupFailed", why.as_str())));
+                    attempt.error = Some(why);
+                }
+            }
+            status.backup_attempt = Some(attempt);
+        }
+        BackupAction::Restore { source, request } => {
+            status.restore = Some(RestoreStatus {
+                source: source.clone(),
+                request: request.clone(),
+                phase: RestorePhase::Restoring,
+                time: now.to_string(),
+                zxid: None,
+                message: None,
+            });
+            // The intent first: an operator that stops during the restore finds it.
+            status::write(&ctx.client, ens, status.clone()).await?;
+            publish(
+                ctx,
+                &reference,
+                EventType::Normal,
+                "RestoreStarted",
+                format!("restoring {source}"),
+            )
+            .await;
+            let secret = match &request {
+                None => ens
+                    .spec
+                    .restore
+                    .as_ref()
+                    .and_then(|r| r.credentials_secret.clone()),
+                Some(_) => ens
+                    .spec
+                    .backup
+                    .as_ref()
+                    .and_then(|b| b.credentials_secret.clone()),
+            };
+            let result = async {
+                let from = Location::parse(&source)?;
+                let credentials = secret_data(ctx, names, secret.as_deref()).await?;
+                let member = leader.ok_or_else(|| {
+                    crate::backup::BackupError::NoMember("no leader is reachable".into())
+                })?;
+                backups::restore(&ctx.http, &from, credentials.as_ref(), member, super_user).await
+            }
+            .await;
+            let done = Timestamp::now().to_string();
+            let r = status.restore.as_mut().ok_or(Error::Incomplete)?;
+            r.time = done;
+            match result {
+                Ok(restored) => {
+                    ctx.metrics.restore(&names.ensemble, true);
+                    let note = format!("restored {source} up to zxid {}", restored.zxid);
+                    publish(ctx, &reference, EventType::Normal, "Restored", note).await;
+                    r.phase = RestorePhase::Restored;
+                    r.zxid = Some(restored.zxid);
+                }
+                Err(e) => {
+                    ctx.metrics.restore(&names.ensemble, false);
+                    let why = e.to_string();
+                    publish(
+                        ctx,
+                        &reference,
+                        EventType::Warning,
+                        "RestoreFailed",
+                        why.clone(),
+                    )
+                    .await;
+                    r.phase = RestorePhase::Failed;
+                    r.message = Some(why);
+                }
+            }
+        }
+        BackupAction::RestoreFailed {
+            source,
+            request,
+            why,
+        } => {
+            publish(
+                ctx,
+                &reference,
+                EventType::Warning,
+                "RestoreRefused",
+                why.clone(),
+            )
+            .await;
+            status.restore = Some(RestoreStatus {
+                source,
+                request,
+                phase: RestorePhase::Failed,
+                time: now.to_string(),
+                zxid: None,
+                message: Some(why),
+            });
+        }
+    }
+    // The next look: when the schedule fires next.
+    let next = ens
+        .spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.schedule.as_deref())
+        .and_then(|expr| schedule::parse(expr).ok())
+        .and_then(|cron| {
+            let last = status
+                .backup_attempt
+                .as_ref()
+                .and_then(|a| a.time.parse::<Timestamp>().ok())
+                .unwrap_or(created);
+            schedule::next_after(&cron, last)
+        })
+        .map_or(Duration::from_secs(3600), |at| {
+            let wait = at.as_millisecond().saturating_sub(now.as_millisecond());
+            Duration::from_millis(u64::try_from(wait).unwrap_or(0)).max(Duration::from_secs(1))
+        });
+    Ok(next)
+}
+
+/// A Secret's keys and values (`None` for no Secret named).
+async fn secret_data(
+    ctx: &Context,
+    names: &Names,
+    secret: Option<&str>,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, crate::backup::BackupError> {
+    let Some(name) = secret else {
+        return Ok(None);
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let s = secrets
+        .get(name)
+        .await
+        .map_err(|e| crate::backup::BackupError::Credentials(format!("Secret {name}: {e}")))?;
+    Ok(Some(
+        s.data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect(),
+    ))
 }
 
 /// Publishes an event on the Ensemble; a failure to publish is logged, never fatal.

@@ -128,6 +128,9 @@ pub fn observed(ens: &Ensemble, names: &Names, o: &Observed, step: &Step) -> Ens
             "the membership is reported"
         },
     );
+    if ens.spec.backup.is_none() {
+        s.conditions.retain(|c| c.type_ != "BackupFailing");
+    }
     if ens.spec.replicas % 2 == 0 {
         set(
             &mut s,
@@ -141,6 +144,22 @@ pub fn observed(ens: &Ensemble, names: &Names, o: &Observed, step: &Step) -> Ens
         s.conditions.retain(|c| c.type_ != "Warning");
     }
     s
+}
+
+/// The `BackupFailing` condition: `Some((reason, why))` when the last backup (or the
+/// schedule) failed, `None` after a backup that succeeded.
+pub fn backup_failing(s: &mut EnsembleStatus, ens: &Ensemble, failure: Option<(&str, &str)>) {
+    match failure {
+        Some((reason, why)) => set(s, ens, "BackupFailing", true, reason, why),
+        None => set(
+            s,
+            ens,
+            "BackupFailing",
+            false,
+            "BackupSucceeded",
+            "the last backup succeeded",
+        ),
+    }
 }
 
 /// Sets condition `type_`, keeping its transition time unless its status changes.

@@ -10,6 +10,8 @@ use zooid_operator::crd::Ensemble;
 
 use crate::agent;
 
+pub mod s3;
+
 /// A control plane for one test (stopped when dropped), or the cluster
 /// `ZOOID_TEST_KUBECONFIG` names.
 pub struct ControlPlane {
@@ -262,6 +264,21 @@ impl Scenario {
         Some((s, load))
     }
 
+    /// A folder of this scenario's own (removed with the control plane's).
+    pub fn dir(&self) -> &Path {
+        self._control_plane.dir.path()
+    }
+
+    /// Sets an annotation on the Ensemble.
+    pub async fn annotate(&self, name: &str, key: &str, value: &str) {
+        use kube::api::{Patch, PatchParams};
+        let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+        self.ensembles
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
     /// Creates the Ensemble `name` with `spec` (once the API server serves the CRD).
     pub async fn create(&self, name: &str, spec: serde_json::Value) {
         let e: Ensemble = serde_json::from_value(serde_json::json!({
@@ -300,7 +317,7 @@ impl Scenario {
         what: &str,
         secs: u64,
         kill_at_each_step: bool,
-        done: impl Fn(&Ensemble) -> bool,
+        mut done: impl FnMut(&Ensemble) -> bool,
     ) -> Ensemble {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         let mut last_step = None;

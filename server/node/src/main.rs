@@ -50,6 +50,9 @@ fn main() -> std::process::ExitCode {
 
 #[tokio::main]
 async fn run() -> anyhow::Result<()> {
+    // Every TLS user in the process (the OTLP exporter's HTTP client too) on the server's
+    // cryptography, whichever providers a build links in.
+    let _ = rustls::crypto::CryptoProvider::install_default((*zooid_node::tls::provider()).clone());
     let config = match Config::load(std::env::args_os()) {
         Ok(c) => c,
         // --help, --version and bad flags, as clap prints them.
