@@ -275,6 +275,35 @@ async fn the_chart_lints_and_installs() {
         rules.iter().all(|r| !r.verbs.contains(&"*".to_string())),
         "no wildcard verbs"
     );
+
+    // The examples a user applies are taken by the API server as they are (the Ensembles
+    // through the CRD's schema and CEL rules).
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let taken = eventually("the examples taken", 30, || {
+        let out = Command::new(tool("kubectl"))
+            .env("KUBECONFIG", &kubeconfig)
+            .args(["apply", "--dry-run=server", "--namespace", &ns, "-f"])
+            .arg(&examples)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success()
+                || String::from_utf8_lossy(&out.stderr).contains("no matches for kind"),
+            "examples/: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        async move { out.status.success().then_some(text) }
+    })
+    .await;
+    for object in [
+        "ensemble.zooid.io/dev",
+        "ensemble.zooid.io/coord",
+        "deployment.apps/web",
+        "pod/web-client",
+    ] {
+        assert!(taken.contains(object), "{object} in {taken}");
+    }
 }
 
 /// An Ensemble applied to the control plane, its pods run by the test node agent as zooid

@@ -199,6 +199,8 @@ async fn execute(c: &mut Conn, cs: &ConnectString, cmd: Cmd) -> anyhow::Result<(
         Cmd::Word { .. }
         | Cmd::Bench(_)
         | Cmd::ScaleRegister(_)
+        | Cmd::Register(_)
+        | Cmd::Discover(_)
         | Cmd::ScaleWatch(_)
         | Cmd::WriteGaps(_)
         | Cmd::Status

@@ -24,6 +24,9 @@ pub struct Conn {
     /// The newest zxid seen in a reply: a client resuming its session sends it, so that a
     /// server that is behind refuses it rather than answer for a state it has not reached.
     pub last_zxid: i64,
+    /// Watch notifications that came while `call` waited for a reply (and were passed over):
+    /// a reader that must not miss a change reads again when this moved.
+    pub notifications: u64,
     xid: i32,
 }
 
@@ -218,6 +221,7 @@ impl Conn {
             session_id: 0,
             passwd: Vec::new(),
             last_zxid: 0,
+            notifications: 0,
             xid: 0,
         };
         let body = c.read_frame().await?;
@@ -303,6 +307,7 @@ impl Conn {
             let reply = Self::parse_reply(self.read_frame().await?)?;
             self.last_zxid = self.last_zxid.max(reply.zxid);
             if reply.xid == XID_NOTIFICATION {
+                self.notifications += 1;
                 continue;
             }
             if reply.xid != xid {

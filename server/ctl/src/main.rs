@@ -10,6 +10,7 @@ mod backup;
 mod bench;
 mod commands;
 mod conn;
+mod discovery;
 mod gaps;
 mod scale;
 mod status;
@@ -122,6 +123,13 @@ enum Cmd {
     /// Print the digest ZooKeeper's `digest` scheme makes of `user:password`: the id for a
     /// digest ACL entry, or the super user's `DigestAuthenticationProvider.superDigest`.
     Digest { user_password: String },
+    /// Keep an ephemeral node `<service>/<name>` holding this instance's address while
+    /// running (a discovery sidecar): re-registered after a session expiry, removed on
+    /// SIGTERM.
+    Register(discovery::RegisterArgs),
+    /// Print a service's instances (`name address` per line); with --watch, the whole set
+    /// as a JSON object per line each time it changes.
+    Discover(discovery::DiscoverArgs),
     /// Load generator: ops/s and latency percentiles.
     Bench(bench::BenchArgs),
     /// Scale benchmark, registering half: sessions each holding an ephemeral node, kept alive
@@ -226,6 +234,8 @@ fn main() -> std::process::ExitCode {
         Cmd::ScaleWatch(args) => scale::watch(&cli.server, args),
         Cmd::WriteGaps(args) => gaps::run(&cli.server, args),
         Cmd::Status => status::run(&cli.server),
+        Cmd::Register(args) => discovery::register(&cli.server, cli.auth.as_deref(), args),
+        Cmd::Discover(args) => discovery::discover(&cli.server, cli.auth.as_deref(), args),
         Cmd::Digest { user_password } => {
             if user_password.contains(':') {
                 println!("{}", zooid_proto::Id::digest(user_password.as_bytes()).id);
