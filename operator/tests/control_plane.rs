@@ -6,6 +6,7 @@
 
 mod agent;
 mod backups;
+mod disruptions;
 mod harness;
 mod load;
 

@@ -50,11 +50,19 @@ impl ControlPlane {
     }
 
     pub async fn client(&self) -> kube::Client {
+        self.client_retrying(true).await
+    }
+
+    /// A client that retries 429, 503 and 504 answers or not. kube's default retries a 429
+    /// up to 15 times, as long as the server's Retry-After says: a refused eviction (the PDB)
+    /// then takes minutes to come back, where `kubectl drain` sees it at once.
+    pub async fn client_retrying(&self, retry: bool) -> kube::Client {
         zooid_operator::use_ring_for_tls();
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .unwrap();
+        config.default_retry = retry;
         kube::Client::try_from(config).unwrap()
     }
 
@@ -262,6 +270,11 @@ impl Scenario {
         .await;
         let load = crate::load::Load::start(&s.servers("coord", 3), 3).await;
         Some((s, load))
+    }
+
+    /// A client that takes a 429 as the answer (see [`ControlPlane::client_retrying`]).
+    pub async fn client_without_retries(&self) -> kube::Client {
+        self._control_plane.client_retrying(false).await
     }
 
     /// A folder of this scenario's own (removed with the control plane's).

@@ -1,0 +1,99 @@
+//! Voluntary disruptions on the control plane: a node drain goes through the Eviction API,
+//! which the operator's PodDisruptionBudget (computed from the live voters) answers. A drain
+//! can take one member of three, never a second while the first is away.
+
+use crate::agent::NODE;
+use crate::harness::{eventually, settled, Scenario};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, EvictParams, Patch, PatchParams};
+use std::time::Duration;
+
+/// An API call that must answer within 30 s (a hang is a failure, and says which call).
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within 30 s"))
+}
+
+async fn cordon(nodes: &Api<Node>, on: bool) {
+    let patch = serde_json::json!({"spec": {"unschedulable": on}});
+    within(
+        "cordoning",
+        nodes.patch(NODE, &PatchParams::default(), &Patch::Merge(patch)),
+    )
+    .await
+    .unwrap();
+}
+
+async fn allowed(pdbs: &Api<PodDisruptionBudget>, want: i32) {
+    eventually(
+        &format!("the PDB allows {want} disruption(s)"),
+        60,
+        || async {
+            let pdb = within("reading the PDB", pdbs.get("coord")).await.ok()?;
+            let s = pdb.status?;
+            (s.disruptions_allowed == Some(want)
+                && s.observed_generation == pdb.metadata.generation)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_drain_takes_one_member_and_is_refused_the_second() {
+    let Some((mut s, load)) = Scenario::three_members_under_load("drain").await else {
+        return;
+    };
+    let nodes: Api<Node> = Api::all(s.client.clone());
+    // Evictions as `kubectl drain` sends them: a refusal (429) is the answer, not retried.
+    let pods: Api<Pod> = Api::namespaced(s.client_without_retries().await, &s.ns);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(s.client.clone(), &s.ns);
+    allowed(&pdbs, 1).await;
+
+    // `kubectl drain`: cordon, then evict the node's pods one by one.
+    cordon(&nodes, true).await;
+    let first = within(
+        "evicting coord-0",
+        pods.evict("coord-0", &EvictParams::default()),
+    )
+    .await;
+    assert!(first.is_ok(), "the first eviction is allowed: {first:?}");
+    // coord-0 comes back Pending (the node takes no pods): one voter is away.
+    eventually("coord-0 gone and back unscheduled", 90, || async {
+        let p = within("reading coord-0", pods.get_opt("coord-0"))
+            .await
+            .ok()??;
+        let unscheduled = p.spec?.node_name.is_none() && p.metadata.deletion_timestamp.is_none();
+        unscheduled.then_some(())
+    })
+    .await;
+    allowed(&pdbs, 0).await;
+    for victim in ["coord-1", "coord-2"] {
+        match within(
+            "evicting again",
+            pods.evict(victim, &EvictParams::default()),
+        )
+        .await
+        {
+            Err(kube::Error::Api(e)) if e.code == 429 => {}
+            other => panic!("evicting {victim} with one voter away must be refused: {other:?}"),
+        }
+    }
+
+    // Uncordoned, coord-0 is scheduled again and rejoins.
+    cordon(&nodes, false).await;
+    s.wait("coord", "three members again", 180, false, |e| {
+        settled(e, 3)
+    })
+    .await;
+    allowed(&pdbs, 1).await;
+    let report = load.finish().await;
+    eprintln!(
+        "drain: {} operations, {} writes acknowledged, {} of unknown outcome, linearizable; \
+         longest stall {:?}",
+        report.operations, report.acknowledged_writes, report.unknown, report.longest_gap
+    );
+    assert!(report.acknowledged_writes > 50);
+}
