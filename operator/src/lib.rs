@@ -5,11 +5,13 @@
 //! - [`plan`]: the pure planner, observed state and spec in, the one next step out.
 //! - [`build`]: the objects an ensemble is made of (StatefulSet, Services, ConfigMaps, PDB).
 //! - [`backup`]: where backups go, when they are due, and moving them in and out of storage.
+//! - [`leadership`]: one replica reconciles, the others wait for its Lease.
 //! - [`reconcile`]: observe, plan, apply, status: the I/O around the planner.
 
 pub mod backup;
 pub mod build;
 pub mod crd;
+pub mod leadership;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;

@@ -11,28 +11,39 @@ use kube::Api;
 use std::sync::Arc;
 use std::time::Duration;
 use zooid_operator::crd::Ensemble;
+use zooid_operator::leadership::{self, Leadership};
 use zooid_operator::metrics::Metrics;
 use zooid_operator::reconcile::{reconcile, Context, Error};
 
-/// Command line: `zooid-operator [--namespace NS] [--listen ADDR]`.
+/// Command line: `zooid-operator [--namespace NS] [--listen ADDR] [--lease-namespace NS]`.
 struct Args {
     namespace: Option<String>,
     listen: std::net::SocketAddr,
+    /// Leader election through a Lease in this namespace (several replicas); none: this
+    /// process reconciles alone.
+    lease_namespace: Option<String>,
 }
 
 fn args() -> anyhow::Result<Args> {
     let mut namespace = std::env::var("ZOOID_OPERATOR_NAMESPACE").ok();
     let mut listen =
         std::env::var("ZOOID_OPERATOR_LISTEN").unwrap_or_else(|_| "0.0.0.0:8080".into());
+    let mut lease_namespace = std::env::var("ZOOID_OPERATOR_LEASE_NAMESPACE").ok();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--namespace" => namespace = it.next(),
             "--listen" => listen = it.next().context("--listen needs an address")?,
-            other => anyhow::bail!("unknown argument {other:?} (--namespace NS, --listen ADDR)"),
+            "--lease-namespace" => {
+                lease_namespace = Some(it.next().context("--lease-namespace needs a namespace")?)
+            }
+            other => anyhow::bail!(
+                "unknown argument {other:?} (--namespace NS, --listen ADDR, --lease-namespace NS)"
+            ),
         }
     }
     Ok(Args {
+        lease_namespace,
         namespace,
         listen: listen
             .parse()
@@ -91,6 +102,20 @@ async fn main() -> anyhow::Result<()> {
             tracing::error!("the health and metrics server stopped: {e}");
         }
     });
+    let mut leadership = match &args.lease_namespace {
+        None => None,
+        Some(ns) => {
+            let identity = std::env::var("POD_NAME")
+                .unwrap_or_else(|_| format!("zooid-operator-{}", std::process::id()));
+            tracing::info!(%identity, "waiting for the lease {ns}/{}", leadership::LEASE);
+            let acquired = tokio::select! {
+                l = Leadership::acquire(client.clone(), ns, &identity) => l,
+                _ = terminated() => return Ok(()),
+            };
+            Some(acquired.context("leader election")?)
+        }
+    };
+    ctx.metrics.leading(true);
     tracing::info!(namespace = ?args.namespace, "zooid-operator running");
     let pods_config = watcher::Config::default().labels("app.kubernetes.io/name=zooid");
     // The Ensembles that wake the controller: a new generation (the spec) or new annotations,
@@ -105,7 +130,8 @@ async fn main() -> anyhow::Result<()> {
             predicates::generation.combine(predicates::annotations),
             Default::default(),
         );
-    Controller::for_stream(trigger, reader)
+    let metrics = ctx.metrics.clone();
+    let controller = Controller::for_stream(trigger, reader)
         .owns(statefulsets, watcher::Config::default())
         .owns(pods, pods_config)
         .shutdown_on_signal()
@@ -114,7 +140,39 @@ async fn main() -> anyhow::Result<()> {
             if let Err(e) = result {
                 tracing::debug!("reconcile: {e}");
             }
-        })
-        .await;
+        });
+    match &mut leadership {
+        None => controller.await,
+        Some(l) => {
+            tokio::select! {
+                _ = controller => {}
+                _ = l.lost() => {
+                    // Another replica may take the Lease from now on: stop reconciling at
+                    // once, and come back as a candidate.
+                    metrics.leading(false);
+                    anyhow::bail!("the lease was lost: stopping");
+                }
+            }
+        }
+    }
+    metrics.leading(false);
+    if let Some(l) = leadership {
+        l.release().await;
+    }
     Ok(())
+}
+
+/// SIGTERM or SIGINT.
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }

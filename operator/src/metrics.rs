@@ -1,6 +1,8 @@
 //! The operator's own metrics: reconciles by Ensemble and result, and how long they took.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 use std::time::Duration;
 
 #[derive(Clone)]
@@ -14,6 +16,7 @@ pub struct Metrics {
     backups: IntCounterVec,
     last_backup: IntGaugeVec,
     restores: IntCounterVec,
+    leader: IntGauge,
 }
 
 impl Default for Metrics {
@@ -87,6 +90,12 @@ impl Metrics {
             &["ensemble", "result"],
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let leader = IntGauge::new(
+            "zooid_operator_leader",
+            "1 while this replica holds the Lease and reconciles (always 1 without leader \
+             election)",
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(failures.clone()),
@@ -96,6 +105,7 @@ impl Metrics {
             Box::new(backups.clone()),
             Box::new(last_backup.clone()),
             Box::new(restores.clone()),
+            Box::new(leader.clone()),
         ] {
             registry
                 .register(c)
@@ -111,7 +121,13 @@ impl Metrics {
             backups,
             last_backup,
             restores,
+            leader,
         }
+    }
+
+    /// Whether this replica reconciles now.
+    pub fn leading(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// A backup of `ensemble` tried: taken at `unix_time` if it succeeded.

@@ -8,6 +8,7 @@ mod agent;
 mod backups;
 mod disruptions;
 mod harness;
+mod leadership;
 mod load;
 
 use harness::{eventually, script, settled, ControlPlane, Scenario};
@@ -265,7 +266,7 @@ async fn the_chart_lints_and_installs() {
         pod.service_account_name.as_deref(),
         Some("chart-test-zooid-operator")
     );
-    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client);
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
     let rules = roles
         .get("chart-test-zooid-operator")
         .await
@@ -275,6 +276,18 @@ async fn the_chart_lints_and_installs() {
     assert!(
         rules.iter().all(|r| !r.verbs.contains(&"*".to_string())),
         "no wildcard verbs"
+    );
+    // Leader election's Lease, in the release's namespace only.
+    let lease_roles: Api<k8s_openapi::api::rbac::v1::Role> = Api::namespaced(client.clone(), &ns);
+    let lease_rules = lease_roles
+        .get("chart-test-zooid-operator-lease")
+        .await
+        .unwrap()
+        .rules
+        .unwrap();
+    assert_eq!(
+        lease_rules[0].resources.as_deref(),
+        Some(&["leases".to_string()][..])
     );
 
     // The examples a user applies are taken by the API server as they are (the Ensembles

@@ -121,31 +121,44 @@ pub struct Operator {
     child: std::process::Child,
     log: std::path::PathBuf,
     kubeconfig: std::path::PathBuf,
+    /// Arguments beyond `--listen`, and the pod name it runs as (`POD_NAME`).
+    args: Vec<String>,
+    name: String,
     /// How many times it was killed and started again.
     pub kills: u32,
 }
 
 impl Operator {
     pub fn start(cp: &ControlPlane) -> Operator {
-        let log = cp.dir.path().join("operator.log");
-        let child = Self::spawn(&cp.kubeconfig, &log);
-        Operator {
-            child,
-            log,
-            kubeconfig: cp.kubeconfig.clone(),
-            kills: 0,
-        }
+        Self::start_as(cp, "operator", &[])
     }
 
-    fn spawn(kubeconfig: &Path, log: &Path) -> std::process::Child {
+    /// An operator running as pod `name` with more arguments (`--lease-namespace NS`, say);
+    /// its log in `<name>.log`.
+    pub fn start_as(cp: &ControlPlane, name: &str, args: &[&str]) -> Operator {
+        let mut o = Operator {
+            child: Command::new("true").spawn().unwrap(),
+            log: cp.dir.path().join(format!("{name}.log")),
+            kubeconfig: cp.kubeconfig.clone(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            name: name.to_string(),
+            kills: 0,
+        };
+        o.child = o.spawn();
+        o
+    }
+
+    fn spawn(&self) -> std::process::Child {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(log)
+            .open(&self.log)
             .unwrap();
         Command::new(env!("CARGO_BIN_EXE_zooid-operator"))
             .args(["--listen", "127.0.0.1:0"])
-            .env("KUBECONFIG", kubeconfig)
+            .args(&self.args)
+            .env("POD_NAME", &self.name)
+            .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,zookeeper_client=warn")
             .env("NO_COLOR", "1")
             .stdout(file.try_clone().unwrap())
@@ -160,7 +173,24 @@ impl Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.kills += 1;
-        self.child = Self::spawn(&self.kubeconfig, &self.log);
+        self.child = self.spawn();
+    }
+
+    /// SIGTERM (a pod deleted in a rolling update), and waits for the process to end.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        self.child.wait().unwrap()
+    }
+
+    /// SIGKILL (a node lost): no chance to release anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn log(&self) -> String {
@@ -275,6 +305,11 @@ impl Scenario {
     /// A client that takes a 429 as the answer (see [`ControlPlane::client_retrying`]).
     pub async fn client_without_retries(&self) -> kube::Client {
         self._control_plane.client_retrying(false).await
+    }
+
+    /// The control plane, for more processes of the scenario's own.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self._control_plane
     }
 
     /// A folder of this scenario's own (removed with the control plane's).
