@@ -15,9 +15,11 @@ use zooid_operator::leadership::{self, Leadership};
 use zooid_operator::metrics::Metrics;
 use zooid_operator::reconcile::{reconcile, Context, Error};
 
-/// Command line: `zooid-operator [--namespace NS] [--listen ADDR] [--lease-namespace NS]`.
+/// Command line: `zooid-operator [--namespace NS[,NS...]] [--listen ADDR]
+/// [--lease-namespace NS]`.
 struct Args {
-    namespace: Option<String>,
+    /// The namespaces watched; none: all of them.
+    namespaces: Vec<String>,
     listen: std::net::SocketAddr,
     /// Leader election through a Lease in this namespace (several replicas); none: this
     /// process reconciles alone.
@@ -42,9 +44,16 @@ fn args() -> anyhow::Result<Args> {
             ),
         }
     }
+    let namespaces = namespace
+        .iter()
+        .flat_map(|n| n.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect();
     Ok(Args {
         lease_namespace,
-        namespace,
+        namespaces,
         listen: listen
             .parse()
             .with_context(|| format!("--listen {listen}"))?,
@@ -71,19 +80,6 @@ async fn main() -> anyhow::Result<()> {
         .context("no Kubernetes client configuration (KUBECONFIG or in-cluster)")?;
     let metrics = Metrics::new();
     let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
-    let (ensembles, statefulsets, pods): (Api<Ensemble>, Api<StatefulSet>, Api<Pod>) =
-        match &args.namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-            ),
-        };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -116,33 +112,24 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     ctx.metrics.leading(true);
-    tracing::info!(namespace = ?args.namespace, "zooid-operator running");
-    let pods_config = watcher::Config::default().labels("app.kubernetes.io/name=zooid");
-    // The Ensembles that wake the controller: a new generation (the spec) or new annotations,
-    // not a status write. The status changes on every reconcile while members' lag moves under
-    // load, and waking on it would reconcile in a loop; steps under way come back by requeue.
-    let (reader, writer) = reflector::store();
-    let trigger = watcher(ensembles, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(
-            predicates::generation.combine(predicates::annotations),
-            Default::default(),
-        );
+    tracing::info!(namespaces = ?args.namespaces, "zooid-operator running");
     let metrics = ctx.metrics.clone();
-    let controller = Controller::for_stream(trigger, reader)
-        .owns(statefulsets, watcher::Config::default())
-        .owns(pods, pods_config)
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!("reconcile: {e}");
-            }
-        });
+    // One controller per namespace watched (or one for all): each with its own watches, so
+    // that a list of namespaces needs no cluster-wide permission.
+    let scopes: Vec<Option<&str>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().map(|n| Some(n.as_str())).collect()
+    };
+    let controller = futures_util::future::join_all(
+        scopes
+            .into_iter()
+            .map(|scope| controller(&client, scope, ctx.clone())),
+    );
     match &mut leadership {
-        None => controller.await,
+        None => {
+            controller.await;
+        }
         Some(l) => {
             tokio::select! {
                 _ = controller => {}
@@ -160,6 +147,47 @@ async fn main() -> anyhow::Result<()> {
         l.release().await;
     }
     Ok(())
+}
+
+/// The controller of the Ensembles in `namespace` (or in all), until SIGTERM or SIGINT.
+async fn controller(client: &kube::Client, namespace: Option<&str>, ctx: Arc<Context>) {
+    fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let ensembles: Api<Ensemble> = api(client, namespace);
+    let statefulsets: Api<StatefulSet> = api(client, namespace);
+    let pods: Api<Pod> = api(client, namespace);
+    let pods_config = watcher::Config::default().labels("app.kubernetes.io/name=zooid");
+    // The Ensembles that wake the controller: a new generation (the spec) or new annotations,
+    // not a status write. The status changes on every reconcile while members' lag moves under
+    // load, and waking on it would reconcile in a loop; steps under way come back by requeue.
+    let (reader, writer) = reflector::store();
+    let trigger = watcher(ensembles, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::annotations),
+            Default::default(),
+        );
+    Controller::for_stream(trigger, reader)
+        .owns(statefulsets, watcher::Config::default())
+        .owns(pods, pods_config)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("reconcile: {e}");
+            }
+        })
+        .await;
 }
 
 /// SIGTERM or SIGINT.

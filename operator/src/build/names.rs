@@ -30,6 +30,14 @@ impl Names {
     }
 
     /// The StatefulSet, and the prefix of its pods' names.
+    /// How the operator's metrics label this Ensemble.
+    pub fn metrics_key(&self) -> crate::metrics::Key<'_> {
+        crate::metrics::Key {
+            namespace: &self.namespace,
+            ensemble: &self.ensemble,
+        }
+    }
+
     pub fn statefulset(&self) -> String {
         self.ensemble.clone()
     }

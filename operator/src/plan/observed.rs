@@ -42,6 +42,8 @@ pub struct Membership {
     pub leader: Option<i64>,
     /// Server id -> entries behind the leader, for the members that answered.
     pub lag: BTreeMap<i64, i64>,
+    /// Server id -> the last zxid it applied, for the members that answered.
+    pub zxid: BTreeMap<i64, i64>,
 }
 
 impl Membership {

@@ -42,6 +42,7 @@ fn running(voters: &[i64], observers: &[i64]) -> Observed {
             members,
             leader: Some(1),
             lag: all.iter().map(|id| (*id, 0)).collect(),
+            zxid: all.iter().map(|id| (*id, 100)).collect(),
         }),
         pending: None,
         claims: all.iter().copied().collect(),

@@ -68,6 +68,7 @@ pub fn membership(
         members,
         leader: leader.map(|l| l.server_id),
         lag,
+        zxid: reports.iter().map(|r| (r.server_id, r.zxid)).collect(),
     }
 }
 
@@ -111,5 +112,6 @@ mod tests {
         assert_eq!(m.leader, Some(2));
         assert_eq!(m.lag[&1], 10);
         assert_eq!(m.lag[&2], 0);
+        assert_eq!(m.zxid[&1], 90);
     }
 }

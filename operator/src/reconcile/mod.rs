@@ -120,8 +120,13 @@ const CAUGHT_UP_LAG: i64 = 1000;
 pub async fn reconcile(ens: Arc<Ensemble>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = run(&ens, &ctx).await;
+    let (namespace, ensemble) = (ens.namespace().unwrap_or_default(), ens.name_any());
+    let key = crate::metrics::Key {
+        namespace: &namespace,
+        ensemble: &ensemble,
+    };
     ctx.metrics.reconciled(
-        &ens.name_any(),
+        key,
         started.elapsed(),
         result.as_ref().err().map(Error::kind),
     );
@@ -260,10 +265,21 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
         .await?;
         requeue = requeue.min(next);
     }
+    let m = observed.membership.as_ref();
     ctx.metrics.ensemble(
-        &names.ensemble,
-        has_quorum,
-        observed.membership.as_ref().map_or(0, |m| m.voter_count()),
+        names.metrics_key(),
+        &crate::metrics::Seen {
+            has_quorum,
+            voters: m.map_or(0, |m| m.voter_count()),
+            ready_members: fresh.ready_members,
+            leader: m.and_then(|m| m.leader),
+            lag: m.map_or_else(Default::default, |m| {
+                m.lag
+                    .iter()
+                    .map(|(id, lag)| (names.pod(*id), *lag))
+                    .collect()
+            }),
+        },
     );
     if status::quorum_lost(&fresh) {
         let note = "members run, but none reports the membership: the quorum is lost".into();
@@ -358,7 +374,8 @@ async fn backup_turn(
             };
             match result {
                 Ok(record) => {
-                    ctx.metrics.backup(&names.ensemble, Some(now.as_second()));
+                    ctx.metrics
+                        .backup(names.metrics_key(), Some(now.as_second()));
                     let note = format!(
                         "backup at zxid {} in {} ({} bytes, sha256 {})",
                         record.zxid, record.location, record.size_bytes, record.sha256
@@ -368,7 +385,7 @@ async fn backup_turn(
                     status::backup_failing(status, ens, None);
                 }
                 Err(e) => {
-                    ctx.metrics.backup(&names.ensemble, None);
+                    ctx.metrics.backup(names.metrics_key(), None);
                     let why = e.to_string();
                     tracing::warn!(ensemble = %names.ensemble, "backup failed: {why}");
                     publish(
@@ -430,14 +447,14 @@ async fn backup_turn(
             r.time = done;
             match result {
                 Ok(restored) => {
-                    ctx.metrics.restore(&names.ensemble, true);
+                    ctx.metrics.restore(names.metrics_key(), true);
                     let note = format!("restored {source} up to zxid {}", restored.zxid);
                     publish(ctx, &reference, EventType::Normal, "Restored", note).await;
                     r.phase = RestorePhase::Restored;
                     r.zxid = Some(restored.zxid);
                 }
                 Err(e) => {
-                    ctx.metrics.restore(&names.ensemble, false);
+                    ctx.metrics.restore(names.metrics_key(), false);
                     let why = e.to_string();
                     publish(
                         ctx,

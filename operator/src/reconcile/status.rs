@@ -74,7 +74,7 @@ pub fn observed(ens: &Ensemble, names: &Names, o: &Observed, step: &Step) -> Ens
                 server_id: id,
                 role: role.into(),
                 ready: p.ready,
-                zxid: None,
+                zxid: m.and_then(|m| m.zxid.get(&id)).map(|z| format!("0x{z:x}")),
                 lag: m.and_then(|m| m.lag.get(&id).copied()),
             }
         })

@@ -1,9 +1,11 @@
 //! Two operator replicas with leader election: one reconciles, the other waits; a replica
-//! stopped by SIGTERM hands the Lease over at once, one killed loses it when it expires.
+//! stopped by SIGTERM hands the Lease over at once, one killed loses it when it expires. They
+//! watch a list of namespaces, and only those.
 
 use crate::harness::{eventually, settled, Operator, Scenario};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
+use zooid_operator::crd::Ensemble;
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
     leases
@@ -34,7 +36,16 @@ async fn one_replica_reconciles_and_the_other_takes_over() {
     // This test's replicas only: the scenario's own operator (no election) goes.
     s.operator.kill();
     let ns = s.ns.clone();
-    let args = ["--lease-namespace", ns.as_str()];
+    let cp = s.control_plane();
+    let listed = cp.namespace(&s.client, "leader-listed").await;
+    let unlisted = cp.namespace(&s.client, "leader-unlisted").await;
+    let watched = format!("{ns},{listed}");
+    let args = [
+        "--lease-namespace",
+        ns.as_str(),
+        "--namespace",
+        watched.as_str(),
+    ];
     let leases: Api<Lease> = Api::namespaced(s.client.clone(), &ns);
     let mut a = Operator::start_as(s.control_plane(), "operator-a", &args);
     held_by(&leases, "operator-a", 30).await;
@@ -82,5 +93,30 @@ async fn one_replica_reconciles_and_the_other_takes_over() {
     })
     .await;
     assert!(reconciles(&c) > 0);
+
+    // Every namespace listed, and no other.
+    let create = |ns: &str, name: &str| {
+        let ensembles: Api<Ensemble> = Api::namespaced(s.client.clone(), ns);
+        let e: Ensemble = serde_json::from_value(serde_json::json!({
+            "apiVersion": "zooid.io/v1alpha1", "kind": "Ensemble",
+            "metadata": {"name": name},
+            "spec": {"image": "zooid:test", "replicas": 1},
+        }))
+        .unwrap();
+        async move { ensembles.create(&Default::default(), &e).await.unwrap() }
+    };
+    create(&unlisted, "ignored").await;
+    create(&listed, "four").await;
+    let in_listed: Api<Ensemble> = Api::namespaced(s.client.clone(), &listed);
+    eventually("the listed namespace's Ensemble settled", 120, || async {
+        settled(&in_listed.get("four").await.ok()?, 1).then_some(())
+    })
+    .await;
+    let in_unlisted: Api<Ensemble> = Api::namespaced(s.client.clone(), &unlisted);
+    let ignored = in_unlisted.get("ignored").await.unwrap();
+    assert!(
+        ignored.status.is_none(),
+        "an unlisted namespace was reconciled"
+    );
     c.kill();
 }
