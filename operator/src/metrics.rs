@@ -27,6 +27,8 @@ pub struct Seen {
     pub leader: Option<i64>,
     /// Member pod -> entries behind the leader.
     pub lag: BTreeMap<String, i64>,
+    /// Backups are configured.
+    pub backups: bool,
 }
 
 #[derive(Clone)]
@@ -172,10 +174,15 @@ impl Metrics {
         self.duration
             .with_label_values(&labels)
             .observe(took.as_secs_f64());
-        if let Some(kind) = error {
-            self.failures
-                .with_label_values(&[k.namespace, k.ensemble, kind])
-                .inc();
+        // Every kind's series exists from the first reconcile on, at 0: a rate or an
+        // increase over it then sees the first error.
+        for kind in crate::reconcile::ERROR_KINDS {
+            let series = self
+                .failures
+                .with_label_values(&[k.namespace, k.ensemble, kind]);
+            if error == Some(*kind) {
+                series.inc();
+            }
         }
     }
 
@@ -194,6 +201,13 @@ impl Metrics {
         self.leader
             .with_label_values(&labels)
             .set(seen.leader.unwrap_or(0));
+        if seen.backups {
+            // Both results' series from the start, at 0 (see `reconciled`).
+            for result in ["success", "failure"] {
+                self.backups
+                    .with_label_values(&[k.namespace, k.ensemble, result]);
+            }
+        }
         let mut lagging = self.lagging.lock().unwrap_or_else(|e| e.into_inner());
         let known = lagging
             .entry((k.namespace.to_string(), k.ensemble.to_string()))
@@ -267,6 +281,7 @@ mod tests {
             ready_members: 2,
             leader: Some(1),
             lag: BTreeMap::from([("coord-0".into(), 0), ("coord-1".into(), 3)]),
+            backups: true,
         };
         m.ensemble(k, &seen);
         let text = m.text();
@@ -276,8 +291,21 @@ mod tests {
         assert!(text.contains(
             "zooid_operator_ensemble_leader_server_id{ensemble=\"coord\",namespace=\"prod\"} 1"
         ));
+        assert!(text.contains(
+            "zooid_operator_backups_total{ensemble=\"coord\",namespace=\"prod\",result=\"failure\"} 0"
+        ));
         seen.lag.remove("coord-1");
         m.ensemble(k, &seen);
         assert!(!m.text().contains("member=\"coord-1\""));
+        m.reconciled(k, Duration::from_millis(5), Some("kube"));
+        let text = m.text();
+        assert!(
+            text.contains("error=\"kube\",namespace=\"prod\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("error=\"incomplete\",namespace=\"prod\"} 0"),
+            "{text}"
+        );
     }
 }

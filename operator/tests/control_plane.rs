@@ -10,6 +10,7 @@ mod disruptions;
 mod harness;
 mod leadership;
 mod load;
+mod observability;
 
 use harness::{eventually, script, settled, ControlPlane, Scenario};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -248,6 +249,18 @@ async fn the_chart_lints_and_installs() {
         rendered.contains("claimName: \"operator-backups\""),
         "the backup volume mounted"
     );
+    // The PrometheusRule (its CRD is not on this control plane: rendered and read here).
+    let rules = run(Command::new(tool("helm"))
+        .args(["template", "chart-test", "--namespace", &ns])
+        .arg(&chart)
+        .args(["--set", "metrics.prometheusRule.enabled=true"])
+        .args(["--show-only", "templates/prometheusrule.yaml"]));
+    for alert in ["ZooidNoQuorum", "ZooidEnsembleNoQuorum", "ZooidBackupStale"] {
+        assert!(
+            rules.contains(&format!("alert: {alert}")),
+            "{alert} in:\n{rules}"
+        );
+    }
     let rendered_file = cp.dir.path().join("rendered.yaml");
     std::fs::write(&rendered_file, rendered).unwrap();
     run(Command::new(tool("kubectl"))

@@ -39,6 +39,18 @@ fn the_charts_copies_are_the_repositorys() {
             "charts/zooid-operator/dashboards/zooid.json",
             "dashboards/zooid.json",
         ),
+        (
+            "charts/zooid-operator/dashboards/zooid-operator.json",
+            "dashboards/zooid-operator.json",
+        ),
+        (
+            "charts/zooid-operator/alerts/alerts.yaml",
+            "dashboards/alerts.yaml",
+        ),
+        (
+            "charts/zooid-operator/alerts/operator-alerts.yaml",
+            "dashboards/operator-alerts.yaml",
+        ),
     ] {
         let read = |p: &str| std::fs::read_to_string(format!("{root}/{p}")).unwrap_or_default();
         assert!(

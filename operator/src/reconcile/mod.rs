@@ -32,8 +32,11 @@ pub enum Error {
     Incomplete,
 }
 
+/// Every kind [`Error::kind`] gives: the metrics start each at 0.
+pub const ERROR_KINDS: &[&str] = &["kube", "ensemble", "incomplete"];
+
 impl Error {
-    /// The metric label of the error's kind.
+    /// The metric label of the error's kind (one of [`ERROR_KINDS`]).
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube",
@@ -272,6 +275,7 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
             has_quorum,
             voters: m.map_or(0, |m| m.voter_count()),
             ready_members: fresh.ready_members,
+            backups: ens.spec.backup.is_some(),
             leader: m.and_then(|m| m.leader),
             lag: m.map_or_else(Default::default, |m| {
                 m.lag
