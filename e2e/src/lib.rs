@@ -7,6 +7,7 @@
 pub mod apache;
 pub mod history;
 pub mod http;
+pub mod otlp;
 pub mod prometheus;
 pub mod raw;
 pub mod scenarios;

@@ -6,6 +6,7 @@
 //! - [`build`]: the objects an ensemble is made of (StatefulSet, Services, ConfigMaps, PDB).
 //! - [`backup`]: where backups go, when they are due, and moving them in and out of storage.
 //! - [`leadership`]: one replica reconciles, the others wait for its Lease.
+//! - [`telemetry`]: logs, and traces of reconciles over OTLP.
 //! - [`reconcile`]: observe, plan, apply, status: the I/O around the planner.
 
 pub mod backup;
@@ -15,6 +16,7 @@ pub mod leadership;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod telemetry;
 
 /// Selects rustls' ring provider for this process, as the server does. A build that unifies
 /// features across the workspace also turns on aws-lc-rs (zookeeper-client's TLS, for the

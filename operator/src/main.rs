@@ -67,14 +67,17 @@ fn error_policy(_: Arc<Ensemble>, error: &Error, _: Arc<Context>) -> Action {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .init();
-    let args = args()?;
+    // Before anything builds an HTTP client (the OTLP exporter's, kube's).
     zooid_operator::use_ring_for_tls();
+    let telemetry = zooid_operator::telemetry::init().context("starting telemetry")?;
+    let result = run().await;
+    // The last reconciles' spans, still buffered, are sent before the process ends.
+    telemetry.shutdown();
+    result
+}
+
+async fn run() -> anyhow::Result<()> {
+    let args = args()?;
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes client configuration (KUBECONFIG or in-cluster)")?;

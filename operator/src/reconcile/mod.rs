@@ -12,6 +12,7 @@ mod status;
 use crate::build::{config, credentials, maps, names::Names, pdb, services, statefulset};
 use crate::crd::{Ensemble, VolumePolicy};
 use crate::plan::{self, observed::Role, Desired, Step};
+use crate::telemetry::TRACE_TARGET;
 use ensemble::Change;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, DeleteParams};
@@ -20,6 +21,7 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Why a reconcile failed (it is retried with a backoff).
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +124,19 @@ const CAUGHT_UP_LAG: i64 = 1000;
 
 pub async fn reconcile(ens: Arc<Ensemble>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = run(&ens, &ctx).await;
     let (namespace, ensemble) = (ens.namespace().unwrap_or_default(), ens.name_any());
+    let span = tracing::info_span!(
+        target: TRACE_TARGET,
+        "reconcile",
+        namespace = %namespace,
+        ensemble = %ensemble,
+        step = tracing::field::Empty,
+        error = tracing::field::Empty,
+    );
+    let result = run(&ens, &ctx).instrument(span.clone()).await;
+    if let Err(e) = &result {
+        span.record("error", tracing::field::display(e));
+    }
     let key = crate::metrics::Key {
         namespace: &namespace,
         ensemble: &ensemble,
@@ -153,8 +166,9 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
     let revision = config::revision(&static_config, &ens.spec.image);
     let super_user = credentials_of(client, ens, &names, &owner).await?;
 
-    let (observed, reachable) =
-        observe::observe(client, &ctx.http, ens, &names, &super_user).await?;
+    let (observed, reachable) = observe::observe(client, &ctx.http, ens, &names, &super_user)
+        .instrument(tracing::info_span!(target: TRACE_TARGET, "observe"))
+        .await?;
     let desired = Desired {
         replicas: ens.spec.replicas,
         revision: revision.clone(),
@@ -163,6 +177,7 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
     };
     let delete_volumes = ens.spec.storage.on_scale_down == VolumePolicy::Delete;
     let step = plan::plan(&desired, &observed, delete_volumes);
+    tracing::Span::current().record("step", tracing::field::debug(&step));
     tracing::info!(ensemble = %names.ensemble, ?step, "planned");
 
     // The objects that follow the live membership (or, before there is one, the spec).
@@ -200,53 +215,58 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
         }
     }
 
-    let requeue = match &step {
-        Step::Apply { replicas } => {
-            let sts = statefulset::statefulset(ens, &names, &owner, *replicas, &revision);
-            apply::apply(client, &sts).await?;
-            Duration::from_secs(2)
-        }
-        Step::Record(op) => {
-            let mut s = ens.status.clone().unwrap_or_default();
-            s.pending = Some(op.clone());
-            status::write(client, ens, s).await?;
-            Duration::from_millis(200)
-        }
-        Step::Clear => {
-            let mut s = ens.status.clone().unwrap_or_default();
-            s.pending = None;
-            status::write(client, ens, s).await?;
-            Duration::from_millis(200)
-        }
-        Step::Join { server_id, version } => {
-            let line = member_line(&names, *server_id, Role::Observer);
-            ensemble::reconfig(&reachable, &super_user, &Change::Join(line), version).await?;
-            Duration::from_secs(1)
-        }
-        Step::Promote { server_id, version } => {
-            let line = member_line(&names, *server_id, Role::Participant);
-            ensemble::reconfig(&reachable, &super_user, &Change::Join(line), version).await?;
-            Duration::from_secs(1)
-        }
-        Step::Remove { server_id, version } => {
-            ensemble::reconfig(&reachable, &super_user, &Change::Leave(*server_id), version)
-                .await?;
-            Duration::from_secs(1)
-        }
-        Step::Restart { server_id } => {
-            // A leader's SIGTERM hands the leadership over before it stops.
-            let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-            delete_if_present(&pods, &names.pod(*server_id)).await?;
-            Duration::from_secs(2)
-        }
-        Step::DeleteVolume { server_id } => {
-            let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
-            delete_if_present(&claims, &names.volume_claim(*server_id)).await?;
-            Duration::from_secs(1)
-        }
-        Step::Wait(_) => Duration::from_secs(2),
-        Step::Done => Duration::from_secs(30),
-    };
+    let step_span = tracing::info_span!(target: TRACE_TARGET, "step", step = ?step);
+    let requeue = async {
+        Ok::<_, Error>(match &step {
+            Step::Apply { replicas } => {
+                let sts = statefulset::statefulset(ens, &names, &owner, *replicas, &revision);
+                apply::apply(client, &sts).await?;
+                Duration::from_secs(2)
+            }
+            Step::Record(op) => {
+                let mut s = ens.status.clone().unwrap_or_default();
+                s.pending = Some(op.clone());
+                status::write(client, ens, s).await?;
+                Duration::from_millis(200)
+            }
+            Step::Clear => {
+                let mut s = ens.status.clone().unwrap_or_default();
+                s.pending = None;
+                status::write(client, ens, s).await?;
+                Duration::from_millis(200)
+            }
+            Step::Join { server_id, version } => {
+                let line = member_line(&names, *server_id, Role::Observer);
+                ensemble::reconfig(&reachable, &super_user, &Change::Join(line), version).await?;
+                Duration::from_secs(1)
+            }
+            Step::Promote { server_id, version } => {
+                let line = member_line(&names, *server_id, Role::Participant);
+                ensemble::reconfig(&reachable, &super_user, &Change::Join(line), version).await?;
+                Duration::from_secs(1)
+            }
+            Step::Remove { server_id, version } => {
+                ensemble::reconfig(&reachable, &super_user, &Change::Leave(*server_id), version)
+                    .await?;
+                Duration::from_secs(1)
+            }
+            Step::Restart { server_id } => {
+                // A leader's SIGTERM hands the leadership over before it stops.
+                let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+                delete_if_present(&pods, &names.pod(*server_id)).await?;
+                Duration::from_secs(2)
+            }
+            Step::DeleteVolume { server_id } => {
+                let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+                delete_if_present(&claims, &names.volume_claim(*server_id)).await?;
+                Duration::from_secs(1)
+            }
+            Step::Wait(_) => Duration::from_secs(2),
+            Step::Done => Duration::from_secs(30),
+        })
+    }
+    .instrument(step_span)
+    .await?;
     let reference = ens.object_ref(&());
     if let Some((reason, note)) = event_of(&step, observed.statefulset_replicas) {
         publish(ctx, &reference, EventType::Normal, reason, note).await;
@@ -265,6 +285,7 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
             &super_user,
             &mut fresh,
         )
+        .instrument(tracing::info_span!(target: TRACE_TARGET, "backups"))
         .await?;
         requeue = requeue.min(next);
     }
@@ -370,6 +391,7 @@ async fn backup_turn(
                 )
                 .await
             }
+            .instrument(tracing::info_span!(target: TRACE_TARGET, "backup"))
             .await;
             let mut attempt = BackupAttempt {
                 time: now.to_string(),
@@ -445,6 +467,7 @@ async fn backup_turn(
                 })?;
                 backups::restore(&ctx.http, &from, credentials.as_ref(), member, super_user).await
             }
+            .instrument(tracing::info_span!(target: TRACE_TARGET, "restore"))
             .await;
             let done = Timestamp::now().to_string();
             let r = status.restore.as_mut().ok_or(Error::Incomplete)?;

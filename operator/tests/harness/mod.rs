@@ -121,8 +121,9 @@ pub struct Operator {
     child: std::process::Child,
     log: std::path::PathBuf,
     kubeconfig: std::path::PathBuf,
-    /// Arguments beyond `--listen`, and the pod name it runs as (`POD_NAME`).
+    /// Arguments beyond `--listen`, environment, and the pod name it runs as (`POD_NAME`).
     args: Vec<String>,
+    env: Vec<(String, String)>,
     name: String,
     /// How many times it was killed and started again.
     pub kills: u32,
@@ -130,17 +131,26 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(cp: &ControlPlane) -> Operator {
-        Self::start_as(cp, "operator", &[])
+        Self::start_as(cp, "operator", &[], &[])
     }
 
-    /// An operator running as pod `name` with more arguments (`--lease-namespace NS`, say);
-    /// its log in `<name>.log`.
-    pub fn start_as(cp: &ControlPlane, name: &str, args: &[&str]) -> Operator {
+    /// An operator running as pod `name` with more arguments (`--lease-namespace NS`, say)
+    /// and environment; its log in `<name>.log`.
+    pub fn start_as(
+        cp: &ControlPlane,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Operator {
         let mut o = Operator {
             child: Command::new("true").spawn().unwrap(),
             log: cp.dir.path().join(format!("{name}.log")),
             kubeconfig: cp.kubeconfig.clone(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             name: name.to_string(),
             kills: 0,
         };
@@ -157,6 +167,7 @@ impl Operator {
         Command::new(env!("CARGO_BIN_EXE_zooid-operator"))
             .args(["--listen", "127.0.0.1:0"])
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("POD_NAME", &self.name)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,zookeeper_client=warn")

@@ -47,9 +47,9 @@ async fn one_replica_reconciles_and_the_other_takes_over() {
         watched.as_str(),
     ];
     let leases: Api<Lease> = Api::namespaced(s.client.clone(), &ns);
-    let mut a = Operator::start_as(s.control_plane(), "operator-a", &args);
+    let mut a = Operator::start_as(s.control_plane(), "operator-a", &args, &[]);
     held_by(&leases, "operator-a", 30).await;
-    let mut b = Operator::start_as(s.control_plane(), "operator-b", &args);
+    let mut b = Operator::start_as(s.control_plane(), "operator-b", &args, &[]);
 
     s.create(
         "one",
@@ -80,7 +80,7 @@ async fn one_replica_reconciles_and_the_other_takes_over() {
     assert!(reconciles(&b) > 0);
 
     // A replica killed outright: its Lease expires (15 s) and the standby takes over.
-    let mut c = Operator::start_as(s.control_plane(), "operator-c", &args);
+    let mut c = Operator::start_as(s.control_plane(), "operator-c", &args, &[]);
     b.kill();
     held_by(&leases, "operator-c", 40).await;
     s.create(

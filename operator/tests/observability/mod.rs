@@ -1,7 +1,8 @@
-//! The operator's dashboard and alerts (`dashboards/zooid-operator.json`,
-//! `dashboards/operator-alerts.yaml`) against a real Prometheus scraping the operator while it
-//! runs an Ensemble and backs it up: every panel's query, every template variable and every
-//! alert's query returns data, and every rule loads and evaluates.
+//! The operator observed as its users observe it, while it runs an Ensemble and backs it up:
+//! its dashboard and alerts (`dashboards/zooid-operator.json`,
+//! `dashboards/operator-alerts.yaml`) against a real Prometheus scraping it (every panel's
+//! query, every template variable and every alert's query returns data, every rule loads and
+//! evaluates), and its traces over OTLP (a span per reconcile, its stages under it).
 
 use crate::harness::{condition, eventually, settled, Operator, Scenario};
 use std::sync::Arc;
@@ -25,10 +26,18 @@ async fn every_operator_panel_and_alert_query_returns_data() {
     let port = zooid_e2e::apache::free_port().unwrap();
     let listen = format!("127.0.0.1:{port}");
     let ns = s.ns.clone();
+    let otlp = zooid_e2e::otlp::Receiver::start();
+    let endpoint = format!("http://{}", otlp.addr);
     let _operator = Operator::start_as(
         s.control_plane(),
         "operator-scraped",
         &["--listen", &listen, "--lease-namespace", &ns],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            // Export every 100 ms rather than every 5 s.
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
     );
     let folder = s.dir().join("backups");
     std::fs::create_dir_all(&folder).unwrap();
@@ -47,6 +56,44 @@ async fn every_operator_panel_and_alert_query_returns_data() {
             && e.status.as_ref().is_some_and(|s| s.last_backup.is_some())
     })
     .await;
+
+    // Traces: reconciles of this Ensemble, each with what it planned, and their stages in
+    // the same trace under them (the backup's among them).
+    let spans = eventually("a reconcile's trace with a backup in it", 30, || {
+        let spans = otlp.spans();
+        let has_backup = spans.iter().any(|b| {
+            b.name == "backup"
+                && spans.iter().any(|p| {
+                    p.id == b.parent
+                        && p.name == "backups"
+                        && spans
+                            .iter()
+                            .any(|r| r.id == p.parent && r.name == "reconcile")
+                })
+        });
+        async move { has_backup.then_some(spans) }
+    })
+    .await;
+    let reconciles: Vec<_> = spans.iter().filter(|s| s.name == "reconcile").collect();
+    assert!(reconciles
+        .iter()
+        .all(
+            |r| r.attributes.get("ensemble").map(String::as_str) == Some("coord")
+                && r.attributes.get("namespace") == Some(&ns)
+                && r.attributes.contains_key("step")
+        ));
+    assert!(reconciles
+        .iter()
+        .all(|r| r.resource.get("service.name").map(String::as_str) == Some("zooid-operator")));
+    for stage in ["observe", "step"] {
+        assert!(
+            spans.iter().any(|s| s.name == stage
+                && reconciles
+                    .iter()
+                    .any(|r| r.id == s.parent && r.trace == s.trace)),
+            "no {stage} span under a reconcile"
+        );
+    }
 
     let work = s.dir().join("prometheus");
     std::fs::create_dir_all(&work).unwrap();
