@@ -57,8 +57,11 @@ fn exporting() -> bool {
 pub fn init() -> Result<Telemetry, TelemetryError> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    // Colours only for a person at a terminal, never in a pod's log (nor with NO_COLOR).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none();
     let logs = tracing_subscriber::fmt::layer()
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(ansi)
         .with_filter(filter);
     if !exporting() {
         tracing_subscriber::registry().with(logs).try_init()?;

@@ -8,6 +8,7 @@ mod agent;
 mod backups;
 mod disruptions;
 mod harness;
+mod in_cluster;
 mod leadership;
 mod load;
 mod observability;

@@ -407,7 +407,7 @@ impl Container {
             .arg(hostname)
             .arg(&self.mounts)
             .arg("--")
-            .args(&self.argv)
+            .args(self.argv.iter().map(|a| expand(a, &self.env)))
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
@@ -582,6 +582,12 @@ async fn env(
         ("HOSTNAME".to_string(), pod.name_any()),
         ("HOME".to_string(), "/root".to_string()),
     ];
+    // The API server, as a kubelet names it to every container (in-cluster clients read
+    // these): the `kubernetes` Service's endpoint, since no proxy serves its cluster IP here.
+    if let Some((host, port)) = api_server(client).await {
+        env.push(("KUBERNETES_SERVICE_HOST".to_string(), host));
+        env.push(("KUBERNETES_SERVICE_PORT".to_string(), port.to_string()));
+    }
     for e in c.env.iter().flatten() {
         let value = if let Some(v) = &e.value {
             v.clone()
@@ -630,6 +636,46 @@ async fn env(
         env.push((e.name.clone(), value));
     }
     Ok(env)
+}
+
+/// `$(NAME)` in a command or argument replaced by the container's variable NAME, as a
+/// kubelet does (`$$` is a `$`; an unknown name stays as it is written).
+fn expand(arg: &str, env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = arg;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some((name, tail)) = after.strip_prefix('(').and_then(|a| a.split_once(')')) {
+            match env.iter().rev().find(|(k, _)| k == name) {
+                Some((_, v)) => out.push_str(v),
+                None => out.push_str(&format!("$({name})")),
+            }
+            rest = tail;
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The address and port the API server advertises (the `kubernetes` Service's endpoint).
+async fn api_server(client: &kube::Client) -> Option<(String, i32)> {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    let list = slices
+        .list(&kube::api::ListParams::default().labels("kubernetes.io/service-name=kubernetes"))
+        .await
+        .ok()?;
+    let slice = list.items.into_iter().next()?;
+    let host = slice.endpoints?.first()?.addresses.first()?.clone();
+    let port = slice.ports?.first()?.port?;
+    Some((host, port))
 }
 
 /// A namespaced object the pod needs; a missing one is a reason to wait, as a kubelet waits.

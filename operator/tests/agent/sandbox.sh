@@ -31,8 +31,28 @@ for entry in /*; do
     esac
   fi
 done
+# TARGET as a path of the new root, its symbolic links followed inside the root: an absolute
+# link (Debian's /var/run -> /run) points into the root, not at the machine's directory, which
+# a mount through it would reach instead (a service account token at
+# /var/run/secrets/kubernetes.io/serviceaccount, say).
+inroot() {
+  rest=${1#/} at=""
+  while [ -n "$rest" ]; do
+    part=${rest%%/*}
+    case $rest in */*) rest=${rest#*/} ;; *) rest="" ;; esac
+    if [ -L "$root$at/$part" ]; then
+      link=$(readlink "$root$at/$part")
+      case $link in /*) at="" link=${link#/} ;; esac
+      rest=$link${rest:+/$rest}
+      continue
+    fi
+    at=$at/$part
+  done
+  echo "$at"
+}
 while read -r source target; do
   [ -n "$source" ] || continue
+  target=$(inroot "$target")
   if [ -d "$source" ]; then mkdir -p "$root$target"; else
     mkdir -p "$(dirname "$root$target")"; [ -e "$root$target" ] || : > "$root$target"; fi
   mount --bind "$source" "$root$target"

@@ -216,8 +216,8 @@ impl Drop for Operator {
     }
 }
 
-/// The zooid binary the node agent runs for the image `zooid` (built by
-/// scripts/e2e-operator.sh; `ZOOID_TEST_ZOOID` names another).
+/// The binaries the node agent runs: the image `zooid` (built by scripts/e2e-operator.sh;
+/// `ZOOID_TEST_ZOOID` names another), and `zooid-operator` (the chart's Deployment).
 pub fn zooid_image(work: &Path) -> agent::Images {
     let zooid = std::env::var("ZOOID_TEST_ZOOID").map_or_else(
         |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/zooid"),
@@ -231,7 +231,17 @@ pub fn zooid_image(work: &Path) -> agent::Images {
     let bin = work.join("image-zooid");
     std::fs::create_dir_all(&bin).unwrap();
     std::os::unix::fs::symlink(zooid.canonicalize().unwrap(), bin.join("zooid")).unwrap();
-    agent::Images::default().with("zooid", bin, &["zooid"])
+    // The operator's image, for the chart's Deployment.
+    let operator = work.join("image-zooid-operator");
+    std::fs::create_dir_all(&operator).unwrap();
+    std::os::unix::fs::symlink(
+        Path::new(env!("CARGO_BIN_EXE_zooid-operator")),
+        operator.join("zooid-operator"),
+    )
+    .unwrap();
+    agent::Images::default()
+        .with("zooid", bin, &["zooid"])
+        .with("zooid-operator", operator, &["zooid-operator"])
 }
 
 pub fn condition(ens: &Ensemble, type_: &str) -> Option<String> {
