@@ -197,7 +197,9 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
     );
     let metrics = ctx.metrics.text();
     assert!(
-        metrics.contains("zooid_operator_ensemble_has_quorum{ensemble=\"coord\"} 0"),
+        metrics.contains(&format!(
+            "zooid_operator_ensemble_has_quorum{{ensemble=\"coord\",namespace=\"{ns}\"}} 0"
+        )),
         "{metrics}"
     );
 }
