@@ -19,14 +19,7 @@ pub fn run(server: &str, auth: Option<&str>, cmd: Cmd) -> anyhow::Result<()> {
     rt.block_on(async {
         let mut c = Conn::connect_any(&cs.servers, 30_000).await?;
         if let Some(user_password) = auth {
-            let r = c
-                .call(&Request::Auth {
-                    auth_type: 0,
-                    scheme: "digest".into(),
-                    auth: user_password.as_bytes().to_vec(),
-                })
-                .await?;
-            check(&r, "authenticating (--auth)")?;
+            c.authenticate(user_password).await?;
         }
         let result = execute(&mut c, &cs, cmd).await;
         let _ = c.call(&Request::CloseSession).await;

@@ -298,6 +298,22 @@ impl Conn {
         Ok(())
     }
 
+    /// Authenticates the session as `user:password` (the digest scheme, as zkCli's `addauth
+    /// digest` and `--auth`).
+    pub async fn authenticate(&mut self, user_password: &str) -> anyhow::Result<()> {
+        let r = self
+            .call(&Request::Auth {
+                auth_type: 0,
+                scheme: "digest".into(),
+                auth: user_password.as_bytes().to_vec(),
+            })
+            .await?;
+        if r.err != 0 {
+            bail!("authenticating (--auth): {}", error_name(r.err));
+        }
+        Ok(())
+    }
+
     /// Sends one request and waits for its reply (skipping notifications).
     pub async fn call(&mut self, req: &Request) -> anyhow::Result<Reply> {
         self.xid += 1;

@@ -93,16 +93,7 @@ async fn session(
         let attempt = async {
             let mut c = Conn::connect_any(&cs.servers, timeout_ms).await?;
             if let Some(user_password) = auth {
-                let r = c
-                    .call(&Request::Auth {
-                        auth_type: 0,
-                        scheme: "digest".into(),
-                        auth: user_password.as_bytes().to_vec(),
-                    })
-                    .await?;
-                if r.err != 0 {
-                    bail!("authenticating (--auth): {}", error_name(r.err));
-                }
+                c.authenticate(user_password).await?;
             }
             anyhow::Ok(c)
         };
