@@ -1,8 +1,9 @@
 //! Leader election between the operator's replicas: one reconciles, the others wait for the
 //! Lease (`coordination.k8s.io/v1`, through kube-lease-manager). The leader renews it; if it
 //! cannot, it stops reconciling at once (the process exits and is restarted as a candidate)
-//! before another can take the Lease over; on SIGTERM it releases the Lease, so a rolling
-//! update hands over in seconds rather than a lease duration.
+//! before another can take the Lease over; on SIGTERM it releases the Lease. A standby
+//! looks again when the holder's term would end (kube-lease-manager sleeps until then), so a
+//! hand-over takes up to the Lease's duration.
 
 use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
 use std::time::Duration;
@@ -64,7 +65,7 @@ impl Leadership {
         }
     }
 
-    /// Gives the Lease up, so that a standby takes it at once.
+    /// Gives the Lease up (a standby takes it when it next looks, without forcing it).
     pub async fn release(self) {
         drop(self.held);
         match tokio::time::timeout(Duration::from_secs(5), self.task).await {
