@@ -60,6 +60,8 @@ impl Prometheus {
         }
         cfg += "scrape_configs:\n";
         let mut jobs: Vec<&str> = targets.iter().map(|t| t.job.as_str()).collect();
+        // One scrape config per job, whatever order the targets come in.
+        jobs.sort_unstable();
         jobs.dedup();
         for job in jobs {
             cfg += &format!("  - job_name: {job}\n    static_configs:\n");

@@ -119,45 +119,22 @@ pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 /// as this lives; its log kept for a failing test to show.
 pub struct Operator {
     child: std::process::Child,
+    launch: Launch,
+    /// How many times it was killed and started again.
+    pub kills: u32,
+}
+
+/// How an operator process is started (again, after a kill).
+struct Launch {
     log: std::path::PathBuf,
     kubeconfig: std::path::PathBuf,
     /// Arguments beyond `--listen`, environment, and the pod name it runs as (`POD_NAME`).
     args: Vec<String>,
     env: Vec<(String, String)>,
     name: String,
-    /// How many times it was killed and started again.
-    pub kills: u32,
 }
 
-impl Operator {
-    pub fn start(cp: &ControlPlane) -> Operator {
-        Self::start_as(cp, "operator", &[], &[])
-    }
-
-    /// An operator running as pod `name` with more arguments (`--lease-namespace NS`, say)
-    /// and environment; its log in `<name>.log`.
-    pub fn start_as(
-        cp: &ControlPlane,
-        name: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Operator {
-        let mut o = Operator {
-            child: Command::new("true").spawn().unwrap(),
-            log: cp.dir.path().join(format!("{name}.log")),
-            kubeconfig: cp.kubeconfig.clone(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            name: name.to_string(),
-            kills: 0,
-        };
-        o.child = o.spawn();
-        o
-    }
-
+impl Launch {
     fn spawn(&self) -> std::process::Child {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -177,6 +154,37 @@ impl Operator {
             .spawn()
             .unwrap()
     }
+}
+
+impl Operator {
+    pub fn start(cp: &ControlPlane) -> Operator {
+        Self::start_as(cp, "operator", &[], &[])
+    }
+
+    /// An operator running as pod `name` with more arguments (`--lease-namespace NS`, say)
+    /// and environment; its log in `<name>.log`.
+    pub fn start_as(
+        cp: &ControlPlane,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Operator {
+        let launch = Launch {
+            log: cp.dir.path().join(format!("{name}.log")),
+            kubeconfig: cp.kubeconfig.clone(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            name: name.to_string(),
+        };
+        Operator {
+            child: launch.spawn(),
+            launch,
+            kills: 0,
+        }
+    }
 
     /// Kills the operator (SIGKILL: no chance to finish what it was doing) and starts a new
     /// one, which must pick up from the Ensemble's status and the live state.
@@ -184,7 +192,7 @@ impl Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.kills += 1;
-        self.child = self.spawn();
+        self.child = self.launch.spawn();
     }
 
     /// SIGTERM (a pod deleted in a rolling update), and waits for the process to end.
@@ -205,7 +213,7 @@ impl Operator {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        std::fs::read_to_string(&self.launch.log).unwrap_or_default()
     }
 }
 
