@@ -31,7 +31,7 @@ use pod::Pod;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -111,7 +111,7 @@ impl Agent {
             images,
             sandbox_sh: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agent/sandbox.sh"),
             pods: pods.clone(),
-            next: 1,
+            next: next_sandbox(),
             hosts: String::new(),
             waiting: HashMap::new(),
         };
@@ -159,6 +159,14 @@ impl Drop for Agent {
             .arg("/etc/hosts")
             .status();
     }
+}
+
+/// The number of the next pod sandbox (its network namespace, veth pair and address): one
+/// count for the whole test process, so that an agent never reuses the names or the address
+/// of a previous test's pod, whose namespace the kernel may still be tearing down.
+fn next_sandbox() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 async fn register_node(client: &kube::Client) {
@@ -247,7 +255,7 @@ impl Loop {
             if !running {
                 match Pod::start(&self.client, &self.work, &self.images, kp, self.next).await {
                     Ok(p) => {
-                        self.next += 1;
+                        self.next = next_sandbox();
                         self.waiting.remove(&uid);
                         self.pods.lock().unwrap().insert(uid.clone(), p);
                     }

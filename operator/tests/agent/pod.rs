@@ -450,6 +450,15 @@ impl Container {
     }
 }
 
+/// A container's processes never outlive it, whoever drops it (the agent's loop is aborted
+/// mid-turn when a test ends, a pod out of its map): a process left running would keep its
+/// pod's network namespace, and the veth pair on the bridge, alive into the next test.
+impl Drop for Container {
+    fn drop(&mut self) {
+        self.signal("KILL");
+    }
+}
+
 impl Synced {
     /// Writes the volume's files from the API: each through a temporary file and a rename,
     /// so that a reader sees the old file or the new one, never half of one.
