@@ -99,8 +99,9 @@ async fn a_drain_takes_one_member_and_is_refused_the_second() {
 }
 
 /// A member's pod deleted comes back with its data; a member's pod deleted with its volume
-/// (a node lost with local storage) comes back empty, and is repaired: the ensemble keeps its
-/// quorum and every acknowledged write throughout, and the member serves the data again.
+/// (a node lost with local storage) comes back empty, votes for nobody until it has caught
+/// up, and is repaired: the ensemble keeps its quorum and every acknowledged write
+/// throughout, and the member serves the data again.
 #[tokio::test]
 async fn a_member_lost_with_its_volume_is_repaired() {
     use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -163,6 +164,11 @@ async fn a_member_lost_with_its_volume_is_repaired() {
         |e| settled(e, 3),
     )
     .await;
+    // Back empty among members that went on, it voted for nobody until it had caught up.
+    let log = s.agent.log(&s.ns, "coord-2", "zooid");
+    for said in ["came back without its data", "votes again"] {
+        assert!(log.contains(said), "coord-2 never said {said:?}:\n{log}");
+    }
     let report = load.finish().await;
     eprintln!(
         "repair: {} operations, {} writes acknowledged, {} of unknown outcome, linearizable; \

@@ -1,8 +1,10 @@
-//! Durability: acknowledged writes survive restarts, kill -9 and torn log tails.
+//! Durability: acknowledged writes survive restarts, kill -9, torn log tails, and a member
+//! that lost its disk.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use common::ensemble::{self, mode, settled, synced_children};
 use common::{NoFrame, Proc, RawClient};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -461,5 +463,76 @@ fn a_damaged_newest_snapshot_falls_back_to_the_older_one_and_the_log() {
         "{} writes lost falling back from a damaged snapshot, first /k-{}; log:\n{log}",
         missing.len(),
         missing[0]
+    );
+}
+
+/// Whether a member's log (stdout, across restarts) says `what`.
+fn logged(log: &Path, what: &str) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|l| l.contains(what))
+}
+
+/// A member comes back without its data (its disk lost, its volume replaced) while the only
+/// other member up missed the last acknowledged write: together they are a quorum, and the
+/// empty member would vote for the other (its log is not behind an empty one), electing a
+/// leader without that write. It votes for nobody until it has caught up with a leader: the
+/// two wait for the third member, which has the write and leads; nothing is lost.
+#[test]
+fn a_member_back_without_its_data_votes_for_nobody_until_caught_up() {
+    let root = tempfile::tempdir().unwrap();
+    let mut members = ensemble::start(root.path());
+    let leader = settled(&members, Duration::from_secs(10));
+    let (behind, wiped) = ((leader + 1) % 3, (leader + 2) % 3);
+    let mut c = RawClient::connect(members[leader].client);
+    c.create("/before", b"", 0).unwrap();
+    members[behind].kill9();
+    // Acknowledged by the leader and `wiped` alone.
+    c.create("/acked", b"", 0).unwrap();
+    drop(c);
+    members[wiped].kill9();
+    members[leader].kill9();
+    for entry in std::fs::read_dir(members[wiped].dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name() == Some(std::ffi::OsStr::new("myid")) {
+            continue;
+        } else if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    members[behind].restart();
+    members[wiped].restart();
+
+    let log = members[wiped].log.clone();
+    wait_until(
+        "the empty member knowing it came back without its data",
+        Duration::from_secs(10),
+        || logged(&log, "votes for nobody until it has caught up"),
+    );
+    wait_until(
+        "the empty member refusing the other's vote",
+        Duration::from_secs(10),
+        || logged(&log, "refusing to vote"),
+    );
+    for m in [&members[behind], &members[wiped]] {
+        assert_ne!(mode(m.client).as_deref(), Some("leader"), "server {}", m.id);
+    }
+
+    members[leader].restart();
+    settled(&members, Duration::from_secs(20));
+    for m in &members {
+        let children = synced_children(m.client, "/", Duration::from_secs(10));
+        for want in ["before", "acked"] {
+            assert!(
+                children.iter().any(|c| c == want),
+                "server {}: /{want} missing from {children:?}",
+                m.id
+            );
+        }
+    }
+    wait_until(
+        "the empty member voting again once caught up",
+        Duration::from_secs(10),
+        || logged(&log, "votes again"),
     );
 }

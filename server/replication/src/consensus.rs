@@ -1,7 +1,7 @@
 //! The face of this crate: start a node over a data directory, propose commands, learn when it
 //! is ready. Everything openraft-specific stays behind it.
 
-use crate::election::{ElectionStats, Elector, LeaderContact, Timing};
+use crate::election::{decide_votes, ElectionStats, Elector, LeaderContact, Progress, Timing};
 use crate::failure::{Failure, LeaderError};
 use crate::log_store::{Fsyncs, LogStore};
 use crate::members::Members;
@@ -14,7 +14,7 @@ use crate::snapshot_file::SnapshotDir;
 use crate::state_machine::{Applier, StateMachine};
 use crate::types::*;
 use openraft::{BasicNode, Raft, SnapshotPolicy};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -362,6 +362,24 @@ impl Consensus {
             config.timing,
             Arc::new(LeaderContact::default()),
         ));
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        // A learner waits for the leader to add it; it never starts an ensemble.
+        let is_voter = config
+            .peers
+            .as_ref()
+            .is_none_or(|p| p.voters.contains_key(&config.node_id));
+        // A voter without any data among others may be one that lost its disk: no vote
+        // before the peer port opens, until the others say whether the ensemble is new.
+        let settling = match &config.peers {
+            Some(p) if !initialized && is_voter => {
+                elector.withhold_votes();
+                Some(p.clone())
+            }
+            _ => None,
+        };
         let peer_server = listener.map(|l| {
             let handlers = Handlers {
                 raft: raft.clone(),
@@ -383,21 +401,17 @@ impl Consensus {
                 learners.unwrap_or_default(),
             ));
             let elections = tokio::spawn(elector.clone().run(raft.clone(), network.clone()));
-            Arc::new(vec![
+            let mut tasks = vec![
                 server.abort_handle(),
                 keeper.abort_handle(),
                 elections.abort_handle(),
-            ])
+            ];
+            if let Some(p) = settling {
+                let ask = settle_votes(raft.clone(), elector.clone(), network.clone(), p);
+                tasks.push(tokio::spawn(ask).abort_handle());
+            }
+            Arc::new(tasks)
         });
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-        // A learner waits for the leader to add it; it never starts an ensemble.
-        let is_voter = config
-            .peers
-            .as_ref()
-            .is_none_or(|p| p.voters.contains_key(&config.node_id));
         // A server added to a running ensemble is configured as ZooKeeper's are: the members
         // so far and itself. It must not start an ensemble of its own from that list.
         let mut joining = false;
@@ -827,6 +841,56 @@ impl Consensus {
         let _ = self.raft.shutdown().await;
         if let Some(runtime) = &self.runtime {
             runtime.stop().await;
+        }
+    }
+}
+
+/// For a voter that started without any data among others: asks the other members how far
+/// they have got until [`decide_votes`] can tell whether the ensemble is new (this member
+/// votes) or went on without it (it withholds its vote until caught up, see
+/// [`Elector::may_vote`]); again every heartbeat while too few answer. Ends once it votes.
+async fn settle_votes(
+    raft: Raft<TypeConfig>,
+    elector: Arc<Elector>,
+    network: PeerNetwork,
+    peers: Peers,
+) {
+    let me = raft.metrics().borrow().id;
+    let voters: BTreeSet<NodeId> = peers.voters.keys().copied().collect();
+    let mut answers = BTreeMap::new();
+    while elector.withholding() {
+        // Its own progress counts too: a leader may have reached it meanwhile.
+        let m = raft.metrics().borrow().clone();
+        let own = Progress {
+            initialized: m.last_log_index.is_some(),
+            last_log: m.last_log_index,
+            applied: m.last_applied.map(|l| l.index),
+        };
+        answers.insert(me, own);
+        let mut asks = tokio::task::JoinSet::new();
+        for (id, spec) in peers.voters.iter().chain(&peers.learners) {
+            if *id != me && !answers.contains_key(id) {
+                let (network, id, spec) = (network.clone(), *id, spec.clone());
+                asks.spawn(async move { (id, network.progress(id, &spec).await) });
+            }
+        }
+        while let Some(joined) = asks.join_next().await {
+            if let Ok((id, Some(progress))) = joined {
+                answers.insert(id, progress);
+            }
+        }
+        if let Some(start) = decide_votes(&voters, &answers) {
+            elector.started(start);
+            break;
+        }
+        tokio::time::sleep(elector.timing().heartbeat).await;
+    }
+    // Then watched until caught up, so that the log and the metrics say when it votes again
+    // even if no election asks it.
+    let mut metrics = raft.metrics();
+    while !elector.may_vote(&raft) {
+        if metrics.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -10,6 +10,13 @@
 //! ([`crate::wire::PeerRequest::TakeOver`]) still starts one directly.
 //!
 //! How long is "a while" comes from ZooKeeper's knobs ([`Timing`]).
+//!
+//! A voter that starts without any data while the others went on (its disk or volume lost and
+//! replaced) withholds its vote, real and pre-vote, and does not stand, until it has caught up
+//! with a leader ([`Elector::may_vote`]): with an empty log it would grant its vote to any
+//! candidate, and with one other member missing entries that this member had acknowledged
+//! before its disk was lost, the two would elect a leader without them (Raft's reason to add
+//! a member that lost its state anew rather than let it vote).
 
 use crate::types::*;
 use openraft::{LogId, Raft, ServerState};
@@ -102,6 +109,53 @@ pub enum PreVoteAnswer {
     LeaderAlive,
     /// This member's log is ahead of the candidate's.
     LogBehind,
+    /// This member came back without its data and has not caught up with a leader yet: it
+    /// votes for nobody. (Last: older members read the variants before it.)
+    CatchingUp,
+}
+
+/// How far a member has got, as it tells a member that starts without any data.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Progress {
+    /// It belongs to an ensemble.
+    pub initialized: bool,
+    /// Its last log index (0 is the membership every member starts with).
+    pub last_log: Option<u64>,
+    /// Its last applied (so committed) index.
+    pub applied: Option<u64>,
+}
+
+impl Progress {
+    /// Whether this member went past the start of the ensemble: it has entries that a
+    /// leader wrote.
+    fn went_on(&self) -> bool {
+        self.last_log.is_some_and(|i| i >= 1)
+    }
+}
+
+/// What a member that started without data learned of the others ([`decide_votes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A quorum of voters, this one included, has nothing past the ensemble's start: a new
+    /// ensemble, and this member votes.
+    Fresh,
+    /// Some member went on (its log holds leaders' entries): this one lost its data and must
+    /// apply up to the highest applied index it was told of before it votes.
+    Behind(u64),
+}
+
+/// Decides from the answers so far; `None` while it cannot tell (too few answers).
+/// `answers` holds every member's that answered, this one's own included.
+pub fn decide_votes(
+    voters: &std::collections::BTreeSet<NodeId>,
+    answers: &std::collections::BTreeMap<NodeId, Progress>,
+) -> Option<Start> {
+    if answers.values().any(Progress::went_on) {
+        let applied = answers.values().filter_map(|p| p.applied).max();
+        return Some(Start::Behind(applied.unwrap_or(0).max(1)));
+    }
+    let fresh = voters.iter().filter(|id| answers.contains_key(id)).count();
+    (fresh * 2 > voters.len()).then_some(Start::Fresh)
 }
 
 /// Counters of this member's elections, since start.
@@ -118,6 +172,9 @@ pub struct ElectionStats {
     /// Planned hand-overs this member took part in (as the leader stopping, or the member
     /// taking over).
     pub hand_overs: u64,
+    /// Votes and pre-votes refused because this member came back without its data and had
+    /// not caught up with a leader yet.
+    pub votes_withheld: u64,
 }
 
 /// When a leader last reached this member. openraft 0.9 tells a follower who leads but not
@@ -181,6 +238,10 @@ pub struct Elector {
     pre_votes_lost: AtomicU64,
     pre_votes_refused: AtomicU64,
     hand_overs: AtomicU64,
+    /// 0 once this member may vote; otherwise the index it must have applied first (see
+    /// [`Elector::may_vote`]).
+    must_apply: AtomicU64,
+    votes_withheld: AtomicU64,
 }
 
 impl Elector {
@@ -194,7 +255,81 @@ impl Elector {
             pre_votes_lost: AtomicU64::new(0),
             pre_votes_refused: AtomicU64::new(0),
             hand_overs: AtomicU64::new(0),
+            must_apply: AtomicU64::new(0),
+            votes_withheld: AtomicU64::new(0),
         }
+    }
+
+    /// This voter starts without any data among others: it withholds its vote until it knows
+    /// whether the ensemble is new ([`Elector::started`]) or it has caught up with a leader.
+    pub(crate) fn withhold_votes(&self) {
+        self.must_apply.store(1, Ordering::Relaxed);
+    }
+
+    /// Whether this member withholds its vote (until it knows the ensemble is new, or has
+    /// caught up).
+    pub(crate) fn withholding(&self) -> bool {
+        self.must_apply.load(Ordering::Relaxed) != 0
+    }
+
+    /// What the others said ([`decide_votes`]), for a member that withholds its vote.
+    pub(crate) fn started(&self, start: Start) {
+        let update = |floor: u64| match (floor, start) {
+            // Caught up already: nothing to withhold.
+            (0, _) => None,
+            (_, Start::Fresh) => Some(0),
+            (floor, Start::Behind(applied)) => Some(floor.max(applied)),
+        };
+        let before = self
+            .must_apply
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, update);
+        match (before, start) {
+            (Ok(_), Start::Fresh) => tracing::info!(
+                "a new ensemble (a quorum of voters has no entries yet): this member votes"
+            ),
+            (Ok(_), Start::Behind(applied)) => tracing::warn!(
+                "this member has no data, but the ensemble has applied up to index {applied}: \
+                 it came back without its data (a lost disk or volume), and votes for nobody \
+                 until it has caught up with a leader"
+            ),
+            (Err(_), _) => {}
+        }
+    }
+
+    /// Whether this member may vote, or stand. Always, unless it started without data among
+    /// others that went on: then once it has applied the index they had applied (everything
+    /// it might have acknowledged before it lost its data) and an entry of the current
+    /// leader's term (the leader was elected without it, by members that kept their data, so
+    /// its log holds every committed entry; having applied an entry of its term, this member
+    /// holds them too).
+    pub(crate) fn may_vote(&self, raft: &Raft<TypeConfig>) -> bool {
+        let floor = self.must_apply.load(Ordering::Relaxed);
+        if floor == 0 {
+            return true;
+        }
+        let m = raft.metrics().borrow().clone();
+        let caught_up = m.current_leader.is_some_and(|l| l != m.id)
+            && m.last_applied
+                .is_some_and(|a| a.index >= floor && a.leader_id.term == m.current_term);
+        if caught_up {
+            self.must_apply.store(0, Ordering::Relaxed);
+            tracing::info!(
+                applied = m.last_applied.map(|a| a.index),
+                term = m.current_term,
+                "caught up with the leader after starting without data: this member votes again"
+            );
+        }
+        caught_up
+    }
+
+    /// Counts a vote or pre-vote refused by [`Elector::may_vote`].
+    pub(crate) fn withheld(&self, candidate: NodeId) {
+        self.votes_withheld.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            candidate,
+            "refusing to vote: this member started without data and has not caught up with a \
+             leader yet"
+        );
     }
 
     pub(crate) fn contact(&self) -> &LeaderContact {
@@ -226,6 +361,7 @@ impl Elector {
             pre_votes_lost: get(&self.pre_votes_lost),
             pre_votes_refused: get(&self.pre_votes_refused),
             hand_overs: get(&self.hand_overs),
+            votes_withheld: get(&self.votes_withheld),
         }
     }
 
@@ -235,7 +371,17 @@ impl Elector {
     }
 
     /// This member's answer to another's pre-vote.
-    pub(crate) fn judge(&self, raft: &Raft<TypeConfig>, req: &PreVote) -> PreVoteAnswer {
+    pub(crate) fn judge(
+        &self,
+        raft: &Raft<TypeConfig>,
+        from: NodeId,
+        req: &PreVote,
+    ) -> PreVoteAnswer {
+        if !self.may_vote(raft) {
+            self.withheld(from);
+            self.pre_votes_refused.fetch_add(1, Ordering::Relaxed);
+            return PreVoteAnswer::CatchingUp;
+        }
         let answer = self.answer(raft, req);
         if answer != PreVoteAnswer::Granted {
             self.pre_votes_refused.fetch_add(1, Ordering::Relaxed);
@@ -307,7 +453,8 @@ impl Elector {
             }
             let standing = self.standing.load(Ordering::Relaxed)
                 && m.state != ServerState::Leader
-                && is_voter(&m);
+                && is_voter(&m)
+                && self.may_vote(&raft);
             if standing && self.pre_vote(&raft, &network, &m).await {
                 self.pre_votes_won.fetch_add(1, Ordering::Relaxed);
                 match self.elect_now(&raft).await {
@@ -417,6 +564,33 @@ mod tests {
         // A tiny tick still leaves openraft a heartbeat shorter than the election timeout.
         let t = Timing::from_ticks(Duration::from_millis(1), 1);
         assert!(t.heartbeat < t.election_timeout);
+    }
+
+    #[test]
+    fn a_member_without_data_learns_whether_the_ensemble_is_new_or_went_on() {
+        use std::collections::{BTreeMap, BTreeSet};
+        let voters: BTreeSet<NodeId> = [1, 2, 3].into();
+        let progress = |last_log: Option<u64>, applied: Option<u64>| Progress {
+            initialized: last_log.is_some(),
+            last_log,
+            applied,
+        };
+        let empty = progress(None, None);
+        let started = progress(Some(0), Some(0));
+        // Alone it cannot tell.
+        let mut answers = BTreeMap::from([(3, empty)]);
+        assert_eq!(decide_votes(&voters, &answers), None);
+        // A quorum with nothing past the start: a new ensemble.
+        answers.insert(1, started);
+        assert_eq!(decide_votes(&voters, &answers), Some(Start::Fresh));
+        // One member that went on is enough, whatever the others say.
+        answers.insert(2, progress(Some(42), Some(40)));
+        assert_eq!(decide_votes(&voters, &answers), Some(Start::Behind(40)));
+        let answers = BTreeMap::from([(3, empty), (2, progress(Some(1), None))]);
+        assert_eq!(decide_votes(&voters, &answers), Some(Start::Behind(1)));
+        // Observers answer but do not make a quorum of voters.
+        let answers = BTreeMap::from([(3, empty), (4, started), (5, started)]);
+        assert_eq!(decide_votes(&voters, &answers), None);
     }
 
     #[test]

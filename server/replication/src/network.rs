@@ -150,6 +150,23 @@ impl PeerNetwork {
         }
     }
 
+    /// How far `target` has got; `None` if it does not answer (or is older than this
+    /// request).
+    pub(crate) async fn progress(
+        &self,
+        target: NodeId,
+        spec: &str,
+    ) -> Option<crate::election::Progress> {
+        match self
+            .client(target, spec)
+            .call(PeerRequest::Progress, CONNECT_TIMEOUT * 2)
+            .await
+        {
+            Ok(PeerResponse::Progress(p)) => Some(p),
+            _ => None,
+        }
+    }
+
     /// Asks the leader to carry out a membership change, on a connection of its own: the change
     /// can take seconds (new members catch up first), and the kept connection carries the
     /// writes forwarded meanwhile.

@@ -7,7 +7,7 @@ use crate::reconfig::Reconfigurer;
 use crate::transport::{host_of, Accepted, PeerStream, Security};
 use crate::types::*;
 use crate::wire::{read_frame, write_frame, PeerRequest, PeerResponse, WireError};
-use openraft::raft::AppendEntriesResponse;
+use openraft::raft::{AppendEntriesResponse, VoteResponse};
 use openraft::Raft;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -296,7 +296,17 @@ async fn serve_connection(
                 }
                 PeerResponse::AppendEntries(resp)
             }
-            PeerRequest::Vote(r) => PeerResponse::Vote(raft.vote(r).await),
+            PeerRequest::Vote(r) => {
+                if elector.may_vote(raft) {
+                    PeerResponse::Vote(raft.vote(r).await)
+                } else {
+                    // Refused as openraft refuses one: this member's vote and log as they are.
+                    elector.withheld(from);
+                    let m = raft.metrics().borrow().clone();
+                    let last_log = raft.data_metrics().borrow().last_log;
+                    PeerResponse::Vote(Ok(VoteResponse::new(m.vote, last_log, false)))
+                }
+            }
             PeerRequest::InstallSnapshot(r) => {
                 PeerResponse::InstallSnapshot(raft.install_snapshot(r).await)
             }
@@ -334,7 +344,15 @@ async fn serve_connection(
             PeerRequest::Initialized => {
                 PeerResponse::Initialized(raft.is_initialized().await.unwrap_or(false))
             }
-            PeerRequest::PreVote(r) => PeerResponse::PreVote(elector.judge(raft, &r)),
+            PeerRequest::PreVote(r) => PeerResponse::PreVote(elector.judge(raft, from, &r)),
+            PeerRequest::Progress => {
+                let m = raft.metrics().borrow().clone();
+                PeerResponse::Progress(crate::election::Progress {
+                    initialized: raft.is_initialized().await.unwrap_or(false),
+                    last_log: m.last_log_index,
+                    applied: m.last_applied.map(|l| l.index),
+                })
+            }
             PeerRequest::Hello { .. } => PeerResponse::Refused("Hello twice".into()),
         };
         write_frame(&mut stream, &resp).await?;

@@ -53,6 +53,10 @@ pub enum PeerRequest {
     /// Would the receiver elect the sender (see [`crate::election`])? Asked before the sender
     /// raises its term.
     PreVote(crate::election::PreVote),
+    /// How far the receiver has got: asked by a voter that starts without any data (see
+    /// [`crate::election`]). New variants go last, so that older members still read the
+    /// ones before.
+    Progress,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -76,6 +80,7 @@ pub enum PeerResponse {
     Initialized(bool),
     TakingOver,
     PreVote(crate::election::PreVoteAnswer),
+    Progress(crate::election::Progress),
 }
 
 #[derive(Debug, thiserror::Error)]

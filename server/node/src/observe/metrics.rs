@@ -559,6 +559,11 @@ pub fn state_families(view: &View) -> Vec<MetricFamily> {
                 "Other members' pre-votes this member refused (it heard from a live leader, or its log was ahead)",
                 e.pre_votes_refused,
             ),
+            (
+                "zooid_votes_withheld_total",
+                "Votes and pre-votes refused because this member started without data among members that went on, and had not caught up with a leader yet",
+                e.votes_withheld,
+            ),
         ] {
             out.push(counter(name, help, value as f64));
         }
