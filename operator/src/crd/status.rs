@@ -114,6 +114,10 @@ pub struct BackupRecord {
     pub sha256: String,
     /// The last zxid it holds.
     pub zxid: String,
+    /// Its tree's digest (decimal), as the server's `hash` admin command gives it: a restore
+    /// of it gives the same. None from a server that does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     pub size_bytes: i64,
 }
 
@@ -145,6 +149,10 @@ pub struct RestoreStatus {
     /// The last zxid the backup held, once restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zxid: Option<String>,
+    /// The restored tree's digest (decimal), once restored: the backup's (the members check
+    /// it as they read the backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

@@ -249,6 +249,7 @@ mod tests {
             phase: RestorePhase::Restored,
             time: "2026-12-07T00:01:00Z".into(),
             zxid: Some("0x5".into()),
+            digest: Some("42".into()),
             message: None,
         };
         i.restored = Some(&done);
@@ -264,6 +265,7 @@ mod tests {
             phase: RestorePhase::Restoring,
             time: "2026-12-07T00:01:00Z".into(),
             zxid: None,
+            digest: None,
             message: None,
         };
         let mut i = inputs(None);

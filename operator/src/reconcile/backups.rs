@@ -57,6 +57,11 @@ pub async fn take(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| BackupError::Admin("snapshot: no last_zxid header".into()))?
         .to_string();
+    let digest = answer
+        .headers()
+        .get("digest")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let folder = target.join(namespace).join(name);
     let file = format!(
         "{}-{}{}",
@@ -75,6 +80,7 @@ pub async fn take(
         location: at.url(),
         sha256: written.sha256,
         zxid,
+        digest,
         size_bytes: i64::try_from(written.bytes).unwrap_or(i64::MAX),
     })
 }
@@ -84,6 +90,8 @@ pub async fn take(
 pub struct Restored {
     /// The last zxid the backup held, hex.
     pub zxid: String,
+    /// The restored tree's digest, decimal (none from a server that does not say).
+    pub digest: Option<String>,
 }
 
 /// Sends the backup at `source` to `member`'s `/commands/restore`.
@@ -117,5 +125,6 @@ pub async fn restore(
         .ok_or_else(|| BackupError::Admin("restore: no last_zxid in the answer".into()))?;
     Ok(Restored {
         zxid: format!("0x{zxid:x}"),
+        digest: body["digest"].as_u64().map(|d| d.to_string()),
     })
 }

@@ -435,6 +435,7 @@ async fn backup_turn(
                 phase: RestorePhase::Restoring,
                 time: now.to_string(),
                 zxid: None,
+                digest: None,
                 message: None,
             });
             // The intent first: an operator that stops during the restore finds it.
@@ -479,6 +480,7 @@ async fn backup_turn(
                     publish(ctx, &reference, EventType::Normal, "Restored", note).await;
                     r.phase = RestorePhase::Restored;
                     r.zxid = Some(restored.zxid);
+                    r.digest = restored.digest;
                 }
                 Err(e) => {
                     ctx.metrics.restore(names.metrics_key(), false);
@@ -515,6 +517,7 @@ async fn backup_turn(
                 phase: RestorePhase::Failed,
                 time: now.to_string(),
                 zxid: None,
+                digest: None,
                 message: Some(why),
             });
         }

@@ -172,6 +172,22 @@ async fn backups_go_to_s3_and_a_folder_and_restore_into_a_new_ensemble_and_in_pl
     let restored = restore_ended(&e).unwrap();
     assert_eq!(restored.phase, RestorePhase::Restored, "{restored:?}");
     assert_eq!(restored.zxid.as_deref(), Some(b.zxid.as_str()));
+    // The same tree: the backup's digest, in the restore's status and on every member.
+    assert!(b.digest.is_some(), "{b:?}");
+    assert_eq!(restored.digest, b.digest, "{restored:?}");
+    for ip in s.pod_ips("copy", 3).await {
+        let digest = eventually("the member's digest", 30, || async {
+            let v: serde_json::Value = reqwest::get(format!("http://{ip}:8080/commands/hash"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            v["digests"][0]["digest"].as_u64().map(|d| d.to_string())
+        })
+        .await;
+        assert_eq!(Some(digest), b.digest, "member {ip}");
+    }
     for ip in s.pod_ips("copy", 3).await {
         assert_eq!(read(&ip, "/app").await.as_deref(), Some(&b"v1"[..]));
         assert_eq!(
@@ -192,5 +208,6 @@ async fn backups_go_to_s3_and_a_folder_and_restore_into_a_new_ensemble_and_in_pl
     let r = restore_ended(&e).unwrap();
     assert_eq!(r.phase, RestorePhase::Restored, "{r:?}");
     assert_eq!(r.request.as_deref(), Some(in_folder.location.as_str()));
+    assert_eq!(r.digest, in_folder.digest, "{r:?}");
     assert_eq!(read(&ip, "/app").await.as_deref(), Some(&b"v1"[..]));
 }

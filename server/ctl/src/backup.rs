@@ -159,10 +159,11 @@ pub fn restore(admin: &str, token_file: Option<&Path>, file: &Path) -> anyhow::R
         bail!("{admin} refused the restore (HTTP {}): {why}", head.status);
     }
     println!(
-        "Restored {} up to zxid 0x{:x}: {} nodes",
+        "Restored {} up to zxid 0x{:x}: {} nodes, digest {}",
         file.display(),
         v["last_zxid"].as_i64().unwrap_or_default(),
-        v["nodes"].as_u64().unwrap_or_default()
+        v["nodes"].as_u64().unwrap_or_default(),
+        v["digest"]
     );
     Ok(())
 }

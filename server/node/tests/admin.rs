@@ -34,6 +34,15 @@ fn json_admin(addr: SocketAddr, path: &str) -> (u16, Value) {
     (a.status, v)
 }
 
+/// `hash`'s one digest: `{"zxid", "digestVersion", "digest"}`.
+fn hash(addr: SocketAddr) -> Value {
+    let (status, v) = json(addr, "/commands/hash");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["command"], "hash", "{v}");
+    assert_eq!(v["digests"][0]["digestVersion"], 2, "{v}");
+    v["digests"][0].clone()
+}
+
 fn metrics(addr: SocketAddr) -> String {
     let a = http::get(addr, "/metrics").expect("no answer to /metrics");
     assert_eq!(a.status, 200);
@@ -245,6 +254,19 @@ fn an_ensemble_reports_lag_and_readiness() {
             http::get(m.admin, "/readyz").is_some_and(|a| a.status == 200)
         });
     }
+    // Members that applied the same writes have the same tree, and say so in `hash`.
+    let before = hash(lead.admin);
+    let mut c = RawClient::connect(lead.client);
+    for i in 0..20 {
+        c.create(&format!("/h{i}"), format!("{i}").as_bytes(), 0)
+            .unwrap();
+    }
+    wait_until(
+        "every member's digest equal",
+        Duration::from_secs(10),
+        || members.iter().all(|m| hash(m.admin) == hash(lead.admin)),
+    );
+    assert_ne!(hash(lead.admin)["digest"], before["digest"]);
     let text = metrics(lead.admin);
     assert_eq!(sample(&text, "quorum_size"), Some(3.0), "{text}");
     assert_eq!(sample(&text, "zooid_is_leader"), Some(1.0), "{text}");
@@ -398,6 +420,12 @@ fn a_restore_brings_back_a_backup_and_refuses_bad_uploads() {
     }
     let backup = http::request_with(admin, "GET", "/commands/snapshot", &auth, b"").unwrap();
     assert_eq!(backup.status, 200, "{}", backup.body);
+    // The backup's digest is the tree's at its zxid (nothing was written since).
+    let digest_then = hash(admin);
+    assert_eq!(
+        backup.header("digest"),
+        Some(digest_then["digest"].to_string().as_str())
+    );
     let mut b = RawClient::connect(server.addr);
     b.create("/after", b"", 0).unwrap();
     let (f, _) = b.call(&Request::Delete {
@@ -441,6 +469,10 @@ fn a_restore_brings_back_a_backup_and_refuses_bad_uploads() {
     );
     // The root, /zookeeper and its two children, /kept, its ephemeral and 1500 nodes.
     assert_eq!(v["nodes"], 1506, "{v}");
+    // Exactly the backup's tree: its digest, in the answer and from `hash`, which the writes
+    // after the backup had moved.
+    assert_eq!(v["digest"], digest_then["digest"], "{v}");
+    assert_eq!(hash(admin)["digest"], digest_then["digest"]);
     assert_eq!(metric(admin, "restore_time_count"), 1.0);
     assert_eq!(metric(admin, "restore_error_count"), 2.0);
     wait_until("the clients let go", Duration::from_secs(5), || {

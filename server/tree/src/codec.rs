@@ -13,8 +13,9 @@ use zooid_proto::{Acl, DecodeError, ErrorCode, Reader, Writer};
 
 /// Encoding version written at the start of every snapshot body. Version 1 had no session
 /// owners: its sessions are read as held by no server in particular, until a client resumes one.
-/// Version 3 added the staged restore after the nodes (see [`crate::restore`]).
-const SNAPSHOT_VERSION: i32 = 3;
+/// Version 3 added the staged restore after the nodes (see [`crate::restore`]), version 4 the
+/// tree's digest after the last zxid (see [`crate::digest`]), checked when the tree is read.
+const SNAPSHOT_VERSION: i32 = 4;
 
 fn bad(field: &'static str, value: i64) -> DecodeError {
     DecodeError::BadValue { field, value }
@@ -202,6 +203,8 @@ pub enum SnapshotError {
     Io(#[from] std::io::Error),
     #[error("snapshot format version {0} is not supported")]
     Version(i32),
+    #[error("the snapshot's tree has digest {found:#x}, not the {said:#x} it was written with")]
+    Digest { said: u64, found: u64 },
     #[error("snapshot node {0} has no parent in the snapshot")]
     Orphan(String),
     #[error("the snapshot's staged restore holds {held} bytes, not the {said} it says")]
@@ -222,22 +225,24 @@ impl DataTree {
 
     /// The last zxid a snapshot covers, from the first bytes of its stream (its header).
     pub fn snapshot_last_zxid(src: &mut dyn Read) -> Result<i64, SnapshotError> {
-        let mut w = Window::new(src);
-        let (version, last_zxid) = w.record(|r| Ok((r.i32()?, r.i64()?)))?;
-        if !(1..=SNAPSHOT_VERSION).contains(&version) {
-            return Err(SnapshotError::Version(version));
-        }
-        Ok(last_zxid)
+        Ok(Self::snapshot_head(src)?.last_zxid)
+    }
+
+    /// What a snapshot's first bytes say of it.
+    pub fn snapshot_head(src: &mut dyn Read) -> Result<SnapshotHead, SnapshotError> {
+        head(&mut Window::new(src))
     }
 
     /// Rebuilds a tree from a stream of [`Self::encode_snapshot`]'s bytes (a decompressor),
     /// holding only a window of them: a restore needs the tree's memory and little more.
     pub fn read_snapshot(src: &mut dyn Read) -> Result<DataTree, SnapshotError> {
         let mut w = Window::new(src);
-        let (version, last_zxid, n_sessions) = w.record(|r| Ok((r.i32()?, r.i64()?, r.i32()?)))?;
-        if !(1..=SNAPSHOT_VERSION).contains(&version) {
-            return Err(SnapshotError::Version(version));
-        }
+        let SnapshotHead {
+            version,
+            last_zxid,
+            digest,
+        } = head(&mut w)?;
+        let n_sessions = w.record(|r| r.i32())?;
         let mut sessions = Vec::new();
         for _ in 0..n_sessions.max(0) {
             sessions.push(w.record(|r| {
@@ -302,8 +307,42 @@ impl DataTree {
             }
             tree.staged = Some(staged);
         }
+        if let Some(said) = digest {
+            let found = tree.digest();
+            if found != said {
+                return Err(SnapshotError::Digest { said, found });
+            }
+        }
         Ok(tree)
     }
+}
+
+/// The start of a snapshot's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotHead {
+    /// Its encoding's version.
+    pub version: i32,
+    /// The zxid of the last txn it holds.
+    pub last_zxid: i64,
+    /// The digest of its tree ([`crate::digest`]); none before version 4.
+    pub digest: Option<u64>,
+}
+
+fn head(w: &mut Window) -> Result<SnapshotHead, SnapshotError> {
+    let (version, last_zxid) = w.record(|r| Ok((r.i32()?, r.i64()?)))?;
+    if !(1..=SNAPSHOT_VERSION).contains(&version) {
+        return Err(SnapshotError::Version(version));
+    }
+    let digest = if version >= 4 {
+        Some(w.record(|r| r.i64())? as u64)
+    } else {
+        None
+    };
+    Ok(SnapshotHead {
+        version,
+        last_zxid,
+        digest,
+    })
 }
 
 /// How many bytes a [`Window`] reads from its stream at a time (at least).
@@ -403,6 +442,9 @@ impl FrozenTree {
         let mut b = BytesMut::with_capacity(STREAM_PIECE * 2);
         b.put_jint(SNAPSHOT_VERSION);
         b.put_jlong(self.last_zxid);
+        // A pass over the nodes before the encoding's: the digest goes first, where a reader
+        // of the head alone (the `snapshot` command's headers) finds it.
+        b.put_jlong(self.digest() as i64);
         b.put_jint(self.sessions.len() as i32);
         for (id, m) in &self.sessions {
             b.put_jlong(*id);

@@ -8,6 +8,7 @@
 
 pub mod acl;
 pub mod codec;
+pub mod digest;
 pub mod node;
 pub mod path;
 pub mod quota;
@@ -16,7 +17,8 @@ pub mod tree;
 pub mod txn;
 pub mod zookeeper_snapshot;
 
-pub use codec::{decode_op, encode_op, FrozenTree, SnapshotError};
+pub use codec::{decode_op, encode_op, FrozenTree, SnapshotError, SnapshotHead};
+pub use digest::DIGEST_VERSION;
 pub use node::{Node, NodeKind};
 pub use restore::StagedRestore;
 pub use tree::{CollectionView, DataTree, SessionMeta, Subtree, MAX_TTL_MS};

@@ -179,11 +179,12 @@ impl DataTree {
             }
             tree.put_node(CONFIG.into(), Arc::new(node));
         }
-        let nodes = tree.node_count();
+        let (nodes, digest) = (tree.node_count(), tree.digest());
         *self = tree;
         Ok(OpOutput::Restored {
             last_zxid: backup_zxid,
             nodes,
+            digest,
         })
     }
 }

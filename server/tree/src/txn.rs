@@ -199,11 +199,12 @@ pub enum OpOutput {
     RestoreStaged {
         len: u64,
     },
-    /// The state was replaced by a backup's: the zxid the backup went up to, and how many
-    /// nodes it holds.
+    /// The state was replaced by a backup's: the zxid the backup went up to, how many nodes
+    /// it holds, and the tree's digest now ([`crate::digest`]; the backup's own).
     Restored {
         last_zxid: i64,
         nodes: usize,
+        digest: u64,
     },
     RestoreCancelled,
 }

@@ -894,8 +894,14 @@ fn a_moved_session_counts_only_from_its_new_server() {
 fn a_snapshot_without_session_owners_restores() {
     let mut t = T::new();
     t.create("/a", Ephemeral, false).unwrap();
-    let mut b = BytesMut::new();
-    t.tree.encode_snapshot(&mut b);
+    let mut now = BytesMut::new();
+    t.tree.encode_snapshot(&mut now);
+    // Version 4 has the tree's digest after the last zxid; version 3 is the rest.
+    let mut b = 3i32.to_be_bytes().to_vec();
+    b.extend_from_slice(&now[4..12]);
+    b.extend_from_slice(&now[20..]);
+    let restored = DataTree::decode_snapshot(&b).unwrap();
+    assert_eq!(restored.digest(), t.tree.digest());
     // Version 2: version, last zxid, session count, then per session: id, timeout, password
     // (length + 16 bytes) and the owner, last.
     const HEADER: usize = 4 + 8 + 4;
@@ -913,9 +919,41 @@ fn a_snapshot_without_session_owners_restores() {
     let restored = DataTree::decode_snapshot(&v2).unwrap();
     assert_eq!(restored.session(S1).unwrap().owner, SERVER);
     assert!(restored.staged_restore().is_none());
-    let mut v4 = b.to_vec();
-    v4[..4].copy_from_slice(&4i32.to_be_bytes());
-    assert!(DataTree::decode_snapshot(&v4).is_err());
+    let mut v5 = now.to_vec();
+    v5[..4].copy_from_slice(&5i32.to_be_bytes());
+    assert!(DataTree::decode_snapshot(&v5).is_err());
+}
+
+/// A snapshot carries its tree's digest, and a tree read back that does not match it is
+/// refused: a snapshot restores exactly or not at all.
+#[test]
+fn a_snapshot_restores_to_the_digest_it_was_written_with() {
+    let mut t = T::new();
+    t.create("/a", Persistent, false).unwrap();
+    let set = |data: &'static [u8]| TxnOp::SetData {
+        path: "/a".into(),
+        data: Some(Bytes::from_static(data)),
+        version: -1,
+    };
+    t.run(S1, set(b"hello")).unwrap();
+    let mut b = BytesMut::new();
+    t.tree.encode_snapshot(&mut b);
+    let head = DataTree::snapshot_head(&mut &b[..]).unwrap();
+    assert_eq!(head.digest, Some(t.tree.digest()));
+    let restored = DataTree::decode_snapshot(&b).unwrap();
+    assert_eq!(restored.digest(), t.tree.digest());
+    // The digest moves with any change to data or stat.
+    t.run(S1, set(b"hellp")).unwrap();
+    assert_ne!(t.tree.digest(), restored.digest());
+    // One byte of /a's data changed in the encoding: refused.
+    let at = b.windows(5).position(|w| w == b"hello").unwrap();
+    let mut corrupt = b.to_vec();
+    corrupt[at + 4] = b'p';
+    let err = DataTree::decode_snapshot(&corrupt).err().unwrap();
+    assert!(
+        matches!(err, zooid_tree::SnapshotError::Digest { .. }),
+        "{err}"
+    );
 }
 
 /// The snapshot encoding of `tree`, cut into chunks of `size` bytes, each compressed.
@@ -1012,7 +1050,8 @@ fn a_backup_restores_through_ordered_chunks() {
         applied.result,
         Ok(OpOutput::Restored {
             last_zxid: backup.tree.last_zxid(),
-            nodes: backup.tree.node_count()
+            nodes: backup.tree.node_count(),
+            digest: backup.tree.digest(),
         })
     );
     assert!(t.tree.get("/gone").is_none());

@@ -3,6 +3,7 @@
 //! probes of Kubernetes. It listens on `admin.serverAddress:admin.serverPort` (`--admin-addr`).
 
 pub mod commands;
+mod hash;
 pub mod listener;
 pub mod restore;
 mod snapshot;
@@ -25,6 +26,7 @@ pub async fn serve(listener: AdminListener, node: Arc<Node>) {
         .route("/commands", get(list))
         .route("/commands/snapshot", get(snapshot::snapshot))
         .route("/commands/snap", get(snapshot::snapshot))
+        .route("/commands/hash", get(hash::hash))
         .route("/commands/restore", post(restore::restore))
         .route("/commands/rest", post(restore::restore))
         .route("/commands/{name}", get(command).post(command))
@@ -53,7 +55,7 @@ fn answer(status: StatusCode, body: Value) -> Response {
 
 async fn list() -> Response {
     let names: Vec<&str> = commands::primary_names()
-        .chain(["snapshot", "restore"])
+        .chain(["hash", "snapshot", "restore"])
         .collect();
     answer(StatusCode::OK, json!({ "commands": names }))
 }

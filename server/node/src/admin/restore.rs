@@ -146,6 +146,7 @@ pub async fn restore(
                     "error": null,
                     "last_zxid": done.last_zxid,
                     "nodes": done.nodes,
+                    "digest": done.digest,
                     "staged_bytes": done.staged_bytes,
                 }),
             )
@@ -176,6 +177,8 @@ struct Restored {
     /// The zxid the backup went up to.
     last_zxid: i64,
     nodes: usize,
+    /// The restored tree's digest (the backup's, which the members checked as they read it).
+    digest: u64,
     /// Bytes that went through the log (the state, compressed chunk by chunk).
     staged_bytes: u64,
 }
@@ -235,9 +238,14 @@ async fn stage_and_swap(
     // Applied or refused, the staged chunks are gone; only a lost swap leaves them to cancel.
     staging.staged = matches!(out, Err(RestoreError::Lost));
     match out {
-        Ok(OpOutput::Restored { last_zxid, nodes }) => Ok(Restored {
+        Ok(OpOutput::Restored {
             last_zxid,
             nodes,
+            digest,
+        }) => Ok(Restored {
+            last_zxid,
+            nodes,
+            digest,
             staged_bytes: offset,
         }),
         Err(RestoreError::Lost) | Ok(_) => Err(RestoreError::SwapLost),

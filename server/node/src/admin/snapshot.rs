@@ -57,12 +57,12 @@ pub async fn snapshot(
     // The state's own last zxid, from the head of the file's state (a snapshot's zxid is
     // finer than its log index: several writes can share an entry). The file was checked
     // when the backup found it: only its first bytes are read here.
-    let last_zxid = backup
+    let head = backup
         .checked
         .state(&backup.path)
         .ok()
-        .and_then(|mut state| zooid_tree::DataTree::snapshot_last_zxid(&mut state).ok());
-    let Some(last_zxid) = last_zxid else {
+        .and_then(|mut state| zooid_tree::DataTree::snapshot_head(&mut state).ok());
+    let Some(head) = head else {
         node.metrics.snapshot_errors.inc();
         return answer(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -78,17 +78,27 @@ pub async fn snapshot(
             _ => Ok(Some((buf.freeze(), file))),
         }
     });
+    let last_zxid = head.last_zxid;
     download(
         &format!("zooid-{last_zxid:x}.zsnap"),
         last_zxid,
+        head.digest,
         Some(len),
         Body::from_stream(chunks),
     )
 }
 
 /// A snapshot's answer: the file's suggested name, how far it goes (`last_zxid`, as
-/// ZooKeeper's header names it) and its length when known before it is sent.
-fn download(name: &str, last_zxid: i64, len: Option<u64>, body: Body) -> Response {
+/// ZooKeeper's header names it), its tree's digest when known (`digest`, as the `hash`
+/// command gives it: the digest a restore of it gives) and its length when known before it
+/// is sent.
+fn download(
+    name: &str,
+    last_zxid: i64,
+    digest: Option<u64>,
+    len: Option<u64>,
+    body: Body,
+) -> Response {
     let mut r = body.into_response();
     let h = r.headers_mut();
     let value = |v: String| {
@@ -107,6 +117,12 @@ fn download(name: &str, last_zxid: i64, len: Option<u64>, body: Body) -> Respons
         header::HeaderName::from_static("last_zxid"),
         value(format!("0x{last_zxid:x}")),
     );
+    if let Some(digest) = digest {
+        h.insert(
+            header::HeaderName::from_static("digest"),
+            value(digest.to_string()),
+        );
+    }
     if let Some(len) = len {
         h.insert(header::CONTENT_LENGTH, value(len.to_string()));
     }
@@ -146,6 +162,7 @@ fn zookeeper(node: &Node) -> Response {
     download(
         &format!("snapshot.{last_zxid:x}"),
         last_zxid,
+        None,
         None,
         Body::from_stream(pieces),
     )
