@@ -6,6 +6,7 @@
 
 mod agent;
 mod backups;
+mod discovery;
 mod disruptions;
 mod harness;
 mod in_cluster;

@@ -132,6 +132,15 @@ impl Agent {
         }
     }
 
+    /// Sends `sig` (`STOP`, `CONT`, ...) to a running container's processes, as a fault a
+    /// test inflicts (a process that hangs); false if there is no such container running.
+    pub fn signal(&self, namespace: &str, pod: &str, container: &str, sig: &str) -> bool {
+        let pods = self.pods.lock().unwrap();
+        pods.values()
+            .find(|p| p.namespace == namespace && p.name == pod)
+            .is_some_and(|p| p.signal(container, sig))
+    }
+
     /// The log of a pod's container, for a failing test to show.
     pub fn log(&self, namespace: &str, pod: &str, container: &str) -> String {
         std::fs::read_to_string(

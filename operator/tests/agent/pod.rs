@@ -323,6 +323,15 @@ impl Pod {
     }
 
     /// Kills every container at once (the agent stopping).
+    /// Sends `sig` to container `name`'s processes; false if it is not running.
+    pub fn signal(&self, name: &str, sig: &str) -> bool {
+        self.containers
+            .iter()
+            .find(|c| c.name == name && c.child.is_some())
+            .map(|c| c.signal(sig))
+            .is_some()
+    }
+
     pub fn kill(&mut self) {
         for c in &mut self.containers {
             c.signal("KILL");

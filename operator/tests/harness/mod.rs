@@ -225,7 +225,9 @@ impl Drop for Operator {
 }
 
 /// The binaries the node agent runs: the image `zooid` (built by scripts/e2e-operator.sh;
-/// `ZOOID_TEST_ZOOID` names another), and `zooid-operator` (the chart's Deployment).
+/// `ZOOID_TEST_ZOOID` names another; also as the examples name it) with `zooid` and `zooctl`,
+/// `zooid-operator` (the chart's Deployment), and `nginx` (the examples' application, a
+/// process that waits).
 pub fn zooid_image(work: &Path) -> agent::Images {
     let zooid = std::env::var("ZOOID_TEST_ZOOID").map_or_else(
         |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/zooid"),
@@ -239,6 +241,11 @@ pub fn zooid_image(work: &Path) -> agent::Images {
     let bin = work.join("image-zooid");
     std::fs::create_dir_all(&bin).unwrap();
     std::os::unix::fs::symlink(zooid.canonicalize().unwrap(), bin.join("zooid")).unwrap();
+    // The image carries zooctl too (the discovery sidecar's), built beside zooid.
+    let zooctl = zooid.with_file_name("zooctl");
+    if zooctl.exists() {
+        std::os::unix::fs::symlink(zooctl.canonicalize().unwrap(), bin.join("zooctl")).unwrap();
+    }
     // The operator's image, for the chart's Deployment.
     let operator = work.join("image-zooid-operator");
     std::fs::create_dir_all(&operator).unwrap();
@@ -247,9 +254,18 @@ pub fn zooid_image(work: &Path) -> agent::Images {
         operator.join("zooid-operator"),
     )
     .unwrap();
+    // An application container for the examples (theirs is nginx): it waits to be stopped.
+    let app = work.join("image-app");
+    std::fs::create_dir_all(&app).unwrap();
+    let nginx = app.join("nginx");
+    std::fs::write(&nginx, "#!/bin/sh\nexec sleep 100000\n").unwrap();
+    std::fs::set_permissions(&nginx, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     agent::Images::default()
-        .with("zooid", bin, &["zooid"])
+        .with("zooid", bin.clone(), &["zooid"])
+        // The image the examples name.
+        .with("ghcr.io/zooid/zooid", bin, &["zooid"])
         .with("zooid-operator", operator, &["zooid-operator"])
+        .with("nginx", app, &["nginx"])
 }
 
 pub fn condition(ens: &Ensemble, type_: &str) -> Option<String> {
@@ -339,6 +355,25 @@ impl Scenario {
     /// The control plane, for more processes of the scenario's own.
     pub fn control_plane(&self) -> &ControlPlane {
         &self._control_plane
+    }
+
+    /// `kubectl` in the scenario's namespace, as a user runs it; its output, or a failure.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let bin =
+            String::from_utf8(Command::new(script()).arg("bin").output().unwrap().stdout).unwrap();
+        let out = Command::new(format!("{}/kubectl", bin.trim()))
+            .env("KUBECONFIG", &self._control_plane.kubeconfig)
+            .args(["--namespace", &self.ns])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// A folder of this scenario's own (removed with the control plane's).
