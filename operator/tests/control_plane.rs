@@ -6,6 +6,7 @@
 
 mod agent;
 mod backups;
+mod bench;
 mod discovery;
 mod disruptions;
 mod harness;
@@ -14,7 +15,7 @@ mod leadership;
 mod load;
 mod observability;
 
-use harness::{eventually, script, settled, ControlPlane, Scenario};
+use harness::{condition, eventually, script, settled, ControlPlane, Scenario};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use std::path::Path;
@@ -380,12 +381,59 @@ async fn an_ensemble_comes_up_on_the_node_agent() {
         assert_eq!(data, b"through coord-0");
     }
 
+    // A roll onto an image that never starts: the first member restarted never gets ready,
+    // the roll goes no further, and once stepTimeoutSeconds has passed the Ensemble says so
+    // (Degraded, StepTimedOut). The image put back, the roll completes and that clears.
+    let pods: Api<Pod> = Api::namespaced(s.client.clone(), &s.ns);
+    let uids = || async {
+        let listed = pods.list(&Default::default()).await.unwrap().items;
+        listed
+            .into_iter()
+            .filter_map(|p| p.metadata.uid)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let before = uids().await;
+    s.patch(
+        "coord",
+        serde_json::json!({"image": "zooid-missing:1", "stepTimeoutSeconds": 10}),
+    )
+    .await;
+    let e = s
+        .wait("coord", "Degraded: StepTimedOut", 120, false, |e| {
+            e.status.as_ref().is_some_and(|st| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Degraded" && c.reason == "StepTimedOut")
+            })
+        })
+        .await;
+    assert_eq!(condition(&e, "Available").as_deref(), Some("True"));
+    let kept = uids().await.intersection(&before).count();
+    assert_eq!(
+        kept, 2,
+        "the roll went past the member that never got ready"
+    );
+    s.patch("coord", serde_json::json!({"image": "zooid:test"}))
+        .await;
+    let generation = s.ensembles.get("coord").await.unwrap().metadata.generation;
+    s.wait(
+        "coord",
+        "the roll done, Degraded cleared",
+        180,
+        false,
+        |e| {
+            settled(e, 3)
+                && e.metadata.generation == generation
+                && condition(e, "Degraded").as_deref() == Some("False")
+        },
+    )
+    .await;
+
     // Deleted: the pods go (terminated by the agent) and the API forgets them.
     s.ensembles
         .delete("coord", &Default::default())
         .await
         .unwrap();
-    let pods: Api<Pod> = Api::namespaced(s.client.clone(), &s.ns);
     eventually("every pod gone", 90, || {
         let pods = pods.clone();
         async move {

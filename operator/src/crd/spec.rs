@@ -80,6 +80,17 @@ pub struct EnsembleSpec {
     /// Stop changing anything (status is still observed and written).
     #[serde(default)]
     pub paused: bool,
+    /// How long one step of a membership change or a roll (a member added, removed or
+    /// restarted, until it is ready and caught up) may take before the Ensemble is marked
+    /// Degraded (reason `StepTimedOut`). The operator never moves on past a step that has not
+    /// completed; this only says so.
+    #[serde(default = "default_step_timeout")]
+    #[x_kube(validation = Rule::new("self >= 10").message("stepTimeoutSeconds must be at least 10"))]
+    pub step_timeout_seconds: i64,
+}
+
+fn default_step_timeout() -> i64 {
+    600
 }
 
 fn default_replicas() -> i32 {

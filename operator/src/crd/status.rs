@@ -64,6 +64,10 @@ pub struct PendingOperation {
     /// For a restart: the pod template revision the member is restarted onto.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// When it was recorded (RFC 3339): how long it has taken shows against
+    /// `spec.stepTimeoutSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +87,7 @@ impl PendingOperation {
             kind: OperationKind::AddMember,
             server_id,
             revision: None,
+            since: None,
         }
     }
 
@@ -91,6 +96,7 @@ impl PendingOperation {
             kind: OperationKind::RemoveMember,
             server_id,
             revision: None,
+            since: None,
         }
     }
 
@@ -99,6 +105,7 @@ impl PendingOperation {
             kind: OperationKind::Restart,
             server_id,
             revision: Some(revision.to_string()),
+            since: None,
         }
     }
 }

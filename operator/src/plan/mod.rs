@@ -196,6 +196,12 @@ fn resume(
         }
         OperationKind::Restart => {
             let revision = op.revision.as_deref().unwrap_or_default();
+            // The spec moved on while this restart waited (a bad image put back, say): the
+            // restart onto a revision no longer wanted is dropped and the member planned
+            // afresh (unready on an old revision, it is restarted onto the current one).
+            if revision != d.revision {
+                return Step::Clear;
+            }
             match o.pod(id) {
                 None => Step::Wait(format!("server {id}'s pod is being recreated")),
                 Some(p) if p.revision != revision && !p.terminating => {

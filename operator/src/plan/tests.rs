@@ -236,6 +236,18 @@ fn a_restart_waits_for_the_member_to_be_back_and_caught_up() {
 }
 
 #[test]
+fn a_restart_onto_a_revision_no_longer_wanted_is_dropped() {
+    // Restarted onto a bad image, the member never got ready; the image is put back.
+    let d = desired(3);
+    let mut o = running(&[1, 2, 3], &[]);
+    o.pods[2] = pod(3, false, "rev-bad");
+    o.pending = Some(Op::restart(3, "rev-bad"));
+    assert_eq!(plan(&d, &o, true), Step::Clear);
+    o.pending = None;
+    assert_eq!(plan(&d, &o, true), Step::Restart { server_id: 3 });
+}
+
+#[test]
 fn a_pending_operation_waits_while_no_member_reports() {
     let mut o = running(&[1, 2, 3], &[]);
     o.pending = Some(Op::add(4));

@@ -15,6 +15,7 @@ use crate::plan::{self, observed::Role, Desired, Step};
 use crate::telemetry::TRACE_TARGET;
 use ensemble::Change;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -225,7 +226,7 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
             }
             Step::Record(op) => {
                 let mut s = ens.status.clone().unwrap_or_default();
-                s.pending = Some(op.clone());
+                s.pending = Some(status::recorded(op, Timestamp::now()));
                 status::write(client, ens, s).await?;
                 Duration::from_millis(200)
             }
@@ -271,7 +272,7 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
     if let Some((reason, note)) = event_of(&step, observed.statefulset_replicas) {
         publish(ctx, &reference, EventType::Normal, reason, note).await;
     }
-    let mut fresh = status::observed(ens, &names, &observed, &step);
+    let mut fresh = status::observed(ens, &names, &observed, &step, Timestamp::now());
     let has_quorum = status::has_quorum(&fresh);
     let quiet = matches!(step, Step::Done | Step::Wait(_));
     let mut requeue = requeue;
@@ -310,6 +311,9 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
         let note = "members run, but none reports the membership: the quorum is lost".into();
         publish(ctx, &reference, EventType::Warning, "QuorumLost", note).await;
     }
+    if let Some(note) = status::step_timed_out(&fresh) {
+        publish(ctx, &reference, EventType::Warning, "StepTimedOut", note).await;
+    }
     status::write(client, ens, fresh).await?;
     Ok(Action::requeue(requeue))
 }
@@ -328,7 +332,6 @@ async fn backup_turn(
 ) -> Result<Duration, Error> {
     use crate::backup::{schedule, Location};
     use crate::crd::{BackupAttempt, RestorePhase, RestoreStatus};
-    use k8s_openapi::jiff::Timestamp;
     use plan::backup::{Action as BackupAction, BACKUP_REQUEST, RESTORE_FROM};
 
     let annotation = |key: &str| ens.annotations().get(key).map(String::as_str);

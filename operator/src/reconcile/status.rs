@@ -4,10 +4,11 @@
 use super::apply::FIELD_MANAGER;
 use super::Error;
 use crate::build::names::Names;
-use crate::crd::{Ensemble, EnsembleStatus, MemberStatus};
+use crate::crd::{Ensemble, EnsembleStatus, MemberStatus, PendingOperation};
 use crate::plan::observed::{Observed, Role};
 use crate::plan::Step;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::ResourceExt;
 
@@ -45,12 +46,18 @@ pub fn invalid(ens: &Ensemble, why: &str) -> EnsembleStatus {
 }
 
 /// The status after observing and planning.
-pub fn observed(ens: &Ensemble, names: &Names, o: &Observed, step: &Step) -> EnsembleStatus {
+pub fn observed(
+    ens: &Ensemble,
+    names: &Names,
+    o: &Observed,
+    step: &Step,
+    now: Timestamp,
+) -> EnsembleStatus {
     let mut s = ens.status.clone().unwrap_or_default();
     s.observed_generation = ens.metadata.generation;
     s.pending = match step {
         // Recorded or cleared by the step itself.
-        Step::Record(op) => Some(op.clone()),
+        Step::Record(op) => Some(recorded(op, now)),
         Step::Clear => None,
         _ => s.pending.clone(),
     };
@@ -113,21 +120,23 @@ pub fn observed(ens: &Ensemble, names: &Names, o: &Observed, step: &Step) -> Ens
         },
         &why,
     );
-    let degraded =
+    let no_quorum =
         m.is_none() && o.statefulset_replicas.is_some() && o.pods.iter().any(|p| p.ready);
-    set(
-        &mut s,
-        ens,
-        "Degraded",
-        degraded,
-        if degraded { "NoQuorum" } else { "Healthy" },
-        if degraded {
+    let timeout = std::time::Duration::from_secs(ens.spec.step_timeout_seconds.max(0) as u64);
+    let (degraded, reason, message) = if no_quorum {
+        (
+            true,
+            "NoQuorum",
             "members run, but none reports the membership: the quorum is lost; the operator \
              waits for it and changes nothing"
-        } else {
-            "the membership is reported"
-        },
-    );
+                .to_string(),
+        )
+    } else if let Some(late) = o.pending.as_ref().and_then(|p| overdue(p, now, timeout)) {
+        (true, STEP_TIMED_OUT, late)
+    } else {
+        (false, "Healthy", "the membership is reported".to_string())
+    };
+    set(&mut s, ens, "Degraded", degraded, reason, &message);
     if ens.spec.backup.is_none() {
         s.conditions.retain(|c| c.type_ != "BackupFailing");
     }
@@ -197,4 +206,60 @@ pub fn has_quorum(s: &EnsembleStatus) -> bool {
 /// The status says members run without a quorum.
 pub fn quorum_lost(s: &EnsembleStatus) -> bool {
     condition_true(s, "Degraded", "NoQuorum")
+}
+
+const STEP_TIMED_OUT: &str = "StepTimedOut";
+
+/// `op` as the status records it: with when (see [`overdue`]).
+pub fn recorded(op: &PendingOperation, now: Timestamp) -> PendingOperation {
+    PendingOperation {
+        since: Some(now.to_string()),
+        ..op.clone()
+    }
+}
+
+/// The Degraded condition's message when a step took too long.
+pub fn step_timed_out(s: &EnsembleStatus) -> Option<String> {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == STEP_TIMED_OUT)
+        .map(|c| c.message.clone())
+}
+
+/// Why `op` is overdue: recorded more than `timeout` before `now`. An operation recorded
+/// before its time was (an older operator's) is not judged.
+fn overdue(op: &PendingOperation, now: Timestamp, timeout: std::time::Duration) -> Option<String> {
+    let since: Timestamp = op.since.as_deref()?.parse().ok()?;
+    let took = now.duration_since(since).unsigned_abs();
+    (took > timeout).then(|| {
+        format!(
+            "{:?} of server {} has not completed in {}s (stepTimeoutSeconds {}): the operator \
+             goes no further until it does; see that member's pod and events",
+            op.kind,
+            op.server_id,
+            took.as_secs(),
+            timeout.as_secs()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_step_is_overdue_only_past_its_timeout() {
+        let mut op = PendingOperation::restart(2, "abc");
+        let now: Timestamp = "2026-12-07T12:10:00Z".parse().unwrap();
+        let timeout = Duration::from_secs(600);
+        // Recorded by an operator that did not say when: not judged.
+        assert_eq!(overdue(&op, now, timeout), None);
+        op.since = Some("2026-12-07T12:00:30Z".into());
+        assert_eq!(overdue(&op, now, timeout), None);
+        op.since = Some("2026-12-07T11:59:00Z".into());
+        let why = overdue(&op, now, timeout).unwrap();
+        assert!(why.contains("Restart of server 2"), "{why}");
+        assert!(why.contains("660s"), "{why}");
+    }
 }

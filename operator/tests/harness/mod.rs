@@ -215,6 +215,11 @@ impl Operator {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.launch.log).unwrap_or_default()
     }
+
+    /// Its process id (for a benchmark's reading of its memory and CPU).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Operator {
