@@ -14,6 +14,7 @@ mod in_cluster;
 mod leadership;
 mod load;
 mod observability;
+mod quorum;
 
 use harness::{condition, eventually, script, settled, ControlPlane, Scenario};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -555,6 +556,8 @@ async fn config_and_image_changes_roll_the_leader_last_under_load() {
         return;
     };
     let pods: Api<Pod> = Api::namespaced(s.client.clone(), &s.ns);
+    // The members' own word on their quorum, throughout both rolls.
+    let quorum = quorum::QuorumWatch::start("coord", &s.ns, 3);
     for change in [
         serde_json::json!({"config": {"tickTime": 1000}}),
         serde_json::json!({"image": "zooid:next"}),
@@ -582,14 +585,24 @@ async fn config_and_image_changes_roll_the_leader_last_under_load() {
         );
     }
     let report = load.finish().await;
+    let seen = quorum.finish().await;
     eprintln!(
         "two rolls: {} operations, {} writes acknowledged, {} of unknown outcome, all \
-         linearizable; longest stall {:?}; operator killed {} times",
+         linearizable; longest stall {:?}; operator killed {} times; members' metrics: {seen:?}",
         report.operations,
         report.acknowledged_writes,
         report.unknown,
         report.longest_gap,
         s.operator.kills
+    );
+    // Every 100 ms a majority of the members said they served, but for the instants of the
+    // two hand-overs (the leader restarts last, handing over first: its followers let their
+    // clients go and take the new leader's): never as long as an election would take.
+    assert!(seen.rounds > 100, "{seen:?}");
+    assert!(
+        seen.longest_without < Duration::from_secs(1),
+        "the quorum was lost for {:?} ({seen:?})",
+        seen.longest_without
     );
     assert!(report.acknowledged_writes > 50);
     // Steps shown while polling (each member's restart is recorded, deleted, waited for,
