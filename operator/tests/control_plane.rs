@@ -205,6 +205,83 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
         )),
         "{metrics}"
     );
+
+    // A PodMonitor asked for where the Prometheus operator's CRD is missing: a condition
+    // and a Warning saying so, the reconcile otherwise done. With the kind served (a
+    // stand-in CRD of the same group, version and kind), it is made; not asked, it goes.
+    let monitor_condition = |e: &Ensemble| {
+        e.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "PodMonitorReady"))
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    let set_monitor = |on: bool| {
+        let ensembles = ensembles.clone();
+        async move {
+            let patch = serde_json::json!({"spec": {"metrics": {"podMonitor": on}}});
+            ensembles
+                .patch(
+                    "coord",
+                    &Default::default(),
+                    &kube::api::Patch::Merge(patch),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let asked = set_monitor(true).await;
+    reconcile(Arc::new(asked), ctx.clone()).await.unwrap();
+    let e = ensembles.get("coord").await.unwrap();
+    assert_eq!(
+        monitor_condition(&e),
+        Some(("False".into(), "NoPodMonitorKind".into()))
+    );
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let stand_in: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "podmonitors.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {"plural": "podmonitors", "singular": "podmonitor", "kind": "PodMonitor"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {
+                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            }}],
+        },
+    }))
+    .unwrap();
+    crds.create(&PostParams::default(), &stand_in)
+        .await
+        .unwrap();
+    let monitors: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &zooid_operator::build::monitor::resource(),
+    );
+    let made = eventually("the PodMonitor made once its kind is served", 30, || {
+        let (ensembles, ctx, monitors) = (ensembles.clone(), ctx.clone(), monitors.clone());
+        async move {
+            let e = ensembles.get("coord").await.ok()?;
+            reconcile(Arc::new(e), ctx).await.ok()?;
+            monitors.get("coord").await.ok()
+        }
+    })
+    .await;
+    assert_eq!(
+        made.data["spec"]["podMetricsEndpoints"][0]["port"], "admin",
+        "{:?}",
+        made.data
+    );
+    assert_eq!(made.metadata.owner_references.unwrap()[0].kind, "Ensemble");
+    let e = ensembles.get("coord").await.unwrap();
+    assert_eq!(
+        monitor_condition(&e),
+        Some(("True".into(), "Applied".into()))
+    );
+    let dropped = set_monitor(false).await;
+    reconcile(Arc::new(dropped), ctx.clone()).await.unwrap();
+    assert!(monitors.get_opt("coord").await.unwrap().is_none());
+    let e = ensembles.get("coord").await.unwrap();
+    assert_eq!(monitor_condition(&e), None);
 }
 
 /// The chart: `helm lint --strict`, its templates taken by the API server

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod credentials;
 pub mod maps;
+pub mod monitor;
 pub mod names;
 pub mod pdb;
 pub mod services;

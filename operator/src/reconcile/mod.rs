@@ -6,6 +6,7 @@ pub mod apply;
 mod backups;
 pub mod ensemble;
 pub mod membership;
+mod monitor;
 pub mod observe;
 mod status;
 
@@ -193,6 +194,7 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
         .map(|p| p.server_id)
         .filter(|id| !voters.contains(id))
         .collect();
+    let mut monitor_outcome = None;
     if !ens.spec.paused {
         let dynamic = config::dynamic_config(&names, &voters, &joining);
         apply::apply(client, &services::peers_service(&names, &owner)).await?;
@@ -204,6 +206,17 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
         .await?;
         apply::apply(client, &maps::discovery_config_map(&names, &owner, &voters)).await?;
         apply::apply(client, &pdb::pdb(&names, &owner, voters.len() as i32)).await?;
+        let made_before = status::pod_monitor_made(ens);
+        monitor_outcome = Some(
+            monitor::reconcile(
+                client,
+                &names,
+                &owner,
+                ens.spec.metrics.pod_monitor,
+                made_before,
+            )
+            .await?,
+        );
         // The pod template follows the spec at every turn, at the replicas the StatefulSet
         // has (only an Apply step changes those): with OnDelete nothing restarts for it, and
         // a pod that a roll deletes comes back on the current revision, not the old one.
@@ -307,6 +320,19 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
             }),
         },
     );
+    if let Some(outcome) = &monitor_outcome {
+        status::pod_monitor(&mut fresh, ens, outcome);
+        if let monitor::Outcome::Refused { why, .. } = outcome {
+            publish(
+                ctx,
+                &reference,
+                EventType::Warning,
+                "PodMonitorFailed",
+                why.clone(),
+            )
+            .await;
+        }
+    }
     if status::quorum_lost(&fresh) {
         let note = "members run, but none reports the membership: the quorum is lost".into();
         publish(ctx, &reference, EventType::Warning, "QuorumLost", note).await;

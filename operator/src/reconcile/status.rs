@@ -171,6 +171,32 @@ pub fn backup_failing(s: &mut EnsembleStatus, ens: &Ensemble, failure: Option<(&
     }
 }
 
+/// Whether the status shows a PodMonitor was made (so that one is deleted once not asked).
+pub fn pod_monitor_made(ens: &Ensemble) -> bool {
+    ens.status
+        .as_ref()
+        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == POD_MONITOR))
+}
+
+const POD_MONITOR: &str = "PodMonitorReady";
+
+/// Condition `PodMonitorReady` while a PodMonitor is asked for; none otherwise.
+pub fn pod_monitor(s: &mut EnsembleStatus, ens: &Ensemble, outcome: &super::monitor::Outcome) {
+    use super::monitor::Outcome;
+    match outcome {
+        Outcome::NotAsked => s.conditions.retain(|c| c.type_ != POD_MONITOR),
+        Outcome::Made => set(
+            s,
+            ens,
+            POD_MONITOR,
+            true,
+            "Applied",
+            "the PodMonitor for the members' /metrics is applied",
+        ),
+        Outcome::Refused { reason, why } => set(s, ens, POD_MONITOR, false, reason, why),
+    }
+}
+
 /// Sets condition `type_`, keeping its transition time unless its status changes.
 fn set(s: &mut EnsembleStatus, ens: &Ensemble, type_: &str, on: bool, reason: &str, message: &str) {
     let status = if on { "True" } else { "False" };
