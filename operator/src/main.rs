@@ -60,6 +60,22 @@ fn args() -> anyhow::Result<Args> {
     })
 }
 
+/// `/readyz`: 200 when the API server answers within 2 s, else 503 saying why.
+async fn readyz(client: &kube::Client) -> (axum::http::StatusCode, String) {
+    use axum::http::StatusCode;
+    match tokio::time::timeout(Duration::from_secs(2), client.apiserver_version()).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ok".into()),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the API server: {e}"),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the API server did not answer within 2 s".into(),
+        ),
+    }
+}
+
 fn error_policy(_: Arc<Ensemble>, error: &Error, _: Arc<Context>) -> Action {
     tracing::warn!("reconcile failed: {error}");
     Action::requeue(Duration::from_secs(5))
@@ -86,9 +102,19 @@ async fn run() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
+    let api = client.clone();
     let app = axum::Router::new()
+        // Alive while the process runs: a leader that cannot renew its Lease stops itself.
         .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route("/readyz", axum::routing::get(|| async { "ok" }))
+        // Ready while the API server answers it (a standby replica too: it serves metrics
+        // and takes over when the Lease is free).
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let api = api.clone();
+                async move { readyz(&api).await }
+            }),
+        )
         .route(
             "/metrics",
             axum::routing::get(move || {

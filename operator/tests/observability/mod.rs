@@ -39,6 +39,15 @@ async fn every_operator_panel_and_alert_query_returns_data() {
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ],
     );
+    // Its probes: alive, and ready while the API server answers it.
+    for probe in ["/healthz", "/readyz"] {
+        let url = format!("http://{listen}{probe}");
+        let status = crate::harness::eventually(probe, 30, || async {
+            reqwest::get(&url).await.ok().map(|r| r.status())
+        })
+        .await;
+        assert_eq!(status, 200, "{probe}");
+    }
     let folder = s.dir().join("backups");
     std::fs::create_dir_all(&folder).unwrap();
     s.create(
