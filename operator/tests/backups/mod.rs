@@ -71,6 +71,10 @@ async fn backups_go_to_s3_and_a_folder_and_restore_into_a_new_ensemble_and_in_pl
     s.wait("coord", "1 member Available", 120, false, |e| settled(e, 1))
         .await;
     let ip = s.pod_ips("coord", 1).await.remove(0);
+    // Backups are taken under a write load, whose history must stay linearizable with every
+    // acknowledged write there (it ends before the in-place restore, which undoes writes on
+    // purpose).
+    let load = crate::load::Load::start(&s.servers("coord", 1), 3).await;
     let c = connect(&ip).await;
     let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     c.create("/app", b"v1", &open).await.unwrap();
@@ -196,7 +200,12 @@ async fn backups_go_to_s3_and_a_folder_and_restore_into_a_new_ensemble_and_in_pl
         );
     }
 
-    // In place, on request: a later write is undone by restoring the folder's backup.
+    let report = load.finish().await;
+    assert!(report.acknowledged_writes > 50, "{report:?}");
+
+    // In place, on request: a later write is undone by restoring the folder's backup. (A new
+    // session: the first one, idle through the load, may have timed out a ping meanwhile.)
+    let c = connect(&ip).await;
     c.set_data("/app", b"v2", None).await.unwrap();
     s.annotate("coord", "zooid.io/restore-from", &in_folder.location)
         .await;

@@ -2,7 +2,8 @@
 //! `examples/discovery.yaml` as it is: three `web` pods, each with the registration sidecar
 //! (`zooctl register`), and a `web-client` pod following the set with
 //! `zooctl discover --watch`. The sidecar registers its pod, registers again after its session
-//! expired, and takes its pod out of the set at once when the pod stops.
+//! expired, and takes its pod out of the set at once when the pod stops; the ensemble serves
+//! a write load throughout, with a linearizable history.
 
 use crate::harness::{eventually, settled, Scenario};
 use k8s_openapi::api::core::v1::Pod;
@@ -44,6 +45,8 @@ async fn the_discovery_sidecar_registers_expires_and_leaves() {
     s.kubectl(&["apply", "-f", &example("dev.yaml")]);
     s.wait("dev", "1 member Available", 120, false, |e| settled(e, 1))
         .await;
+    // The ensemble serves a write load throughout, its history checked at the end.
+    let load = crate::load::Load::start(&s.servers("dev", 1), 3).await;
     s.kubectl(&["apply", "-f", &example("discovery.yaml")]);
     let pods: Api<Pod> = Api::namespaced(s.client.clone(), &s.ns);
 
@@ -93,4 +96,6 @@ async fn the_discovery_sidecar_registers_expires_and_leaves() {
     .await;
     let log = s.agent.log(&s.ns, &left, "register");
     assert!(log.contains("deregistered"), "{log}");
+    let report = load.finish().await;
+    assert!(report.acknowledged_writes > 50, "{report:?}");
 }
