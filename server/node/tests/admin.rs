@@ -551,14 +551,36 @@ fn backed_up(root: &std::path::Path, extra_cfg: &str, n: usize, size: usize) -> 
         proxied: false,
     };
     let (members, _) = ensemble::start_with_env(root, extra_cfg, layout, &env);
-    let leader = ensemble::settled(&members, Duration::from_secs(10));
-    let (l, f, z) = (leader, (leader + 1) % 3, (leader + 2) % 3);
-    let mut c = RawClient::connect(members[l].client);
-    c.create("/kept", b"", 0).unwrap();
+    let mut leader = ensemble::settled(&members, Duration::from_secs(10));
+    let mut c = RawClient::connect(members[leader].client);
+    // As a client does: a connection let go (a leader change on a machine busy with other
+    // tests) is opened again where the leader now is, and the write tried again (one that
+    // had been applied answers NodeExists).
+    let mut create = |path: &str, data: &[u8]| loop {
+        use zooid_proto::{Acl, CreateRequest, OpCode, Request};
+        let req = Request::Create(CreateRequest {
+            op: OpCode::Create,
+            path: path.into(),
+            data: Some(data.to_vec()),
+            acl: Acl::open(),
+            flags: 0,
+            ttl: -1,
+        });
+        match c.try_call(&req) {
+            Ok((f, _)) if f.err == 0 || f.err == -110 => return,
+            Ok((f, _)) => panic!("create {path}: error {}", f.err),
+            Err(why) => {
+                eprintln!("create {path}: {why:?}; again through the leader");
+                leader = ensemble::settled(&members, Duration::from_secs(10));
+                c = RawClient::connect(members[leader].client);
+            }
+        }
+    };
+    create("/kept", b"");
     for i in 0..n {
-        c.create(&format!("/kept/n{i}"), &noise(i as u64, size), 0)
-            .unwrap();
+        create(&format!("/kept/n{i}"), &noise(i as u64, size));
     }
+    let (l, f, z) = (leader, (leader + 1) % 3, (leader + 2) % 3);
     let kept = ensemble::synced_children(members[f].client, "/kept", Duration::from_secs(20));
     assert_eq!(kept.len(), n);
     let backup =
