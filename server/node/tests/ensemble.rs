@@ -525,7 +525,7 @@ fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
     );
     members[behind].restart();
     let restarted = Instant::now();
-    caught_up(&members[behind], writes);
+    caught_up(&members, behind, writes);
     eprintln!(
         "caught up by snapshot {:?} after restarting",
         restarted.elapsed()
@@ -547,12 +547,14 @@ fn a_member_behind_the_purged_log_catches_up_by_snapshot() {
         c.create(&format!("/c/n{i:06}"), b"x", 0).unwrap();
     }
     members[wiped].restart();
-    caught_up(&members[wiped], writes + 300);
+    caught_up(&members, wiped, writes + 300);
 }
 
 /// Waits (two minutes at the most) until `m` serves `/c` with `n` children after sync,
 /// having installed a snapshot.
-fn caught_up(m: &Member, n: usize) {
+/// On failure every member's log is shown (the others' say why it could not).
+fn caught_up(members: &[Member], i: usize, n: usize) {
+    let m = &members[i];
     wait_for_explained(
         &format!("member {} caught up to {n} children of /c", m.id),
         Duration::from_secs(120),
@@ -562,7 +564,27 @@ fn caught_up(m: &Member, n: usize) {
                 .and_then(|mut r| ensemble::sync_then_children(&mut r, "/c"))
                 .filter(|c| c.len() == n)
         },
-        || std::fs::read_to_string(&m.log).unwrap_or_default(),
+        || {
+            members
+                .iter()
+                .map(|o| {
+                    let log = std::fs::read_to_string(&o.log).unwrap_or_default();
+                    let lines: Vec<&str> = log.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+                    let panics: Vec<String> = lines
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| l.contains("panicked at"))
+                        .map(|(i, _)| lines[i..(i + 3).min(lines.len())].join("\n"))
+                        .collect();
+                    format!(
+                        "--- member {} (panics: {panics:?}; last 60 lines)\n{tail}",
+                        o.id
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
     );
     let log = std::fs::read_to_string(&m.log).unwrap();
     assert!(

@@ -41,6 +41,8 @@ impl Member {
             .append(true)
             .open(log)
             .unwrap();
+        // Its stderr too: a panic is then in its log.
+        let err = out.try_clone().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_zooid"));
         if let Some(listen) = peer_listen {
             cmd.arg("--peer-listen").arg(listen.to_string());
@@ -54,7 +56,7 @@ impl Member {
             .env_remove("ZOOID_FOUR_LETTER_WORDS")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(out))
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(err))
             .spawn()
             .unwrap()
     }
