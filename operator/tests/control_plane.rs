@@ -100,6 +100,22 @@ async fn the_api_server_takes_the_crd_and_enforces_its_rules() {
         }
         other => panic!("the storage class changed: {other:?}"),
     }
+    // Observers are refused until the operator reconciles them, rather than ignored.
+    let mut observers = ensembles.get("coord").await.unwrap();
+    observers.spec.observers = 1;
+    match ensembles
+        .replace("coord", &PostParams::default(), &observers)
+        .await
+    {
+        Err(kube::Error::Api(e)) => {
+            assert!(
+                e.message.contains("observers are not reconciled"),
+                "{}",
+                e.message
+            )
+        }
+        other => panic!("observers were taken: {other:?}"),
+    }
 }
 
 /// One reconcile of a new Ensemble on the real API server: every object it is made of is

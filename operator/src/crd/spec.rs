@@ -43,9 +43,11 @@ pub struct EnsembleSpec {
     #[serde(default = "default_replicas")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 15").message("replicas must be 1 to 15"))]
     pub replicas: i32,
-    /// Members that replicate and serve reads but never vote (ZooKeeper's observers).
+    /// Members that replicate and serve reads but never vote (ZooKeeper's observers). Not
+    /// reconciled yet: the API server refuses any value but 0, rather than the operator
+    /// ignoring it.
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self >= 0 && self <= 15").message("observers must be 0 to 15"))]
+    #[x_kube(validation = Rule::new("self == 0").message("observers are not reconciled by this operator yet: 0 (every member votes)"))]
     pub observers: i32,
     /// The `zooid` image.
     pub image: String,
