@@ -193,14 +193,7 @@ impl RawClient {
     }
 
     pub fn create(&mut self, path: &str, data: &[u8], flags: i32) -> Result<String, i32> {
-        let (f, _) = self.call(&Request::Create(CreateRequest {
-            op: OpCode::Create,
-            path: path.into(),
-            data: Some(data.to_vec()),
-            acl: Acl::open(),
-            flags,
-            ttl: -1,
-        }));
+        let (f, _) = self.call(&create_request(path, data, flags));
         if f.err != 0 {
             return Err(f.err);
         }
@@ -273,6 +266,19 @@ fn no_frame(e: std::io::Error) -> NoFrame {
 }
 
 /// Sends a four-letter word and returns the whole answer.
+/// A create of `path` open to all (`flags` as ZooKeeper's CreateMode), for a client that
+/// sends it its own way (pipelined, or tried again after a connection loss).
+pub fn create_request(path: &str, data: &[u8], flags: i32) -> Request {
+    Request::Create(CreateRequest {
+        op: OpCode::Create,
+        path: path.into(),
+        data: Some(data.to_vec()),
+        acl: Acl::open(),
+        flags,
+        ttl: -1,
+    })
+}
+
 pub fn four_letter(addr: SocketAddr, word: &str) -> String {
     let mut s = RawClient::tcp(addr);
     s.write_all(word.as_bytes()).unwrap();

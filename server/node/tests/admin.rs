@@ -557,16 +557,7 @@ fn backed_up(root: &std::path::Path, extra_cfg: &str, n: usize, size: usize) -> 
     // tests) is opened again where the leader now is, and the write tried again (one that
     // had been applied answers NodeExists).
     let mut create = |path: &str, data: &[u8]| loop {
-        use zooid_proto::{Acl, CreateRequest, OpCode, Request};
-        let req = Request::Create(CreateRequest {
-            op: OpCode::Create,
-            path: path.into(),
-            data: Some(data.to_vec()),
-            acl: Acl::open(),
-            flags: 0,
-            ttl: -1,
-        });
-        match c.try_call(&req) {
+        match c.try_call(&zooid_e2e::raw::create_request(path, data, 0)) {
             Ok((f, _)) if f.err == 0 || f.err == -110 => return,
             Ok((f, _)) => panic!("create {path}: error {}", f.err),
             Err(why) => {

@@ -20,14 +20,7 @@ fn start_proc(dir: &Path) -> Proc {
 }
 
 fn create(path: &str, data: &[u8]) -> Request {
-    Request::Create(CreateRequest {
-        op: OpCode::Create,
-        path: path.into(),
-        data: Some(data.to_vec()),
-        acl: Acl::open(),
-        flags: 0,
-        ttl: -1,
-    })
+    zooid_e2e::raw::create_request(path, data, 0)
 }
 
 /// Writes /k-0, /k-1, ... pipelined `depth` deep until killed or `limit` is reached; returns
