@@ -16,7 +16,7 @@ mod load;
 mod observability;
 mod quorum;
 
-use harness::{condition, eventually, script, settled, ControlPlane, Scenario};
+use harness::{condition, eventually, settled, ControlPlane, Scenario};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use std::path::Path;
@@ -306,22 +306,7 @@ async fn a_reconcile_makes_every_object_and_reports_honestly() {
 #[tokio::test]
 async fn the_chart_lints_and_installs() {
     let cp = ControlPlane::start();
-    // helm and kubectl from the control plane's build, or from PATH on another cluster.
-    let bin = if cp.owned {
-        String::from_utf8(Command::new(script()).arg("bin").output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            .to_string()
-    } else {
-        String::new()
-    };
-    let tool = |name: &str| {
-        if bin.is_empty() {
-            name.to_string()
-        } else {
-            format!("{bin}/{name}")
-        }
-    };
+    let tool = |name: &str| cp.tool(name);
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/zooid-operator");
     let kubeconfig = cp.kubeconfig.clone();
     let client = cp.client().await;

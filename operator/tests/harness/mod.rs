@@ -22,6 +22,16 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// A tool (`kubectl`, `helm`) from the control plane's build, or from PATH on a cluster
+    /// named by `ZOOID_TEST_KUBECONFIG`.
+    pub fn tool(&self, name: &str) -> String {
+        if !self.owned {
+            return name.to_string();
+        }
+        let out = Command::new(script()).arg("bin").output().unwrap();
+        format!("{}/{name}", String::from_utf8(out.stdout).unwrap().trim())
+    }
+
     pub fn start() -> ControlPlane {
         let dir = tempfile::tempdir().unwrap();
         if let Ok(k) = std::env::var("ZOOID_TEST_KUBECONFIG") {
@@ -364,9 +374,7 @@ impl Scenario {
 
     /// `kubectl` in the scenario's namespace, as a user runs it; its output, or a failure.
     pub fn kubectl(&self, args: &[&str]) -> String {
-        let bin =
-            String::from_utf8(Command::new(script()).arg("bin").output().unwrap().stdout).unwrap();
-        let out = Command::new(format!("{}/kubectl", bin.trim()))
+        let out = Command::new(self._control_plane.tool("kubectl"))
             .env("KUBECONFIG", &self._control_plane.kubeconfig)
             .args(["--namespace", &self.ns])
             .args(args)

@@ -3,7 +3,7 @@
 //! least-privilege RBAC, two replicas electing a leader), reconciling an Ensemble of three
 //! into a live ensemble that serves a write load with a linearizable history.
 
-use crate::harness::{eventually, script, settled, Scenario};
+use crate::harness::{eventually, settled, Scenario};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -17,13 +17,9 @@ async fn the_charts_operator_runs_an_ensemble_under_load() {
     };
     // Only the chart's operator reconciles here.
     s.operator.kill();
-    let bin = String::from_utf8(Command::new(script()).arg("bin").output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string();
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/zooid-operator");
     let system = "zooid-system";
-    let out = Command::new(format!("{bin}/helm"))
+    let out = Command::new(s.control_plane().tool("helm"))
         .env("KUBECONFIG", &s.control_plane().kubeconfig)
         .args([
             "install",
