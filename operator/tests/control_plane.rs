@@ -14,6 +14,7 @@ mod in_cluster;
 mod leadership;
 mod load;
 mod observability;
+mod observers;
 mod quorum;
 
 use harness::{condition, eventually, settled, ControlPlane, Scenario};
@@ -100,21 +101,21 @@ async fn the_api_server_takes_the_crd_and_enforces_its_rules() {
         }
         other => panic!("the storage class changed: {other:?}"),
     }
-    // Observers are refused until the operator reconciles them, rather than ignored.
+    // Observers: 0 to 100 (their server ids run from 101 to 200).
     let mut observers = ensembles.get("coord").await.unwrap();
-    observers.spec.observers = 1;
+    observers.spec.observers = 101;
     match ensembles
         .replace("coord", &PostParams::default(), &observers)
         .await
     {
         Err(kube::Error::Api(e)) => {
             assert!(
-                e.message.contains("observers are not reconciled"),
+                e.message.contains("observers must be 0 to 100"),
                 "{}",
                 e.message
             )
         }
-        other => panic!("observers were taken: {other:?}"),
+        other => panic!("101 observers were taken: {other:?}"),
     }
 }
 

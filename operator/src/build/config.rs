@@ -105,12 +105,13 @@ pub fn static_config(spec: &EnsembleSpec) -> Result<String, ConfigError> {
     Ok(out)
 }
 
-/// The server lines: `voters` as participants, `joining` as observers (a member started with
-/// itself listed as an observer never starts an ensemble of its own; a reconfig promotes it).
-pub fn dynamic_config(names: &Names, voters: &[i64], joining: &[i64]) -> String {
+/// The server lines: `voters` as participants, `non_voters` as observers: the observers, and
+/// a member on its way to voting (one started with itself listed as an observer never starts
+/// an ensemble of its own; a reconfig promotes it).
+pub fn dynamic_config(names: &Names, voters: &[i64], non_voters: &[i64]) -> String {
     let mut out = String::new();
     let mut ids: Vec<(i64, &str)> = voters.iter().map(|id| (*id, "participant")).collect();
-    ids.extend(joining.iter().map(|id| (*id, "observer")));
+    ids.extend(non_voters.iter().map(|id| (*id, "observer")));
     ids.sort_unstable();
     for (id, role) in ids {
         let _ = writeln!(

@@ -27,10 +27,11 @@ pub fn config_map(
     serde_json::from_value(value).unwrap_or_else(|e| unreachable!("a well-formed ConfigMap: {e}"))
 }
 
-/// `ZOOKEEPER` is the connection string of the voting members, `ZOOKEEPER_HOSTS` the same,
-/// `ZOOKEEPER_CLIENT_PORT` the port, `ZOOKEEPER_SERVICE` the client Service's address.
-pub fn discovery_config_map(names: &Names, owner: &OwnerReference, voters: &[i64]) -> ConfigMap {
-    let hosts: Vec<String> = voters
+/// `ZOOKEEPER` is the connection string of the members (voters, then observers, which serve
+/// clients as well), `ZOOKEEPER_HOSTS` the same, `ZOOKEEPER_CLIENT_PORT` the port,
+/// `ZOOKEEPER_SERVICE` the client Service's address.
+pub fn discovery_config_map(names: &Names, owner: &OwnerReference, members: &[i64]) -> ConfigMap {
+    let hosts: Vec<String> = members
         .iter()
         .map(|id| format!("{}:{CLIENT_PORT}", names.host(*id)))
         .collect();

@@ -1,5 +1,7 @@
 //! The names of an ensemble's objects and addresses, each derived in one place.
 
+use crate::plan::observed::Set;
+
 /// Ports every member listens on (ZooKeeper's defaults; the election port is written in the
 /// server lines, as ZooKeeper's format has it, and not listened on).
 pub const CLIENT_PORT: i32 = 2181;
@@ -13,6 +15,10 @@ pub const DATA_DIR: &str = "/data";
 pub const CONFIG_DIR: &str = "/etc/zooid";
 /// Where the TLS Secrets are mounted: `client/` and `quorum/`.
 pub const TLS_DIR: &str = "/etc/zooid-tls";
+
+/// The label that sets observers' pods apart, and its value there.
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+pub const OBSERVER_COMPONENT: &str = "observer";
 
 /// The names of one ensemble's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +35,6 @@ impl Names {
         }
     }
 
-    /// The StatefulSet, and the prefix of its pods' names.
     /// How the operator's metrics label this Ensemble.
     pub fn metrics_key(&self) -> crate::metrics::Key<'_> {
         crate::metrics::Key {
@@ -38,8 +43,38 @@ impl Names {
         }
     }
 
+    /// The voters' StatefulSet, and the prefix of its pods' names.
     pub fn statefulset(&self) -> String {
         self.ensemble.clone()
+    }
+
+    /// The observers' StatefulSet, and the prefix of its pods' names.
+    pub fn observer_statefulset(&self) -> String {
+        format!("{}-observer", self.ensemble)
+    }
+
+    /// The StatefulSet of `set`.
+    pub fn statefulset_of(&self, set: Set) -> String {
+        match set {
+            Set::Voters => self.statefulset(),
+            Set::Observers => self.observer_statefulset(),
+        }
+    }
+
+    /// The set and ordinal of the pod named `pod`, if it is one of this ensemble's members.
+    pub fn pod_ordinal(&self, pod: &str) -> Option<(Set, i32)> {
+        // The observers' prefix first: it extends the voters'.
+        for set in [Set::Observers, Set::Voters] {
+            let ordinal = pod
+                .strip_prefix(&self.statefulset_of(set))
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|o| o.parse::<i32>().ok())
+                .filter(|o| *o >= 0);
+            if let Some(ordinal) = ordinal {
+                return Some((set, ordinal));
+            }
+        }
+        None
     }
 
     /// The headless Service that gives each member its DNS name.
@@ -70,9 +105,10 @@ impl Names {
         self.ensemble.clone()
     }
 
-    /// The pod of server `id` (ordinal `id - 1`).
+    /// The pod of server `id` (voter ordinal `id - 1`, observer ordinal `id - 101`).
     pub fn pod(&self, id: i64) -> String {
-        format!("{}-{}", self.ensemble, id - 1)
+        let set = Set::of(id);
+        format!("{}-{}", self.statefulset_of(set), set.ordinal(id))
     }
 
     /// The volume claim of server `id`, as the StatefulSet names it.
@@ -82,13 +118,8 @@ impl Names {
 
     /// The server whose volume claim is named `claim`, if it is one of this ensemble's.
     pub fn claim_server(&self, claim: &str) -> Option<i64> {
-        let ordinal: i64 = claim
-            .strip_prefix("data-")?
-            .strip_prefix(&self.ensemble)?
-            .strip_prefix('-')?
-            .parse()
-            .ok()?;
-        (ordinal >= 0).then_some(ordinal + 1)
+        let (set, ordinal) = self.pod_ordinal(claim.strip_prefix("data-")?)?;
+        Some(set.server_id(ordinal))
     }
 
     /// Server `id`'s DNS name, through the headless Service.
@@ -110,7 +141,17 @@ impl Names {
         )
     }
 
-    /// The labels that select the ensemble's pods.
+    /// The labels of `set`'s pods: the ensemble's, and for observers a component label that
+    /// keeps them out of the voters' PodDisruptionBudget.
+    pub fn labels_of(&self, set: Set) -> std::collections::BTreeMap<String, String> {
+        let mut labels = self.selector();
+        if set == Set::Observers {
+            labels.insert(COMPONENT_LABEL.into(), OBSERVER_COMPONENT.into());
+        }
+        labels
+    }
+
+    /// The labels that select the ensemble's pods (voters and observers).
     pub fn selector(&self) -> std::collections::BTreeMap<String, String> {
         [
             ("app.kubernetes.io/name".to_string(), "zooid".to_string()),
@@ -134,5 +175,22 @@ mod tests {
         assert_eq!(n.claim_server("data-coordx-1"), None);
         assert_eq!(n.claim_server("data-other-1"), None);
         assert_eq!(n.claim_server("data-coord-"), None);
+        assert_eq!(n.claim_server(&n.volume_claim(102)), Some(102));
+        assert_eq!(n.claim_server("data-coord-observer-0"), Some(101));
+    }
+
+    #[test]
+    fn observers_pods_are_named_apart_from_the_voters() {
+        let n = Names::new("coord", "prod");
+        assert_eq!(n.pod(1), "coord-0");
+        assert_eq!(n.pod(101), "coord-observer-0");
+        assert_eq!(n.pod_ordinal("coord-observer-2"), Some((Set::Observers, 2)));
+        assert_eq!(n.pod_ordinal("coord-2"), Some((Set::Voters, 2)));
+        assert_eq!(n.pod_ordinal("coord-observer"), None);
+        assert_eq!(n.pod_ordinal("other-1"), None);
+        assert_eq!(
+            n.host(101),
+            "coord-observer-0.coord-peers.prod.svc.cluster.local"
+        );
     }
 }

@@ -4,6 +4,7 @@
 use super::config::{DYNAMIC_FILE, STATIC_FILE};
 use super::names::*;
 use crate::crd::Ensemble;
+use crate::plan::observed::Set;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::json;
@@ -11,20 +12,23 @@ use serde_json::json;
 /// The annotation holding a pod's template revision.
 pub const REVISION_ANNOTATION: &str = "zooid.io/revision";
 
-/// The StatefulSet at `replicas` pods running `revision`.
+/// `set`'s StatefulSet at `replicas` pods running `revision`. Voters and observers run the
+/// same template; only their names, labels and server ids differ.
 pub fn statefulset(
     ens: &Ensemble,
     names: &Names,
     owner: &OwnerReference,
+    set: Set,
     replicas: i32,
     revision: &str,
 ) -> StatefulSet {
     let spec = &ens.spec;
-    let labels = names.selector();
-    // The server id is the ordinal + 1; `myid` is written from the pod's name at each start
-    // (the same every time), then zooid reads its zoo.cfg and data.
+    let labels = names.labels_of(set);
+    // The server id follows from the ordinal (`Set::server_id`); `myid` is written from the
+    // pod's name at each start (the same every time), then zooid reads its zoo.cfg and data.
+    let first_id = set.server_id(0);
     let start = format!(
-        "set -e; mkdir -p {DATA_DIR}; echo $(( ${{HOSTNAME##*-}} + 1 )) > {DATA_DIR}/myid; \
+        "set -e; mkdir -p {DATA_DIR}; echo $(( ${{HOSTNAME##*-}} + {first_id} )) > {DATA_DIR}/myid; \
          exec zooid --config {CONFIG_DIR}/{STATIC_FILE} --data-dir {DATA_DIR}"
     );
     let affinity = spec
@@ -147,7 +151,7 @@ pub fn statefulset(
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": {
-            "name": names.statefulset(),
+            "name": names.statefulset_of(set),
             "namespace": names.namespace,
             "labels": labels,
             "ownerReferences": [owner],
@@ -211,7 +215,14 @@ mod tests {
     #[test]
     fn members_restart_only_when_the_operator_says() {
         let names = Names::new("coord", "prod");
-        let s = statefulset(&ensemble(json!({})), &names, &owner(), 4, "abc");
+        let s = statefulset(
+            &ensemble(json!({})),
+            &names,
+            &owner(),
+            Set::Voters,
+            4,
+            "abc",
+        );
         let spec = s.spec;
         assert_eq!(spec.replicas, Some(4));
         assert_eq!(
@@ -227,10 +238,31 @@ mod tests {
     }
 
     #[test]
+    fn observers_have_a_statefulset_of_their_own_with_their_server_ids() {
+        let names = Names::new("coord", "prod");
+        let s = statefulset(
+            &ensemble(json!({})),
+            &names,
+            &owner(),
+            Set::Observers,
+            2,
+            "abc",
+        );
+        assert_eq!(s.metadata.name.as_deref(), Some("coord-observer"));
+        let spec = s.spec;
+        // A selector of its own, so that it never counts the voters' pods.
+        let selector = spec.selector.match_labels.unwrap();
+        assert_eq!(selector[COMPONENT_LABEL], OBSERVER_COMPONENT);
+        assert_eq!(spec.service_name.as_deref(), Some("coord-peers"));
+        let container = &spec.template.spec.unwrap().containers[0];
+        assert!(container.command.as_ref().unwrap()[2].contains("+ 101 ))"));
+    }
+
+    #[test]
     fn tls_secrets_are_mounted_as_folders() {
         let names = Names::new("coord", "prod");
         let e = ensemble(json!({"tls": {"clientSecret": "c-tls", "quorumSecret": "q-tls"}}));
-        let s = statefulset(&e, &names, &owner(), 3, "abc");
+        let s = statefulset(&e, &names, &owner(), Set::Voters, 3, "abc");
         let pod = s.spec.template.spec.unwrap();
         let volumes: Vec<_> = pod.volumes.unwrap().into_iter().map(|v| v.name).collect();
         assert!(volumes.contains(&"tls-client".to_string()), "{volumes:?}");
@@ -248,7 +280,7 @@ mod tests {
             "metadata": {"labels": {"team": "infra"}},
             "spec": {"priorityClassName": "critical"}
         }}}));
-        let s = statefulset(&e, &names, &owner(), 3, "abc");
+        let s = statefulset(&e, &names, &owner(), Set::Voters, 3, "abc");
         let template = s.spec.template;
         let labels = template.metadata.unwrap().labels.unwrap();
         assert_eq!(labels["team"], "infra");

@@ -23,6 +23,12 @@ use super::status::EnsembleStatus;
     shortname = "ens",
     status = "EnsembleStatus",
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(
+        name = "Observers",
+        type_ = "integer",
+        json_path = ".spec.observers",
+        priority = 1
+    ),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyMembers"),
     printcolumn(name = "Leader", type_ = "string", json_path = ".status.leader"),
     printcolumn(
@@ -43,11 +49,12 @@ pub struct EnsembleSpec {
     #[serde(default = "default_replicas")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 15").message("replicas must be 1 to 15"))]
     pub replicas: i32,
-    /// Members that replicate and serve reads but never vote (ZooKeeper's observers). Not
-    /// reconciled yet: the API server refuses any value but 0, rather than the operator
-    /// ignoring it.
+    /// Members that replicate and serve clients but never vote (ZooKeeper's observers): a
+    /// StatefulSet of their own (`<name>-observer`, server ids from 101), each added and
+    /// removed by reconfig, rolled before the voters. They add read capacity without
+    /// slowing writes or counting towards the quorum.
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self == 0").message("observers are not reconciled by this operator yet: 0 (every member votes)"))]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("observers must be 0 to 100"))]
     pub observers: i32,
     /// The `zooid` image.
     pub image: String,

@@ -79,6 +79,10 @@ pub enum OperationKind {
     RemoveMember,
     /// A member is being restarted onto a new pod template.
     Restart,
+    /// An observer is being added: created, then joined by a reconfig as a non-voter.
+    AddObserver,
+    /// An observer is being reconfigured out, then its pod and volume removed.
+    RemoveObserver,
 }
 
 impl PendingOperation {
@@ -97,6 +101,20 @@ impl PendingOperation {
             server_id,
             revision: None,
             since: None,
+        }
+    }
+
+    pub fn add_observer(server_id: i64) -> Self {
+        PendingOperation {
+            kind: OperationKind::AddObserver,
+            ..Self::add(server_id)
+        }
+    }
+
+    pub fn remove_observer(server_id: i64) -> Self {
+        PendingOperation {
+            kind: OperationKind::RemoveObserver,
+            ..Self::remove(server_id)
         }
     }
 

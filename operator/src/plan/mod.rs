@@ -13,13 +13,15 @@ pub mod observed;
 mod tests;
 
 use crate::crd::{OperationKind, PendingOperation};
-use observed::{Observed, Role};
+use observed::{Observed, Role, Set};
 
 /// What the spec asks, in the planner's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
     /// Voting members.
     pub replicas: i32,
+    /// Observers (non-voting members of a StatefulSet of their own).
+    pub observers: i32,
     /// The pod template revision members should run.
     pub revision: String,
     pub paused: bool,
@@ -30,9 +32,10 @@ pub struct Desired {
 /// The one next step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Create or update the ensemble's objects, the StatefulSet at `replicas` pods (new pods
-    /// start as non-voters; on a first start, every member is a voter).
-    Apply { replicas: i32 },
+    /// Create or update the ensemble's objects, the voters' StatefulSet at `replicas` pods and
+    /// the observers' at `observers` (new pods start as non-voters; on a first start, every
+    /// member is in the configuration from the start).
+    Apply { replicas: i32, observers: i32 },
     /// Write the operation to the status; nothing else changes in this step.
     Record(PendingOperation),
     /// The operation is confirmed done in live state: clear it from the status.
@@ -70,26 +73,33 @@ pub fn plan(d: &Desired, o: &Observed, delete_volumes: bool) -> Step {
         return Step::Wait("paused".into());
     }
     let Some(replicas) = o.statefulset_replicas else {
-        // A new ensemble: every initial member a voter from the start.
+        // A new ensemble: every initial member in the configuration from the start.
         return Step::Apply {
             replicas: d.replicas,
+            observers: d.observers,
         };
     };
+    let pods = Pods {
+        replicas,
+        observers: o.observer_replicas,
+    };
     if let Some(op) = &o.pending {
-        return resume(d, o, replicas, op, delete_volumes);
+        return resume(d, o, pods, op, delete_volumes);
     }
     let Some(m) = &o.membership else {
         if o.pods.iter().all(|p| !p.ready) {
-            return Step::Apply { replicas };
+            return pods.apply();
         }
         return Step::Wait("no member reports the membership (no quorum?)".into());
     };
-    // Missing and unready members first: repaired (the StatefulSet recreates a missing pod),
-    // or rolled if their template is old; never a membership change meanwhile.
+    // Missing and unready members first, voters before observers: repaired (the StatefulSet
+    // recreates a missing pod), or rolled if their template is old; never a membership
+    // change meanwhile.
     let voters: Vec<i64> = m.voters().collect();
-    for id in &voters {
+    let observers: Vec<i64> = m.observers().collect();
+    for id in voters.iter().chain(&observers) {
         match o.pod(*id) {
-            None => return Step::Apply { replicas },
+            None => return pods.apply(),
             Some(p) if !p.ready && p.revision != d.revision && !p.terminating => {
                 return Step::Restart { server_id: *id }
             }
@@ -107,21 +117,37 @@ pub fn plan(d: &Desired, o: &Observed, delete_volumes: bool) -> Step {
             return Step::Record(PendingOperation::remove(*last));
         }
     }
-    if replicas != count {
+    let observer_count = observers.len() as i32;
+    if observer_count < d.observers {
+        let next = observers
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(observed::OBSERVER_ID_BASE)
+            + 1;
+        return Step::Record(PendingOperation::add_observer(next));
+    }
+    if observer_count > d.observers {
+        if let Some(last) = observers.iter().max() {
+            return Step::Record(PendingOperation::remove_observer(*last));
+        }
+    }
+    if replicas != count || o.observer_replicas != observer_count {
         // Pods beyond the membership (a leftover of an interrupted change): back to the
         // members' count.
-        return Step::Apply { replicas: count };
+        return Step::Apply {
+            replicas: count,
+            observers: observer_count,
+        };
     }
-    // The roll: followers before the leader, the leader last.
-    let stale = |id: &i64| o.pod(*id).is_some_and(|p| p.revision != d.revision);
-    let next = voters
+    // The roll: observers first, then followers, the leader last.
+    let stale = |id: &&i64| o.pod(**id).is_some_and(|p| p.revision != d.revision);
+    let is_leader = |id: &&i64| m.leader == Some(**id);
+    let next = observers
         .iter()
-        .filter(|id| stale(id) && m.leader != Some(**id))
-        .chain(
-            voters
-                .iter()
-                .filter(|id| stale(id) && m.leader == Some(**id)),
-        )
+        .filter(stale)
+        .chain(voters.iter().filter(|id| stale(id) && !is_leader(id)))
+        .chain(voters.iter().filter(|id| stale(id) && is_leader(id)))
         .next();
     if let Some(id) = next {
         return Step::Record(PendingOperation::restart(*id, &d.revision));
@@ -129,11 +155,49 @@ pub fn plan(d: &Desired, o: &Observed, delete_volumes: bool) -> Step {
     Step::Done
 }
 
+/// The StatefulSets' replicas as they are.
+#[derive(Debug, Clone, Copy)]
+struct Pods {
+    replicas: i32,
+    observers: i32,
+}
+
+impl Pods {
+    /// Both StatefulSets as they are (the objects brought up to date).
+    fn apply(self) -> Step {
+        Step::Apply {
+            replicas: self.replicas,
+            observers: self.observers,
+        }
+    }
+
+    fn of(self, set: Set) -> i32 {
+        match set {
+            Set::Voters => self.replicas,
+            Set::Observers => self.observers,
+        }
+    }
+
+    /// `set` at `count` pods, the other as it is.
+    fn with(self, set: Set, count: i32) -> Step {
+        match set {
+            Set::Voters => Step::Apply {
+                replicas: count,
+                observers: self.observers,
+            },
+            Set::Observers => Step::Apply {
+                replicas: self.replicas,
+                observers: count,
+            },
+        }
+    }
+}
+
 /// Goes on with the operation the status holds, judged from live state.
 fn resume(
     d: &Desired,
     o: &Observed,
-    replicas: i32,
+    pods: Pods,
     op: &PendingOperation,
     delete_volumes: bool,
 ) -> Step {
@@ -141,16 +205,16 @@ fn resume(
         return Step::Wait("no member reports the membership (no quorum?)".into());
     };
     let id = op.server_id;
+    let set = Set::of(id);
+    let caught_up = || m.lag.get(&id).is_some_and(|lag| *lag <= d.caught_up_lag);
     match op.kind {
-        OperationKind::AddMember => {
-            if m.is_voter(id) {
+        OperationKind::AddMember | OperationKind::AddObserver => {
+            let observer = op.kind == OperationKind::AddObserver;
+            if !observer && m.is_voter(id) {
                 return Step::Clear;
             }
-            let pods_needed = id as i32;
-            if replicas < pods_needed {
-                return Step::Apply {
-                    replicas: pods_needed,
-                };
+            if pods.of(set) < set.pods_for(id) {
+                return pods.with(set, set.pods_for(id));
             }
             match o.pod(id) {
                 Some(p) if !p.terminating => {}
@@ -163,28 +227,29 @@ fn resume(
                 };
             }
             let ready = o.pod(id).is_some_and(|p| p.ready);
-            let caught_up = m.members.get(&id) == Some(&Role::Observer)
-                && m.lag.get(&id).is_some_and(|lag| *lag <= d.caught_up_lag);
-            if !ready || !caught_up {
+            let observing = m.members.get(&id) == Some(&Role::Observer);
+            if !ready || !observing || !caught_up() {
                 return Step::Wait(format!("server {id} is catching up"));
+            }
+            if observer {
+                // An observer stays one: in the membership, ready and caught up, it is done.
+                return Step::Clear;
             }
             Step::Promote {
                 server_id: id,
                 version: m.version.clone(),
             }
         }
-        OperationKind::RemoveMember => {
+        OperationKind::RemoveMember | OperationKind::RemoveObserver => {
             if m.members.contains_key(&id) {
                 return Step::Remove {
                     server_id: id,
                     version: m.version.clone(),
                 };
             }
-            // Out of the membership: now its pod may go (the StatefulSet's highest ordinal).
-            if replicas >= id as i32 {
-                return Step::Apply {
-                    replicas: id as i32 - 1,
-                };
+            // Out of the membership: now its pod may go (its StatefulSet's highest ordinal).
+            if pods.of(set) > set.ordinal(id) {
+                return pods.with(set, set.ordinal(id));
             }
             if o.pod(id).is_some() {
                 return Step::Wait(format!("server {id}'s pod is stopping"));
@@ -211,8 +276,7 @@ fn resume(
                     Step::Wait(format!("server {id} is restarting"))
                 }
                 Some(_) => {
-                    let caught_up = m.lag.get(&id).is_some_and(|lag| *lag <= d.caught_up_lag);
-                    if m.members.contains_key(&id) && caught_up {
+                    if m.members.contains_key(&id) && caught_up() {
                         Step::Clear
                     } else {
                         Step::Wait(format!("server {id} is catching up"))

@@ -4,10 +4,55 @@
 
 use std::collections::BTreeMap;
 
+/// Observers' server ids start after this one (observer ordinal 0 is server 101), so that the
+/// voters' ids (1 to 15) and theirs never meet and each id names one StatefulSet's pod.
+pub const OBSERVER_ID_BASE: i64 = 100;
+
+/// Which of the ensemble's two StatefulSets a server id belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Set {
+    /// Voting members (and a member on its way to voting): ids 1 to 100.
+    Voters,
+    /// ZooKeeper's observers, which never vote: ids from 101.
+    Observers,
+}
+
+impl Set {
+    /// The set server `id` belongs to.
+    pub fn of(id: i64) -> Set {
+        if id > OBSERVER_ID_BASE {
+            Set::Observers
+        } else {
+            Set::Voters
+        }
+    }
+
+    /// The server id of this set's pod `ordinal`.
+    pub fn server_id(self, ordinal: i32) -> i64 {
+        let first = match self {
+            Set::Voters => 1,
+            Set::Observers => OBSERVER_ID_BASE + 1,
+        };
+        first + i64::from(ordinal)
+    }
+
+    /// The StatefulSet ordinal of server `id` (of this set).
+    pub fn ordinal(self, id: i64) -> i32 {
+        (id - self.server_id(0)) as i32
+    }
+
+    /// How many pods the set needs for server `id` to have one.
+    pub fn pods_for(self, id: i64) -> i32 {
+        self.ordinal(id) + 1
+    }
+}
+
 /// A member pod, as the API server shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pod {
-    /// The StatefulSet ordinal; the server id is `ordinal + 1`.
+    /// The StatefulSet it belongs to.
+    pub set: Set,
+    /// Its ordinal in that StatefulSet.
     pub ordinal: i32,
     /// Passing its readiness probe.
     pub ready: bool,
@@ -19,7 +64,7 @@ pub struct Pod {
 
 impl Pod {
     pub fn server_id(&self) -> i64 {
-        i64::from(self.ordinal) + 1
+        self.set.server_id(self.ordinal)
     }
 }
 
@@ -61,13 +106,24 @@ impl Membership {
     pub fn is_voter(&self, id: i64) -> bool {
         self.members.get(&id) == Some(&Role::Participant)
     }
+
+    /// The members of the observers' set (a voter on its way in is a non-voter too, but not
+    /// one of these).
+    pub fn observers(&self) -> impl Iterator<Item = i64> + '_ {
+        self.members
+            .iter()
+            .filter(|(id, r)| **r == Role::Observer && Set::of(**id) == Set::Observers)
+            .map(|(id, _)| *id)
+    }
 }
 
 /// Everything the planner decides from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Observed {
-    /// The StatefulSet's replicas, `None` if there is no StatefulSet yet.
+    /// The voters' StatefulSet's replicas, `None` if there is no StatefulSet yet.
     pub statefulset_replicas: Option<i32>,
+    /// The observers' StatefulSet's replicas (0 when there is none).
+    pub observer_replicas: i32,
     pub pods: Vec<Pod>,
     /// `None` when no member answered (none runs yet, or none has a quorum).
     pub membership: Option<Membership>,

@@ -1,6 +1,6 @@
 //! Every distinction the planner makes, each from an observed state built by hand.
 
-use super::observed::{Membership, Observed, Pod, Role};
+use super::observed::{Membership, Observed, Pod, Role, Set};
 use super::*;
 use crate::crd::PendingOperation as Op;
 
@@ -9,6 +9,7 @@ const REV: &str = "rev-2";
 fn desired(replicas: i32) -> Desired {
     Desired {
         replicas,
+        observers: 0,
         revision: REV.into(),
         paused: false,
         caught_up_lag: 100,
@@ -16,8 +17,10 @@ fn desired(replicas: i32) -> Desired {
 }
 
 fn pod(id: i64, ready: bool, revision: &str) -> Pod {
+    let set = Set::of(id);
     Pod {
-        ordinal: id as i32 - 1,
+        set,
+        ordinal: set.ordinal(id),
         ready,
         terminating: false,
         revision: revision.into(),
@@ -35,7 +38,13 @@ fn running(voters: &[i64], observers: &[i64]) -> Observed {
     }
     let all: Vec<i64> = voters.iter().chain(observers).copied().collect();
     Observed {
-        statefulset_replicas: Some(all.len() as i32),
+        statefulset_replicas: Some(
+            all.iter().filter(|id| Set::of(**id) == Set::Voters).count() as i32
+        ),
+        observer_replicas: all
+            .iter()
+            .filter(|id| Set::of(**id) == Set::Observers)
+            .count() as i32,
         pods: all.iter().map(|id| pod(*id, true, REV)).collect(),
         membership: Some(Membership {
             version: "0x100000003".into(),
@@ -53,7 +62,10 @@ fn running(voters: &[i64], observers: &[i64]) -> Observed {
 fn a_new_ensemble_is_created_with_all_its_voters() {
     assert_eq!(
         plan(&desired(3), &Observed::default(), true),
-        Step::Apply { replicas: 3 }
+        Step::Apply {
+            replicas: 3,
+            observers: 0
+        }
     );
 }
 
@@ -82,7 +94,13 @@ fn pods_that_start_but_report_nothing_yet_are_kept_as_they_are() {
     for p in &mut o.pods {
         p.ready = false;
     }
-    assert_eq!(plan(&desired(3), &o, true), Step::Apply { replicas: 3 });
+    assert_eq!(
+        plan(&desired(3), &o, true),
+        Step::Apply {
+            replicas: 3,
+            observers: 0
+        }
+    );
     // Ready pods and still no membership: a lost quorum is waited out, never forced.
     o.pods[0].ready = true;
     assert!(matches!(plan(&desired(3), &o, true), Step::Wait(_)));
@@ -92,7 +110,13 @@ fn pods_that_start_but_report_nothing_yet_are_kept_as_they_are() {
 fn a_missing_member_pod_is_recreated_before_anything_else() {
     let mut o = running(&[1, 2, 3], &[]);
     o.pods.retain(|p| p.server_id() != 2);
-    assert_eq!(plan(&desired(5), &o, true), Step::Apply { replicas: 3 });
+    assert_eq!(
+        plan(&desired(5), &o, true),
+        Step::Apply {
+            replicas: 3,
+            observers: 0
+        }
+    );
 }
 
 #[test]
@@ -123,7 +147,13 @@ fn an_added_member_gets_its_pod_then_is_promoted_once_caught_up() {
     let d = desired(4);
     let mut o = running(&[1, 2, 3], &[]);
     o.pending = Some(Op::add(4));
-    assert_eq!(plan(&d, &o, true), Step::Apply { replicas: 4 });
+    assert_eq!(
+        plan(&d, &o, true),
+        Step::Apply {
+            replicas: 4,
+            observers: 0
+        }
+    );
 
     o.statefulset_replicas = Some(4);
     assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("being created")));
@@ -178,7 +208,13 @@ fn scaling_down_records_the_highest_member_then_reconfigures_it_out_first() {
     );
     // Out of the membership: only now does its pod go.
     o.membership.as_mut().unwrap().members.remove(&5);
-    assert_eq!(plan(&d, &o, true), Step::Apply { replicas: 4 });
+    assert_eq!(
+        plan(&d, &o, true),
+        Step::Apply {
+            replicas: 4,
+            observers: 0
+        }
+    );
     o.statefulset_replicas = Some(4);
     o.pods[4].terminating = true;
     assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("stopping")));
@@ -197,7 +233,13 @@ fn leftover_pods_of_an_interrupted_change_are_scaled_back() {
     let mut o = running(&[1, 2, 3], &[]);
     o.statefulset_replicas = Some(4);
     o.pods.push(pod(4, true, REV));
-    assert_eq!(plan(&desired(3), &o, true), Step::Apply { replicas: 3 });
+    assert_eq!(
+        plan(&desired(3), &o, true),
+        Step::Apply {
+            replicas: 3,
+            observers: 0
+        }
+    );
 }
 
 #[test]
@@ -263,4 +305,161 @@ fn disruptions_follow_the_live_voters() {
     assert_eq!(disruptions_allowed(3), 1);
     assert_eq!(disruptions_allowed(4), 1);
     assert_eq!(disruptions_allowed(5), 2);
+}
+
+fn with_observers(replicas: i32, observers: i32) -> Desired {
+    Desired {
+        observers,
+        ..desired(replicas)
+    }
+}
+
+#[test]
+fn a_new_ensemble_is_created_with_its_observers() {
+    assert_eq!(
+        plan(&with_observers(3, 2), &Observed::default(), true),
+        Step::Apply {
+            replicas: 3,
+            observers: 2
+        }
+    );
+}
+
+#[test]
+fn observers_are_added_after_the_voters_one_at_a_time() {
+    // Voters first: the quorum before read capacity.
+    let o = running(&[1, 2], &[]);
+    assert_eq!(
+        plan(&with_observers(3, 1), &o, true),
+        Step::Record(Op::add(3))
+    );
+    let o = running(&[1, 2, 3], &[101]);
+    assert_eq!(
+        plan(&with_observers(3, 3), &o, true),
+        Step::Record(Op::add_observer(102))
+    );
+}
+
+#[test]
+fn an_added_observer_gets_its_pod_joins_and_is_never_promoted() {
+    let d = with_observers(3, 1);
+    let mut o = running(&[1, 2, 3], &[]);
+    o.pending = Some(Op::add_observer(101));
+    // Its pod first, in the observers' StatefulSet.
+    assert_eq!(
+        plan(&d, &o, true),
+        Step::Apply {
+            replicas: 3,
+            observers: 1
+        }
+    );
+    o.observer_replicas = 1;
+    assert!(matches!(plan(&d, &o, true), Step::Wait(_)));
+    o.pods.push(pod(101, false, REV));
+    assert_eq!(
+        plan(&d, &o, true),
+        Step::Join {
+            server_id: 101,
+            version: "0x100000003".into()
+        }
+    );
+    let m = o.membership.as_mut().unwrap();
+    m.members.insert(101, Role::Observer);
+    m.lag.insert(101, 5_000);
+    // Behind, or not ready: it waits.
+    assert!(matches!(plan(&d, &o, true), Step::Wait(_)));
+    o.membership.as_mut().unwrap().lag.insert(101, 3);
+    assert!(matches!(plan(&d, &o, true), Step::Wait(_)));
+    o.pods.last_mut().unwrap().ready = true;
+    // In, ready and caught up: done, as an observer.
+    assert_eq!(plan(&d, &o, true), Step::Clear);
+    o.pending = None;
+    assert_eq!(plan(&d, &o, true), Step::Done);
+}
+
+#[test]
+fn an_observer_leaves_by_reconfig_then_its_pod_then_its_volume() {
+    let d = with_observers(3, 1);
+    let o = running(&[1, 2, 3], &[101, 102]);
+    assert_eq!(plan(&d, &o, true), Step::Record(Op::remove_observer(102)));
+    let mut o = running(&[1, 2, 3], &[101, 102]);
+    o.pending = Some(Op::remove_observer(102));
+    assert_eq!(
+        plan(&d, &o, true),
+        Step::Remove {
+            server_id: 102,
+            version: "0x100000003".into()
+        }
+    );
+    o.membership.as_mut().unwrap().members.remove(&102);
+    // The observers' StatefulSet shrinks; the voters' is left as it is.
+    assert_eq!(
+        plan(&d, &o, true),
+        Step::Apply {
+            replicas: 3,
+            observers: 1
+        }
+    );
+    o.observer_replicas = 1;
+    assert!(matches!(plan(&d, &o, true), Step::Wait(_)));
+    o.pods.retain(|p| p.server_id() != 102);
+    assert_eq!(plan(&d, &o, true), Step::DeleteVolume { server_id: 102 });
+    assert_eq!(plan(&d, &o, false), Step::Clear);
+    o.claims.remove(&102);
+    assert_eq!(plan(&d, &o, true), Step::Clear);
+}
+
+#[test]
+fn a_missing_observer_is_recreated_and_an_unready_one_holds_changes() {
+    let d = with_observers(5, 2);
+    let mut o = running(&[1, 2, 3], &[101, 102]);
+    o.pods.retain(|p| p.server_id() != 102);
+    assert_eq!(
+        plan(&d, &o, true),
+        Step::Apply {
+            replicas: 3,
+            observers: 2
+        }
+    );
+    let mut o = running(&[1, 2, 3], &[101, 102]);
+    o.pods[4].ready = false;
+    assert!(matches!(plan(&d, &o, true), Step::Wait(w) if w.contains("102")));
+}
+
+#[test]
+fn a_roll_takes_observers_first_then_followers_the_leader_last() {
+    let d = with_observers(3, 2);
+    let mut o = running(&[1, 2, 3], &[101, 102]);
+    for p in &mut o.pods {
+        p.revision = "rev-1".into();
+    }
+    assert_eq!(plan(&d, &o, true), Step::Record(Op::restart(101, REV)));
+    o.pods[3].revision = REV.into();
+    assert_eq!(plan(&d, &o, true), Step::Record(Op::restart(102, REV)));
+    o.pods[4].revision = REV.into();
+    assert_eq!(plan(&d, &o, true), Step::Record(Op::restart(2, REV)));
+}
+
+#[test]
+fn observers_pods_beyond_the_membership_are_scaled_back() {
+    let mut o = running(&[1, 2, 3], &[101]);
+    o.observer_replicas = 2;
+    assert_eq!(
+        plan(&with_observers(3, 1), &o, true),
+        Step::Apply {
+            replicas: 3,
+            observers: 1
+        }
+    );
+}
+
+#[test]
+fn a_restarted_observer_is_waited_for_until_caught_up() {
+    let d = with_observers(3, 1);
+    let mut o = running(&[1, 2, 3], &[101]);
+    o.pending = Some(Op::restart(101, REV));
+    o.membership.as_mut().unwrap().lag.insert(101, 5_000);
+    assert!(matches!(plan(&d, &o, true), Step::Wait(_)));
+    o.membership.as_mut().unwrap().lag.insert(101, 0);
+    assert_eq!(plan(&d, &o, true), Step::Clear);
 }

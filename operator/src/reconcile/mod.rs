@@ -12,7 +12,8 @@ mod status;
 
 use crate::build::{config, credentials, maps, names::Names, pdb, services, statefulset};
 use crate::crd::{Ensemble, VolumePolicy};
-use crate::plan::{self, observed::Role, Desired, Step};
+use crate::plan::observed::{Role, Set};
+use crate::plan::{self, Desired, Step};
 use crate::telemetry::TRACE_TARGET;
 use ensemble::Change;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
@@ -75,19 +76,28 @@ impl Context {
 }
 
 /// The event a step is announced with: reason and note (`None` for steps that change
-/// nothing).
-fn event_of(step: &Step, replicas_before: Option<i32>) -> Option<(&'static str, String)> {
+/// nothing). `before` is what the StatefulSets had: the voters' (`None` before there is one)
+/// and the observers'.
+fn event_of(step: &Step, before: (Option<i32>, i32)) -> Option<(&'static str, String)> {
+    let (replicas_before, observers_before) = before;
     Some(match step {
-        Step::Apply { replicas } if replicas_before.is_none() => (
+        Step::Apply {
+            replicas,
+            observers,
+        } if replicas_before.is_none() => (
             "Creating",
-            format!("creating the ensemble with {replicas} members"),
+            format!("creating the ensemble with {replicas} members and {observers} observers"),
         ),
-        Step::Apply { replicas } if replicas_before != Some(*replicas) => (
+        Step::Apply { replicas, .. } if replicas_before != Some(*replicas) => (
             "Scaling",
             format!(
                 "StatefulSet from {} to {replicas} pods",
                 replicas_before.unwrap_or(0)
             ),
+        ),
+        Step::Apply { observers, .. } if observers_before != *observers => (
+            "Scaling",
+            format!("observers' StatefulSet from {observers_before} to {observers} pods"),
         ),
         Step::Record(op) => (
             "OperationStarted",
@@ -173,6 +183,7 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
         .await?;
     let desired = Desired {
         replicas: ens.spec.replicas,
+        observers: ens.spec.observers,
         revision: revision.clone(),
         paused: ens.spec.paused,
         caught_up_lag: CAUGHT_UP_LAG,
@@ -183,20 +194,44 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
     tracing::info!(ensemble = %names.ensemble, ?step, "planned");
 
     // The objects that follow the live membership (or, before there is one, the spec).
-    let voters: Vec<i64> = match &observed.membership {
-        Some(m) => m.voters().collect(),
-        None => (1..=i64::from(ens.spec.replicas)).collect(),
+    let (voters, observers): (Vec<i64>, Vec<i64>) = match &observed.membership {
+        Some(m) => (m.voters().collect(), m.observers().collect()),
+        None => (
+            (0..ens.spec.replicas)
+                .map(|o| Set::Voters.server_id(o))
+                .collect(),
+            (0..ens.spec.observers)
+                .map(|o| Set::Observers.server_id(o))
+                .collect(),
+        ),
     };
-    let joining: Vec<i64> = observed
-        .pending
-        .iter()
-        .filter(|p| p.kind == crate::crd::OperationKind::AddMember)
-        .map(|p| p.server_id)
-        .filter(|id| !voters.contains(id))
-        .collect();
+    // Observers, and a member on its way in (a new pod's configuration lists it as an
+    // observer, so that it can never start an ensemble of its own).
+    let mut non_voters = observers.clone();
+    non_voters.extend(
+        observed
+            .pending
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.kind,
+                    crate::crd::OperationKind::AddMember | crate::crd::OperationKind::AddObserver
+                )
+            })
+            .map(|p| p.server_id)
+            .filter(|id| !voters.contains(id) && !observers.contains(id)),
+    );
+    let members: Vec<i64> = voters.iter().chain(&observers).copied().collect();
+    let sets = Sets {
+        ens,
+        names: &names,
+        owner: &owner,
+        revision: &revision,
+        observers_before: observed.observer_replicas,
+    };
     let mut monitor_outcome = None;
     if !ens.spec.paused {
-        let dynamic = config::dynamic_config(&names, &voters, &joining);
+        let dynamic = config::dynamic_config(&names, &voters, &non_voters);
         apply::apply(client, &services::peers_service(&names, &owner)).await?;
         apply::apply(client, &services::client_service(ens, &names, &owner)).await?;
         apply::apply(
@@ -204,7 +239,11 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
             &maps::config_map(&names, &owner, &static_config, &dynamic),
         )
         .await?;
-        apply::apply(client, &maps::discovery_config_map(&names, &owner, &voters)).await?;
+        apply::apply(
+            client,
+            &maps::discovery_config_map(&names, &owner, &members),
+        )
+        .await?;
         apply::apply(client, &pdb::pdb(&names, &owner, voters.len() as i32)).await?;
         let made_before = status::pod_monitor_made(ens);
         monitor_outcome = Some(
@@ -224,17 +263,19 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
             observed.statefulset_replicas,
             matches!(step, Step::Apply { .. }),
         ) {
-            let sts = statefulset::statefulset(ens, &names, &owner, current, &revision);
-            apply::apply(client, &sts).await?;
+            sets.apply(client, current, observed.observer_replicas)
+                .await?;
         }
     }
 
     let step_span = tracing::info_span!(target: TRACE_TARGET, "step", step = ?step);
     let requeue = async {
         Ok::<_, Error>(match &step {
-            Step::Apply { replicas } => {
-                let sts = statefulset::statefulset(ens, &names, &owner, *replicas, &revision);
-                apply::apply(client, &sts).await?;
+            Step::Apply {
+                replicas,
+                observers,
+            } => {
+                sets.apply(client, *replicas, *observers).await?;
                 Duration::from_secs(2)
             }
             Step::Record(op) => {
@@ -282,7 +323,8 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
     .instrument(step_span)
     .await?;
     let reference = ens.object_ref(&());
-    if let Some((reason, note)) = event_of(&step, observed.statefulset_replicas) {
+    let before = (observed.statefulset_replicas, observed.observer_replicas);
+    if let Some((reason, note)) = event_of(&step, before) {
         publish(ctx, &reference, EventType::Normal, reason, note).await;
     }
     let mut fresh = status::observed(ens, &names, &observed, &step, Timestamp::now());
@@ -342,6 +384,37 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
     }
     status::write(client, ens, fresh).await?;
     Ok(Action::requeue(requeue))
+}
+
+/// The two StatefulSets, built from the spec at every turn.
+struct Sets<'a> {
+    ens: &'a Ensemble,
+    names: &'a Names,
+    owner: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    revision: &'a str,
+    /// The observers' StatefulSet's replicas as observed (0 when there is none).
+    observers_before: i32,
+}
+
+impl Sets<'_> {
+    /// The voters' StatefulSet at `replicas` pods and the observers' at `observers`; the
+    /// observers' is made only once the spec asks for observers, and kept after (brought to
+    /// 0 when they have all left).
+    async fn apply(
+        &self,
+        client: &kube::Client,
+        replicas: i32,
+        observers: i32,
+    ) -> Result<(), Error> {
+        let build = |set, n| {
+            statefulset::statefulset(self.ens, self.names, self.owner, set, n, self.revision)
+        };
+        apply::apply(client, &build(Set::Voters, replicas)).await?;
+        if observers > 0 || self.observers_before > 0 || self.ens.spec.observers > 0 {
+            apply::apply(client, &build(Set::Observers, observers)).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The backup and restore side of a reconcile: decided by [`plan::backup::next`], carried

@@ -24,6 +24,10 @@ pub async fn observe(
         .get_opt(&names.statefulset())
         .await?
         .map(|s| s.spec.replicas.unwrap_or(1));
+    let observer_replicas = sts
+        .get_opt(&names.observer_statefulset())
+        .await?
+        .map_or(0, |s| s.spec.replicas.unwrap_or(1));
     let pods: Api<KubePod> = Api::namespaced(client.clone(), &names.namespace);
     let selector = names
         .selector()
@@ -32,15 +36,11 @@ pub async fn observe(
         .collect::<Vec<_>>()
         .join(",");
     let listed = pods.list(&ListParams::default().labels(&selector)).await?;
-    let prefix = format!("{}-", names.statefulset());
     let mut observed_pods = Vec::new();
     let mut reachable = Vec::new();
     for p in listed {
         let name = p.metadata.name.clone().unwrap_or_default();
-        let Some(ordinal) = name
-            .strip_prefix(&prefix)
-            .and_then(|o| o.parse::<i32>().ok())
-        else {
+        let Some((set, ordinal)) = names.pod_ordinal(&name) else {
             continue;
         };
         let status = p.status.as_ref();
@@ -55,6 +55,7 @@ pub async fn observe(
             .cloned()
             .unwrap_or_default();
         let pod = Pod {
+            set,
             ordinal,
             ready,
             terminating: p.metadata.deletion_timestamp.is_some(),
@@ -70,7 +71,7 @@ pub async fn observe(
         }
         observed_pods.push(pod);
     }
-    observed_pods.sort_by_key(|p| p.ordinal);
+    observed_pods.sort_by_key(Pod::server_id);
     // Ready members first: they are in a quorum and answer at once.
     reachable.sort_by_key(|r| {
         !observed_pods
@@ -89,6 +90,7 @@ pub async fn observe(
     Ok((
         Observed {
             statefulset_replicas,
+            observer_replicas,
             pods: observed_pods,
             membership,
             pending,

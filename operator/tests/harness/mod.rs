@@ -508,10 +508,12 @@ impl Scenario {
             self.operator.kills,
             tail(self.operator.log(), 40)
         );
-        for i in 0..7 {
-            let log = self.agent.log(&self.ns, &format!("{name}-{i}"), "zooid");
+        let voters = (0..7).map(|i| format!("{name}-{i}"));
+        let observers = (0..3).map(|i| format!("{name}-observer-{i}"));
+        for pod in voters.chain(observers) {
+            let log = self.agent.log(&self.ns, &pod, "zooid");
             if !log.is_empty() {
-                out.push_str(&format!("--- {name}-{i}\n{}\n", tail(log, 15)));
+                out.push_str(&format!("--- {pod}\n{}\n", tail(log, 15)));
             }
         }
         out
