@@ -6,13 +6,20 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Where Debian installs the server jar and its configuration directory.
-const CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
+/// Where Debian installs the server jar and its configuration directory, and SLF4J's simple
+/// logger (Debian's jar names no logger), so that a server that will not start says why in
+/// its log.
+const CLASSPATH: &str =
+    "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
 
 #[derive(Debug)]
 pub struct ApacheZk {
     pub addr: SocketAddr,
+    /// The TLS port, when started with [`ApacheZk::start_secured`].
+    pub secure_addr: Option<SocketAddr>,
     child: Child,
+    /// JVM options beyond the usual ones (a JAAS file, a class path with Netty).
+    jvm: Vec<String>,
     cfg: std::path::PathBuf,
     dir: tempfile::TempDir,
 }
@@ -35,7 +42,44 @@ impl ApacheZk {
         Self::start_from(tick_time_ms, Some((snapshot, zxid)))
     }
 
+    /// [`ApacheZk::start`] with a TLS port too (Netty, as ZooKeeper needs for
+    /// `secureClientPort`), `extra` zoo.cfg lines (its stores, `ssl.clientAuth`, providers)
+    /// and SASL users from the JAAS file `jaas`.
+    pub fn start_secured(
+        tick_time_ms: u32,
+        extra: &str,
+        jaas: &std::path::Path,
+    ) -> std::io::Result<ApacheZk> {
+        let secure_port = free_port()?;
+        let extra = format!(
+            "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+             secureClientPort={secure_port}\n{extra}"
+        );
+        // Debian's zookeeper.jar names Netty's jars in its manifest but not netty-resolver
+        // and netty-codec, which its Netty server needs.
+        let jvm = vec![
+            format!("-Djava.security.auth.login.config={}", jaas.display()),
+            "-cp".into(),
+            format!(
+                "{CLASSPATH}:/usr/share/java/netty-resolver.jar:/usr/share/java/netty-codec.jar"
+            ),
+        ];
+        let mut zk = Self::start_with(tick_time_ms, None, &extra, jvm)?;
+        zk.secure_addr = Some(SocketAddr::from(([127, 0, 0, 1], secure_port)));
+        Ok(zk)
+    }
+
     fn start_from(tick_time_ms: u32, snapshot: Option<(&[u8], i64)>) -> std::io::Result<ApacheZk> {
+        let jvm = vec!["-cp".into(), CLASSPATH.into()];
+        Self::start_with(tick_time_ms, snapshot, "", jvm)
+    }
+
+    fn start_with(
+        tick_time_ms: u32,
+        snapshot: Option<(&[u8], i64)>,
+        extra: &str,
+        jvm: Vec<String>,
+    ) -> std::io::Result<ApacheZk> {
         let dir = tempfile::tempdir()?;
         if let Some((bytes, zxid)) = snapshot {
             let version2 = dir.path().join("data").join("version-2");
@@ -50,14 +94,16 @@ impl ApacheZk {
                 "tickTime={tick_time_ms}\ndataDir={}\nclientPort={port}\n\
                  clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
                  4lw.commands.whitelist=*\nenforceQuota=true\n\
-                 DigestAuthenticationProvider.superDigest={}\n",
+                 DigestAuthenticationProvider.superDigest={}\n{extra}",
                 dir.path().join("data").display(),
                 crate::super_digest(),
             ),
         )?;
         let mut zk = ApacheZk {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child: spawn(&cfg)?,
+            secure_addr: None,
+            child: spawn(&cfg, &jvm)?,
+            jvm,
             cfg,
             dir,
         };
@@ -70,7 +116,7 @@ impl ApacheZk {
     pub fn restart(&mut self) -> std::io::Result<()> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(&self.cfg)?;
+        self.child = spawn(&self.cfg, &self.jvm)?;
         self.wait_serving()
     }
 
@@ -95,27 +141,39 @@ impl ApacheZk {
         {
             return Ok(());
         }
-        Err(std::io::Error::other(
-            "Apache ZooKeeper did not start within 60 s (is Debian's zookeeper installed?)",
-        ))
+        let log = std::fs::read_to_string(log_of(&self.cfg)).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(10).collect();
+        Err(std::io::Error::other(format!(
+            "Apache ZooKeeper did not start within 60 s (is Debian's zookeeper installed?); \
+             its log ends:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )))
     }
 }
 
-fn spawn(cfg: &std::path::Path) -> std::io::Result<Child> {
+/// The server's log, beside its zoo.cfg.
+fn log_of(cfg: &std::path::Path) -> std::path::PathBuf {
+    cfg.with_file_name("zookeeper.log")
+}
+
+fn spawn(cfg: &std::path::Path, jvm: &[String]) -> std::io::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_of(cfg))?;
     Command::new("java")
         .args([
             "-Dzookeeper.extendedTypesEnabled=true",
             // Look for empty containers and expired TTL nodes often, so tests can wait.
             "-Dznode.container.checkIntervalMs=100",
-            "-Dzookeeper.root.logger=ERROR,CONSOLE",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=error",
             "-Xms64m",
-            "-cp",
-            CLASSPATH,
-            "org.apache.zookeeper.server.ZooKeeperServerMain",
         ])
+        .args(jvm)
+        .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
         .arg(cfg)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
 }
 

@@ -10,6 +10,7 @@ pub mod http;
 pub mod otlp;
 pub mod prometheus;
 pub mod raw;
+pub mod sasl;
 pub mod scenarios;
 pub mod transcript;
 pub mod wait;

@@ -38,8 +38,78 @@ pub enum Refused {
     NoAnswer(NoFrame),
 }
 
+/// The connection under a client: plain TCP, or TLS over it. Reads and writes go through the
+/// TLS session when there is one; the socket's own settings (timeouts, shutdown) are reached
+/// through `Deref`.
+pub enum Wire {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Wire {
+    /// A TLS connection to `addr` under `config` (the server named `127.0.0.1`), the
+    /// handshake done.
+    pub fn tls(
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<Wire> {
+        let tcp = RawClient::try_tcp(addr)?;
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        while s.conn.is_handshaking() {
+            s.conn.complete_io(&mut s.sock)?;
+        }
+        Ok(Wire::Tls(Box::new(s)))
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read(buf),
+            Wire::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.write(buf),
+            Wire::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.flush(),
+            Wire::Tls(s) => s.flush(),
+        }
+    }
+}
+
+impl std::ops::Deref for Wire {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        match self {
+            Wire::Plain(s) => s,
+            Wire::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Wire {
+    fn deref_mut(&mut self) -> &mut TcpStream {
+        match self {
+            Wire::Plain(s) => s,
+            Wire::Tls(s) => &mut s.sock,
+        }
+    }
+}
+
 pub struct RawClient {
-    pub stream: TcpStream,
+    pub stream: Wire,
     pub session_id: i64,
     pub passwd: [u8; 16],
     pub timeout_ms: i32,
@@ -53,7 +123,7 @@ impl RawClient {
         Self::try_tcp(addr).unwrap()
     }
 
-    fn try_tcp(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    pub(crate) fn try_tcp(addr: SocketAddr) -> std::io::Result<TcpStream> {
         let s = TcpStream::connect(addr)?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         s.set_nodelay(true)?;
@@ -97,6 +167,16 @@ impl RawClient {
         Self::open(addr, 0, [0; 16], 30000, 0, true).ok()
     }
 
+    /// Opens a new session over TLS under `config` (its client certificate, if any, is the
+    /// session's x509 identity).
+    pub fn connect_tls(
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> RawClient {
+        let wire = Wire::tls(addr, config).unwrap_or_else(|e| panic!("TLS to {addr}: {e}"));
+        Self::handshake(wire, 0, [0; 16], 30000, 0, false).unwrap()
+    }
+
     fn open(
         addr: SocketAddr,
         session_id: i64,
@@ -105,7 +185,26 @@ impl RawClient {
         last_zxid: i64,
         can_be_read_only: bool,
     ) -> Result<RawClient, Refused> {
-        let mut stream = Self::try_tcp(addr).map_err(Refused::Unreachable)?;
+        let stream = Wire::Plain(Self::try_tcp(addr).map_err(Refused::Unreachable)?);
+        Self::handshake(
+            stream,
+            session_id,
+            passwd,
+            timeout_ms,
+            last_zxid,
+            can_be_read_only,
+        )
+    }
+
+    /// Sends a ConnectRequest over `stream` and reads the answer.
+    fn handshake(
+        mut stream: Wire,
+        session_id: i64,
+        passwd: [u8; 16],
+        timeout_ms: i32,
+        last_zxid: i64,
+        can_be_read_only: bool,
+    ) -> Result<RawClient, Refused> {
         let req = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: last_zxid,
@@ -249,7 +348,7 @@ impl RawClient {
 
 /// One frame's body, or why there is none: the server neither answering nor closing within
 /// the read timeout is told apart from a close, never taken for one.
-fn read_frame(s: &mut TcpStream) -> Result<Vec<u8>, NoFrame> {
+fn read_frame(s: &mut impl Read) -> Result<Vec<u8>, NoFrame> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).map_err(no_frame)?;
     let n = i32::from_be_bytes(len) as usize;

@@ -917,3 +917,121 @@ scenarios! {
         c.req(1, exists("/e", false));
     };
 }
+
+/// The x509 identities of the identity scenarios' clients (their certificates' subjects as
+/// ZooKeeper writes them): client 0 shows Alice's certificate, client 1 Bob's, the others
+/// none.
+pub const X509_ALICE: &str = "O=zooid,CN=alice";
+pub const X509_BOB: &str = "O=zooid,CN=bob";
+
+/// The SASL DIGEST-MD5 users (user, password) the identity scenarios' servers know.
+pub const SASL_USERS: &[(&str, &str)] = &[("alice", "alice-secret"), ("bob", "bob-secret")];
+
+/// Bob, holding `perms` alone on a node of its own that `owner` (an ACL entry granting the
+/// owner everything) keeps, tries every op on it; one node per permission.
+fn each_permission_alone(
+    c: &mut Ctx,
+    owner_client: usize,
+    owner: Acl,
+    bob_client: usize,
+    bob: &Id,
+) {
+    for (name, perms) in [("r", 1), ("w", 2), ("c", 4), ("d", 8), ("a", 16)] {
+        let path = format!("/perm-{name}");
+        let acl = vec![
+            Acl {
+                perms,
+                id: bob.clone(),
+            },
+            owner.clone(),
+        ];
+        c.req(owner_client, create_acl(&path, acl));
+        c.req(owner_client, create(&format!("{path}/c"), b"", 0));
+        c.note(format!("-- {name} alone"));
+        every_op_on(c, bob_client, &path);
+    }
+}
+
+/// The scenarios whose clients need identities of their own (TLS client certificates, SASL
+/// logins): run against servers that serve TLS and know [`SASL_USERS`], the clients
+/// connecting as the differential test's connector says (see [`X509_ALICE`]).
+pub fn identities() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "x509_identities_against_every_op",
+            run: |c| {
+                c.req(0, Request::WhoAmI);
+                c.req(2, Request::WhoAmI);
+                c.req(0, create_acl("/x", vec![acl(31, "x509", X509_ALICE)]));
+                c.req(0, create("/x/c", b"", 0));
+                c.req(0, Request::GetAcl { path: "/x".into() });
+                c.note("-- bob on alice's node");
+                every_op_on(c, 1, "/x");
+                c.note("-- no certificate");
+                every_op_on(c, 2, "/x");
+                // `auth` takes the session's certificate identity.
+                c.req(1, create_acl("/b", vec![acl(31, "auth", "")]));
+                c.req(1, Request::GetAcl { path: "/b".into() });
+                c.note("-- alice on bob's auth node");
+                every_op_on(c, 0, "/b");
+                // A watch of a node Bob may read, changed by Alice; one he may not read.
+                c.req(
+                    0,
+                    create_acl(
+                        "/seen",
+                        vec![acl(1, "x509", X509_BOB), acl(31, "x509", X509_ALICE)],
+                    ),
+                );
+                c.req(1, get("/seen", true));
+                c.req(1, get("/x", true));
+                c.req(0, set("/seen", b"changed", -1));
+                c.req(0, set("/x", b"changed", -1));
+                c.events(1);
+                c.note("-- alice on her own node");
+                every_op_on(c, 0, "/x");
+            },
+        },
+        Scenario {
+            name: "x509_each_permission_alone_against_every_op",
+            run: |c| {
+                let bob = Id {
+                    scheme: "x509".into(),
+                    id: X509_BOB.into(),
+                };
+                each_permission_alone(c, 0, acl(31, "x509", X509_ALICE), 1, &bob);
+            },
+        },
+        Scenario {
+            name: "sasl_identities_against_every_op",
+            run: |c| {
+                c.sasl(3, "alice", "alice-secret");
+                c.req(3, Request::WhoAmI);
+                c.req(3, create_acl("/s", vec![acl(31, "sasl", "alice")]));
+                c.req(3, create("/s/c", b"", 0));
+                c.sasl(4, "bob", "bob-secret");
+                c.note("-- bob on alice's node");
+                every_op_on(c, 4, "/s");
+                c.req(4, create_acl("/sb", vec![acl(31, "auth", "")]));
+                c.req(4, Request::GetAcl { path: "/sb".into() });
+                c.note("-- a wrong password, an unknown user");
+                c.sasl(5, "alice", "wrong");
+                c.req(5, get("/s", false));
+                c.sasl(6, "nobody", "x");
+                c.note("-- alice on her own node");
+                every_op_on(c, 3, "/s");
+            },
+        },
+        Scenario {
+            name: "sasl_each_permission_alone_against_every_op",
+            run: |c| {
+                c.sasl(3, "alice", "alice-secret");
+                c.sasl(4, "bob", "bob-secret");
+                let bob = Id {
+                    scheme: "sasl".into(),
+                    id: "bob".into(),
+                };
+                each_permission_alone(c, 3, acl(31, "sasl", "alice"), 4, &bob);
+            },
+        },
+    ]
+}

@@ -7,9 +7,14 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use zooid_proto::*;
 
+/// How a scenario's client `i` connects (over TLS with a certificate of its own, say).
+pub type Connector = Box<dyn Fn(usize) -> RawClient>;
+
 /// One scenario's context: lazily connected clients and the transcript so far.
 pub struct Ctx {
     addr: SocketAddr,
+    /// `None`: every client connects in plain TCP to `addr`.
+    connector: Option<Connector>,
     clients: Vec<Option<RawClient>>,
     /// Every session opened, by client index, for normalizing session ids.
     sessions: Vec<(usize, i64)>,
@@ -25,9 +30,18 @@ impl Ctx {
     pub fn new(addr: SocketAddr) -> Ctx {
         Ctx {
             addr,
+            connector: None,
             clients: Vec::new(),
             sessions: Vec::new(),
             lines: Vec::new(),
+        }
+    }
+
+    /// A context whose clients connect as `connect` says (`addr` is only named).
+    pub fn with_connector(addr: SocketAddr, connect: Connector) -> Ctx {
+        Ctx {
+            connector: Some(connect),
+            ..Ctx::new(addr)
         }
     }
 
@@ -37,7 +51,10 @@ impl Ctx {
             self.clients.push(None);
         }
         if self.clients[i].is_none() {
-            let c = RawClient::connect(self.addr);
+            let c = match &self.connector {
+                Some(connect) => connect(i),
+                None => RawClient::connect(self.addr),
+            };
             self.sessions.push((i, c.session_id));
             self.clients[i] = Some(c);
         }
@@ -125,6 +142,57 @@ impl Ctx {
         }
     }
 
+    /// A SASL DIGEST-MD5 login of client `i` as `user` with `password`, as ZooKeeper's
+    /// client does it: an empty first token, the response to the server's challenge. The
+    /// transcript says what each step answered, not the tokens (their nonces differ).
+    pub fn sasl(&mut self, i: usize, user: &str, password: &str) {
+        let c = self.client(i);
+        let challenge = match c.try_call(&Request::Sasl { token: Vec::new() }) {
+            Err(_) => {
+                self.lines
+                    .push(format!("c{i} sasl start -> connection closed"));
+                self.clients[i] = None;
+                return;
+            }
+            Ok((f, _)) if f.err != 0 => {
+                self.lines.push(format!("c{i} sasl start -> err={}", f.err));
+                return;
+            }
+            Ok((f, _)) => Reader::new(&f.body)
+                .buffer()
+                .ok()
+                .flatten()
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
+                .unwrap_or_default(),
+        };
+        let response =
+            crate::sasl::digest_md5_response(&challenge, user, password, "zooid-differential");
+        self.lines.push(format!(
+            "c{i} sasl start -> err=0 challenge names a nonce: {}",
+            response.is_some()
+        ));
+        let token = response.unwrap_or_default().into_bytes();
+        let line = match c_call(self, i, Request::Sasl { token }) {
+            Err(_) => {
+                self.clients[i] = None;
+                format!("c{i} sasl {user} -> connection closed")
+            }
+            Ok(f) => {
+                let token = Reader::new(&f.body).buffer().ok().flatten();
+                let rspauth = token.is_some_and(|t| t.starts_with(b"rspauth="));
+                let closed = f.err != 0 && self.clients[i].as_mut().is_some_and(|c| c.is_closed());
+                if closed {
+                    self.clients[i] = None;
+                }
+                format!(
+                    "c{i} sasl {user} -> err={} rspauth: {rspauth} closed: {closed}",
+                    f.err
+                )
+            }
+        };
+        self.lines.push(line);
+    }
+
     /// A barrier read from client `i` that records only the events that arrive before it.
     pub fn events(&mut self, i: usize) {
         let c = self.client(i);
@@ -160,6 +228,11 @@ impl Ctx {
         }
         normalize(self.lines, &self.sessions)
     }
+}
+
+/// Client `i`'s reply to `req` (notifications before it are dropped), or why none came.
+fn c_call(ctx: &mut Ctx, i: usize, req: Request) -> Result<crate::raw::Frame, NoFrame> {
+    ctx.client(i).try_call(&req).map(|(f, _)| f)
 }
 
 /// Replaces zxid placeholders by their rank among the zxids seen, and session ids by the

@@ -4,6 +4,11 @@
 //! order; zxids by rank, times by relation) must be identical. Each scenario also runs against
 //! a three-member Zooid ensemble, its client on a follower.
 //!
+//! The identity scenarios (`scenarios::identities`: TLS client certificates as x509
+//! identities, SASL DIGEST-MD5 logins) run the same way against servers of their own that
+//! serve TLS (`ssl.clientAuth=want`) and know the same SASL users: ZooKeeper 3.8 with its
+//! Netty server, Zooid, and the ensemble's follower through its unified client port.
+//!
 //! Each scenario is a test of its own (`cargo test -p zooid-node --test differential
 //! <scenario>` runs one); the servers are started once, by the first scenario that runs, and
 //! scenarios take turns on them.
@@ -17,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use zooid_e2e::apache::ApacheZk;
+use zooid_e2e::raw::RawClient;
 use zooid_e2e::scenarios::{self, Scenario};
 use zooid_e2e::transcript::{clean, Ctx};
 
@@ -60,9 +66,147 @@ impl Servers {
     }
 }
 
+/// Where a scenario runs: the plain port (the cleanup's) and how its clients connect.
+struct Target {
+    plain: SocketAddr,
+    /// `None`: clients connect to `plain`.
+    tls: Option<(SocketAddr, Arc<Identities>)>,
+}
+
+/// The client TLS configurations of the identity scenarios: client 0 shows Alice's
+/// certificate, client 1 Bob's, the others none.
+struct Identities {
+    alice: Arc<rustls::ClientConfig>,
+    bob: Arc<rustls::ClientConfig>,
+    anonymous: Arc<rustls::ClientConfig>,
+}
+
+impl Identities {
+    fn new(ca: &common::pki::Ca) -> Identities {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
+            .unwrap();
+        let builder = || {
+            rustls::ClientConfig::builder_with_provider(zooid_node::tls::provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots.clone())
+        };
+        let showing = |name: &str| {
+            let pem = ca.issue(name);
+            let chain = CertificateDer::pem_slice_iter(pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap();
+            Arc::new(builder().with_client_auth_cert(chain, key).unwrap())
+        };
+        Identities {
+            alice: showing("alice"),
+            bob: showing("bob"),
+            anonymous: Arc::new(builder().with_no_client_auth()),
+        }
+    }
+
+    fn of(&self, client: usize) -> Arc<rustls::ClientConfig> {
+        match client {
+            0 => self.alice.clone(),
+            1 => self.bob.clone(),
+            _ => self.anonymous.clone(),
+        }
+    }
+}
+
+/// The servers of the identity scenarios: TLS beside the plain port, client certificates
+/// wanted, the SASL users of `scenarios::SASL_USERS`.
+struct SecuredServers {
+    zk: ApacheZk,
+    zooid: common::TestServer,
+    _members: Vec<Member>,
+    follower: SocketAddr,
+    identities: Arc<Identities>,
+    _root: tempfile::TempDir,
+}
+
+impl SecuredServers {
+    fn start() -> SecuredServers {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path();
+        let ca = common::pki::Ca::new("differential-ca");
+        let key_store = common::pki::write(dir, "server.pem", &ca.issue("localhost"));
+        let trust_store = common::pki::write(dir, "ca.pem", &ca.pem);
+        let users: String = scenarios::SASL_USERS
+            .iter()
+            .map(|(u, p)| format!("\n  user_{u}=\"{p}\""))
+            .collect();
+        let jaas = common::pki::write(
+            dir,
+            "jaas.conf",
+            &format!(
+                "Server {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required{users};\n}};\n"
+            ),
+        );
+        // The same keys for ZooKeeper and the ensemble, as a secured zoo.cfg has them.
+        let secured = format!(
+            "ssl.keyStore.location={}\nssl.keyStore.type=PEM\n\
+             ssl.trustStore.location={}\nssl.trustStore.type=PEM\nssl.clientAuth=want\n\
+             authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+             authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+            key_store.display(),
+            trust_store.display()
+        );
+        let zk = ApacheZk::start_secured(2000, &secured, &jaas)
+            .expect("Apache ZooKeeper must be installed (scripts/test.sh installs it)");
+        let zooid = common::start(|cfg| {
+            cfg.container_check_ms = 100;
+            cfg.enforce_quota = true;
+            cfg.super_digest = Some(zooid_e2e::super_digest());
+            cfg.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
+            cfg.ssl_key_store = Some(key_store.clone());
+            cfg.ssl_trust_store = Some(trust_store.clone());
+            cfg.ssl_client_auth = "want".into();
+            cfg.sasl_jaas_file = Some(jaas.clone());
+        });
+        let cfg = format!(
+            "tickTime=2000\ncontainerCheckMs=100\nenforceQuota=true\n\
+             DigestAuthenticationProvider.superDigest={}\nclient.portUnification=true\n\
+             java.security.auth.login.config={}\n{secured}",
+            zooid_e2e::super_digest(),
+            jaas.display()
+        );
+        let members = ensemble::start_with(&dir.join("ensemble"), &cfg, 0);
+        let leader = ensemble::settled(&members, Duration::from_secs(10));
+        let follower = members[(leader + 1) % 3].client;
+        SecuredServers {
+            zk,
+            zooid,
+            _members: members,
+            follower,
+            identities: Arc::new(Identities::new(&ca)),
+            _root: root,
+        }
+    }
+
+    fn targets(&self) -> [Target; 3] {
+        let tls = |plain: SocketAddr, secure: SocketAddr| Target {
+            plain,
+            tls: Some((secure, self.identities.clone())),
+        };
+        [
+            tls(self.zk.addr, self.zk.secure_addr.unwrap()),
+            tls(self.zooid.addr, self.zooid.secure.unwrap()),
+            // The unified port takes TLS and plain connections alike.
+            tls(self.follower, self.follower),
+        ]
+    }
+}
+
 /// The servers, started by the first scenario; the lock makes scenarios take turns (each
 /// cleans the trees when done).
 type Shared = Arc<OnceLock<Mutex<Servers>>>;
+type SharedSecured = Arc<OnceLock<Mutex<SecuredServers>>>;
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
@@ -77,30 +221,62 @@ fn main() -> std::process::ExitCode {
     })];
     trials.extend(all.into_iter().map(|s| {
         let shared = shared.clone();
-        Trial::test(s.name, move || compare(&shared, &s))
+        Trial::test(s.name, move || {
+            let servers = shared.get_or_init(|| Mutex::new(Servers::start()));
+            // A scenario that panicked left the trees cleaned or not; the next one cleans
+            // first.
+            let servers = servers.lock().unwrap_or_else(|e| e.into_inner());
+            let plain = |plain| Target { plain, tls: None };
+            compare(
+                &s,
+                [
+                    plain(servers.zk.addr),
+                    plain(servers.zooid.addr),
+                    plain(servers.follower),
+                ],
+            )
+        })
+    }));
+    let secured: SharedSecured = Arc::default();
+    trials.extend(scenarios::identities().into_iter().map(|s| {
+        let secured = secured.clone();
+        Trial::test(s.name, move || {
+            let servers = secured.get_or_init(|| Mutex::new(SecuredServers::start()));
+            let servers = servers.lock().unwrap_or_else(|e| e.into_inner());
+            compare(&s, servers.targets())
+        })
     }));
     let conclusion = libtest_mimic::run(&args, trials);
     // Every trial is done and dropped: the servers stop here.
     drop(shared);
+    drop(secured);
     conclusion.exit_code()
 }
 
-/// Runs `s` on ZooKeeper, on Zooid and on an ensemble's follower, and compares.
-fn compare(shared: &Shared, s: &Scenario) -> Result<(), Failed> {
-    let servers = shared.get_or_init(|| Mutex::new(Servers::start()));
-    // A scenario that panicked left the trees cleaned or not; the next one cleans first.
-    let servers = servers.lock().unwrap_or_else(|e| e.into_inner());
-    let run = |addr: SocketAddr| {
-        clean(addr);
-        let mut c = Ctx::new(addr);
+/// Runs `s` on ZooKeeper, on Zooid and on an ensemble's follower (`targets` in that order),
+/// and compares.
+fn compare(s: &Scenario, targets: [Target; 3]) -> Result<(), Failed> {
+    let run = |t: &Target| {
+        clean(t.plain);
+        let mut c = match &t.tls {
+            None => Ctx::new(t.plain),
+            Some((secure, identities)) => {
+                let (secure, identities) = (*secure, identities.clone());
+                Ctx::with_connector(
+                    secure,
+                    Box::new(move |i| RawClient::connect_tls(secure, identities.of(i))),
+                )
+            }
+        };
         (s.run)(&mut c);
         let transcript = c.finish_transcript();
-        clean(addr);
+        clean(t.plain);
         transcript
     };
-    let expected = run(servers.zk.addr);
-    let got = run(servers.zooid.addr);
-    let on_follower = run(servers.follower);
+    let [zk, zooid, follower] = &targets;
+    let expected = run(zk);
+    let got = run(zooid);
+    let on_follower = run(follower);
     // ZOOID_DIFF_SHOW=<scenario name> prints both transcripts, matching or not.
     if std::env::var("ZOOID_DIFF_SHOW").is_ok_and(|n| n == s.name) {
         eprintln!("--- {} (ZooKeeper)\n{}", s.name, expected.join("\n"));

@@ -624,8 +624,10 @@ impl DataTree {
                 if !self.nodes.contains_key(parent) {
                     return Err(ErrorCode::NoNode);
                 }
-                let node = self.nodes.get(&path).ok_or(ErrorCode::NoNode)?;
+                // The parent's DELETE permission before the node's existence, as ZooKeeper
+                // checks them: without it, NoAuth even for a child that is not there.
                 may(&self.nodes[parent].acl, perms::DELETE)?;
+                let node = self.nodes.get(&path).ok_or(ErrorCode::NoNode)?;
                 if version != -1 && version != node.version {
                     return Err(ErrorCode::BadVersion);
                 }

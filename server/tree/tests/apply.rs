@@ -1223,23 +1223,26 @@ mod acl_checks {
     fn the_checks_come_where_zookeeper_makes_them() {
         let mut t = tree();
         let anon = [id("ip", "127.0.0.1")];
-        // A missing node or parent is NONODE before any permission is looked at...
+        // A missing parent is NONODE before any permission is looked at...
         assert_eq!(
             as_ids(&mut t, &anon, with_acl("/missing/x", Acl::open())),
             Err(ErrorCode::NoNode)
         );
+        let delete = |path: &str| TxnOp::Delete {
+            path: path.into(),
+            version: -1,
+        };
         assert_eq!(
-            as_ids(
-                &mut t,
-                &anon,
-                TxnOp::Delete {
-                    path: "/r/gone".into(),
-                    version: -1
-                }
-            ),
+            as_ids(&mut t, &anon, delete("/missing/x")),
             Err(ErrorCode::NoNode)
         );
-        // ...but the permission comes before existence, versions and children.
+        // ...but the parent's permission comes before the node's existence (a delete of a
+        // child that is not there, under a parent that refuses DELETE: NOAUTH, as ZooKeeper
+        // answers, the differential identity scenarios show), versions and children.
+        assert_eq!(
+            as_ids(&mut t, &anon, delete("/r/gone")),
+            Err(ErrorCode::NoAuth)
+        );
         assert_eq!(
             as_ids(&mut t, &anon, with_acl("/r/c", Acl::open())),
             Err(ErrorCode::NoAuth)

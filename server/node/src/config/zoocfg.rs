@@ -329,12 +329,19 @@ fn unhonored_security(key: &str, value: &str) -> Option<&'static str> {
              rustls's modern suites, not chosen by this option)",
         );
     }
-    // SASL is served (with a JAAS file): naming its provider asks for nothing more.
-    if key.starts_with("authProvider.") && value.ends_with(".SASLAuthenticationProvider") {
+    // SASL (with a JAAS file) and x509 (with TLS) are served: naming their providers, as
+    // a secured ZooKeeper's zoo.cfg does, asks for nothing more.
+    if key.starts_with("authProvider.")
+        && (value.ends_with(".SASLAuthenticationProvider")
+            || value.ends_with(".X509AuthenticationProvider"))
+    {
         return None;
     }
     if key.starts_with("authProvider.") || key == "requireClientAuthScheme" {
-        return Some("only the world, digest, ip and auth schemes are served yet");
+        return Some(
+            "only the world, digest, ip, auth, x509 and sasl schemes are served (ZooKeeper's \
+             own providers)",
+        );
     }
     None
 }
@@ -566,6 +573,13 @@ mod tests {
         }
         let cfg = parse("serverCnxnFactory=x\n", path).unwrap();
         assert_eq!(cfg.unused.len(), 1);
+        // ZooKeeper's own x509 and SASL providers, as a secured zoo.cfg names them.
+        parse(
+            "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+             authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+            path,
+        )
+        .unwrap();
         let cfg = parse("sslQuorum=false\n", path).unwrap();
         assert_eq!(cfg.flags.len(), 1);
         // What the TLS client port is served with is taken.
