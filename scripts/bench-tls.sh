@@ -9,7 +9,11 @@
 # ZooKeeper gets a 10 s warm-up run first. Prints every run, then the medians and the ratios:
 # Zooid TLS / ZooKeeper TLS, and Zooid TLS / Zooid plaintext (TLS's cost to Zooid).
 #
-# Usage: scripts/bench-tls.sh [rounds (default 3)] [extra zooctl bench flags...]
+# With PIN=1 each server runs on CPU 0 alone and the load generator on CPU 1 alone (taskset),
+# so that the load generator's own TLS work does not take the server's CPU: the servers'
+# throughput, and TLS's cost to it, as the server alone decides them.
+#
+# Usage: [PIN=1] scripts/bench-tls.sh [rounds (default 3)] [extra zooctl bench flags...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
@@ -24,6 +28,12 @@ ZD_PORT=22191
 ZD_TLS=22291
 
 source scripts/bench-common.sh
+SERVER_CPU=()
+CLIENT_CPU=()
+if [ -n "${PIN:-}" ]; then
+  SERVER_CPU=(taskset -c 0)
+  CLIENT_CPU=(taskset -c 1)
+fi
 
 # A CA, and a certificate for 127.0.0.1 for each side: chain and PKCS#8 key in one PEM.
 PKI="$WORK/pki"
@@ -61,9 +71,9 @@ CFG
 # Debian's zookeeper.jar leaves netty-resolver and netty-codec off its class path; Netty's
 # connection factory needs them.
 CP=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/netty-resolver.jar:/usr/share/java/netty-codec.jar
-java -cp "$CP" org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" >"$WORK/zk.log" 2>&1 &
+"${SERVER_CPU[@]}" java -cp "$CP" org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" >"$WORK/zk.log" 2>&1 &
 ZK_PID=$!
-target/release/zooid --client-addr 127.0.0.1:$ZD_PORT --secure-client-addr 127.0.0.1:$ZD_TLS \
+"${SERVER_CPU[@]}" target/release/zooid --client-addr 127.0.0.1:$ZD_PORT --secure-client-addr 127.0.0.1:$ZD_TLS \
   --ssl-key-store "$PKI/server.pem" --ssl-trust-store "$PKI/ca.pem" \
   --admin-enabled false --data-dir "$WORK/zooid" >/dev/null 2>&1 &
 ZD_PID=$!
@@ -85,7 +95,7 @@ ZK_NAME="ZooKeeper $(dpkg-query -W -f '${Version}' zookeeper) TLS"
 ZD_NAME="Zooid $(git describe --always --dirty) TLS"
 ZP_NAME="Zooid $(git describe --always --dirty) plaintext"
 echo "== ZooKeeper warm-up run over TLS (not recorded)"
-"$ZOOCTL" -s 127.0.0.1:$ZK_TLS "${TLS[@]}" bench --read-percent 50 --warmup 0 --duration 10 "$@" >/dev/null
+"${CLIENT_CPU[@]}" "$ZOOCTL" -s 127.0.0.1:$ZK_TLS "${TLS[@]}" bench --read-percent 50 --warmup 0 --duration 10 "$@" >/dev/null
 
 # CPU time (user + system, in clock ticks) a process has used.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -95,7 +105,7 @@ RESULTS="$WORK/results"
 run() { # port label reads round server-pid [tls...]
   local out before after ops
   before=$(cpu_ticks "$5")
-  out=$("$ZOOCTL" -s "127.0.0.1:$1" "${@:6}" bench --sessions 32 --depth 4 --value-size 1024 \
+  out=$("${CLIENT_CPU[@]}" "$ZOOCTL" -s "127.0.0.1:$1" "${@:6}" bench --sessions 32 --depth 4 --value-size 1024 \
     --read-percent "$3" --warmup 3 --duration 10 "${EXTRA[@]}")
   after=$(cpu_ticks "$5")
   ops=$(echo "$out" | awk '/^ops\/s/ {print $2}')
