@@ -58,6 +58,49 @@ pub enum Step {
     Done,
 }
 
+/// The servers the ensemble's objects list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The voting members: the PodDisruptionBudget's count, the configuration's participants.
+    pub voters: Vec<i64>,
+    /// The configuration's observers: the observers, and a member on its way in (a new pod's
+    /// configuration lists it as an observer, so that it can never start an ensemble of its
+    /// own).
+    pub non_voters: Vec<i64>,
+    /// Voters, then observers: the discovery connection string.
+    pub members: Vec<i64>,
+}
+
+/// What the objects list: the live membership, or before there is one, the spec.
+pub fn listed(d: &Desired, o: &Observed) -> Listed {
+    let (voters, observers): (Vec<i64>, Vec<i64>) = match &o.membership {
+        Some(m) => (m.voters().collect(), m.observers().collect()),
+        None => (
+            (0..d.replicas).map(|i| Set::Voters.server_id(i)).collect(),
+            (0..d.observers)
+                .map(|i| Set::Observers.server_id(i))
+                .collect(),
+        ),
+    };
+    let joining = o
+        .pending
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.kind,
+                OperationKind::AddMember | OperationKind::AddObserver
+            )
+        })
+        .map(|p| p.server_id)
+        .filter(|id| !voters.contains(id) && !observers.contains(id));
+    let non_voters = observers.iter().copied().chain(joining).collect();
+    Listed {
+        members: voters.iter().chain(&observers).copied().collect(),
+        voters,
+        non_voters,
+    }
+}
+
 /// The voters a PodDisruptionBudget may let go at once without losing the quorum: computed
 /// from the live membership, so that a drain can never take it.
 pub fn disruptions_allowed(voters: i32) -> i32 {

@@ -463,3 +463,25 @@ fn a_restarted_observer_is_waited_for_until_caught_up() {
     o.membership.as_mut().unwrap().lag.insert(101, 0);
     assert_eq!(plan(&d, &o, true), Step::Clear);
 }
+
+#[test]
+fn the_objects_list_the_live_membership_and_a_member_on_its_way_in() {
+    // Before any member reports: the spec.
+    let listed = super::listed(&with_observers(3, 1), &Observed::default());
+    assert_eq!(listed.voters, vec![1, 2, 3]);
+    assert_eq!(listed.non_voters, vec![101]);
+    assert_eq!(listed.members, vec![1, 2, 3, 101]);
+    // Live: the membership, and the member being added listed as a non-voter until it is
+    // in.
+    let mut o = running(&[1, 2, 3], &[101]);
+    o.pending = Some(Op::add(4));
+    let listed = super::listed(&with_observers(5, 2), &o);
+    assert_eq!(listed.voters, vec![1, 2, 3]);
+    assert_eq!(listed.non_voters, vec![101, 4]);
+    assert_eq!(listed.members, vec![1, 2, 3, 101]);
+    o.pending = Some(Op::add_observer(101));
+    assert_eq!(
+        super::listed(&with_observers(3, 1), &o).non_voters,
+        vec![101]
+    );
+}

@@ -194,34 +194,11 @@ async fn run(ens: &Ensemble, ctx: &Context) -> Result<Action, Error> {
     tracing::info!(ensemble = %names.ensemble, ?step, "planned");
 
     // The objects that follow the live membership (or, before there is one, the spec).
-    let (voters, observers): (Vec<i64>, Vec<i64>) = match &observed.membership {
-        Some(m) => (m.voters().collect(), m.observers().collect()),
-        None => (
-            (0..ens.spec.replicas)
-                .map(|o| Set::Voters.server_id(o))
-                .collect(),
-            (0..ens.spec.observers)
-                .map(|o| Set::Observers.server_id(o))
-                .collect(),
-        ),
-    };
-    // Observers, and a member on its way in (a new pod's configuration lists it as an
-    // observer, so that it can never start an ensemble of its own).
-    let mut non_voters = observers.clone();
-    non_voters.extend(
-        observed
-            .pending
-            .iter()
-            .filter(|p| {
-                matches!(
-                    p.kind,
-                    crate::crd::OperationKind::AddMember | crate::crd::OperationKind::AddObserver
-                )
-            })
-            .map(|p| p.server_id)
-            .filter(|id| !voters.contains(id) && !observers.contains(id)),
-    );
-    let members: Vec<i64> = voters.iter().chain(&observers).copied().collect();
+    let plan::Listed {
+        voters,
+        non_voters,
+        members,
+    } = plan::listed(&desired, &observed);
     let sets = Sets {
         ens,
         names: &names,
