@@ -21,7 +21,9 @@
 #
 # Usage: scripts/bench-scale.sh [sessions (20000)] [watchers (200)] [nodes (5000)]
 #                               [zookeeper|zooid|both (both)]
-# ZOOID=path/to/zooid runs another build of the server (an older commit's, say).
+# ZOOID=path/to/zooid runs another build of the server (an older commit's, say), ZOOCTL= another
+# build of the load generator. KEEP=1 keeps the servers' and clients' logs (the directory is
+# printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SESSIONS=${1:-20000}
@@ -31,10 +33,10 @@ ONLY=${4:-both}
 PER_PROCESS=9000
 TIMEOUT_MS=4000
 cargo build --release -q -p zooid-node -p zooid-ctl
-ZOOCTL=target/release/zooctl
+ZOOCTL=${ZOOCTL:-target/release/zooctl}
 source scripts/bench-common.sh
 WORK=$(mktemp -d)
-trap 'kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept: $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
 
 rss_kib() { # pids...: current RSS summed, KiB
   local total=0

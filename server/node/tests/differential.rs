@@ -26,6 +26,27 @@ use zooid_e2e::raw::RawClient;
 use zooid_e2e::scenarios::{self, Scenario};
 use zooid_e2e::transcript::{clean, Ctx};
 
+/// Zooid started as ZooKeeper is: quotas enforced, the tests' super user (cleanup needs it),
+/// containers looked at often.
+fn as_zookeeper(cfg: &mut zooid_node::config::Config) {
+    cfg.container_check_ms = 100;
+    cfg.enforce_quota = true;
+    cfg.super_digest = Some(zooid_e2e::super_digest());
+}
+
+/// A three-member ensemble configured as [`as_zookeeper`] says, and `extra`: its members
+/// and a follower's client address.
+fn ensemble_with(root: &std::path::Path, extra: &str) -> (Vec<Member>, SocketAddr) {
+    let cfg = format!(
+        "tickTime=2000\ncontainerCheckMs=100\nenforceQuota=true\n{}{extra}",
+        zooid_e2e::super_digest_line()
+    );
+    let members = ensemble::start_with(root, &cfg, 0);
+    let leader = ensemble::settled(&members, Duration::from_secs(10));
+    let follower = members[(leader + 1) % 3].client;
+    (members, follower)
+}
+
 /// What every scenario runs against.
 struct Servers {
     zk: ApacheZk,
@@ -40,22 +61,9 @@ impl Servers {
     fn start() -> Servers {
         let zk = ApacheZk::start(2000)
             .expect("Apache ZooKeeper must be installed (scripts/test.sh installs it)");
-        // Both as ZooKeeper is started: quotas enforced, the tests' super user (cleanup
-        // needs it).
-        let zooid = common::start(|cfg| {
-            cfg.container_check_ms = 100;
-            cfg.enforce_quota = true;
-            cfg.super_digest = Some(zooid_e2e::super_digest());
-        });
+        let zooid = common::start(as_zookeeper);
         let root = tempfile::tempdir().unwrap();
-        let cfg = format!(
-            "tickTime=2000\ncontainerCheckMs=100\nenforceQuota=true\n\
-             DigestAuthenticationProvider.superDigest={}\n",
-            zooid_e2e::super_digest()
-        );
-        let members = ensemble::start_with(root.path(), &cfg, 0);
-        let leader = ensemble::settled(&members, Duration::from_secs(10));
-        let follower = members[(leader + 1) % 3].client;
+        let (members, follower) = ensemble_with(root.path(), "");
         Servers {
             zk,
             zooid,
@@ -160,25 +168,18 @@ impl SecuredServers {
         let zk = ApacheZk::start_secured(2000, &secured, &jaas)
             .expect("Apache ZooKeeper must be installed (scripts/test.sh installs it)");
         let zooid = common::start(|cfg| {
-            cfg.container_check_ms = 100;
-            cfg.enforce_quota = true;
-            cfg.super_digest = Some(zooid_e2e::super_digest());
+            as_zookeeper(cfg);
             cfg.secure_client_addr = Some("127.0.0.1:0".parse().unwrap());
             cfg.ssl_key_store = Some(key_store.clone());
             cfg.ssl_trust_store = Some(trust_store.clone());
             cfg.ssl_client_auth = "want".into();
             cfg.sasl_jaas_file = Some(jaas.clone());
         });
-        let cfg = format!(
-            "tickTime=2000\ncontainerCheckMs=100\nenforceQuota=true\n\
-             DigestAuthenticationProvider.superDigest={}\nclient.portUnification=true\n\
-             java.security.auth.login.config={}\n{secured}",
-            zooid_e2e::super_digest(),
+        let extra = format!(
+            "client.portUnification=true\njava.security.auth.login.config={}\n{secured}",
             jaas.display()
         );
-        let members = ensemble::start_with(&dir.join("ensemble"), &cfg, 0);
-        let leader = ensemble::settled(&members, Duration::from_secs(10));
-        let follower = members[(leader + 1) % 3].client;
+        let (members, follower) = ensemble_with(&dir.join("ensemble"), &extra);
         SecuredServers {
             zk,
             zooid,
