@@ -123,7 +123,11 @@ run() { # name base start-command (given the config file)
   t0=$(now)
   while [ "$left" -gt 0 ]; do
     local n=$((left < PER_PROCESS ? left : PER_PROCESS))
-    "$ZOOCTL" -s "$cs" scale-register --sessions "$n" --timeout-ms $TIMEOUT_MS --name "p$p" \
+    # Each process connects from a loopback address of its own: tens of thousands of
+    # connections from one address to three ports leave the kernel searching its ephemeral
+    # ports at every connect (seconds of a process's CPU, stalling its sessions' pings).
+    "$ZOOCTL" -s "$cs" --source-address "127.0.1.$((p + 1))" scale-register \
+      --sessions "$n" --timeout-ms $TIMEOUT_MS --name "p$p" \
       > "$WORK/$base/reg$p.out" 2> "$WORK/$base/reg$p.err" &
     regs+=($!)
     left=$((left - n)); p=$((p + 1))
@@ -141,7 +145,7 @@ run() { # name base start-command (given the config file)
 
   echo "== $name: $WATCHERS watchers x $NODES nodes"
   local watch_out
-  watch_out=$("$ZOOCTL" -s "$cs" scale-watch --watchers "$WATCHERS" --nodes "$NODES" --within 180 2>&1 || true)
+  watch_out=$("$ZOOCTL" -s "$cs" --source-address 127.0.2.1 scale-watch --watchers "$WATCHERS" --nodes "$NODES" --within 180 2>&1 || true)
   echo "$watch_out"
   local watch_rss
   watch_rss=$(rss_kib "${pids[@]}")

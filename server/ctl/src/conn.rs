@@ -180,7 +180,7 @@ impl Conn {
         passwd: &[u8],
         last_zxid_seen: i64,
     ) -> anyhow::Result<Option<Conn>> {
-        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(server))
+        let stream = tokio::time::timeout(Duration::from_secs(10), tcp(server))
             .await
             .with_context(|| format!("connecting to {server}: timed out"))?
             .with_context(|| format!("connecting to {server}"))?;
@@ -459,4 +459,32 @@ impl AsyncWrite for Io {
             Io::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
+}
+
+/// The local address sessions connect from (`--source-address`), set once at start.
+static SOURCE: std::sync::OnceLock<std::net::IpAddr> = std::sync::OnceLock::new();
+
+/// Sessions connect from `ip` from now on.
+pub fn connect_from(ip: std::net::IpAddr) {
+    let _ = SOURCE.set(ip);
+}
+
+/// A TCP connection to `server`, from the source address if one was given.
+async fn tcp(server: &str) -> std::io::Result<TcpStream> {
+    let Some(ip) = SOURCE.get() else {
+        return TcpStream::connect(server).await;
+    };
+    let addr = tokio::net::lookup_host(server)
+        .await?
+        .find(|a| a.is_ipv4() == ip.is_ipv4())
+        .ok_or_else(|| {
+            std::io::Error::other(format!("{server} has no address of the source's family"))
+        })?;
+    let socket = if ip.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(std::net::SocketAddr::new(*ip, 0))?;
+    socket.connect(addr).await
 }

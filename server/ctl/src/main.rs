@@ -44,6 +44,12 @@ struct Cli {
     /// one (`ssl.clientAuth`); with `--tls-ca`.
     #[arg(long, env = "ZOOCTL_TLS_IDENTITY", requires = "tls_ca")]
     tls_identity: Option<std::path::PathBuf>,
+    /// The local address sessions connect from (an address of this host; the port is the
+    /// system's choice). A load generator holding tens of thousands of sessions to a few
+    /// servers spreads them over loopback addresses so that each connect finds a free port
+    /// at once.
+    #[arg(long, env = "ZOOCTL_SOURCE_ADDRESS")]
+    source_address: Option<std::net::IpAddr>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -227,6 +233,9 @@ fn main() -> std::process::ExitCode {
             eprintln!("zooctl: TLS: {e:#}");
             return std::process::ExitCode::FAILURE;
         }
+    }
+    if let Some(ip) = cli.source_address {
+        conn::connect_from(ip);
     }
     let result = match cli.command {
         Cmd::Bench(args) => bench::run(&cli.server, args),
