@@ -159,12 +159,20 @@ impl RawClient {
         timeout_ms: i32,
         last_zxid: i64,
     ) -> Result<RawClient, Refused> {
-        Self::open(addr, session_id, passwd, timeout_ms, last_zxid, false)
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: last_zxid,
+            timeout_ms,
+            session_id,
+            passwd: passwd.to_vec(),
+            read_only: Some(false),
+        };
+        Self::open(addr, &req)
     }
 
     /// Opens a new session that accepts a read-only server (`canBeReadOnly`).
     pub fn connect_read_only(addr: SocketAddr) -> Option<RawClient> {
-        Self::open(addr, 0, [0; 16], 30000, 0, true).ok()
+        Self::open(addr, &new_session(true)).ok()
     }
 
     /// Opens a new session over TLS under `config` (its client certificate, if any, is the
@@ -174,45 +182,16 @@ impl RawClient {
         config: std::sync::Arc<rustls::ClientConfig>,
     ) -> RawClient {
         let wire = Wire::tls(addr, config).unwrap_or_else(|e| panic!("TLS to {addr}: {e}"));
-        Self::handshake(wire, 0, [0; 16], 30000, 0, false).unwrap()
+        Self::handshake(wire, &new_session(false)).unwrap()
     }
 
-    fn open(
-        addr: SocketAddr,
-        session_id: i64,
-        passwd: [u8; 16],
-        timeout_ms: i32,
-        last_zxid: i64,
-        can_be_read_only: bool,
-    ) -> Result<RawClient, Refused> {
+    fn open(addr: SocketAddr, req: &ConnectRequest) -> Result<RawClient, Refused> {
         let stream = Wire::Plain(Self::try_tcp(addr).map_err(Refused::Unreachable)?);
-        Self::handshake(
-            stream,
-            session_id,
-            passwd,
-            timeout_ms,
-            last_zxid,
-            can_be_read_only,
-        )
+        Self::handshake(stream, req)
     }
 
-    /// Sends a ConnectRequest over `stream` and reads the answer.
-    fn handshake(
-        mut stream: Wire,
-        session_id: i64,
-        passwd: [u8; 16],
-        timeout_ms: i32,
-        last_zxid: i64,
-        can_be_read_only: bool,
-    ) -> Result<RawClient, Refused> {
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: last_zxid,
-            timeout_ms,
-            session_id,
-            passwd: passwd.to_vec(),
-            read_only: Some(can_be_read_only),
-        };
+    /// Sends `req` over `stream` and reads the answer.
+    fn handshake(mut stream: Wire, req: &ConnectRequest) -> Result<RawClient, Refused> {
         let mut b = BytesMut::new();
         encode_frame(&mut b, |b| req.encode(b));
         stream.write_all(&b).map_err(Refused::Unreachable)?;
@@ -343,6 +322,18 @@ impl RawClient {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
             ),
         }
+    }
+}
+
+/// A ConnectRequest for a new session (30 s timeout), accepting a read-only server or not.
+fn new_session(can_be_read_only: bool) -> ConnectRequest {
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 30000,
+        session_id: 0,
+        passwd: vec![0; 16],
+        read_only: Some(can_be_read_only),
     }
 }
 

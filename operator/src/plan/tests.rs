@@ -5,6 +5,8 @@ use super::*;
 use crate::crd::PendingOperation as Op;
 
 const REV: &str = "rev-2";
+/// The configuration version [`running`] reports.
+const VERSION: &str = "0x100000003";
 
 fn desired(replicas: i32) -> Desired {
     Desired {
@@ -47,7 +49,7 @@ fn running(voters: &[i64], observers: &[i64]) -> Observed {
             .count() as i32,
         pods: all.iter().map(|id| pod(*id, true, REV)).collect(),
         membership: Some(Membership {
-            version: "0x100000003".into(),
+            version: VERSION.into(),
             members,
             leader: Some(1),
             lag: all.iter().map(|id| (*id, 0)).collect(),
@@ -164,7 +166,7 @@ fn an_added_member_gets_its_pod_then_is_promoted_once_caught_up() {
         plan(&d, &o, true),
         Step::Join {
             server_id: 4,
-            version: "0x100000003".into()
+            version: VERSION.into()
         }
     );
     // A non-voter, far behind.
@@ -180,7 +182,7 @@ fn an_added_member_gets_its_pod_then_is_promoted_once_caught_up() {
         plan(&d, &o, true),
         Step::Promote {
             server_id: 4,
-            version: "0x100000003".into()
+            version: VERSION.into()
         }
     );
 
@@ -203,7 +205,7 @@ fn scaling_down_records_the_highest_member_then_reconfigures_it_out_first() {
         plan(&d, &o, true),
         Step::Remove {
             server_id: 5,
-            version: "0x100000003".into()
+            version: VERSION.into()
         }
     );
     // Out of the membership: only now does its pod go.
@@ -360,7 +362,7 @@ fn an_added_observer_gets_its_pod_joins_and_is_never_promoted() {
         plan(&d, &o, true),
         Step::Join {
             server_id: 101,
-            version: "0x100000003".into()
+            version: VERSION.into()
         }
     );
     let m = o.membership.as_mut().unwrap();
@@ -380,15 +382,14 @@ fn an_added_observer_gets_its_pod_joins_and_is_never_promoted() {
 #[test]
 fn an_observer_leaves_by_reconfig_then_its_pod_then_its_volume() {
     let d = with_observers(3, 1);
-    let o = running(&[1, 2, 3], &[101, 102]);
-    assert_eq!(plan(&d, &o, true), Step::Record(Op::remove_observer(102)));
     let mut o = running(&[1, 2, 3], &[101, 102]);
+    assert_eq!(plan(&d, &o, true), Step::Record(Op::remove_observer(102)));
     o.pending = Some(Op::remove_observer(102));
     assert_eq!(
         plan(&d, &o, true),
         Step::Remove {
             server_id: 102,
-            version: "0x100000003".into()
+            version: VERSION.into()
         }
     );
     o.membership.as_mut().unwrap().members.remove(&102);
