@@ -82,10 +82,20 @@ fn a_write_on_a_follower_is_one_trace_across_the_members() {
         "no span from the leader"
     );
     // The read is a trace of its own, on the follower alone; replication steps are traced too.
+    // Its span may come in a later export than the write's: waited for, not assumed.
+    let read_on_follower = |all: &[Span]| {
+        all.iter().any(|s| {
+            s.name == "zooid.request"
+                && s.attributes.get("op").map(String::as_str) == Some("getData")
+                && s.server() == follower.id as i64
+        })
+    };
+    wait_until(
+        "the read's span from the follower",
+        Duration::from_secs(20),
+        || read_on_follower(&receiver.spans()),
+    );
     let all = receiver.spans();
-    assert!(all.iter().any(|s| s.name == "zooid.request"
-        && s.attributes.get("op").map(String::as_str) == Some("getData")
-        && s.server() == follower.id as i64));
     let names: HashSet<&str> = all.iter().map(|s| s.name.as_str()).collect();
     for step in ["zooid.log.append", "zooid.replicate", "zooid.forward"] {
         assert!(names.contains(step), "no {step} span in {names:?}");
