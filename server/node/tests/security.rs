@@ -154,7 +154,7 @@ mod tls_client {
         Ok(s)
     }
 
-    fn frame(s: &mut Tls) -> Result<Vec<u8>, String> {
+    pub fn frame(s: &mut Tls) -> Result<Vec<u8>, String> {
         let mut len = [0u8; 4];
         s.read_exact(&mut len).map_err(|e| e.to_string())?;
         let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
@@ -162,11 +162,16 @@ mod tls_client {
         Ok(body)
     }
 
-    /// Sends `req` and returns the reply's error code.
-    pub fn call(s: &mut Tls, xid: i32, req: &Request) -> Result<i32, String> {
+    /// Sends `req` without waiting for its reply.
+    pub fn send(s: &mut Tls, xid: i32, req: &Request) -> Result<(), String> {
         let mut b = BytesMut::new();
         encode_request_frame(&mut b, xid, req.opcode() as i32, |b| req.encode(b));
-        s.write_all(&b).map_err(|e| e.to_string())?;
+        s.write_all(&b).map_err(|e| e.to_string())
+    }
+
+    /// Sends `req` and returns the reply's error code.
+    pub fn call(s: &mut Tls, xid: i32, req: &Request) -> Result<i32, String> {
+        send(s, xid, req)?;
         let body = frame(s)?;
         let h = ReplyHeader::decode(&mut Reader::new(&body)).map_err(|e| e.to_string())?;
         assert_eq!(h.xid, xid);
@@ -266,6 +271,50 @@ fn the_tls_port_serves_checks_client_certificates_and_reloads_its_files() {
     );
     let c = tls_client::connect(secure, &ca.pem, Some(&client_id)).unwrap();
     assert_eq!(tls_client::server_cert(&c), renewed);
+}
+
+/// Large replies over TLS reach a client that reads slowly, whole and in order: the writer
+/// hands them to TLS from the node's own buffer, a part at a time as the socket takes them,
+/// and what TLS holds when the socket is full goes out as the client reads.
+#[test]
+fn tls_replies_reach_a_client_that_reads_slowly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("zooid test CA");
+    let server = tls_server(dir.path(), &ca, |_| {});
+    let mut plain = RawClient::connect(server.addr);
+    plain.create("/large", &[7; 512 * 1024], 0).unwrap();
+    let mut s =
+        tls_client::connect(server.secure.unwrap(), &ca.pem, Some(&ca.issue("client"))).unwrap();
+    // 20 MiB of replies asked for at once: more than the sockets between us hold.
+    use std::io::Read;
+    let get = Request::GetData {
+        path: "/large".into(),
+        watch: false,
+    };
+    let asked = 40;
+    for xid in 1..=asked {
+        tls_client::send(&mut s, xid, &get).unwrap();
+    }
+    // Read slowly, 16 KiB at a time, so that the server keeps finding the socket full; every
+    // byte must come within the client's read timeout (5 s).
+    let frame = 4 + 16 + 4 + 512 * 1024 + 68;
+    let mut replies = vec![0u8; asked as usize * frame];
+    for (i, chunk) in replies.chunks_mut(16 * 1024).enumerate() {
+        s.read_exact(chunk).unwrap_or_else(|e| {
+            panic!(
+                "byte {} of {} did not come: {e}",
+                i * 16 * 1024,
+                asked as usize * frame
+            )
+        });
+        if i % 4 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    for (xid, reply) in (1..).zip(replies.chunks(frame)) {
+        let h = ReplyHeader::decode(&mut Reader::new(&reply[4..])).unwrap();
+        assert_eq!((h.xid, h.err), (xid, 0));
+    }
 }
 
 /// A TLS port whose files do not load stops the start, naming the key; a JKS store is refused

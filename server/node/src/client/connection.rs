@@ -11,7 +11,7 @@ use super::{dispatch, handshake, reconfig};
 use crate::observe::fourlw;
 use crate::observe::metrics::Limit;
 use crate::runtime::limits::Admitted;
-use crate::runtime::outbox::{self, Outbox};
+use crate::runtime::outbox::{self, Carrier, Outbox};
 use crate::runtime::Node;
 use crate::session::ConnId;
 use crate::tls;
@@ -61,7 +61,7 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, conn: ConnId, _admitted: 
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
-    if let Err(e) = run(&node, rd, wr, conn, remote, Vec::new()).await {
+    if let Err(e) = run(&node, rd, wr, Carrier::Plain, conn, remote, Vec::new()).await {
         debug!(conn, %remote, "connection ended: {e}");
     }
     node.state().unlink(conn);
@@ -96,7 +96,7 @@ pub async fn serve_tls(
         });
     }
     let (rd, wr) = tokio::io::split(stream);
-    if let Err(e) = run(&node, rd, wr, conn, remote, ids).await {
+    if let Err(e) = run(&node, rd, wr, Carrier::Tls, conn, remote, ids).await {
         debug!(conn, %remote, "TLS connection ended: {e}");
     }
     node.state().unlink(conn);
@@ -130,6 +130,7 @@ async fn run<R, W>(
     node: &Arc<Node>,
     mut rd: R,
     mut wr: W,
+    carrier: Carrier,
     conn: ConnId,
     remote: SocketAddr,
     ids: Vec<Id>,
@@ -176,6 +177,7 @@ where
         hard_limit: config.outbound_hard_limit(),
         stall_timeout: config.slow_client_timeout(),
         metrics: node.metrics.clone(),
+        carrier,
     };
     let outbox = Outbox::start(wr, remote, limits, closed.clone());
     let write_done = Arc::new(Notify::new());

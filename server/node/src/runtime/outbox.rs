@@ -13,9 +13,10 @@
 //! connection must go even when its client never reads).
 
 use crate::observe::metrics::{Limit, Metrics};
-use crate::state::reply::Reply;
+use crate::state::reply::{self, Reply};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,6 +35,31 @@ const BATCH_BUF_MAX: usize = 16 * 1024;
 
 /// Most bytes handed to the socket in one write before other tasks get to run.
 const WRITE_SLICE_BYTES: usize = 64 * 1024;
+
+/// Most buffers handed to the socket in one vectored write.
+const WRITE_SLICE_BUFFERS: usize = 64;
+
+/// What carries a connection's bytes, which decides how its writer batches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// A TCP socket: node data below [`reply::SHARED_DATA_BYTES`] is copied into the batch,
+    /// which the kernel takes in one system call.
+    Plain,
+    /// TLS: the TLS layer copies every byte once into its records as it encrypts them, so
+    /// node data is handed to it from the node's own buffer; gathering it into a batch first
+    /// would copy it twice.
+    Tls,
+}
+
+impl Carrier {
+    /// Node data at least this large is written from the node's own buffer, not copied.
+    fn min_shared(self) -> usize {
+        match self {
+            Carrier::Plain => reply::SHARED_DATA_BYTES,
+            Carrier::Tls => reply::SHARED_DATA_BYTES_TLS,
+        }
+    }
+}
 
 enum Outbound {
     Frame(Bytes),
@@ -168,6 +194,8 @@ pub struct Limits {
     pub stall_timeout: Duration,
     /// Where closes by these limits are counted.
     pub metrics: Arc<Metrics>,
+    /// What carries the bytes.
+    pub carrier: Carrier,
 }
 
 impl Outbox {
@@ -188,7 +216,7 @@ impl Outbox {
             remote,
             metrics: limits.metrics.clone(),
         });
-        tokio::spawn(write_loop(wr, shared.clone(), limits.stall_timeout, closed));
+        tokio::spawn(write_loop(wr, shared.clone(), limits, closed));
         Outbox {
             _senders: Arc::new(Senders(shared.clone())),
             shared,
@@ -264,42 +292,97 @@ enum Written {
     Stalled,
 }
 
-/// Writes `out` in slices of at most [`WRITE_SLICE_BYTES`], letting other connections run
-/// between slices: one socket write of megabytes would hold a worker thread while the kernel
-/// copies it, and every other client's reply would wait behind it (the "large multiReads" row
-/// in docs/benchmarks.md). A slice making no progress for `stall_timeout` gives up.
+/// Writes `pieces` in order, in writes of at most [`WRITE_SLICE_BYTES`], letting other
+/// connections run between them: one socket write of megabytes would hold a worker thread
+/// while the kernel copies it, and every other client's reply would wait behind it (the
+/// "large multiReads" row in docs/benchmarks.md). A write making no progress for
+/// `stall_timeout` gives up. What the writer buffers (TLS's records) is flushed at the end.
 async fn write_fairly<W: AsyncWrite + Unpin>(
     wr: &mut W,
-    out: &[u8],
+    pieces: &[Bytes],
     stall_timeout: Duration,
     kill: &Notify,
 ) -> Written {
-    let mut pos = 0;
-    while pos < out.len() {
-        let end = (pos + WRITE_SLICE_BYTES).min(out.len());
+    // The first piece not written whole, and how much of it is written.
+    let mut first = 0;
+    let mut offset = 0;
+    loop {
+        while first < pieces.len() && offset == pieces[first].len() {
+            first += 1;
+            offset = 0;
+        }
+        if first == pieces.len() {
+            break;
+        }
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICE_BUFFERS];
+        let mut count = 0;
+        let mut total = 0;
+        for (i, piece) in pieces[first..].iter().enumerate() {
+            let from = if i == 0 { offset } else { 0 };
+            let take = (piece.len() - from).min(WRITE_SLICE_BYTES - total);
+            if take == 0 {
+                continue;
+            }
+            slices[count] = IoSlice::new(&piece[from..from + take]);
+            count += 1;
+            total += take;
+            if count == WRITE_SLICE_BUFFERS || total == WRITE_SLICE_BYTES {
+                break;
+            }
+        }
+        // One buffer goes by write (send(2) on a socket), several by one vectored write.
+        let write = async {
+            if count == 1 {
+                wr.write(&slices[0]).await
+            } else {
+                wr.write_vectored(&slices[..count]).await
+            }
+        };
         let result = tokio::select! {
-            r = tokio::time::timeout(stall_timeout, wr.write(&out[pos..end])) => r,
+            r = tokio::time::timeout(stall_timeout, write) => r,
             _ = kill.notified() => return Written::Killed,
         };
-        match result {
+        let mut written = match result {
             Ok(Ok(0)) => return Written::Failed(std::io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => pos += n,
+            Ok(Ok(n)) => n,
             Ok(Err(e)) => return Written::Failed(e),
             Err(_) => return Written::Stalled,
+        };
+        while written > 0 {
+            let left = pieces[first].len() - offset;
+            if written < left {
+                offset += written;
+                break;
+            }
+            written -= left;
+            first += 1;
+            offset = 0;
         }
-        if pos < out.len() {
+        if first < pieces.len() {
             tokio::task::yield_now().await;
         }
     }
-    Written::All
+    // A TLS stream may take the last bytes into its records and keep them when the socket is
+    // full; they must reach the client now, not with the next batch (there may be none).
+    let result = tokio::select! {
+        r = tokio::time::timeout(stall_timeout, wr.flush()) => r,
+        _ = kill.notified() => return Written::Killed,
+    };
+    match result {
+        Ok(Ok(())) => Written::All,
+        Ok(Err(e)) => Written::Failed(e),
+        Err(_) => Written::Stalled,
+    }
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut wr: W,
     shared: Arc<Shared>,
-    stall_timeout: Duration,
+    limits: Limits,
     closed: Arc<Notify>,
 ) {
+    let stall_timeout = limits.stall_timeout;
+    let min_shared = limits.carrier.min_shared();
     // A batch is `pieces` (large node data, shared) followed by `out` (everything copied).
     // `out` is held only while there is something to write: an idle connection (most of a
     // service registry's sessions) keeps no buffer, and the next batch's is sized like the
@@ -332,7 +415,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     // Charged its estimate when queued; from now on its real size.
                     let estimate = r.estimate();
                     let before = out.len() + pieces.iter().map(Bytes::len).sum::<usize>();
-                    r.encode(&mut out, &mut pieces);
+                    r.encode(&mut out, &mut pieces, min_shared);
                     let actual = out.len() + pieces.iter().map(Bytes::len).sum::<usize>() - before;
                     batch += actual;
                     if actual >= estimate {
@@ -357,16 +440,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             };
         }
         if batch > 0 {
-            let mut result = Written::All;
-            for piece in pieces
-                .drain(..)
-                .chain(std::iter::once(out.split().freeze()))
-            {
-                result = write_fairly(&mut wr, &piece, stall_timeout, &shared.kill).await;
-                if !matches!(result, Written::All) {
-                    break;
-                }
-            }
+            pieces.push(out.split().freeze());
+            let result = write_fairly(&mut wr, &pieces, stall_timeout, &shared.kill).await;
+            pieces.clear();
             match result {
                 Written::All => {}
                 Written::Killed => break 'outer,
@@ -401,4 +477,70 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let _ = wr.shutdown().await;
     shared.room.notify_one();
     closed.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A writer like a TLS stream over a full socket: it takes every byte at once and keeps
+    /// them until flushed.
+    #[derive(Clone, Default)]
+    struct Holding {
+        held: Arc<Mutex<Vec<u8>>>,
+        delivered: Arc<Mutex<Vec<u8>>>,
+        flushed: Arc<Notify>,
+    }
+
+    impl AsyncWrite for Holding {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.held.lock().unwrap().extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            let held = std::mem::take(&mut *self.held.lock().unwrap());
+            self.delivered.lock().unwrap().extend_from_slice(&held);
+            self.flushed.notify_one();
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    fn limits(carrier: Carrier) -> Limits {
+        Limits {
+            budget: 1 << 20,
+            hard_limit: 2 << 20,
+            stall_timeout: Duration::from_secs(5),
+            metrics: Arc::new(Metrics::new()),
+            carrier,
+        }
+    }
+
+    /// Each batch is flushed: a reply must not wait in the writer for the next one, which may
+    /// never come (its client is waiting for this one).
+    #[tokio::test]
+    async fn every_batch_reaches_the_socket_without_a_next_one() {
+        for carrier in [Carrier::Plain, Carrier::Tls] {
+            let wire = Holding::default();
+            let remote = SocketAddr::from(([127, 0, 0, 1], 1));
+            let outbox = Outbox::start(wire.clone(), remote, limits(carrier), Arc::default());
+            outbox.send(Bytes::from_static(b"first reply"));
+            let flushed = tokio::time::timeout(Duration::from_secs(5), wire.flushed.notified());
+            assert!(
+                flushed.await.is_ok(),
+                "{carrier:?}: the reply stayed in the writer"
+            );
+            assert_eq!(&wire.delivered.lock().unwrap()[..], b"first reply");
+        }
+    }
 }

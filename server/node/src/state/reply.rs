@@ -50,6 +50,11 @@ pub struct Reply {
 /// multiReads" row in docs/benchmarks.md).
 pub const SHARED_DATA_BYTES: usize = 16 * 1024;
 
+/// The same over TLS, whose records take a copy of every byte anyway: data this large is
+/// handed to them from the node's buffer; below it, a copy costs less than keeping the
+/// buffer shared (a reference count taken and given back).
+pub const SHARED_DATA_BYTES_TLS: usize = 256;
+
 /// Bytes of a reply frame's length prefix and header.
 const HEADER: usize = 4 + 16;
 /// A Stat's encoded size.
@@ -97,8 +102,8 @@ impl Reply {
     }
 
     /// Appends the reply frame: the bytes to send are `pieces`, then `out` (node data of
-    /// [`SHARED_DATA_BYTES`] or more is sent from the node's own buffer, not copied).
-    pub fn encode(self, out: &mut BytesMut, pieces: &mut Vec<Bytes>) {
+    /// `min_shared` bytes or more is sent from the node's own buffer, not copied).
+    pub fn encode(self, out: &mut BytesMut, pieces: &mut Vec<Bytes>, min_shared: usize) {
         let response = match self.answer {
             Err(e) => Err(e),
             Ok(a) => a.into_response(),
@@ -106,7 +111,7 @@ impl Reply {
         encode_reply_spliced(
             out,
             pieces,
-            SHARED_DATA_BYTES,
+            min_shared,
             self.xid,
             self.zxid,
             response.as_ref().map_err(|e| *e),
