@@ -141,4 +141,10 @@ for reads in 100 0; do
   awk -v r=$reads -v zk="$zk" -v zd="$zd" -v zp="$zp" -v zkc="$zkc" -v zdc="$zdc" -v zpc="$zpc" 'BEGIN {
     printf "%3d%% reads: ZooKeeper TLS %.0f ops/s (%.1f us/op), Zooid TLS %.0f (%.1f us/op; %.2fx ZooKeeper), Zooid plaintext %.0f (%.1f us/op); TLS costs Zooid %.0f%% of its throughput, %.0f%% more server CPU per op\n",
       r, zk, zkc, zd, zdc, zd/zk, zp, zpc, 100 * (1 - zd/zp), 100 * (zdc/zpc - 1) }'
+  # TLS's cost in each round, Zooid's TLS run against its plaintext run of the same round
+  # (run back to back): the spread says how far to trust the medians on this machine.
+  awk -F'|' -v r=$reads -v tls="$ZD_NAME" -v plain="$ZP_NAME" '
+    $2 == r && $1 == tls { t[$4] = $3 } $2 == r && $1 == plain { p[$4] = $3 }
+    END { printf "%3d%% reads: TLS cost per round:", r
+          for (k = 1; k in t; k++) printf " %.0f%%", 100 * (1 - t[k] / p[k]); print "" }' "$RESULTS"
 done
