@@ -292,6 +292,58 @@ enum Written {
     Stalled,
 }
 
+/// How far a batch of pieces is written: the first piece not written whole, and how much of
+/// it is.
+#[derive(Default)]
+struct Progress {
+    first: usize,
+    offset: usize,
+}
+
+impl Progress {
+    /// Whether every piece is written (empty pieces need no write).
+    fn done(&mut self, pieces: &[Bytes]) -> bool {
+        while self.first < pieces.len() && self.offset == pieces[self.first].len() {
+            self.first += 1;
+            self.offset = 0;
+        }
+        self.first == pieces.len()
+    }
+
+    /// Fills `slices` with what comes next, at most [`WRITE_SLICE_BYTES`] in all; how many.
+    fn next<'a>(&self, pieces: &'a [Bytes], slices: &mut [IoSlice<'a>]) -> usize {
+        let mut count = 0;
+        let mut total = 0;
+        for (i, piece) in pieces[self.first..].iter().enumerate() {
+            if count == slices.len() || total == WRITE_SLICE_BYTES {
+                break;
+            }
+            let from = if i == 0 { self.offset } else { 0 };
+            let take = (piece.len() - from).min(WRITE_SLICE_BYTES - total);
+            if take > 0 {
+                slices[count] = IoSlice::new(&piece[from..from + take]);
+                count += 1;
+                total += take;
+            }
+        }
+        count
+    }
+
+    /// Counts `written` more bytes as written.
+    fn advance(&mut self, pieces: &[Bytes], mut written: usize) {
+        while written > 0 {
+            let left = pieces[self.first].len() - self.offset;
+            if written < left {
+                self.offset += written;
+                return;
+            }
+            written -= left;
+            self.first += 1;
+            self.offset = 0;
+        }
+    }
+}
+
 /// Writes `pieces` in order, in writes of at most [`WRITE_SLICE_BYTES`], letting other
 /// connections run between them: one socket write of megabytes would hold a worker thread
 /// while the kernel copies it, and every other client's reply would wait behind it (the
@@ -303,33 +355,10 @@ async fn write_fairly<W: AsyncWrite + Unpin>(
     stall_timeout: Duration,
     kill: &Notify,
 ) -> Written {
-    // The first piece not written whole, and how much of it is written.
-    let mut first = 0;
-    let mut offset = 0;
-    loop {
-        while first < pieces.len() && offset == pieces[first].len() {
-            first += 1;
-            offset = 0;
-        }
-        if first == pieces.len() {
-            break;
-        }
+    let mut progress = Progress::default();
+    while !progress.done(pieces) {
         let mut slices = [IoSlice::new(&[]); WRITE_SLICE_BUFFERS];
-        let mut count = 0;
-        let mut total = 0;
-        for (i, piece) in pieces[first..].iter().enumerate() {
-            let from = if i == 0 { offset } else { 0 };
-            let take = (piece.len() - from).min(WRITE_SLICE_BYTES - total);
-            if take == 0 {
-                continue;
-            }
-            slices[count] = IoSlice::new(&piece[from..from + take]);
-            count += 1;
-            total += take;
-            if count == WRITE_SLICE_BUFFERS || total == WRITE_SLICE_BYTES {
-                break;
-            }
-        }
+        let count = progress.next(pieces, &mut slices);
         // One buffer goes by write (send(2) on a socket), several by one vectored write.
         let write = async {
             if count == 1 {
@@ -342,23 +371,13 @@ async fn write_fairly<W: AsyncWrite + Unpin>(
             r = tokio::time::timeout(stall_timeout, write) => r,
             _ = kill.notified() => return Written::Killed,
         };
-        let mut written = match result {
+        match result {
             Ok(Ok(0)) => return Written::Failed(std::io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => n,
+            Ok(Ok(n)) => progress.advance(pieces, n),
             Ok(Err(e)) => return Written::Failed(e),
             Err(_) => return Written::Stalled,
-        };
-        while written > 0 {
-            let left = pieces[first].len() - offset;
-            if written < left {
-                offset += written;
-                break;
-            }
-            written -= left;
-            first += 1;
-            offset = 0;
         }
-        if first < pieces.len() {
+        if !progress.done(pieces) {
             tokio::task::yield_now().await;
         }
     }
@@ -523,6 +542,41 @@ mod tests {
             stall_timeout: Duration::from_secs(5),
             metrics: Arc::new(Metrics::new()),
             carrier,
+        }
+    }
+
+    /// Writes taking any part of what they are handed put every byte through once, in order,
+    /// each write within the slice bounds, empty pieces skipped.
+    #[test]
+    fn progress_hands_out_every_byte_once_in_order() {
+        let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let pieces: Vec<Bytes> = vec![
+            Bytes::new(),
+            Bytes::from_static(b"header"),
+            Bytes::from(big.clone()),
+            Bytes::new(),
+            Bytes::from_static(b"stat"),
+        ];
+        let expected: Vec<u8> = pieces.iter().flat_map(|p| p.to_vec()).collect();
+        // Writes take all they are handed, or parts that end inside pieces.
+        for take in [usize::MAX, 7, 1000, 65_535] {
+            let mut progress = Progress::default();
+            let mut sent = Vec::new();
+            while !progress.done(&pieces) {
+                let mut slices = [IoSlice::new(&[]); WRITE_SLICE_BUFFERS];
+                let count = progress.next(&pieces, &mut slices);
+                let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
+                assert!(count > 0 && offered <= WRITE_SLICE_BYTES, "take {take}");
+                let mut n = offered.min(take);
+                let written = n;
+                for slice in &slices[..count] {
+                    let part = n.min(slice.len());
+                    sent.extend_from_slice(&slice[..part]);
+                    n -= part;
+                }
+                progress.advance(&pieces, written);
+            }
+            assert_eq!(sent, expected, "take {take}");
         }
     }
 
