@@ -319,15 +319,13 @@ struct LogCounters {
 impl LogCounters {
     /// `None` if the server does not answer `mntr` or lacks these counters.
     async fn read(server: &str) -> Option<LogCounters> {
-        let text = tokio::time::timeout(Duration::from_secs(2), async {
-            let mut s = tokio::net::TcpStream::connect(server).await.ok()?;
-            s.write_all(b"mntr").await.ok()?;
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.ok()?;
-            Some(out)
-        })
+        let text = tokio::time::timeout(
+            Duration::from_secs(2),
+            crate::conn::four_letter(server, "mntr"),
+        )
         .await
-        .ok()??;
+        .ok()?
+        .ok()?;
         Self::parse(&text)
     }
 

@@ -5,18 +5,18 @@
 use crate::conn::{error_name, Conn, ConnectString};
 use crate::Cmd;
 use anyhow::{bail, Context};
-use std::io::{Read, Write};
+use std::io::Write;
 use zooid_proto::*;
 
 pub fn run(server: &str, auth: Option<&str>, cmd: Cmd) -> anyhow::Result<()> {
     let cs = ConnectString::parse(server)?;
-    if let Cmd::Word { word } = &cmd {
-        return four_letter_word(&cs, word);
-    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
+        if let Cmd::Word { word } = &cmd {
+            return four_letter_word(&cs, word).await;
+        }
         let mut c = Conn::connect_any(&cs.servers, 30_000).await?;
         if let Some(user_password) = auth {
             c.authenticate(user_password).await?;
@@ -311,17 +311,13 @@ async fn acl(c: &mut Conn, cs: &ConnectString, cmd: crate::AclCmd) -> anyhow::Re
 
 /// Sends `word` to every server of the connection string (each answer under its address
 /// when there are several).
-fn four_letter_word(cs: &ConnectString, word: &str) -> anyhow::Result<()> {
+async fn four_letter_word(cs: &ConnectString, word: &str) -> anyhow::Result<()> {
     if word.len() != 4 {
         bail!("a four-letter word has four letters: {word:?}");
     }
     let servers = &cs.servers;
     for server in servers {
-        let mut s = std::net::TcpStream::connect(server)
-            .with_context(|| format!("connecting to {server}"))?;
-        s.write_all(word.as_bytes())?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
+        let out = crate::conn::four_letter(server, word).await?;
         if servers.len() > 1 {
             println!("== {server}");
         }

@@ -180,28 +180,7 @@ impl Conn {
         passwd: &[u8],
         last_zxid_seen: i64,
     ) -> anyhow::Result<Option<Conn>> {
-        let stream = tokio::time::timeout(Duration::from_secs(10), tcp(server))
-            .await
-            .with_context(|| format!("connecting to {server}: timed out"))?
-            .with_context(|| format!("connecting to {server}"))?;
-        stream.set_nodelay(true)?;
-        let mut io = match crate::tls::config() {
-            None => Io::Plain(stream),
-            Some(config) => {
-                let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
-                let name = rustls::pki_types::ServerName::try_from(
-                    host.trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .to_string(),
-                )
-                .with_context(|| format!("{host} is not a host name or address"))?;
-                let tls = tokio_rustls::TlsConnector::from(config)
-                    .connect(name, stream)
-                    .await
-                    .with_context(|| format!("TLS with {server}"))?;
-                Io::Tls(Box::new(tls))
-            }
-        };
+        let mut io = Io::open(server).await?;
         let mut b = BytesMut::new();
         encode_frame(&mut b, |b| {
             ConnectRequest {
@@ -419,6 +398,53 @@ mod path_tests {
 pub enum Io {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Io {
+    /// Connects to `server` (from the source address, if one was given), inside TLS when
+    /// zooctl was given `--tls-ca`.
+    pub async fn open(server: &str) -> anyhow::Result<Io> {
+        let stream = tokio::time::timeout(Duration::from_secs(10), tcp(server))
+            .await
+            .with_context(|| format!("connecting to {server}: timed out"))?
+            .with_context(|| format!("connecting to {server}"))?;
+        stream.set_nodelay(true)?;
+        let Some(config) = crate::tls::config() else {
+            return Ok(Io::Plain(stream));
+        };
+        let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
+        let name = rustls::pki_types::ServerName::try_from(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        )
+        .with_context(|| format!("{host} is not a host name or address"))?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .with_context(|| format!("TLS with {server}"))?;
+        Ok(Io::Tls(Box::new(tls)))
+    }
+}
+
+/// Sends a four-letter word to `server` and returns its answer, inside TLS when zooctl was
+/// given `--tls-ca` (a TLS port answers them too). Bounded by 10 s.
+pub async fn four_letter(server: &str, word: &str) -> anyhow::Result<String> {
+    let ask = async {
+        let mut io = Io::open(server).await?;
+        io.write_all(word.as_bytes()).await?;
+        let mut out = Vec::new();
+        match io.read_to_end(&mut out).await {
+            Ok(_) => {}
+            // A TLS server may close without TLS's close_notify after its answer.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {server}'s answer")),
+        }
+        anyhow::Ok(String::from_utf8_lossy(&out).into_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(10), ask)
+        .await
+        .with_context(|| format!("{word} to {server}: no answer within 10 s"))?
 }
 
 impl AsyncRead for Io {

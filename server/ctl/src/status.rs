@@ -1,9 +1,7 @@
 //! `zooctl status`: each server of the connection string, as its `srvr` and `mntr` say.
 
+use crate::conn::four_letter;
 use anyhow::{bail, Context};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 /// What one server says of itself.
 struct Server {
@@ -15,17 +13,8 @@ struct Server {
     connections: String,
 }
 
-fn word(addr: &str, word: &str) -> anyhow::Result<String> {
-    let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(word.as_bytes())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
-fn ask(addr: &str) -> anyhow::Result<Server> {
-    let srvr = word(addr, "srvr")?;
+async fn ask(addr: &str) -> anyhow::Result<Server> {
+    let srvr = four_letter(addr, "srvr").await?;
     if srvr.contains("not currently serving") {
         bail!("not serving (cut off from its quorum)");
     }
@@ -40,7 +29,7 @@ fn ask(addr: &str) -> anyhow::Result<Server> {
     let zxid = field(&srvr, "Zxid:")
         .and_then(|z| i64::from_str_radix(z.trim_start_matches("0x"), 16).ok())
         .with_context(|| format!("no Zxid in its srvr: {srvr:?}"))?;
-    let mntr = word(addr, "mntr").unwrap_or_default();
+    let mntr = four_letter(addr, "mntr").await.unwrap_or_default();
     let figure = |key: &str| field(&mntr, key).unwrap_or_else(|| "-".into());
     Ok(Server {
         addr: addr.to_string(),
@@ -67,8 +56,16 @@ fn lag(newest: i64, zxid: i64, zooid: bool) -> String {
 /// Prints one line per server; fails (after printing) if any is unreachable or not serving.
 pub fn run(connect_string: &str) -> anyhow::Result<()> {
     let cs = crate::conn::ConnectString::parse(connect_string)?;
-    let answers: Vec<(String, anyhow::Result<Server>)> =
-        cs.servers.iter().map(|a| (a.clone(), ask(a))).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answers: Vec<(String, anyhow::Result<Server>)> = rt.block_on(async {
+        let mut answers = Vec::new();
+        for a in &cs.servers {
+            answers.push((a.clone(), ask(a).await));
+        }
+        answers
+    });
     let newest = answers
         .iter()
         .filter_map(|(_, s)| s.as_ref().ok().map(|s| s.zxid))

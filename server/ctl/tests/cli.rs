@@ -436,7 +436,7 @@ fn start_ensemble(rt: &tokio::runtime::Runtime, root: &std::path::Path) -> Optio
 }
 
 /// `--tls-ca` and `--tls-identity`: zooctl over a server's TLS port, showing a client
-/// certificate; without the identity the server (ssl.clientAuth=need) refuses it, and says so.
+/// certificate, its four-letter words and status too; without the identity the server (ssl.clientAuth=need) refuses it, and says so.
 #[test]
 fn commands_over_tls() {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -480,6 +480,10 @@ fn commands_over_tls() {
     };
     assert_eq!(run(&["create", "/sealed", "v"]).1, "Created /sealed\n");
     assert_eq!(run(&["get", "/sealed"]).1, "v\n");
+    // Four-letter words and status go inside TLS too.
+    assert_eq!(run(&["word", "ruok"]).1, "imok\n");
+    let (ok, out, err) = run(&["status"]);
+    assert!(ok && out.contains("standalone"), "{out}{err}");
     let (ok, _, err) = zooctl_env(&["--server", &secure, "--tls-ca", ca_arg, "ls", "/"], &[]);
     assert!(!ok, "served without a client certificate");
     assert!(err.contains("zooctl"), "{err}");
