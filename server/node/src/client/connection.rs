@@ -70,7 +70,7 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, conn: ConnId, _admitted: 
 /// Serves one TLS connection, its handshake done, as [`serve`] serves a plain one.
 pub async fn serve_tls(
     node: Arc<Node>,
-    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    stream: tokio_rustls::server::TlsStream<tls::Socket>,
     remote: SocketAddr,
     conn: ConnId,
     _admitted: Admitted,

@@ -87,7 +87,8 @@ pub async fn accept(node: Arc<Node>, listener: TcpListener, wire: Wire) {
                             let config = tls.config(&node.metrics);
                             let _ = stream.set_nodelay(true);
                             let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                            match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+                            let socket = crate::tls::Socket::new(stream);
+                            match tokio::time::timeout(wait, acceptor.accept(socket)).await {
                                 Ok(Ok(tls)) => {
                                     connection::serve_tls(node, tls, remote, conn, admitted).await
                                 }

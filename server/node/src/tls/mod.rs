@@ -6,14 +6,17 @@
 //!   of them.
 //! - `reload.rs`: a port's material, looked at again at most once a second.
 //! - `quorum.rs`: the peer port's TLS, both ways, for the consensus layer.
+//! - `socket.rs`: the TCP socket under a client connection's TLS.
 //! - `x509.rs`: a certificate's subject as ZooKeeper's `x509` scheme names it.
 
 pub mod quorum;
 pub mod reload;
+pub mod socket;
 pub mod store;
 pub mod x509;
 
 pub use reload::Reloading;
+pub use socket::Socket;
 pub use store::{valid_for, ClientAuth, Keys, TlsError, TlsFiles};
 pub use x509::x509_identity;
 
