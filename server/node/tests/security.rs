@@ -314,6 +314,11 @@ fn tls_replies_reach_a_client_that_reads_slowly() {
     for (xid, reply) in (1..).zip(replies.chunks(frame)) {
         let h = ReplyHeader::decode(&mut Reader::new(&reply[4..])).unwrap();
         assert_eq!((h.xid, h.err), (xid, 0));
+        let data = &reply[4 + 16 + 4..][..512 * 1024];
+        assert!(
+            data.iter().all(|&b| b == 7),
+            "reply {xid}'s data changed on the way"
+        );
     }
 }
 

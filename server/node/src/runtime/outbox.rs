@@ -402,13 +402,15 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 ) {
     let stall_timeout = limits.stall_timeout;
     let min_shared = limits.carrier.min_shared();
-    // A batch is `pieces` (large node data, shared) followed by `out` (everything copied).
+    // A batch is `pieces` (what was copied so far, then node data shared from the node,
+    // alternating) followed by `out` (what was copied since); `pieces_bytes` is their length.
     // `out` is held only while there is something to write: an idle connection (most of a
     // service registry's sessions) keeps no buffer, and the next batch's is sized like the
     // last one's.
     let mut out = BytesMut::new();
     let mut last_batch = BATCH_BUF_MIN;
     let mut pieces: Vec<Bytes> = Vec::new();
+    let mut pieces_bytes = 0;
     'outer: loop {
         if shared.queue.is_empty() && out.capacity() > 0 {
             out = BytesMut::new();
@@ -433,9 +435,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 Outbound::Reply(r) => {
                     // Charged its estimate when queued; from now on its real size.
                     let estimate = r.estimate();
-                    let before = out.len() + pieces.iter().map(Bytes::len).sum::<usize>();
+                    // Measured by what it added: over TLS a batch holds two pieces per reply.
+                    let before = out.len() + pieces_bytes;
+                    let had = pieces.len();
                     r.encode(&mut out, &mut pieces, min_shared);
-                    let actual = out.len() + pieces.iter().map(Bytes::len).sum::<usize>() - before;
+                    pieces_bytes += pieces[had..].iter().map(Bytes::len).sum::<usize>();
+                    let actual = out.len() + pieces_bytes - before;
                     batch += actual;
                     if actual >= estimate {
                         shared
@@ -462,6 +467,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             pieces.push(out.split().freeze());
             let result = write_fairly(&mut wr, &pieces, stall_timeout, &shared.kill).await;
             pieces.clear();
+            pieces_bytes = 0;
             match result {
                 Written::All => {}
                 Written::Killed => break 'outer,
